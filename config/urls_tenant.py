@@ -1,0 +1,14 @@
+"""URLs inside one tenant: served under ``/t/<slug>/`` and, when configured, at a tenant domain's root."""
+
+from django.urls import path
+
+from accounts.views import TenantLoginView, TenantLogoutView
+from tenants.admin_site import tenant_admin_site
+from tenants.views import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("login/", TenantLoginView.as_view(), name="login"),
+    path("logout/", TenantLogoutView.as_view(), name="logout"),
+    path("admin/", tenant_admin_site.urls),
+]

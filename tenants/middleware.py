@@ -1,0 +1,76 @@
+"""Tenant routing without per-request URLconf generation.
+
+django-tenants' ``TenantSubfolderMiddleware`` clears Django's URL resolver caches on every request and
+builds a prefixed URLconf per tenant; ``bench/routing.py`` measures what that costs. This middleware
+instead treats ``/t/<slug>`` like a WSGI script prefix: it moves the prefix from ``path_info`` to
+``SCRIPT_NAME`` and ``set_script_prefix``, so one cached tenant URLconf resolves for every tenant and
+``reverse()`` still yields ``/t/<slug>/...``. A tenant's own domain selects the same URLconf at the
+root. Anything else is the public site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponsePermanentRedirect
+from django.urls import get_script_prefix, set_script_prefix
+
+from tenants.models import Tenant
+from tenants.selectors import tenant_by_host, tenant_by_slug
+from tenants.views import tenant_unavailable
+
+PREFIX = f"/{settings.TENANT_PATH_PREFIX}/"
+
+
+def split_tenant_path(path: str) -> tuple[str, str] | None:
+    """``/t/acme/mcp`` -> ``("acme", "/mcp")``; ``/t/acme`` -> ``("acme", "")``; otherwise None."""
+    if not path.startswith(PREFIX):
+        return None
+    slug, sep, rest = path[len(PREFIX) :].partition("/")
+    return slug, sep + rest
+
+
+class TenantRoutingMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        routed = split_tenant_path(request.path_info)
+        tenant: Tenant | None
+        script_prefix = None
+        if routed is not None:
+            slug, rest = routed
+            tenant = tenant_by_slug(slug) if slug else None
+            if tenant is None:
+                return HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
+            if not rest:
+                return HttpResponsePermanentRedirect(
+                    request.get_full_path().replace(request.path, request.path + "/", 1)
+                )
+            script_prefix = request.META.get("SCRIPT_NAME", "").rstrip("/") + PREFIX + slug
+            request.path_info = rest
+            request.META["SCRIPT_NAME"] = script_prefix
+        else:
+            tenant = tenant_by_host(request.get_host().rsplit(":", 1)[0].lower())
+
+        if tenant is None:
+            connection.set_schema_to_public()
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            return self.get_response(request)
+
+        if not tenant.is_active:
+            return tenant_unavailable(request, tenant)
+
+        previous_prefix = get_script_prefix()
+        if script_prefix is not None:
+            set_script_prefix(script_prefix + "/")
+        request.tenant = tenant
+        request.urlconf = settings.ROOT_URLCONF
+        connection.set_tenant(tenant)
+        try:
+            return self.get_response(request)
+        finally:
+            connection.set_schema_to_public()
+            set_script_prefix(previous_prefix)

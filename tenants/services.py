@@ -1,0 +1,137 @@
+"""Writes on tenants, domains and memberships. Views, admin and commands call these, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.models import Domain, Membership, Tenant, validate_slug
+from tenants.signals import membership_ended, tenant_deactivated
+
+User = get_user_model()
+
+
+class TenantServiceError(Exception):
+    """A refused provisioning request; ``code`` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Outcome:
+    created: bool
+    detail: str
+
+
+def create_tenant(slug: str, *, name: str, domain: str | None = None) -> tuple[Tenant, Outcome]:
+    """Create the tenant and its schema; idempotent when called again with the same facts."""
+    try:
+        validate_slug(slug)
+    except ValidationError as exc:
+        raise TenantServiceError("invalid_slug", exc.messages[0]) from exc
+    existing = Tenant.objects.filter(schema_name=slug).first()
+    if existing is not None:
+        if existing.name != name:
+            raise TenantServiceError("duplicate", f"tenant {slug!r} already exists with the name {existing.name!r}")
+        if domain:
+            _ensure_domain(existing, domain)
+        return existing, Outcome(False, f"tenant {slug!r} already exists")
+    if domain and Domain.objects.filter(domain=domain).exists():
+        raise TenantServiceError("duplicate_domain", f"domain {domain!r} already belongs to another tenant")
+    tenant = Tenant(schema_name=slug, name=name)
+    tenant.save()  # django-tenants creates the schema and migrates it here
+    if domain:
+        _ensure_domain(tenant, domain)
+    return tenant, Outcome(True, f"tenant {slug!r} created")
+
+
+def _ensure_domain(tenant: Tenant, host: str) -> Domain:
+    host = host.strip().lower()
+    taken = Domain.objects.filter(domain=host).exclude(tenant=tenant).first()
+    if taken is not None:
+        raise TenantServiceError("duplicate_domain", f"domain {host!r} already belongs to another tenant")
+    domain, _ = Domain.objects.get_or_create(
+        tenant=tenant, domain=host, defaults={"is_primary": not tenant.domains.exists()}
+    )
+    return domain
+
+
+def get_tenant(slug: str) -> Tenant:
+    tenant = Tenant.objects.filter(schema_name=slug).first()
+    if tenant is None:
+        raise TenantServiceError("unknown_tenant", f"no tenant {slug!r}")
+    return tenant
+
+
+@transaction.atomic
+def add_user(slug: str, email: str, *, password: str | None, role: str) -> tuple[Membership, Outcome]:
+    """Create the user if missing and give them an active membership with ``role``."""
+    tenant = get_tenant(slug)
+    if role not in Membership.Role.values:
+        raise TenantServiceError("invalid_role", f"role must be one of {', '.join(Membership.Role.values)}")
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise TenantServiceError("invalid_email", f"{email!r} is not an email address") from exc
+    user = User.objects.filter(email=email).first()
+    created_user = user is None
+    if created_user:
+        if not password:
+            raise TenantServiceError("password_required", "a new user needs --password")
+        user = User.objects.create_user(email=email, password=password)
+    elif password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        user=user, tenant=tenant, defaults={"role": role}
+    )
+    if not created and (not membership.is_active or membership.role != role):
+        membership.is_active = True
+        membership.ended_at = None
+        membership.role = role
+        membership.save(update_fields=["is_active", "ended_at", "role", "updated_at"])
+        return membership, Outcome(True, f"{email} is again a {role} of {slug}")
+    if created:
+        return membership, Outcome(True, f"{email} added to {slug} as {role}")
+    return membership, Outcome(False, f"{email} is already a {role} of {slug}")
+
+
+def remove_user(slug: str, email: str) -> tuple[Membership, Outcome]:
+    """End the membership; receivers of ``membership_ended`` revoke what the user held in the tenant."""
+    tenant = get_tenant(slug)
+    email = email.strip().lower()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        raise TenantServiceError("unknown_user", f"no user {email!r}")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(user=user, tenant=tenant).first()
+        if membership is None:
+            raise TenantServiceError("not_a_member", f"{email} is not a member of {slug}")
+        if not membership.is_active:
+            return membership, Outcome(False, f"{email}'s membership of {slug} had already ended")
+        membership.is_active = False
+        membership.ended_at = timezone.now()
+        membership.save(update_fields=["is_active", "ended_at", "updated_at"])
+        transaction.on_commit(
+            lambda: membership_ended.send(sender=Membership, tenant=tenant, user=user, membership=membership)
+        )
+    return membership, Outcome(True, f"{email}'s membership of {slug} ended")
+
+
+def deactivate_tenant(slug: str) -> tuple[Tenant, Outcome]:
+    tenant = get_tenant(slug)
+    if not tenant.is_active:
+        return tenant, Outcome(False, f"tenant {slug!r} was already deactivated")
+    tenant.is_active = False
+    tenant.deactivated_at = timezone.now()
+    tenant.save(update_fields=["is_active", "deactivated_at"])
+    tenant_deactivated.send(sender=Tenant, tenant=tenant)
+    return tenant, Outcome(True, f"tenant {slug!r} deactivated")

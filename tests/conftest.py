@@ -1,0 +1,78 @@
+"""Shared fixtures: one test database, the tenants created once per session, a live server thread.
+
+Tenant schemas are created once (creating a schema runs every tenant migration, seconds each); each
+test then runs in a transaction that is rolled back (``db``), or, for tests that drive the live
+server over HTTP, against committed rows that are unique to the test (``live``).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.db import connections
+from django_tenants.utils import schema_context
+
+TEST_TENANTS = {"acme": "Acme Corp", "globex": "Globex Corporation"}
+PASSWORD = "correct-horse-battery-staple"  # test-only
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    from crm.seed import seed_contacts
+    from tenants.services import add_user, create_tenant
+
+    with django_db_blocker.unblock():
+        for slug, name in TEST_TENANTS.items():
+            create_tenant(slug, name=name)
+            add_user(slug, f"admin@{slug}.test", password=PASSWORD, role="admin")
+            add_user(slug, f"member@{slug}.test", password=PASSWORD, role="member")
+            with schema_context(slug):
+                seed_contacts(slug)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@dataclass
+class LiveServer:
+    url: str
+
+    def tenant_url(self, slug: str, path: str = "") -> str:
+        return f"{self.url}/t/{slug}/{path.lstrip('/')}"
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:
+    """A real HTTP server on loopback (Django's threaded WSGI server) over the test database."""
+    from django.core.wsgi import get_wsgi_application
+
+    django_db_blocker.unblock()
+    server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=False)
+    server.set_app(get_wsgi_application())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        django_db_blocker.restore()
+
+
+@pytest.fixture
+def live(live_server_url: LiveServer) -> LiveServer:
+    """Committed-database access for tests that talk to the live server; leaves no open transaction."""
+    yield live_server_url
+    connections.close_all()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,117 @@
+"""The run command (``make run``): database, migrations, demo data, then web + Celery worker + beat.
+
+Uses ``DATABASE_URL``/``REDIS_URL`` when set; otherwise an embedded PostgreSQL under var/pgdata and
+Celery's filesystem broker under var/. Ctrl-C stops every child process (and the embedded database).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)
+
+from config.dev_secrets import ensure_dev_env  # noqa: E402
+from config.embedded_db import embedded_database_url, stop_embedded_database  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def main() -> int:
+    for key, value in ensure_dev_env().items():
+        os.environ.setdefault(key, value)
+    embedded = not os.environ.get("DATABASE_URL")
+    if embedded:
+        os.environ["DATABASE_URL"] = embedded_database_url()
+    port = os.environ.setdefault("PORT", "8000")
+    host = os.environ.get("HOST", "127.0.0.1")
+    base = os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    started = time.monotonic()
+
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate_schemas", "--executor", "standard", "-v", "0"], check=True)
+    subprocess.run([*manage, "bootstrap_demo"], check=True)
+
+    children = [
+        subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                f"{host}:{port}",
+                "--workers",
+                os.environ.get("WEB_CONCURRENCY", "2"),
+                "--access-logfile",
+                "-",
+            ]
+        ),
+        subprocess.Popen([str(BIN / "celery"), "-A", "config", "worker", "-l", "info", "--concurrency", "2"]),
+        subprocess.Popen([str(BIN / "celery"), "-A", "config", "beat", "-l", "info"]),
+    ]
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded:
+            stop_embedded_database()
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # installed explicitly: a shell starts background jobs with SIGINT ignored
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/t/acme/healthz", children)
+        print(
+            f"\nPlatform up in {time.monotonic() - started:.1f}s\n"
+            f"  platform admin     {base}/admin/   (create a superuser: .venv/bin/python manage.py createsuperuser)\n"
+            f"  acme health        {base}/t/acme/healthz\n"
+            f"  acme MCP endpoint  {base}/t/acme/mcp\n"
+            f"  acme tenant admin  {base}/t/acme/admin/\n"
+            f"  globex             {base}/t/globex/\n"
+            f"  demo passwords     var/dev.env (DEMO_ADMIN_PASSWORD, DEMO_MEMBER_PASSWORD)\n"
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a child process exited; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+
+
+def _wait_healthy(url: str, children: list[subprocess.Popen], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise SystemExit("a child process exited during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not become healthy in {timeout:.0f}s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The test command (``make test``): browser for the consent-page tests, database, then pytest.
+
+``DATABASE_URL`` when set (pytest-django creates ``test_<name>`` beside it), the embedded PostgreSQL
+otherwise. Redis is used for the Celery tests when ``REDIS_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)
+
+from config.dev_secrets import ensure_dev_env  # noqa: E402
+from config.embedded_db import embedded_database_url  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> None:
+    if Path(CHROMIUM).exists() or os.environ.get("SKIP_BROWSER_INSTALL"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("installing Debian's chromium for the consent-page browser tests", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+    else:
+        print(f"{CHROMIUM} is missing and cannot be installed here; browser tests will fail", flush=True)
+
+
+def main() -> int:
+    ensure_chromium()
+    for key, value in ensure_dev_env().items():
+        os.environ.setdefault(key, value)
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = embedded_database_url()
+    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

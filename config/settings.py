@@ -57,6 +57,8 @@ TENANT_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "config.apps.PlatformAdminConfig",
+    "oauth2_provider",
+    "oauth",
     "crm",
     "connectors",
 ]
@@ -171,3 +173,79 @@ REST_FRAMEWORK = {
 }
 
 LOGIN_URL = "login"
+
+# --- cache (rate limits, CIMD fetch back-off) -------------------------------------------------------
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+         "KEY_FUNCTION": "django_tenants.cache.make_key", "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+              "KEY_FUNCTION": "django_tenants.cache.make_key", "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key"}
+    )
+}
+
+# --- CORS: browser-based MCP clients discover, register and exchange tokens cross-origin ------------
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+CORS_URLS_REGEX = r"^/(\.well-known/.*|token/|register/|revoke_token/)$"
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "mcp-protocol-version")
+
+# --- OAuth authorization server (django-oauth-toolkit, per tenant) ---------------------------------
+from oauth.lifetimes import access_token_expires_in  # noqa: E402
+from oauth.scopes import BASE_SCOPES, SCOPES  # noqa: E402
+
+OAUTH_ACCESS_TOKEN_SECONDS = env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=900)  # per-tenant override on Tenant
+OAUTH_REFRESH_TOKEN_IDLE_SECONDS = env.int("OAUTH_REFRESH_TOKEN_IDLE_SECONDS", default=14 * 86400)
+OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS = env.int("OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS", default=90 * 86400)
+OAUTH_REFRESH_GRACE_SECONDS = env.int("OAUTH_REFRESH_GRACE_SECONDS", default=30)
+OAUTH_DCR_CLIENT_IDLE_SECONDS = env.int("OAUTH_DCR_CLIENT_IDLE_SECONDS", default=30 * 86400)
+OAUTH_DCR_RATE_LIMIT = (env.int("OAUTH_DCR_RATE_LIMIT", default=30), 3600)  # registrations per address per hour
+OAUTH_CIMD_TEST_LOOPBACK_ORIGINS: dict[str, str] = {}  # tests only; refused in production below
+
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "oauth.validators.TenantOAuth2Validator",
+    "OAUTH2_BACKEND_CLASS": "oauth.backends.TenantOAuthLibCore",
+    "SCOPES": {name: scope.description for name, scope in SCOPES.items()},
+    "DEFAULT_SCOPES": list(BASE_SCOPES),
+    "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH_ACCESS_TOKEN_SECONDS,
+    "EXTRA_SERVER_KWARGS": {"token_expires_in": access_token_expires_in},
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    # refresh tokens: rotated on every use, reuse revokes the family, idle timeout (counted from the
+    # last access token's expiry) and absolute lifetime (oauth.validators)
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": OAUTH_REFRESH_TOKEN_IDLE_SECONDS,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": OAUTH_REFRESH_GRACE_SECONDS,
+    # RFC 9700 gates
+    "PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],  # http only on loopback: oauth.views.registration
+    "ALLOW_URI_WILDCARDS": False,
+    "REQUEST_APPROVAL_PROMPT": "force",  # the platform's own consent memory decides (oauth.views.authorize)
+    # clients: dynamic registration (anonymous, under policy) and Client ID Metadata Documents
+    "DCR_ENABLED": True,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    "DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS": 30 * 86400,
+    "CIMD_ENABLED": True,
+    "CIMD_METADATA_FETCHER": "oauth.cimd.PlatformMetadataFetcher",
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_basic", "client_secret_post"],
+    "OIDC_ENABLED": False,
+}
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+# E001 refuses DOT's grace period with hashed storage because DOT's grace hands back the stored
+# cleartext pair. The platform's grace mints a fresh pair instead (oauth.validators), so both hold.
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.E001"]

@@ -3,9 +3,14 @@
 from django.contrib import admin
 from django.urls import path
 
+from oauth.views.public import resource_metadata, server_metadata
 from tenants.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path(".well-known/oauth-authorization-server/t/<slug:slug>", server_metadata),
+    path(".well-known/openid-configuration/t/<slug:slug>", server_metadata),
+    path(".well-known/oauth-protected-resource/t/<slug:slug>/mcp", resource_metadata),
+    path(".well-known/oauth-protected-resource/t/<slug:slug>", resource_metadata),
 ]

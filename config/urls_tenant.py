@@ -1,6 +1,6 @@
 """URLs inside one tenant: served under ``/t/<slug>/`` and, when configured, at a tenant domain's root."""
 
-from django.urls import path
+from django.urls import include, path
 
 from accounts.views import TenantLoginView, TenantLogoutView
 from tenants.admin_site import tenant_admin_site
@@ -11,4 +11,5 @@ urlpatterns = [
     path("login/", TenantLoginView.as_view(), name="login"),
     path("logout/", TenantLogoutView.as_view(), name="logout"),
     path("admin/", tenant_admin_site.urls),
+    path("", include("oauth.urls")),
 ]

@@ -15,21 +15,11 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponsePermanentRedirect
-from django.urls import get_script_prefix, set_script_prefix
 
 from tenants.models import Tenant
+from tenants.routing import inside_tenant, split_tenant_path, tenant_path_prefix
 from tenants.selectors import tenant_by_host, tenant_by_slug
 from tenants.views import tenant_unavailable
-
-PREFIX = f"/{settings.TENANT_PATH_PREFIX}/"
-
-
-def split_tenant_path(path: str) -> tuple[str, str] | None:
-    """``/t/acme/mcp`` -> ``("acme", "/mcp")``; ``/t/acme`` -> ``("acme", "")``; otherwise None."""
-    if not path.startswith(PREFIX):
-        return None
-    slug, sep, rest = path[len(PREFIX) :].partition("/")
-    return slug, sep + rest
 
 
 class TenantRoutingMiddleware:
@@ -46,10 +36,9 @@ class TenantRoutingMiddleware:
             if tenant is None:
                 return HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
             if not rest:
-                return HttpResponsePermanentRedirect(
-                    request.get_full_path().replace(request.path, request.path + "/", 1)
-                )
-            script_prefix = request.META.get("SCRIPT_NAME", "").rstrip("/") + PREFIX + slug
+                location = request.get_full_path().replace(request.path, request.path + "/", 1)
+                return HttpResponsePermanentRedirect(location)
+            script_prefix = request.META.get("SCRIPT_NAME", "").rstrip("/") + tenant_path_prefix(slug)
             request.path_info = rest
             request.META["SCRIPT_NAME"] = script_prefix
         else:
@@ -59,18 +48,7 @@ class TenantRoutingMiddleware:
             connection.set_schema_to_public()
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             return self.get_response(request)
-
         if not tenant.is_active:
             return tenant_unavailable(request, tenant)
-
-        previous_prefix = get_script_prefix()
-        if script_prefix is not None:
-            set_script_prefix(script_prefix + "/")
-        request.tenant = tenant
-        request.urlconf = settings.ROOT_URLCONF
-        connection.set_tenant(tenant)
-        try:
+        with inside_tenant(request, tenant, script_prefix):
             return self.get_response(request)
-        finally:
-            connection.set_schema_to_public()
-            set_script_prefix(previous_prefix)

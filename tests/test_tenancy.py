@@ -11,7 +11,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from crm.models import Contact
-from tenants.middleware import split_tenant_path
+from tenants.routing import split_tenant_path
 from tenants.models import Membership, Tenant
 from tests.conftest import PASSWORD
 

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from django.http import HttpRequest
+from oauth2_provider.oauth2_backends import OAuthLibCore
+
+from oauth.issuer import mcp_resource
+
+# The RFC 8707 resources a token issued by the current request may name: this tenant's MCP endpoint,
+# as seen from the host the client used. Set by the backend, read by the validator.
+allowed_resources: ContextVar[tuple[str, ...]] = ContextVar("allowed_resources", default=())
+
+
+class TenantOAuthLibCore(OAuthLibCore):
+    def create_token_response(self, request: HttpRequest):
+        token = allowed_resources.set((mcp_resource(request),))
+        try:
+            return super().create_token_response(request)
+        finally:
+            allowed_resources.reset(token)

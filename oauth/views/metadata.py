@@ -1,0 +1,67 @@
+"""RFC 8414 authorization-server and RFC 9728 protected-resource metadata, per tenant.
+
+DOT's views build the documents; the platform pins the issuer and resource to the tenant's canonical
+URLs (DOT derives them from the request path, which differs between the well-known forms) and adds the
+fields MCP clients look for.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from oauth2_provider.views.metadata import OAuthProtectedResourceMetadataView, OAuthServerMetadataView
+
+from oauth.issuer import issuer, mcp_resource
+from oauth.scopes import BASE_SCOPES, SCOPES
+
+METADATA_MAX_AGE = 300
+
+
+def _json(data: dict) -> JsonResponse:
+    response = JsonResponse(data)
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cache-Control"] = f"public, max-age={METADATA_MAX_AGE}"
+    return response
+
+
+class TenantServerMetadataView(OAuthServerMetadataView):
+    """Served at the RFC 8414 path-inserted form, under the tenant prefix, and at the OpenID
+    configuration locations MCP clients also probe (same facts in each)."""
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> JsonResponse:
+        data = json.loads(super().get(request, *args, **kwargs).content)
+        data["issuer"] = issuer(request)
+        data["scopes_supported"] = sorted(SCOPES)
+        data["code_challenge_methods_supported"] = ["S256"]
+        data["response_types_supported"] = ["code"]
+        data["grant_types_supported"] = ["authorization_code", "refresh_token"]
+        data["response_modes_supported"] = ["query"]
+        data["token_endpoint_auth_methods_supported"] = ["none", "client_secret_basic", "client_secret_post"]
+        data["revocation_endpoint_auth_methods_supported"] = data["token_endpoint_auth_methods_supported"]
+        # introspection is for confidential clients only
+        data["introspection_endpoint_auth_methods_supported"] = ["client_secret_basic", "client_secret_post"]
+        data["authorization_response_iss_parameter_supported"] = True
+        data["client_id_metadata_document_supported"] = True
+        data["resource_indicators_supported"] = True
+        return _json(data)
+
+
+class TenantResourceMetadataView(OAuthProtectedResourceMetadataView):
+    def get_resource(self, request: HttpRequest) -> str:
+        return mcp_resource(request)
+
+    def get_authorization_servers(self, request: HttpRequest) -> list[str]:
+        return [issuer(request)]
+
+    def get_scopes_supported(self) -> list[str]:
+        return list(BASE_SCOPES)
+
+    def get_resource_name(self) -> str | None:
+        tenant = getattr(self.request, "tenant", None)
+        return f"{tenant.name} MCP server" if tenant else None
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> JsonResponse:
+        data = json.loads(super().get(request, *args, **kwargs).content)
+        data["bearer_methods_supported"] = ["header"]
+        return _json(data)

@@ -1,0 +1,402 @@
+"""The per-tenant authorization server over real HTTP (live server on loopback)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.oauth_flow import (
+    Browser,
+    Tenant,
+    authorize_url,
+    exchange,
+    obtain_tokens,
+    pkce_pair,
+    redirect_params,
+    refresh,
+    register,
+)
+
+
+@pytest.fixture
+def acme(live) -> Tenant:
+    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+
+
+@pytest.fixture
+def globex(live) -> Tenant:
+    return Tenant(live.tenant_url("globex").rstrip("/"), "globex")
+
+
+def test_metadata_documents_in_every_form(live, acme):
+    host = live.url
+    expected_issuer = f"{host}/t/acme"
+    for url in (
+        f"{host}/.well-known/oauth-authorization-server/t/acme",
+        f"{host}/.well-known/openid-configuration/t/acme",
+        f"{host}/t/acme/.well-known/openid-configuration",
+        f"{host}/t/acme/.well-known/oauth-authorization-server",
+    ):
+        response = httpx.get(url, headers={"Origin": "https://chat.example"})
+        assert response.status_code == 200, url
+        doc = response.json()
+        assert doc["issuer"] == expected_issuer, url
+        assert doc["authorization_endpoint"] == f"{expected_issuer}/authorize/"
+        assert doc["token_endpoint"] == f"{expected_issuer}/token/"
+        assert doc["registration_endpoint"] == f"{expected_issuer}/register/"
+        assert doc["code_challenge_methods_supported"] == ["S256"]
+        assert doc["client_id_metadata_document_supported"] is True
+        assert doc["authorization_response_iss_parameter_supported"] is True
+        assert "crm.read" in doc["scopes_supported"]
+        assert "implicit" not in doc["grant_types_supported"] and "password" not in doc["grant_types_supported"]
+        assert response.headers["access-control-allow-origin"] == "*"
+
+    for url in (
+        f"{host}/.well-known/oauth-protected-resource/t/acme/mcp",
+        f"{host}/t/acme/.well-known/oauth-protected-resource/mcp",
+    ):
+        doc = httpx.get(url).json()
+        assert doc["resource"] == f"{host}/t/acme/mcp", url
+        assert doc["authorization_servers"] == [expected_issuer]
+        assert doc["scopes_supported"] == ["crm.read", "tenant.read"]
+
+    assert httpx.get(f"{host}/.well-known/oauth-authorization-server/t/nosuch").status_code == 404
+
+
+def test_full_code_flow_with_iss_and_hashed_storage(live, acme):
+    client = register(acme)
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    verifier, challenge = pkce_pair()
+    params = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))
+    assert params["iss"] == f"{live.url}/t/acme"
+    assert params["state"] == "st"
+    response = exchange(client, params["code"], verifier)
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    assert tokens["expires_in"] == 900 and tokens["scope"] == "crm.read" and tokens["refresh_token"]
+
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    with schema_context("acme"), connection.cursor() as cursor:
+        cursor.execute("SELECT token, resource FROM oauth2_provider_accesstoken WHERE token_checksum = "
+                       "encode(sha256(%s::bytea), 'hex')", [tokens["access_token"]])
+        stored, resource = cursor.fetchone()
+        assert stored == ""  # hashed storage: no cleartext
+        assert json.loads(resource) == [f"{live.url}/t/acme/mcp"]  # audience defaulted to the tenant's MCP resource
+        cursor.execute("SELECT count(*) FROM oauth2_provider_accesstoken WHERE token = %s", [tokens["access_token"]])
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT count(*) FROM oauth2_provider_refreshtoken WHERE token = %s", [tokens["refresh_token"]])
+        assert cursor.fetchone()[0] == 0
+
+
+def _tokens_for(acme: Tenant, email: str = "member@acme.test", scope: str = "crm.read", **reg):
+    client = register(acme, **reg)
+    browser = Browser(acme, email)
+    browser.login()
+    return client, browser, obtain_tokens(browser, client, scope=scope)
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(acme):
+    client, _, first = _tokens_for(acme)
+    second = refresh(client, first["refresh_token"])
+    assert second.status_code == 200, second.text
+    second = second.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    # the successor is used (so the first token is no longer within a lost-response situation) ...
+    third = refresh(client, second["refresh_token"])
+    assert third.status_code == 200
+    third = third.json()
+    # ... then the first one is replayed: that is reuse, and the whole family dies
+    replay = refresh(client, first["refresh_token"])
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert refresh(client, third["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_lost_response_grace_works_once_and_only_once(acme):
+    client, _, first = _tokens_for(acme)
+    lost = refresh(client, first["refresh_token"]).json()  # the client never receives this response
+    retry = refresh(client, first["refresh_token"])
+    assert retry.status_code == 200, retry.text
+    retry = retry.json()
+    # a fresh pair in the same family, not the lost one
+    assert retry["refresh_token"] not in (lost["refresh_token"], first["refresh_token"])
+    assert retry["access_token"] != lost["access_token"]
+    # the unused successor was revoked: presenting it is reuse and kills the family ...
+    # (checked on a second family below, so this one can prove "once only" first)
+    again = refresh(client, first["refresh_token"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    # a second grace retry is reuse: the family, including the pair from the first retry, is revoked
+    assert refresh(client, retry["refresh_token"]).json()["error"] == "invalid_grant"
+
+    client2, _, first2 = _tokens_for(acme)
+    lost2 = refresh(client2, first2["refresh_token"]).json()
+    retry2 = refresh(client2, first2["refresh_token"]).json()
+    dead = refresh(client2, lost2["refresh_token"])
+    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
+    assert refresh(client2, retry2["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_grace_window_expires(acme, settings):
+    from oauth2_provider.settings import oauth2_settings
+
+    client, _, first = _tokens_for(acme)
+    refresh(client, first["refresh_token"])
+    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
+    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = 0
+    try:
+        late = refresh(client, first["refresh_token"])
+    finally:
+        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+
+
+def test_authorization_code_replay_revokes_issued_tokens(acme):
+    client = register(acme)
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    verifier, challenge = pkce_pair()
+    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    tokens = exchange(client, code, verifier).json()
+    replay = exchange(client, code, verifier)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    # the tokens minted from that code are gone
+    assert refresh(client, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    from django_tenants.utils import schema_context
+    from oauth2_provider.models import AccessToken
+
+    from oauth.validators import checksum
+
+    with schema_context("acme"):
+        assert not AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+        ({"scope": "crm.read no.such.scope"}, "invalid_scope"),
+        ({"response_type": "token"}, "unauthorized_client"),
+        ({"resource": "https://elsewhere.example/mcp"}, "invalid_target"),
+    ],
+)
+def test_bad_authorization_requests_get_the_right_error(acme, change, error):
+    client = register(acme)
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    _, challenge = pkce_pair()
+    url = authorize_url(client, scope=change.pop("scope", "crm.read"), challenge=challenge)
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    base, query = url.split("?")
+    params = dict(parse_qsl(query))
+    for key, value in change.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    response = browser.authorize(base + "?" + urlencode(params))
+    result = redirect_params(response)
+    assert result["error"] == error, result
+    assert result["state"] == "st" and result["iss"].endswith("/t/acme")
+
+
+def test_redirect_uri_mismatch_is_refused_without_redirecting(acme):
+    client = register(acme)
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    _, challenge = pkce_pair()
+    url = authorize_url(client, scope="crm.read", challenge=challenge).replace(
+        "127.0.0.1%3A9%2Fcallback", "127.0.0.1%3A9%2Fother"
+    )
+    response = browser.authorize(url)
+    assert response.status_code == 400
+    assert "invalid_request" in response.text or "Mismatching redirect URI" in response.text
+    # and at the token endpoint the redirect_uri must match the one authorized
+    verifier, challenge = pkce_pair()
+    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    mismatch = exchange(client, code, verifier, redirect_uri="http://127.0.0.1:9/other")
+    assert mismatch.status_code in (400, 401) and mismatch.json()["error"] in ("invalid_request", "invalid_grant")
+
+
+def test_wrong_pkce_verifier_is_refused(acme):
+    client = register(acme)
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    _, challenge = pkce_pair()
+    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    other_verifier, _ = pkce_pair()
+    response = exchange(client, code, other_verifier)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_token_request_for_another_resource_is_refused(acme):
+    client = register(acme)
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    verifier, challenge = pkce_pair()
+    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    response = exchange(client, code, verifier, resource="https://elsewhere.example/mcp")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_target"
+
+
+def test_deny_returns_access_denied(acme):
+    client = register(acme)
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    _, challenge = pkce_pair()
+    result = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge), allow=False))
+    assert result["error"] == "access_denied" and result["iss"].endswith("/t/acme")
+
+
+def test_only_members_can_authorize(acme):
+    client = register(acme)
+    outsider = Browser(acme, "member@globex.test")
+    page = outsider.http.get(acme.url("login/"))
+    from tests.oauth_flow import hidden_inputs
+
+    token = hidden_inputs(page.text)["csrfmiddlewaretoken"]
+    response = outsider.http.post(
+        acme.url("login/"),
+        data={"csrfmiddlewaretoken": token, "username": "member@globex.test", "password": "correct-horse-battery-staple"},
+        headers={"Referer": acme.url("login/")},
+    )
+    assert response.status_code == 200 and "not a member of this tenant" in response.text
+    _, challenge = pkce_pair()
+    redirect = outsider.authorize(authorize_url(client, scope="crm.read", challenge=challenge))
+    assert redirect.status_code == 302 and "/t/acme/login/" in redirect.headers["location"]
+
+
+def test_login_next_is_not_an_open_redirect(acme):
+    browser = Browser(acme, "member@acme.test")
+    page = browser.http.get(acme.url("login/") + "?next=https://evil.example/steal")
+    from tests.oauth_flow import hidden_inputs
+
+    form = hidden_inputs(page.text)
+    response = browser.http.post(
+        acme.url("login/") + "?next=https://evil.example/steal",
+        data={**form, "username": "member@acme.test", "password": "correct-horse-battery-staple"},
+        headers={"Referer": acme.url("login/")},
+    )
+    assert response.status_code == 302 and "evil.example" not in response.headers["location"]
+
+
+def test_consent_is_remembered_and_step_up_marks_new_scopes(acme):
+    client = register(acme)
+    browser = Browser(acme, "admin@acme.test")
+    browser.login()
+    obtain_tokens(browser, client, scope="crm.read")
+    _, challenge = pkce_pair()
+    # same scopes again: no page, straight back with a code
+    again = browser.http.get(authorize_url(client, scope="crm.read", challenge=challenge))
+    assert again.status_code == 302 and "code=" in again.headers["location"]
+    # step-up: the page shows, crm.write marked new, crm.read not
+    page = browser.http.get(authorize_url(client, scope="crm.read crm.write", challenge=challenge))
+    assert page.status_code == 200
+    assert 'data-scope="crm.write"><code>crm.write</code>' in page.text
+    write_item = page.text.split('data-scope="crm.write"')[1].split("</li>")[0]
+    read_item = page.text.split('data-scope="crm.read"')[1].split("</li>")[0]
+    assert 'class="new"' in write_item and 'class="new"' not in read_item
+    assert "Grant additional access" in page.text
+    assert "127.0.0.1:9" in page.text and "Test MCP client" in page.text
+
+
+def test_revocation_and_introspection(acme):
+    client, _, tokens = _tokens_for(acme)
+    confidential = register(acme, token_endpoint_auth_method="client_secret_basic")
+    # a public client may not introspect
+    denied = httpx.post(acme.url("introspect/"), data={"token": tokens["access_token"], "client_id": client.client_id})
+    assert denied.status_code == 401
+    introspected = httpx.post(
+        acme.url("introspect/"), data={"token": tokens["access_token"]},
+        auth=(confidential.client_id, confidential.client_secret),
+    )
+    assert introspected.status_code == 200 and introspected.json()["active"] is True
+    assert introspected.json()["scope"] == "crm.read"
+    revoked = httpx.post(acme.url("revoke_token/"), data={"token": tokens["access_token"], "client_id": client.client_id})
+    assert revoked.status_code == 200
+    after = httpx.post(
+        acme.url("introspect/"), data={"token": tokens["access_token"]},
+        auth=(confidential.client_id, confidential.client_secret),
+    )
+    assert after.json()["active"] is False
+
+
+# --- registration policy -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ({"redirect_uris": ["http://evil.example/cb"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["https://app.example/cb#frag"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["https://*.example/cb"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["http://127.0.0.1:5555/cb"], "application_type": "web"}, "invalid_redirect_uri"),
+        ({"redirect_uris": []}, "invalid_redirect_uri"),
+        ({"application_type": "desktop"}, "invalid_client_metadata"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata"),
+        ({"grant_types": ["password"]}, "invalid_client_metadata"),
+    ],
+)
+def test_registration_policy_refusals(acme, metadata, error):
+    body = {"client_name": "x", "redirect_uris": ["http://127.0.0.1:1234/cb"], "application_type": "native", **metadata}
+    response = httpx.post(acme.url("register/"), json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == error
+
+
+def test_registration_accepts_https_and_loopback_any_port(acme):
+    web = register(acme, redirect_uris=["https://chat.example/oauth/callback"], application_type="web")
+    native = register(acme, redirect_uris=["http://127.0.0.1:49152/callback", "http://[::1]:1/cb"])
+    assert web.client_id and native.client_id and web.client_id != native.client_id
+
+
+def test_registration_is_rate_limited(acme, settings):
+    from django.core.cache import cache
+
+    settings.OAUTH_DCR_RATE_LIMIT = (3, 3600)
+    cache.clear()
+    codes = [httpx.post(acme.url("register/"), json={
+        "redirect_uris": ["http://127.0.0.1:1/cb"], "application_type": "native", "token_endpoint_auth_method": "none",
+    }).status_code for _ in range(5)]
+    cache.clear()
+    assert codes[:3] == [201, 201, 201] and codes[3:] == [429, 429]
+
+
+def test_unused_dynamic_clients_expire(acme):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+    from oauth2_provider.models import Application
+
+    from oauth.models import ClientProfile
+    from oauth.services import expire_unused_clients
+
+    unused = register(acme)
+    used, _, _ = _tokens_for(acme)
+    with schema_context("acme"):
+        long_ago = timezone.now() - timedelta(days=31)
+        ClientProfile.objects.filter(application__client_id=unused.client_id).update(created_at=long_ago)
+        ClientProfile.objects.filter(application__client_id=used.client_id).update(created_at=long_ago)
+        assert ClientProfile.objects.get(application__client_id=used.client_id).last_used_at is not None
+        expire_unused_clients()
+        assert not Application.objects.filter(client_id=unused.client_id).exists()
+        assert Application.objects.filter(client_id=used.client_id).exists()
+
+
+def test_cors_preflight_on_token_and_registration(acme):
+    for path in ("token/", "register/"):
+        response = httpx.options(acme.url(path), headers={
+            "Origin": "https://chat.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        })
+        assert response.status_code == 200, path
+        assert response.headers["access-control-allow-origin"] == "*"
+    error = httpx.post(acme.url("token/"), data={"grant_type": "authorization_code"}, headers={"Origin": "https://chat.example"})
+    assert error.status_code in (400, 401) and error.headers["access-control-allow-origin"] == "*"

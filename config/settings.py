@@ -59,6 +59,7 @@ TENANT_APPS = [
     "config.apps.PlatformAdminConfig",
     "oauth2_provider",
     "oauth",
+    "mcp_tools",
     "crm",
     "connectors",
 ]
@@ -173,6 +174,12 @@ REST_FRAMEWORK = {
 }
 
 LOGIN_URL = "login"
+
+# --- MCP endpoint ----------------------------------------------------------------------------------
+# Browser origins allowed to call a tenant's MCP endpoint (DNS-rebinding protection); requests with
+# no Origin (non-browser clients) and same-origin requests are always allowed.
+MCP_ALLOWED_ORIGINS = env.list("MCP_ALLOWED_ORIGINS", default=["https://chatgpt.com", "https://claude.ai"])
+MCP_MAX_BODY_BYTES = env.int("MCP_MAX_BODY_BYTES", default=1024 * 1024)
 
 # --- cache (rate limits, CIMD fetch back-off) -------------------------------------------------------
 CACHES = {

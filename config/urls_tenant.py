@@ -3,11 +3,13 @@
 from django.urls import include, path
 
 from accounts.views import TenantLoginView, TenantLogoutView
+from mcp_tools.views import mcp_endpoint
 from tenants.admin_site import tenant_admin_site
 from tenants.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("mcp", mcp_endpoint, name="mcp"),
     path("login/", TenantLoginView.as_view(), name="login"),
     path("logout/", TenantLogoutView.as_view(), name="logout"),
     path("admin/", tenant_admin_site.urls),

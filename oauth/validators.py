@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Min
 from django.utils import timezone
-from oauthlib.oauth2.rfc6749 import errors
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors
 
 from oauth.backends import allowed_resources
 from oauth.models import ClientProfile, GraceRedemption, RedeemedCode

@@ -22,17 +22,37 @@ PASSWORD = "correct-horse-battery-staple"  # test-only
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+    """Always create the test database (pytest-django would skip it when only live-server tests,
+    which carry no ``django_db`` mark, are selected), then the tenants, once."""
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
     from crm.seed import seed_contacts
     from tenants.services import add_user, create_tenant
 
+    # test-only: a fast hasher, so logging in over HTTP does not dominate the suite's time
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server threads close their connections
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set(),
+                                 keepdb=django_db_keepdb)
         for slug, name in TEST_TENANTS.items():
             create_tenant(slug, name=name)
             add_user(slug, f"admin@{slug}.test", password=PASSWORD, role="admin")
             add_user(slug, f"member@{slug}.test", password=PASSWORD, role="member")
             with schema_context(slug):
                 seed_contacts(slug)
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            with connections["default"].cursor() as cursor:  # stragglers from server threads
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            connections.close_all()
+            teardown_databases(db_cfg, verbosity=0)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -191,7 +191,7 @@ def test_bad_authorization_requests_get_the_right_error(acme, change, error):
     browser.login()
     _, challenge = pkce_pair()
     url = authorize_url(client, scope=change.pop("scope", "crm.read"), challenge=challenge)
-    from urllib.parse import parse_qsl, urlencode, urlsplit
+    from urllib.parse import parse_qsl, urlencode
 
     base, query = url.split("?")
     params = dict(parse_qsl(query))

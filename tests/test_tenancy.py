@@ -11,8 +11,8 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from crm.models import Contact
-from tenants.routing import split_tenant_path
 from tenants.models import Membership, Tenant
+from tenants.routing import split_tenant_path
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent

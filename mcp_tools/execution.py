@@ -1,0 +1,86 @@
+"""``tools/call``: the execution-time checks, in order, then the handler.
+
+By the time this runs, the token has been checked *now* (exists, unexpired, audience) and the tenant
+is active (routing refuses inactive tenants); here: membership (in the token query), the caller's
+scopes against the tenant's *current* matrix, the arguments against the tool's schema; the handler's
+domain service then re-checks tenant membership inside its write transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import jsonschema
+import mcp_types as t
+from mcp_types import jsonrpc
+
+from mcp_tools.auth import Caller
+from mcp_tools.challenges import AuthClass, AuthFailure
+from mcp_tools.matrix import EffectivePolicy
+from mcp_tools.principal import ToolContext
+from mcp_tools.protocol import ProtocolError
+from mcp_tools.registry import ToolArgumentError
+from oauth.scopes import BASE_SCOPES
+from tenants.guard import TenantGuardError
+
+logger = logging.getLogger(__name__)
+
+
+def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFailure | None:
+    if policy.noauth:
+        return None
+    needed = set(policy.scopes)
+    if caller is None:
+        return AuthFailure(
+            AuthClass.AUTH_REQUIRED, "Authorization is required to call this tool",
+            tuple(sorted(needed | set(BASE_SCOPES))),
+        )
+    granted = caller.principal.scopes
+    if not needed <= granted:
+        missing = ", ".join(sorted(needed - granted))
+        return AuthFailure(
+            AuthClass.INSUFFICIENT_SCOPE,
+            f"This tool needs the scope(s): {missing}",
+            tuple(sorted(granted | needed)),  # keep what was granted: step-up, not swap
+        )
+    return None
+
+
+def call_tool(caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], request_id: Any) -> t.CallToolResult:
+    spec = policy.spec
+    try:
+        jsonschema.validate(arguments, spec.input_schema)
+    except jsonschema.ValidationError as exc:
+        raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Invalid arguments for {spec.name}: {exc.message}", None,
+                            request_id) from None
+    try:
+        output = spec.handler(ToolContext(caller.principal), arguments)
+    except TenantGuardError as exc:
+        raise AuthFailure(AuthClass.TENANT_MISMATCH, "The caller no longer belongs to this tenant") from exc
+    except ToolArgumentError as exc:
+        return t.CallToolResult(content=[t.TextContent(type="text", text=str(exc))], is_error=True)
+    except Exception:
+        logger.exception("tool %s failed (request %s)", spec.name, caller.principal.request_id)
+        return t.CallToolResult(
+            content=[t.TextContent(type="text", text=f"The tool failed (request {caller.principal.request_id})")],
+            is_error=True,
+        )
+    return t.CallToolResult(
+        content=[t.TextContent(type="text", text=json.dumps(output, ensure_ascii=False))],
+        structured_content=output,
+        is_error=False,
+    )
+
+
+def tool_result_challenge(failure: AuthFailure, resource_metadata: str) -> t.CallToolResult:
+    """The Apps SDK form: an ``isError`` tool result whose ``_meta`` carries the challenge."""
+    return t.CallToolResult(
+        content=[t.TextContent(type="text", text=failure.description)],
+        is_error=True,
+        _meta={
+            "mcp/www_authenticate": [failure.challenge(resource_metadata, with_error=True)],
+            "mcp/error": failure.structured(),
+        },
+    )

@@ -1,0 +1,89 @@
+"""The effective scope matrix: the tenant's ToolPolicy rows over the code's declared defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from mcp_tools.models import ToolPolicy, ToolPolicyChange
+from mcp_tools.registry import ToolSpec, all_tools
+from oauth.scopes import unknown
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    spec: ToolSpec
+    enabled: bool
+    scopes: tuple[str, ...]
+    noauth: bool
+
+    @property
+    def security_schemes(self) -> list[dict[str, object]]:
+        if self.noauth:
+            return [{"type": "noauth"}]
+        return [{"type": "oauth2", "scopes": list(self.scopes)}]
+
+
+def effective_policies() -> dict[str, EffectivePolicy]:
+    """One query: every registered tool's policy in the current tenant."""
+    rows = {p.tool_name: p for p in ToolPolicy.objects.all()}
+    result = {}
+    for name, spec in all_tools().items():
+        row = rows.get(name)
+        if row is None:
+            result[name] = EffectivePolicy(spec, spec.enabled_by_default, spec.scopes, spec.noauth)
+        else:
+            result[name] = EffectivePolicy(spec, row.enabled, row.scope_set, row.noauth)
+    return result
+
+
+def policy_snapshot(policy: ToolPolicy) -> dict[str, object]:
+    return {
+        "enabled": policy.enabled,
+        "scopes": list(policy.scope_set),
+        "noauth": policy.noauth,
+        "allow_noauth_write": policy.allow_noauth_write,
+    }
+
+
+def validate_policy(policy: ToolPolicy) -> None:
+    spec = all_tools().get(policy.tool_name)
+    if spec is None:
+        raise ValidationError({"tool_name": f"no tool named {policy.tool_name!r} is registered"})
+    if bad := unknown(policy.scope_set):
+        raise ValidationError({"scopes": f"unknown scopes: {', '.join(bad)}"})
+    if policy.noauth and policy.scope_set:
+        raise ValidationError({"scopes": "a 'no auth' tool takes no scopes"})
+    if not policy.noauth and not policy.scope_set:
+        raise ValidationError({"scopes": "name at least one scope, or mark the tool 'no auth'"})
+    if policy.noauth and spec.is_write and not policy.allow_noauth_write:
+        raise ValidationError({"noauth": f"{spec.name} writes data; 'no auth' needs the explicit override flag"})
+
+
+def ensure_policies() -> None:
+    """Materialize the code defaults as rows, so the admin shows every tool."""
+    existing = set(ToolPolicy.objects.values_list("tool_name", flat=True))
+    ToolPolicy.objects.bulk_create(
+        [
+            ToolPolicy(tool_name=name, enabled=spec.enabled_by_default, scopes=" ".join(spec.scopes), noauth=spec.noauth)
+            for name, spec in all_tools().items()
+            if name not in existing
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def save_policy(policy: ToolPolicy, *, changed_by_id: int | None) -> ToolPolicy:
+    validate_policy(policy)
+    with transaction.atomic():
+        before = ToolPolicy.objects.select_for_update().filter(pk=policy.pk).first() if policy.pk else None
+        policy.save()
+        ToolPolicyChange.objects.create(
+            tool_name=policy.tool_name,
+            changed_by_id=changed_by_id,
+            before=policy_snapshot(before) if before else None,
+            after=policy_snapshot(policy),
+        )
+    return policy

@@ -1,0 +1,46 @@
+"""The tenant's scope matrix (tenant schema): per tool, enabled or not and the scopes it requires."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ToolPolicy(models.Model):
+    tool_name = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True)
+    scopes = models.CharField(max_length=500, blank=True, help_text="Space-separated; empty only with 'no auth'.")
+    noauth = models.BooleanField(default=False, verbose_name="no auth")
+    allow_noauth_write = models.BooleanField(
+        default=False,
+        help_text="Explicit override: lets a tool that writes run without authorization. Dangerous.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("tool_name",)
+        verbose_name = "tool policy"
+        verbose_name_plural = "scope matrix"
+
+    def __str__(self) -> str:
+        return self.tool_name
+
+    @property
+    def scope_set(self) -> tuple[str, ...]:
+        return tuple(self.scopes.split())
+
+
+class ToolPolicyChange(models.Model):
+    """Who changed the matrix, when, and what it was before and after."""
+
+    tool_name = models.CharField(max_length=100)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    before = models.JSONField(null=True)
+    after = models.JSONField()
+
+    class Meta:
+        ordering = ("-changed_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} @ {self.changed_at:%Y-%m-%d %H:%M}"

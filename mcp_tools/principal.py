@@ -1,0 +1,24 @@
+"""What a tool handler knows about its caller: the principal, never a token or the HTTP request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int | None  # None for an anonymous caller of a ``noauth`` tool
+    tenant_id: int
+    tenant_slug: str
+    client_id: str | None
+    scopes: frozenset[str]
+    request_id: str
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    principal: Principal

@@ -1,0 +1,131 @@
+"""MCP wire handling with the ``mcp`` package's types: envelopes, eras, versions, results.
+
+Two eras share one endpoint. The current revision (2026-07-28) is stateless: every request carries
+``_meta`` with its protocol version and the ``MCP-Protocol-Version``/``Mcp-Method``/``Mcp-Name``
+headers, which must agree with the body. The handshake era (2025-11-25, 2025-06-18; 2025-03-26
+tolerated) starts with ``initialize``; we issue no session ids (sessions are optional there).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as t
+from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, InboundLadderRejection, classify_inbound_request
+from mcp_types import jsonrpc
+from mcp_types import methods as m
+from pydantic import ValidationError
+
+MODERN_VERSIONS = ("2026-07-28",)
+HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
+SUPPORTED_VERSIONS = MODERN_VERSIONS + HANDSHAKE_VERSIONS
+DEFAULT_HANDSHAKE_VERSION = "2025-03-26"  # what a handshake-era request without the header means
+LATEST_HANDSHAKE_VERSION = "2025-11-25"
+SERVER_INFO_META_KEY = "io.modelcontextprotocol/serverInfo"
+
+MODERN_METHODS = frozenset({"server/discover", "tools/list", "tools/call"})
+HANDSHAKE_METHODS = frozenset({"initialize", "ping", "tools/list", "tools/call"})
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None, request_id: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data, self.request_id = code, message, data, request_id
+
+    @property
+    def http_status(self) -> int:
+        return ERROR_CODE_HTTP_STATUS.get(self.code, 200)
+
+    def body(self) -> dict[str, Any]:
+        error = t.ErrorData(code=self.code, message=self.message, data=self.data)
+        return jsonrpc.JSONRPCError(jsonrpc="2.0", id=self.request_id, error=error).model_dump(
+            by_alias=True, exclude_none=True, mode="json"
+        ) | ({"id": None} if self.request_id is None else {})
+
+
+@dataclass(frozen=True)
+class Incoming:
+    message: jsonrpc.JSONRPCRequest | jsonrpc.JSONRPCNotification
+    version: str  # the protocol version this request is served at
+    modern: bool
+
+    @property
+    def method(self) -> str:
+        return self.message.method
+
+    @property
+    def request_id(self) -> Any:
+        return getattr(self.message, "id", None)
+
+    @property
+    def is_notification(self) -> bool:
+        return isinstance(self.message, jsonrpc.JSONRPCNotification)
+
+
+def parse(raw: bytes, headers: dict[str, str]) -> Incoming:
+    """Decode and classify one POSTed message; raises ProtocolError with the JSON-RPC code to send."""
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(jsonrpc.PARSE_ERROR, "Parse error: the body is not valid JSON") from None
+    if isinstance(decoded, list):
+        raise ProtocolError(jsonrpc.INVALID_REQUEST, "Batches are not supported")
+    if not isinstance(decoded, dict):
+        raise ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Request: expected a JSON-RPC object")
+    request_id = decoded.get("id") if isinstance(decoded.get("id"), (str, int)) else None
+    try:
+        message = jsonrpc.jsonrpc_message_adapter.validate_python(decoded)
+    except ValidationError:
+        raise ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message", None,
+                            request_id) from None
+    if not isinstance(message, (jsonrpc.JSONRPCRequest, jsonrpc.JSONRPCNotification)):
+        raise ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Request: only requests and notifications are accepted")
+
+    header_version = headers.get("mcp-protocol-version")
+    if header_version is not None and header_version not in SUPPORTED_VERSIONS:
+        raise ProtocolError(
+            jsonrpc.UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version",
+            {"supported": list(SUPPORTED_VERSIONS), "requested": header_version}, request_id,
+        )
+    modern = header_version in MODERN_VERSIONS or (header_version is None and message.method == "server/discover")
+    if modern:
+        if isinstance(message, jsonrpc.JSONRPCRequest):
+            verdict = classify_inbound_request(decoded, headers=headers, supported_modern_versions=MODERN_VERSIONS)
+            if isinstance(verdict, InboundLadderRejection):
+                data = verdict.data
+                if verdict.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION:
+                    data = {"supported": list(SUPPORTED_VERSIONS), "requested": (data or {}).get("requested")}
+                raise ProtocolError(verdict.code, verdict.message, data, request_id)
+            return Incoming(message, verdict.protocol_version, True)
+        return Incoming(message, header_version or MODERN_VERSIONS[0], True)
+    return Incoming(message, header_version or DEFAULT_HANDSHAKE_VERSION, False)
+
+
+def typed_params(incoming: Incoming) -> Any:
+    """The request's params as the ``mcp`` package's model for its method and version."""
+    try:
+        request = m.parse_client_request(incoming.method, incoming.version, incoming.message.params)
+    except KeyError:
+        raise ProtocolError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {incoming.method}", None,
+                            incoming.request_id) from None
+    except (ValidationError, ValueError):
+        raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Invalid params for {incoming.method}", None,
+                            incoming.request_id) from None
+    return request.params
+
+
+def result_body(incoming: Incoming, result: Any, *, server_info: dict[str, str] | None = None) -> dict[str, Any]:
+    data = result if isinstance(result, dict) else result.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if incoming.method != "initialize":
+        data = m.serialize_server_result(incoming.method, incoming.version, data)
+    if incoming.modern:
+        data.setdefault("resultType", "complete")
+        if server_info:
+            data.setdefault("_meta", {})[SERVER_INFO_META_KEY] = server_info
+    return {"jsonrpc": "2.0", "id": incoming.request_id, "result": data}
+
+
+def negotiate(requested: str) -> str:
+    return requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE_VERSION

@@ -1,0 +1,93 @@
+"""Tools are declared in code, each with its scope decision; the tenant's matrix may tighten or
+loosen the scopes later (mcp_tools.matrix), but a tool without a decision cannot be registered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_tools.principal import ToolContext
+from oauth.scopes import unknown
+
+
+class _NoAuth:
+    """The explicit decision that a tool needs no authorization."""
+
+    def __repr__(self) -> str:
+        return "NOAUTH"
+
+NOAUTH = _NoAuth()
+
+Handler = Callable[[ToolContext, dict[str, Any]], dict[str, Any]]
+
+class ToolArgumentError(Exception):
+    """Arguments that pass the schema but name something that does not exist (here)."""
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    scopes: tuple[str, ...]  # empty together with noauth=True
+    noauth: bool
+    read_only: bool
+    destructive: bool
+    needs_connector: str | None
+    handler: Handler = field(compare=False)
+
+    @property
+    def enabled_by_default(self) -> bool:
+        # a no-auth tool makes the tenant's endpoint answer anonymous callers: opt-in per tenant
+        return not self.noauth
+
+    @property
+    def is_write(self) -> bool:
+        return not self.read_only
+
+_REGISTRY: dict[str, ToolSpec] = {}
+
+def tool(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    input_schema: dict[str, Any],
+    scopes: tuple[str, ...] | _NoAuth,
+    read_only: bool,
+    destructive: bool = False,
+    output_schema: dict[str, Any] | None = None,
+    needs_connector: str | None = None,
+) -> Callable[[Handler], Handler]:
+    if scopes is NOAUTH:
+        scope_names: tuple[str, ...] = ()
+        noauth = True
+    else:
+        if not isinstance(scopes, tuple) or not scopes:
+            raise TypeError(f"tool {name!r}: scopes must be a non-empty tuple of scope names, or NOAUTH")
+        if bad := unknown(scopes):
+            raise ValueError(f"tool {name!r}: unknown scopes {bad}; declare them in oauth.scopes")
+        scope_names, noauth = scopes, False
+    if noauth and not read_only:
+        raise ValueError(f"tool {name!r}: a write tool cannot be NOAUTH")
+
+    def register(handler: Handler) -> Handler:
+        if name in _REGISTRY:
+            raise ValueError(f"tool {name!r} registered twice")
+        _REGISTRY[name] = ToolSpec(
+            name=name, title=title, description=description, input_schema=input_schema,
+            output_schema=output_schema, scopes=scope_names, noauth=noauth, read_only=read_only,
+            destructive=destructive, needs_connector=needs_connector, handler=handler,
+        )
+        return handler
+
+    return register
+
+def all_tools() -> dict[str, ToolSpec]:
+    return dict(_REGISTRY)
+
+def get_tool(name: str) -> ToolSpec | None:
+    return _REGISTRY.get(name)
+

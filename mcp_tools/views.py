@@ -1,0 +1,169 @@
+"""The tenant's MCP endpoint (Streamable HTTP, JSON responses, no SSE, no sessions)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mcp_types as t
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from mcp_types import jsonrpc
+
+from mcp_tools import protocol
+from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
+from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
+from mcp_tools.execution import call_tool, required_failure, tool_result_challenge
+from mcp_tools.matrix import EffectivePolicy, effective_policies
+from mcp_tools.protocol import Incoming, ProtocolError
+from oauth.issuer import resource_metadata_url
+from oauth.models import ChallengeChannel
+from oauth.scopes import BASE_SCOPES
+
+logger = logging.getLogger(__name__)
+
+SERVER_VERSION = "0.1.0"
+TOOLS_LIST_TTL_MS = 60_000
+
+
+def _json(body: dict[str, Any], status: int = 200, **headers: str) -> JsonResponse:
+    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    for key, value in headers.items():
+        response[key.replace("_", "-")] = value
+    return response
+
+
+def _protocol_error(error: ProtocolError) -> JsonResponse:
+    return _json(error.body(), error.http_status)
+
+
+def _origin_allowed(request: HttpRequest) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser
+    own = f"{request.scheme}://{request.get_host()}"
+    return origin == own or origin in settings.MCP_ALLOWED_ORIGINS
+
+
+def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> JsonResponse:
+    metadata = resource_metadata_url(request)
+    challenge = failure.http_challenge(metadata)
+    error = ProtocolError(AUTH_ERROR_CODE, failure.description,
+                          {**failure.structured(), "www_authenticate": challenge}, request_id)
+    return _json(error.body(), failure.kind.status, WWW_Authenticate=challenge)
+
+
+@csrf_exempt
+def mcp_endpoint(request: HttpRequest) -> HttpResponse:
+    if not _origin_allowed(request):
+        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403)
+    if request.method != "POST":
+        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Use POST (this server keeps no SSE streams)").body(),
+                     405, Allow="POST")
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.MCP_MAX_BODY_BYTES:
+        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Request body too large").body(), 413)
+    if request.content_type != "application/json":
+        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Content-Type must be application/json").body(), 415)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        incoming = protocol.parse(request.body, headers)
+    except ProtocolError as error:
+        return _protocol_error(error)
+    if incoming.is_notification:
+        return HttpResponse(status=202)
+
+    tenant = request.tenant
+    token = bearer_token(request)
+    caller: Caller | None = None
+    if token is not None:
+        try:
+            caller = authenticate(request, tenant, token)
+        except AuthFailure as failure:
+            return _auth_error(failure, request, incoming.request_id)
+    try:
+        return _dispatch(request, incoming, caller)
+    except ProtocolError as error:
+        return _protocol_error(error)
+    except AuthFailure as failure:
+        return _auth_error(failure, request, incoming.request_id)
+
+
+def _dispatch(request: HttpRequest, incoming: Incoming, caller: Caller | None) -> HttpResponse:
+    allowed = protocol.MODERN_METHODS if incoming.modern else protocol.HANDSHAKE_METHODS
+    if incoming.method not in allowed:
+        raise ProtocolError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {incoming.method}", None,
+                            incoming.request_id)
+    params = protocol.typed_params(incoming)
+    policies = effective_policies()
+    tenant = request.tenant
+    server_info = {"name": f"{tenant.name} MCP", "version": SERVER_VERSION}
+
+    if incoming.method == "tools/call":
+        return _tools_call(request, incoming, caller, params, policies, server_info)
+    if caller is None and not any(p.enabled and p.noauth for p in policies.values()):
+        raise AuthFailure(AuthClass.AUTH_REQUIRED, "Authorization is required", BASE_SCOPES)
+
+    if incoming.method == "initialize":
+        result: Any = t.InitializeResult(
+            protocol_version=protocol.negotiate(params.protocol_version),
+            capabilities=t.ServerCapabilities(tools=t.ToolsCapability(list_changed=False)),
+            server_info=t.Implementation(**server_info),
+            instructions=f"Tools for the {tenant.name} workspace.",
+        )
+    elif incoming.method == "server/discover":
+        result = t.DiscoverResult(
+            supported_versions=list(protocol.MODERN_VERSIONS),
+            capabilities=t.ServerCapabilities(tools=t.ToolsCapability(list_changed=False)),
+            instructions=f"Tools for the {tenant.name} workspace.",
+            ttl_ms=TOOLS_LIST_TTL_MS,
+            cache_scope="public",
+        )
+    elif incoming.method == "ping":
+        result = {}
+    else:  # tools/list
+        return _tools_list(incoming, policies, server_info)
+    return _json(protocol.result_body(incoming, result, server_info=server_info))
+
+
+def _tools_list(incoming: Incoming, policies: dict[str, EffectivePolicy], server_info: dict) -> HttpResponse:
+    enabled = [p for p in policies.values() if p.enabled]
+    tools = [
+        t.Tool(
+            name=p.spec.name,
+            title=p.spec.title,
+            description=p.spec.description,
+            input_schema=p.spec.input_schema,
+            output_schema=p.spec.output_schema,
+            annotations=t.ToolAnnotations(
+                title=p.spec.title, read_only_hint=p.spec.read_only, destructive_hint=p.spec.destructive
+            ),
+            _meta={"securitySchemes": p.security_schemes},
+        )
+        for p in enabled
+    ]
+    # private: the list reflects this tenant's matrix and is served per caller
+    result = t.ListToolsResult(tools=tools, ttl_ms=TOOLS_LIST_TTL_MS, cache_scope="private")
+    body = protocol.result_body(incoming, result, server_info=server_info)
+    schemes = {p.spec.name: p.security_schemes for p in enabled}
+    for item in body["result"]["tools"]:
+        item["securitySchemes"] = schemes[item["name"]]  # OpenAI Apps SDK reads the top-level field
+    return _json(body)
+
+
+def _tools_call(request, incoming, caller, params, policies, server_info) -> HttpResponse:
+    policy = policies.get(params.name)
+    if policy is None or not policy.enabled:
+        raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Unknown tool: {params.name}", None, incoming.request_id)
+    effective_caller = caller or anonymous(request.tenant)
+    try:
+        failure = required_failure(caller, policy)
+        if failure is not None:
+            raise failure
+        result = call_tool(effective_caller, policy, params.arguments or {}, incoming.request_id)
+    except AuthFailure as failure:
+        if caller is None or caller.channel != ChallengeChannel.TOOL_RESULT:
+            raise
+        logger.info("tools/call %s refused: %s", params.name, failure.kind.name)
+        result = tool_result_challenge(failure, resource_metadata_url(request))
+    return _json(protocol.result_body(incoming, result, server_info=server_info))

@@ -20,7 +20,7 @@ from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.principal import Principal
 from oauth.issuer import mcp_resource
 from oauth.models import ChallengeChannel, ClientProfile
-from oauth.scopes import BASE_SCOPES
+from oauth.scopes import ADMIN_ONLY_SCOPES, BASE_SCOPES
 from tenants.models import Membership, Tenant
 
 
@@ -53,7 +53,7 @@ def authenticate(request: HttpRequest, tenant: Tenant, raw_token: str) -> Caller
         AccessToken.objects.filter(token_checksum=checksum)
         .select_related("application")
         .only("id", "user_id", "scope", "expires", "resource", "application__client_id")
-        .annotate(is_member=Exists(member), channel=channel)
+        .annotate(is_member=Exists(member), is_admin=Exists(member.filter(role=Membership.Role.ADMIN)), channel=channel)
         .first()
     )
     if token is None:
@@ -72,7 +72,8 @@ def authenticate(request: HttpRequest, tenant: Tenant, raw_token: str) -> Caller
         tenant_id=tenant.pk,
         tenant_slug=tenant.slug,
         client_id=token.application.client_id if token.application_id else None,
-        scopes=frozenset(token.scope.split()),
+        # admin-only scopes count only while the user is still an admin of the tenant
+        scopes=frozenset(token.scope.split()) - (frozenset() if token.is_admin else ADMIN_ONLY_SCOPES),
         request_id=uuid.uuid4().hex,
     )
     return Caller(principal, token.channel or ChallengeChannel.HTTP)

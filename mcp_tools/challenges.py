@@ -26,15 +26,17 @@ from enum import Enum
 
 
 class AuthClass(Enum):
-    AUTH_REQUIRED = (401, "invalid_token", True)
-    INVALID_TOKEN = (401, "invalid_token", True)
-    INSUFFICIENT_SCOPE = (403, "insufficient_scope", True)
-    TENANT_MISMATCH = (403, "invalid_token", False)
-    TENANT_INACTIVE = (403, "invalid_token", False)
-    CONNECTOR_REAUTH_REQUIRED = (403, "insufficient_scope", True)
-    CONNECTOR_UNAVAILABLE = (503, "temporarily_unavailable", True)
+    # value: (HTTP status, OAuth error, retryable); the name is part of the value so that classes
+    # sharing a status/error/retryable triple stay distinct members instead of becoming aliases
+    AUTH_REQUIRED = ("AUTH_REQUIRED", 401, "invalid_token", True)
+    INVALID_TOKEN = ("INVALID_TOKEN", 401, "invalid_token", True)
+    INSUFFICIENT_SCOPE = ("INSUFFICIENT_SCOPE", 403, "insufficient_scope", True)
+    TENANT_MISMATCH = ("TENANT_MISMATCH", 403, "invalid_token", False)
+    TENANT_INACTIVE = ("TENANT_INACTIVE", 403, "invalid_token", False)
+    CONNECTOR_REAUTH_REQUIRED = ("CONNECTOR_REAUTH_REQUIRED", 403, "insufficient_scope", True)
+    CONNECTOR_UNAVAILABLE = ("CONNECTOR_UNAVAILABLE", 503, "temporarily_unavailable", True)
 
-    def __init__(self, status: int, oauth_error: str, retryable: bool) -> None:
+    def __init__(self, _name: str, status: int, oauth_error: str, retryable: bool) -> None:
         self.status = status
         self.oauth_error = oauth_error
         self.retryable = retryable

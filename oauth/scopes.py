@@ -15,6 +15,7 @@ class Scope:
     name: str
     description: str
     base: bool = False  # part of the minimal set a client asks for before any step-up
+    admin_only: bool = False  # only tenant admins may be granted it, and only while they are admins
 
 
 SCOPES: dict[str, Scope] = {
@@ -22,12 +23,13 @@ SCOPES: dict[str, Scope] = {
     for s in (
         Scope("crm.read", "Read contacts and notes in this workspace's CRM", base=True),
         Scope("crm.write", "Create notes and update contacts in this workspace's CRM"),
-        Scope("crm.admin", "Delete contacts from this workspace's CRM (administrators)"),
+        Scope("crm.admin", "Delete contacts from this workspace's CRM (administrators)", admin_only=True),
         Scope("tenant.read", "Read basic information about this workspace", base=True),
     )
 }
 
 BASE_SCOPES: tuple[str, ...] = tuple(name for name, s in SCOPES.items() if s.base)
+ADMIN_ONLY_SCOPES: frozenset[str] = frozenset(name for name, s in SCOPES.items() if s.admin_only)
 
 
 def describe(names: list[str] | tuple[str, ...]) -> list[Scope]:

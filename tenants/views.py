@@ -10,7 +10,12 @@ from tenants.models import Tenant
 def tenant_unavailable(request: HttpRequest, tenant: Tenant) -> JsonResponse:
     """A deactivated tenant is never served: every path under it gets the same classified refusal."""
     return JsonResponse(
-        {"error": "tenant_inactive", "error_description": f"tenant {tenant.slug!r} is deactivated"},
+        {
+            "error": "tenant_inactive",
+            "error_description": f"tenant {tenant.slug!r} is deactivated",
+            "class": "TENANT_INACTIVE",
+            "retryable": False,
+        },
         status=403,
     )
 

@@ -15,7 +15,7 @@ from oauth2_provider.views import AuthorizationView
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from oauth.issuer import issuer, mcp_resource
-from oauth.scopes import SCOPES
+from oauth.scopes import ADMIN_ONLY_SCOPES, SCOPES
 from oauth.services import prior_consent, record_consent
 from tenants.selectors import active_membership
 
@@ -37,20 +37,23 @@ class TenantAuthorizationView(AuthorizationView):
             query.setlist("resource", [canonical])
             request.GET = query
         elif any(r != canonical for r in resources):
-            return self._invalid_target(request)
+            return self._refuse(request, "invalid_target", "resource must be this tenant's MCP endpoint")
+        admin_only = ADMIN_ONLY_SCOPES & set(request.GET.get("scope", "").split())
+        if admin_only and request.user.is_authenticated:
+            membership = active_membership(request.user.pk, request.tenant.pk)
+            if not (membership and membership.is_admin):
+                return self._refuse(
+                    request, "access_denied", f"only tenant administrators may grant {', '.join(sorted(admin_only))}"
+                )
         return super().get(request, *args, **kwargs)
 
-    def _invalid_target(self, request: HttpRequest) -> HttpResponse:
+    def _refuse(self, request: HttpRequest, error: str, description: str) -> HttpResponse:
         try:
             _, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
         error = OAuthToolkitError(
-            error=CustomOAuth2Error(
-                error="invalid_target",
-                description="resource must be this tenant's MCP endpoint",
-                state=credentials.get("state"),
-            ),
+            error=CustomOAuth2Error(error=error, description=description, state=credentials.get("state")),
             redirect_uri=credentials["redirect_uri"],
         )
         return self.error_response(error, Application.objects.get(client_id=credentials["client_id"]))

@@ -8,14 +8,17 @@ from mcp_tools.models import ToolPolicy, ToolPolicyChange
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 
 
+EDITABLE = ("enabled", "scopes", "noauth", "allow_noauth_write")
+
+
 class ToolPolicyForm(forms.ModelForm):
     class Meta:
         model = ToolPolicy
-        fields = ("enabled", "scopes", "noauth", "allow_noauth_write")
+        fields = EDITABLE
 
     def clean(self):
         cleaned = super().clean()
-        candidate = ToolPolicy(tool_name=self.instance.tool_name, **{k: cleaned.get(k) for k in self.Meta.fields})
+        candidate = ToolPolicy(tool_name=self.instance.tool_name, **{k: cleaned.get(k) for k in EDITABLE})
         candidate.scopes = " ".join((cleaned.get("scopes") or "").split())
         try:
             validate_policy(candidate)

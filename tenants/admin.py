@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from tenants.models import Domain, Membership, Tenant
+from tenants.services import end_membership
 
 
 class DomainInline(admin.TabularInline):
@@ -33,3 +34,13 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ("role", "is_active", "tenant")
     search_fields = ("user__email", "tenant__schema_name")
     autocomplete_fields = ("user",)
+    readonly_fields = ("ended_at",)
+
+    def save_model(self, request, obj, form, change) -> None:
+        # ending a membership goes through the service, so its tokens are revoked like from the CLI
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            obj.is_active = True
+            super().save_model(request, obj, form, change)
+            end_membership(obj)
+        else:
+            super().save_model(request, obj, form, change)

@@ -111,19 +111,28 @@ def remove_user(slug: str, email: str) -> tuple[Membership, Outcome]:
     user = User.objects.filter(email=email).first()
     if user is None:
         raise TenantServiceError("unknown_user", f"no user {email!r}")
-    with transaction.atomic():
-        membership = Membership.objects.select_for_update().filter(user=user, tenant=tenant).first()
-        if membership is None:
-            raise TenantServiceError("not_a_member", f"{email} is not a member of {slug}")
-        if not membership.is_active:
-            return membership, Outcome(False, f"{email}'s membership of {slug} had already ended")
-        membership.is_active = False
-        membership.ended_at = timezone.now()
-        membership.save(update_fields=["is_active", "ended_at", "updated_at"])
-        transaction.on_commit(
-            lambda: membership_ended.send(sender=Membership, tenant=tenant, user=user, membership=membership)
-        )
+    membership = Membership.objects.filter(user=user, tenant=tenant).first()
+    if membership is None:
+        raise TenantServiceError("not_a_member", f"{email} is not a member of {slug}")
+    if not end_membership(membership):
+        return membership, Outcome(False, f"{email}'s membership of {slug} had already ended")
     return membership, Outcome(True, f"{email}'s membership of {slug} ended")
+
+
+def end_membership(membership: Membership) -> bool:
+    """End an active membership (CLI, platform admin); False if it had already ended."""
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().select_related("tenant", "user").get(pk=membership.pk)
+        if not locked.is_active:
+            return False
+        locked.is_active = False
+        locked.ended_at = timezone.now()
+        locked.save(update_fields=["is_active", "ended_at", "updated_at"])
+        transaction.on_commit(
+            lambda: membership_ended.send(sender=Membership, tenant=locked.tenant, user=locked.user, membership=locked)
+        )
+    membership.is_active, membership.ended_at = False, locked.ended_at
+    return True
 
 
 def deactivate_tenant(slug: str) -> tuple[Tenant, Outcome]:

@@ -400,3 +400,27 @@ def test_cors_preflight_on_token_and_registration(acme):
         assert response.headers["access-control-allow-origin"] == "*"
     error = httpx.post(acme.url("token/"), data={"grant_type": "authorization_code"}, headers={"Origin": "https://chat.example"})
     assert error.status_code in (400, 401) and error.headers["access-control-allow-origin"] == "*"
+
+
+def test_tenant_domain_mode_has_its_own_issuer_and_resource(live, acme):
+    from tenants.models import Domain
+    from tenants.models import Tenant as TenantModel
+    from tests.mcp_raw import call
+
+    Domain.objects.get_or_create(domain="acme-domain.test", defaults={"tenant": TenantModel.objects.get(schema_name="acme")})
+    port = live.url.rsplit(":", 1)[1]
+    host = f"acme-domain.test:{port}"
+    base = f"http://{host}"
+    headers = {"Host": host}
+    server = httpx.get(f"{live.url}/.well-known/oauth-authorization-server", headers=headers).json()
+    assert server["issuer"] == base and server["token_endpoint"] == f"{base}/token/"
+    resource = httpx.get(f"{live.url}/.well-known/oauth-protected-resource/mcp", headers=headers).json()
+    assert resource["resource"] == f"{base}/mcp" and resource["authorization_servers"] == [base]
+    # a token minted for the path-mode resource is not valid at the domain's resource, and vice versa
+    _, _, tokens = _tokens_for(acme)
+    refused = call(f"{live.url}/mcp", tokens["access_token"], "crm_search_contacts", headers=headers)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith(
+        f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", error="invalid_token"'
+    )
+    assert call(acme.mcp, tokens["access_token"], "crm_search_contacts").status_code == 200

@@ -114,6 +114,8 @@ DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# set search_path only when the schema changes, not before every cursor (halves the queries)
+TENANT_LIMIT_SET_CALLS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- security ---------------------------------------------------------------------------------------
@@ -181,6 +183,8 @@ LOGIN_URL = "login"
 # no Origin (non-browser clients) and same-origin requests are always allowed.
 MCP_ALLOWED_ORIGINS = env.list("MCP_ALLOWED_ORIGINS", default=["https://chatgpt.com", "https://claude.ai"])
 MCP_MAX_BODY_BYTES = env.int("MCP_MAX_BODY_BYTES", default=1024 * 1024)
+
+BENCH_VIEWS = env.bool("BENCH_VIEWS", default=False) and not PRODUCTION
 
 # --- cache (rate limits, CIMD fetch back-off) -------------------------------------------------------
 CACHES = {

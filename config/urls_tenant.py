@@ -1,5 +1,6 @@
 """URLs inside one tenant: served under ``/t/<slug>/`` and, when configured, at a tenant domain's root."""
 
+from django.conf import settings
 from django.urls import include, path
 
 from accounts.views import TenantLoginView, TenantLogoutView
@@ -15,3 +16,6 @@ urlpatterns = [
     path("admin/", tenant_admin_site.urls),
     path("", include("oauth.urls")),
 ]
+
+if settings.BENCH_VIEWS:  # the benchmark's DRF + DOT baseline (bench/drf_baseline.py); never on in production
+    urlpatterns += [path("", include("bench.drf_baseline"))]

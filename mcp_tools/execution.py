@@ -12,7 +12,6 @@ import json
 import logging
 from typing import Any
 
-import jsonschema
 import mcp_types as t
 from mcp_types import jsonrpc
 
@@ -50,11 +49,10 @@ def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFail
 
 def call_tool(caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], request_id: Any) -> t.CallToolResult:
     spec = policy.spec
-    try:
-        jsonschema.validate(arguments, spec.input_schema)
-    except jsonschema.ValidationError as exc:
-        raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Invalid arguments for {spec.name}: {exc.message}", None,
-                            request_id) from None
+    error = next(iter(spec.validator.iter_errors(arguments)), None)
+    if error is not None:
+        raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Invalid arguments for {spec.name}: {error.message}", None,
+                            request_id)
     try:
         output = spec.handler(ToolContext(caller.principal), arguments)
     except TenantGuardError as exc:

@@ -28,14 +28,12 @@ class EffectivePolicy:
 
 def effective_policies() -> dict[str, EffectivePolicy]:
     """One query: every registered tool's policy in the current tenant."""
-    rows = {p.tool_name: p for p in ToolPolicy.objects.all()}
+    rows = {name: (enabled, tuple(scopes.split()), noauth) for name, enabled, scopes, noauth
+            in ToolPolicy.objects.values_list("tool_name", "enabled", "scopes", "noauth")}
     result = {}
     for name, spec in all_tools().items():
-        row = rows.get(name)
-        if row is None:
-            result[name] = EffectivePolicy(spec, spec.enabled_by_default, spec.scopes, spec.noauth)
-        else:
-            result[name] = EffectivePolicy(spec, row.enabled, row.scope_set, row.noauth)
+        enabled, scopes, noauth = rows.get(name, (spec.enabled_by_default, spec.scopes, spec.noauth))
+        result[name] = EffectivePolicy(spec, enabled, scopes, noauth)
     return result
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from jsonschema import validators
 
 from mcp_tools.principal import ToolContext
 from oauth.scopes import unknown
@@ -24,7 +27,7 @@ Handler = Callable[[ToolContext, dict[str, Any]], dict[str, Any]]
 class ToolArgumentError(Exception):
     """Arguments that pass the schema but name something that does not exist (here)."""
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ToolSpec:
     name: str
     title: str
@@ -37,6 +40,13 @@ class ToolSpec:
     destructive: bool
     needs_connector: str | None
     handler: Handler = field(compare=False)
+
+    @cached_property
+    def validator(self) -> Any:
+        """Built once: ``jsonschema.validate`` would re-check the schema itself on every call."""
+        cls = validators.validator_for(self.input_schema)
+        cls.check_schema(self.input_schema)
+        return cls(self.input_schema)
 
     @property
     def enabled_by_default(self) -> bool:

@@ -1,0 +1,222 @@
+"""MCP endpoint throughput against the DRF + django-oauth-toolkit baseline, from one run.
+
+    .venv/bin/python bench/mcp_throughput.py [--duration 10] [--connections 8]
+
+Starts gunicorn (2 sync workers) on loopback over DATABASE_URL (or the embedded PostgreSQL), gets a
+real access token through the OAuth flow, then drives each endpoint with wrk and prints requests per
+second, the ratios, and the database queries per request. Run on demand; never part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)
+os.environ["BENCH_VIEWS"] = "1"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from config.dev_secrets import ensure_dev_env  # noqa: E402
+
+for _k, _v in ensure_dev_env().items():
+    os.environ.setdefault(_k, _v)
+if not os.environ.get("DATABASE_URL"):
+    from config.embedded_db import embedded_database_url
+
+    os.environ["DATABASE_URL"] = embedded_database_url()
+
+import django  # noqa: E402
+
+django.setup()
+
+import httpx  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django_tenants.utils import schema_context  # noqa: E402
+
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+BASE = f"http://127.0.0.1:{PORT}"
+MCP = f"{BASE}/t/acme/mcp"
+MODERN = "2026-07-28"
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def prepare() -> tuple[str, str, int]:
+    call_command("migrate_schemas", "-v", "0")
+    call_command("bootstrap_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    from crm.models import Contact
+    from mcp_tools.models import ToolPolicy
+
+    with schema_context("acme"):
+        ToolPolicy.objects.update_or_create(tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""})
+        contact_id = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
+    return contact_id
+
+
+def oauth_token(base: str) -> str:
+    """A real token for the MCP resource: registration, login, consent, code exchange."""
+    from tests.oauth_flow import Browser, Tenant, obtain_tokens, register
+
+    tenant = Tenant(f"{base}/t/acme", "acme")
+    client = register(tenant)
+    browser = Browser(tenant, "member@acme.example", password=os.environ["DEMO_MEMBER_PASSWORD"])
+    browser.login()
+    return obtain_tokens(browser, client, scope="crm.read")["access_token"]
+
+
+def baseline_token() -> str:
+    """DOT's own resource check is a URL prefix match, so the DRF view (not under /mcp) gets a token
+    without an audience, as a DOT deployment without RFC 8707 would issue."""
+    import secrets
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken, Application, set_token_value
+
+    from accounts.models import User
+
+    raw = secrets.token_urlsafe(30)
+    with schema_context("acme"):
+        app, _ = Application.objects.get_or_create(
+            name="bench-baseline", defaults={"client_type": "confidential", "authorization_grant_type": "authorization-code",
+                                             "redirect_uris": "https://bench.example/cb"})
+        token = AccessToken(user=User.objects.get(email="member@acme.example"), application=app, scope="crm.read",
+                            expires=timezone.now() + timedelta(hours=1), resource=[])
+        set_token_value(token, raw)
+        token.save()
+    return raw
+
+
+def mcp_call_body(contact_id: int) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "crm_get_contact", "arguments": {"contact_id": contact_id},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+
+
+PING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+
+
+def wrk_script(method: str, body: str | None, headers: dict[str, str]) -> str:
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    lines += [f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items()]
+    # count non-2xx so a broken run cannot pass for a fast one
+    lines.append("bad = 0\nresponse = function(status) if status >= 300 then bad = bad + 1 end end")
+    lines.append('done = function() io.write("BAD " .. bad .. "\\n") end')
+    return "\n".join(lines)
+
+
+def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", fh.name, url],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(fh.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = int(re.search(r"BAD (\d+)", out).group(1))
+    if bad:
+        raise SystemExit(f"{bad} non-2xx responses from {url}:\n{out}")
+    return rate
+
+
+def count_queries(method: str, path: str, body: str | None, headers: dict[str, str]) -> int:
+    client = Client(HTTP_HOST=f"127.0.0.1:{PORT}")
+    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+    with CaptureQueriesContext(connection) as ctx:
+        if method == "POST":
+            response = client.post(path, data=body, content_type="application/json", **meta)
+        else:
+            response = client.get(path, **meta)
+    assert response.status_code == 200, (path, response.status_code, response.content[:300])
+    return len(ctx.captured_queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    contact_id = prepare()
+
+    env = {**os.environ, "PUBLIC_BASE_URL": BASE, "CONN_MAX_AGE": "600"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind",
+                               f"127.0.0.1:{PORT}", "--workers", "2", "--log-level", "warning"], env=env)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{BASE}/t/acme/healthz", timeout=1)  # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.2)
+        token = oauth_token(BASE)
+        base_token = baseline_token()
+        call_headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}",
+                        "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "crm_get_contact"}
+        ping_headers = {"Content-Type": "application/json", "MCP-Protocol-Version": "2025-11-25"}
+        drf_headers = {"Authorization": f"Bearer {base_token}"}
+        drf_path = f"/t/acme/api/bench/contacts/{contact_id}"
+        noauth_path = f"/t/acme/api/bench/contacts-noauth/{contact_id}"
+        body = mcp_call_body(contact_id)
+        check = httpx.post(MCP, content=body, headers=call_headers).json()
+        assert check["result"]["isError"] is False, check
+
+        # warm up every endpoint once, then measure each in turn
+        for url, script in ((MCP, wrk_script("POST", body, call_headers)),):
+            run_wrk(wrk, url, script, 2, args.connections)
+        rates = {
+            "mcp_tools_call_authorized": run_wrk(wrk, MCP, wrk_script("POST", body, call_headers), args.duration,
+                                                 args.connections),
+            "mcp_ping_unauthenticated": run_wrk(wrk, MCP, wrk_script("POST", PING, ping_headers), args.duration,
+                                                args.connections),
+            "drf_dot_read": run_wrk(wrk, BASE + drf_path, wrk_script("GET", None, drf_headers), args.duration,
+                                    args.connections),
+            "drf_read_no_auth": run_wrk(wrk, BASE + noauth_path, wrk_script("GET", None, {}), args.duration,
+                                        args.connections),
+        }
+        queries = {
+            "mcp_tools_call_authorized": count_queries("POST", "/t/acme/mcp", body, call_headers),
+            "mcp_ping_unauthenticated": count_queries("POST", "/t/acme/mcp", PING, ping_headers),
+            "drf_dot_read": count_queries("GET", drf_path, None, drf_headers),
+            "drf_read_no_auth": count_queries("GET", noauth_path, None, {}),
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+    print(f"\nwrk -t2 -c{args.connections} -d{args.duration}s, gunicorn 2 sync workers, loopback\n")
+    print(f"{'endpoint':32} {'req/s':>10} {'queries/req':>12}")
+    for name, rate in rates.items():
+        print(f"{name:32} {rate:10.1f} {queries[name]:12d}")
+    print(f"\nauthorized tools/call vs DRF+DOT read: {rates['mcp_tools_call_authorized'] / rates['drf_dot_read']:.2f}x")
+    print(f"DRF+DOT read vs DRF read without auth: {rates['drf_read_no_auth'] / rates['drf_dot_read']:.2f}x slower")
+    print(f"auth overhead queries per tools/call: "
+          f"{queries['mcp_tools_call_authorized'] - queries['drf_read_no_auth']} "
+          f"(tools/call {queries['mcp_tools_call_authorized']} vs unauthenticated read {queries['drf_read_no_auth']})")
+
+
+if __name__ == "__main__":
+    main()

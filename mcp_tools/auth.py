@@ -19,6 +19,7 @@ from oauth2_provider.models import AccessToken, Application
 from accounts.models import User
 
 from mcp_tools.challenges import AuthClass, AuthFailure
+from mcp_tools.models import ToolPolicy
 from mcp_tools.principal import Principal
 from oauth.issuer import mcp_resource
 from oauth.models import ChallengeChannel, ClientProfile
@@ -30,6 +31,8 @@ from tenants.models import Membership, Tenant
 class Caller:
     principal: Principal
     channel: str  # a ChallengeChannel value
+    # the tenant's matrix row for the tool being called, read in the same query (None: no row)
+    tool_policy: tuple[bool, str, bool] | None = None
 
 
 def bearer_token(request: HttpRequest) -> str | None:
@@ -51,13 +54,16 @@ def _token_query() -> str:
     and the ORM's compilation of the equivalent Exists/Subquery annotations costs more than the query."""
     token, app = AccessToken._meta.db_table, Application._meta.db_table
     member, user = Membership._meta.db_table, User._meta.db_table
-    profile = ClientProfile._meta.db_table
+    profile, policy = ClientProfile._meta.db_table, ToolPolicy._meta.db_table
     return f"""
         SELECT t.user_id, t.scope, t.expires, t.resource, a.client_id,
                (SELECT m.role FROM public.{member} m JOIN public.{user} u ON u.id = m.user_id
                  WHERE m.user_id = t.user_id AND m.tenant_id = %s AND m.is_active AND u.is_active) AS role,
-               (SELECT p.challenge_channel FROM {profile} p WHERE p.application_id = t.application_id) AS channel
-          FROM {token} t LEFT JOIN {app} a ON a.id = t.application_id
+               (SELECT p.challenge_channel FROM {profile} p WHERE p.application_id = t.application_id) AS channel,
+               tp.enabled, tp.scopes, tp.noauth
+          FROM {token} t
+          LEFT JOIN {app} a ON a.id = t.application_id
+          LEFT JOIN {policy} tp ON tp.tool_name = %s
          WHERE t.token_checksum = %s
     """  # noqa: S608 (table names come from model metadata, values are parameters)
 
@@ -65,14 +71,15 @@ def _token_query() -> str:
 TOKEN_QUERY = _token_query()
 
 
-def authenticate(request: HttpRequest, tenant: Tenant, raw_token: str) -> Caller:
+def authenticate(request: HttpRequest, tenant: Tenant, raw_token: str, tool_name: str | None = None) -> Caller:
+    """``tool_name``: for ``tools/call``, the tool whose matrix row to read in the same query."""
     checksum = hashlib.sha256(raw_token.encode()).hexdigest()
     with connection.cursor() as cursor:
-        cursor.execute(TOKEN_QUERY, [tenant.pk, checksum])
+        cursor.execute(TOKEN_QUERY, [tenant.pk, tool_name or "", checksum])
         row = cursor.fetchone()
     if row is None:
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", BASE_SCOPES)
-    user_id, scope, expires, resource, client_id, role, channel = row
+    user_id, scope, expires, resource, client_id, role, channel, enabled, scopes, noauth = row
     if expires <= timezone.now():
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token has expired", BASE_SCOPES)
     # RFC 8707: the token must name exactly this MCP endpoint; an empty audience is not "anything"
@@ -94,4 +101,5 @@ def authenticate(request: HttpRequest, tenant: Tenant, raw_token: str) -> Caller
         scopes=granted,
         request_id=uuid.uuid4().hex,
     )
-    return Caller(principal, channel or ChallengeChannel.HTTP)
+    tool_policy = (enabled, scopes, noauth) if enabled is not None else None
+    return Caller(principal, channel or ChallengeChannel.HTTP, tool_policy)

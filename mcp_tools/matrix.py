@@ -28,13 +28,25 @@ class EffectivePolicy:
 
 def effective_policies() -> dict[str, EffectivePolicy]:
     """One query: every registered tool's policy in the current tenant."""
-    rows = {name: (enabled, tuple(scopes.split()), noauth) for name, enabled, scopes, noauth
+    rows = {name: (enabled, scopes, noauth) for name, enabled, scopes, noauth
             in ToolPolicy.objects.values_list("tool_name", "enabled", "scopes", "noauth")}
-    result = {}
-    for name, spec in all_tools().items():
-        enabled, scopes, noauth = rows.get(name, (spec.enabled_by_default, spec.scopes, spec.noauth))
-        result[name] = EffectivePolicy(spec, enabled, scopes, noauth)
-    return result
+    return {name: policy_for(name, rows.get(name)) for name in all_tools()}
+
+
+def policy_for(name: str, row: tuple[bool, str, bool] | None) -> EffectivePolicy | None:
+    """The effective policy of one tool from its matrix row (``(enabled, scopes, noauth)`` or None)."""
+    spec = all_tools().get(name)
+    if spec is None:
+        return None
+    if row is None:
+        return EffectivePolicy(spec, spec.enabled_by_default, spec.scopes, spec.noauth)
+    enabled, scopes, noauth = row
+    return EffectivePolicy(spec, enabled, tuple(scopes.split()), noauth)
+
+
+def load_policy(name: str) -> EffectivePolicy | None:
+    row = ToolPolicy.objects.filter(tool_name=name).values_list("enabled", "scopes", "noauth").first()
+    return policy_for(name, row)
 
 
 def policy_snapshot(policy: ToolPolicy) -> dict[str, object]:

@@ -15,7 +15,7 @@ from mcp_tools import protocol
 from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.execution import call_tool, required_failure, tool_result_challenge
-from mcp_tools.matrix import EffectivePolicy, effective_policies
+from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.protocol import Incoming, ProtocolError
 from oauth.issuer import resource_metadata_url
 from oauth.models import ChallengeChannel
@@ -29,6 +29,9 @@ TOOLS_LIST_TTL_MS = 60_000
 
 def _json(body: dict[str, Any], status: int = 200, **headers: str) -> JsonResponse:
     response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    # what SecurityMiddleware would add (the endpoint bypasses the middleware stack)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "no-store"
     for key, value in headers.items():
         response[key.replace("_", "-")] = value
     return response
@@ -71,14 +74,18 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
     except ProtocolError as error:
         return _protocol_error(error)
     if incoming.is_notification:
-        return HttpResponse(status=202)
+        return HttpResponse(status=202, headers={"X-Content-Type-Options": "nosniff"})
 
     tenant = request.tenant
     token = bearer_token(request)
     caller: Caller | None = None
     if token is not None:
+        tool_name = None
+        if incoming.method == "tools/call" and isinstance(incoming.message.params, dict):
+            name = incoming.message.params.get("name")
+            tool_name = name if isinstance(name, str) else None
         try:
-            caller = authenticate(request, tenant, token)
+            caller = authenticate(request, tenant, token, tool_name)
         except AuthFailure as failure:
             return _auth_error(failure, request, incoming.request_id)
     try:
@@ -95,12 +102,12 @@ def _dispatch(request: HttpRequest, incoming: Incoming, caller: Caller | None) -
         raise ProtocolError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {incoming.method}", None,
                             incoming.request_id)
     params = protocol.typed_params(incoming)
-    policies = effective_policies()
     tenant = request.tenant
     server_info = {"name": f"{tenant.name} MCP", "version": SERVER_VERSION}
 
     if incoming.method == "tools/call":
-        return _tools_call(request, incoming, caller, params, policies, server_info)
+        return _tools_call(request, incoming, caller, params, server_info)
+    policies = effective_policies()
     if caller is None and not any(p.enabled and p.noauth for p in policies.values()):
         raise AuthFailure(AuthClass.AUTH_REQUIRED, "Authorization is required", BASE_SCOPES)
 
@@ -151,8 +158,9 @@ def _tools_list(incoming: Incoming, policies: dict[str, EffectivePolicy], server
     return _json(body)
 
 
-def _tools_call(request, incoming, caller, params, policies, server_info) -> HttpResponse:
-    policy = policies.get(params.name)
+def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
+    # the matrix row came with the token when there is one; anonymous callers read it here
+    policy = policy_for(params.name, caller.tool_policy) if caller else load_policy(params.name)
     if policy is None or not policy.enabled:
         raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Unknown tool: {params.name}", None, incoming.request_id)
     effective_caller = caller or anonymous(request.tenant)

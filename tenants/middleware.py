@@ -13,18 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponsePermanentRedirect
 
 from tenants.models import Tenant
-from tenants.routing import inside_tenant, split_tenant_path, tenant_path_prefix
+from tenants.routing import inside_tenant, split_tenant_path, tenant_path_prefix, use_schema
 from tenants.selectors import tenant_by_host, tenant_by_slug
 from tenants.views import tenant_unavailable
 
 
+MCP_PATH = "/mcp"
+
+
 class TenantRoutingMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from mcp_tools.views import mcp_endpoint
+
         self.get_response = get_response
+        self._mcp_endpoint = mcp_endpoint
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = split_tenant_path(request.path_info)
@@ -45,10 +50,14 @@ class TenantRoutingMiddleware:
             tenant = tenant_by_host(request.get_host().rsplit(":", 1)[0].lower())
 
         if tenant is None:
-            connection.set_schema_to_public()
+            use_schema(None)
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             return self.get_response(request)
         if not tenant.is_active:
             return tenant_unavailable(request, tenant)
         with inside_tenant(request, tenant, script_prefix):
+            if request.path_info == MCP_PATH:
+                # The MCP endpoint is a bearer-token API: no sessions, cookies, CSRF, messages or
+                # redirects apply, so it skips the rest of the middleware stack (it is the hot path).
+                return self._mcp_endpoint(request)
             return self.get_response(request)

@@ -37,13 +37,30 @@ def inside_tenant(request: HttpRequest, tenant: Tenant, script_prefix: str | Non
     request.tenant = tenant
     request.urlconf = settings.ROOT_URLCONF
     set_urlconf(settings.ROOT_URLCONF)
-    connection.set_tenant(tenant)
+    use_schema(tenant)
     try:
         yield
     finally:
-        connection.set_schema_to_public()
         set_script_prefix(previous_prefix)
         set_urlconf(None)
+
+
+def use_schema(tenant: Tenant | None) -> None:
+    """Point the connection at ``tenant`` (None: public). Every request calls this before anything
+    else touches the database, so the schema never carries over from one request to the next; when the
+    connection is already there, the ``SET search_path`` round trip is skipped (TENANT_LIMIT_SET_CALLS)."""
+    current = getattr(connection, "tenant", None)
+    target = tenant.schema_name if tenant is not None else "public"
+    if connection.schema_name == target and connection.search_path_set_schemas and (
+        tenant is None or getattr(current, "pk", None) == tenant.pk
+    ):
+        if tenant is not None:
+            connection.tenant = tenant  # the fresh row (is_active, name) for this request
+        return
+    if tenant is None:
+        connection.set_schema_to_public()
+    else:
+        connection.set_tenant(tenant)
 
 
 def tenant_base_url(request: HttpRequest) -> str:

@@ -5,8 +5,20 @@ from django.db import connection
 from tenants.models import Domain, Membership, Tenant
 
 
+_TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
+_TENANT_BY_SLUG = (
+    f"SELECT {', '.join(_TENANT_FIELDS)} FROM public.{Tenant._meta.db_table} WHERE schema_name = %s"  # noqa: S608
+)
+
+
 def tenant_by_slug(slug: str) -> Tenant | None:
-    return Tenant.objects.filter(schema_name=slug).first()
+    """Runs on every tenant request. Plain SQL on the schema-qualified table: it needs no particular
+    search_path (so routing does not have to switch the connection to public first) and skips the
+    ORM's query compilation."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TENANT_BY_SLUG, [slug])
+        row = cursor.fetchone()
+    return Tenant.from_db(connection.alias, _TENANT_FIELDS, row) if row else None
 
 
 def tenant_by_host(host: str) -> Tenant | None:

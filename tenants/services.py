@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from tenants.models import Domain, Membership, Tenant, validate_slug
 from tenants.signals import membership_ended, tenant_deactivated
@@ -46,7 +47,8 @@ def create_tenant(slug: str, *, name: str, domain: str | None = None) -> tuple[T
     if domain and Domain.objects.filter(domain=domain).exists():
         raise TenantServiceError("duplicate_domain", f"domain {domain!r} already belongs to another tenant")
     tenant = Tenant(schema_name=slug, name=name)
-    tenant.save()  # django-tenants creates the schema and migrates it here
+    with schema_context(get_public_schema_name()):  # django-tenants saves tenants from public only
+        tenant.save()  # creates the schema and migrates it
     if domain:
         _ensure_domain(tenant, domain)
     return tenant, Outcome(True, f"tenant {slug!r} created")
@@ -141,6 +143,7 @@ def deactivate_tenant(slug: str) -> tuple[Tenant, Outcome]:
         return tenant, Outcome(False, f"tenant {slug!r} was already deactivated")
     tenant.is_active = False
     tenant.deactivated_at = timezone.now()
-    tenant.save(update_fields=["is_active", "deactivated_at"])
+    with schema_context(get_public_schema_name()):
+        tenant.save(update_fields=["is_active", "deactivated_at"])
     tenant_deactivated.send(sender=Tenant, tenant=tenant)
     return tenant, Outcome(True, f"tenant {slug!r} deactivated")

@@ -22,8 +22,16 @@ class ContactView(APIView):
             return Response({"detail": "not found"}, status=404)
         # the same two reads as the crm_get_contact tool: the contact and its latest notes
         notes = [{"id": n.pk, "body": n.body, "created_at": n.created_at.isoformat()} for n in contact.notes.all()[:20]]
-        return Response({"id": contact.pk, "name": contact.name, "email": contact.email,
-                         "company": contact.company, "phone": contact.phone, "notes": notes})
+        return Response(
+            {
+                "id": contact.pk,
+                "name": contact.name,
+                "email": contact.email,
+                "company": contact.company,
+                "phone": contact.phone,
+                "notes": notes,
+            }
+        )
 
 
 class ContactViewNoAuth(ContactView):

@@ -69,7 +69,9 @@ def prepare() -> tuple[str, str, int]:
     from mcp_tools.models import ToolPolicy
 
     with schema_context("acme"):
-        ToolPolicy.objects.update_or_create(tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""})
+        ToolPolicy.objects.update_or_create(
+            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
+        )
         contact_id = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
     return contact_id
 
@@ -99,20 +101,41 @@ def baseline_token() -> str:
     raw = secrets.token_urlsafe(30)
     with schema_context("acme"):
         app, _ = Application.objects.get_or_create(
-            name="bench-baseline", defaults={"client_type": "confidential", "authorization_grant_type": "authorization-code",
-                                             "redirect_uris": "https://bench.example/cb"})
-        token = AccessToken(user=User.objects.get(email="member@acme.example"), application=app, scope="crm.read",
-                            expires=timezone.now() + timedelta(hours=1), resource=[])
+            name="bench-baseline",
+            defaults={
+                "client_type": "confidential",
+                "authorization_grant_type": "authorization-code",
+                "redirect_uris": "https://bench.example/cb",
+            },
+        )
+        token = AccessToken(
+            user=User.objects.get(email="member@acme.example"),
+            application=app,
+            scope="crm.read",
+            expires=timezone.now() + timedelta(hours=1),
+            resource=[],
+        )
         set_token_value(token, raw)
         token.save()
     return raw
 
 
 def mcp_call_body(contact_id: int) -> str:
-    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "crm_get_contact", "arguments": {"contact_id": contact_id},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
-                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+    return json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": "crm_get_contact",
+                "arguments": {"contact_id": contact_id},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": MODERN,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        }
+    )
 
 
 PING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
@@ -132,8 +155,12 @@ def wrk_script(method: str, body: str | None, headers: dict[str, str]) -> str:
 def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
-    out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", fh.name, url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", fh.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(fh.name)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = int(re.search(r"BAD (\d+)", out).group(1))
@@ -164,19 +191,35 @@ def main() -> None:
     contact_id = prepare()
 
     env = {**os.environ, "PUBLIC_BASE_URL": BASE, "CONN_MAX_AGE": "600"}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind",
-                               f"127.0.0.1:{PORT}", "--workers", "2", "--log-level", "warning"], env=env)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     try:
         for _ in range(100):
             try:
-                urllib.request.urlopen(f"{BASE}/t/acme/healthz", timeout=1)  # noqa: S310
+                urllib.request.urlopen(f"{BASE}/t/acme/healthz", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
         token = oauth_token(BASE)
         base_token = baseline_token()
-        call_headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}",
-                        "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "crm_get_contact"}
+        call_headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+            "MCP-Protocol-Version": MODERN,
+            "Mcp-Method": "tools/call",
+            "Mcp-Name": "crm_get_contact",
+        }
         ping_headers = {"Content-Type": "application/json", "MCP-Protocol-Version": "2025-11-25"}
         drf_headers = {"Authorization": f"Bearer {base_token}"}
         drf_path = f"/t/acme/api/bench/contacts/{contact_id}"
@@ -189,14 +232,18 @@ def main() -> None:
         for url, script in ((MCP, wrk_script("POST", body, call_headers)),):
             run_wrk(wrk, url, script, 2, args.connections)
         rates = {
-            "mcp_tools_call_authorized": run_wrk(wrk, MCP, wrk_script("POST", body, call_headers), args.duration,
-                                                 args.connections),
-            "mcp_ping_unauthenticated": run_wrk(wrk, MCP, wrk_script("POST", PING, ping_headers), args.duration,
-                                                args.connections),
-            "drf_dot_read": run_wrk(wrk, BASE + drf_path, wrk_script("GET", None, drf_headers), args.duration,
-                                    args.connections),
-            "drf_read_no_auth": run_wrk(wrk, BASE + noauth_path, wrk_script("GET", None, {}), args.duration,
-                                        args.connections),
+            "mcp_tools_call_authorized": run_wrk(
+                wrk, MCP, wrk_script("POST", body, call_headers), args.duration, args.connections
+            ),
+            "mcp_ping_unauthenticated": run_wrk(
+                wrk, MCP, wrk_script("POST", PING, ping_headers), args.duration, args.connections
+            ),
+            "drf_dot_read": run_wrk(
+                wrk, BASE + drf_path, wrk_script("GET", None, drf_headers), args.duration, args.connections
+            ),
+            "drf_read_no_auth": run_wrk(
+                wrk, BASE + noauth_path, wrk_script("GET", None, {}), args.duration, args.connections
+            ),
         }
         queries = {
             "mcp_tools_call_authorized": count_queries("POST", "/t/acme/mcp", body, call_headers),
@@ -214,9 +261,11 @@ def main() -> None:
         print(f"{name:32} {rate:10.1f} {queries[name]:12d}")
     print(f"\nauthorized tools/call vs DRF+DOT read: {rates['mcp_tools_call_authorized'] / rates['drf_dot_read']:.2f}x")
     print(f"DRF+DOT read vs DRF read without auth: {rates['drf_read_no_auth'] / rates['drf_dot_read']:.2f}x slower")
-    print(f"auth overhead queries per tools/call: "
-          f"{queries['mcp_tools_call_authorized'] - queries['drf_read_no_auth']} "
-          f"(tools/call {queries['mcp_tools_call_authorized']} vs unauthenticated read {queries['drf_read_no_auth']})")
+    print(
+        f"auth overhead queries per tools/call: "
+        f"{queries['mcp_tools_call_authorized'] - queries['drf_read_no_auth']} "
+        f"(tools/call {queries['mcp_tools_call_authorized']} vs unauthenticated read {queries['drf_read_no_auth']})"
+    )
 
 
 if __name__ == "__main__":

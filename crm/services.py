@@ -39,7 +39,9 @@ def get_contact(principal: HasTenant, contact_id: int) -> dict[str, object]:
     if contact is None:
         raise NotFound(f"no contact {contact_id} in this workspace")
     data = contact_dict(contact)
-    data["notes"] = [{"id": n.pk, "body": n.body, "created_at": n.created_at.isoformat()} for n in contact.notes.all()[:20]]
+    data["notes"] = [
+        {"id": n.pk, "body": n.body, "created_at": n.created_at.isoformat()} for n in contact.notes.all()[:20]
+    ]
     return data
 
 

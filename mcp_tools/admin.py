@@ -7,7 +7,6 @@ from mcp_tools.matrix import ensure_policies, save_policy, validate_policy
 from mcp_tools.models import ToolPolicy, ToolPolicyChange
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 
-
 EDITABLE = ("enabled", "scopes", "noauth", "allow_noauth_write")
 
 

@@ -1,7 +1,8 @@
 """The resource-server check: bearer token -> principal, in one query.
 
 The token row (by SHA-256 checksum: tokens are stored hashed), its client and the user's current role
-in this tenant come back together; expiry and audience are checked in memory. A token minted by another tenant does not exist in this tenant's schema at all.
+in this tenant come back together, with the tenant matrix row of the tool being called; expiry and
+audience are checked in memory. A token minted by another tenant does not exist in this schema at all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 
 from accounts.models import User
-
 from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.models import ToolPolicy
 from mcp_tools.principal import Principal

@@ -33,7 +33,8 @@ def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFail
     needed = set(policy.scopes)
     if caller is None:
         return AuthFailure(
-            AuthClass.AUTH_REQUIRED, "Authorization is required to call this tool",
+            AuthClass.AUTH_REQUIRED,
+            "Authorization is required to call this tool",
             tuple(sorted(needed | set(BASE_SCOPES))),
         )
     granted = caller.principal.scopes
@@ -51,8 +52,9 @@ def call_tool(caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any]
     spec = policy.spec
     error = next(iter(spec.validator.iter_errors(arguments)), None)
     if error is not None:
-        raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Invalid arguments for {spec.name}: {error.message}", None,
-                            request_id)
+        raise ProtocolError(
+            jsonrpc.INVALID_PARAMS, f"Invalid arguments for {spec.name}: {error.message}", None, request_id
+        )
     try:
         output = spec.handler(ToolContext(caller.principal), arguments)
     except TenantGuardError as exc:

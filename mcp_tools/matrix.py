@@ -28,8 +28,10 @@ class EffectivePolicy:
 
 def effective_policies() -> dict[str, EffectivePolicy]:
     """One query: every registered tool's policy in the current tenant."""
-    rows = {name: (enabled, scopes, noauth) for name, enabled, scopes, noauth
-            in ToolPolicy.objects.values_list("tool_name", "enabled", "scopes", "noauth")}
+    rows = {
+        name: (enabled, scopes, noauth)
+        for name, enabled, scopes, noauth in ToolPolicy.objects.values_list("tool_name", "enabled", "scopes", "noauth")
+    }
     return {name: policy_for(name, rows.get(name)) for name in all_tools()}
 
 
@@ -77,7 +79,9 @@ def ensure_policies() -> None:
     existing = set(ToolPolicy.objects.values_list("tool_name", flat=True))
     ToolPolicy.objects.bulk_create(
         [
-            ToolPolicy(tool_name=name, enabled=spec.enabled_by_default, scopes=" ".join(spec.scopes), noauth=spec.noauth)
+            ToolPolicy(
+                tool_name=name, enabled=spec.enabled_by_default, scopes=" ".join(spec.scopes), noauth=spec.noauth
+            )
             for name, spec in all_tools().items()
             if name not in existing
         ],

@@ -78,16 +78,19 @@ def parse(raw: bytes, headers: dict[str, str]) -> Incoming:
     try:
         message = jsonrpc.jsonrpc_message_adapter.validate_python(decoded)
     except ValidationError:
-        raise ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message", None,
-                            request_id) from None
+        raise ProtocolError(
+            jsonrpc.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message", None, request_id
+        ) from None
     if not isinstance(message, (jsonrpc.JSONRPCRequest, jsonrpc.JSONRPCNotification)):
         raise ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Request: only requests and notifications are accepted")
 
     header_version = headers.get("mcp-protocol-version")
     if header_version is not None and header_version not in SUPPORTED_VERSIONS:
         raise ProtocolError(
-            jsonrpc.UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version",
-            {"supported": list(SUPPORTED_VERSIONS), "requested": header_version}, request_id,
+            jsonrpc.UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+            {"supported": list(SUPPORTED_VERSIONS), "requested": header_version},
+            request_id,
         )
     modern = header_version in MODERN_VERSIONS or (header_version is None and message.method == "server/discover")
     if modern:
@@ -108,11 +111,13 @@ def typed_params(incoming: Incoming) -> Any:
     try:
         request = m.parse_client_request(incoming.method, incoming.version, incoming.message.params)
     except KeyError:
-        raise ProtocolError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {incoming.method}", None,
-                            incoming.request_id) from None
+        raise ProtocolError(
+            jsonrpc.METHOD_NOT_FOUND, f"Method not found: {incoming.method}", None, incoming.request_id
+        ) from None
     except (ValidationError, ValueError):
-        raise ProtocolError(jsonrpc.INVALID_PARAMS, f"Invalid params for {incoming.method}", None,
-                            incoming.request_id) from None
+        raise ProtocolError(
+            jsonrpc.INVALID_PARAMS, f"Invalid params for {incoming.method}", None, incoming.request_id
+        ) from None
     return request.params
 
 

@@ -20,12 +20,15 @@ class _NoAuth:
     def __repr__(self) -> str:
         return "NOAUTH"
 
+
 NOAUTH = _NoAuth()
 
 Handler = Callable[[ToolContext, dict[str, Any]], dict[str, Any]]
 
+
 class ToolArgumentError(Exception):
     """Arguments that pass the schema but name something that does not exist (here)."""
+
 
 @dataclass(frozen=True, eq=False)
 class ToolSpec:
@@ -57,7 +60,9 @@ class ToolSpec:
     def is_write(self) -> bool:
         return not self.read_only
 
+
 _REGISTRY: dict[str, ToolSpec] = {}
+
 
 def tool(
     *,
@@ -87,17 +92,26 @@ def tool(
         if name in _REGISTRY:
             raise ValueError(f"tool {name!r} registered twice")
         _REGISTRY[name] = ToolSpec(
-            name=name, title=title, description=description, input_schema=input_schema,
-            output_schema=output_schema, scopes=scope_names, noauth=noauth, read_only=read_only,
-            destructive=destructive, needs_connector=needs_connector, handler=handler,
+            name=name,
+            title=title,
+            description=description,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            scopes=scope_names,
+            noauth=noauth,
+            read_only=read_only,
+            destructive=destructive,
+            needs_connector=needs_connector,
+            handler=handler,
         )
         return handler
 
     return register
 
+
 def all_tools() -> dict[str, ToolSpec]:
     return dict(_REGISTRY)
 
+
 def get_tool(name: str) -> ToolSpec | None:
     return _REGISTRY.get(name)
-

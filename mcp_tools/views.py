@@ -52,8 +52,9 @@ def _origin_allowed(request: HttpRequest) -> bool:
 def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> JsonResponse:
     metadata = resource_metadata_url(request)
     challenge = failure.http_challenge(metadata)
-    error = ProtocolError(AUTH_ERROR_CODE, failure.description,
-                          {**failure.structured(), "www_authenticate": challenge}, request_id)
+    error = ProtocolError(
+        AUTH_ERROR_CODE, failure.description, {**failure.structured(), "www_authenticate": challenge}, request_id
+    )
     return _json(error.body(), failure.kind.status, WWW_Authenticate=challenge)
 
 
@@ -62,8 +63,11 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
     if not _origin_allowed(request):
         return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403)
     if request.method != "POST":
-        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Use POST (this server keeps no SSE streams)").body(),
-                     405, Allow="POST")
+        return _json(
+            ProtocolError(jsonrpc.INVALID_REQUEST, "Use POST (this server keeps no SSE streams)").body(),
+            405,
+            Allow="POST",
+        )
     if int(request.META.get("CONTENT_LENGTH") or 0) > settings.MCP_MAX_BODY_BYTES:
         return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Request body too large").body(), 413)
     if request.content_type != "application/json":
@@ -99,8 +103,7 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
 def _dispatch(request: HttpRequest, incoming: Incoming, caller: Caller | None) -> HttpResponse:
     allowed = protocol.MODERN_METHODS if incoming.modern else protocol.HANDSHAKE_METHODS
     if incoming.method not in allowed:
-        raise ProtocolError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {incoming.method}", None,
-                            incoming.request_id)
+        raise ProtocolError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {incoming.method}", None, incoming.request_id)
     params = protocol.typed_params(incoming)
     tenant = request.tenant
     server_info = {"name": f"{tenant.name} MCP", "version": SERVER_VERSION}

@@ -46,12 +46,12 @@ class ConsentGrant(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=("user", "application"), name="unique_consent")]
 
+    def __str__(self) -> str:
+        return f"consent of user {self.user_id} for {self.application_id}"
+
     @property
     def scopes(self) -> set[str]:
         return set(self.scope.split())
-
-    def __str__(self) -> str:
-        return f"consent of user {self.user_id} for {self.application_id}"
 
 
 class RedeemedCode(models.Model):

@@ -25,6 +25,8 @@ urlpatterns = [
     # metadata under the tenant prefix (and at the root of a tenant's own domain)
     path(".well-known/oauth-authorization-server", TenantServerMetadataView.as_view(), name="oauth-server-metadata"),
     path(".well-known/openid-configuration", TenantServerMetadataView.as_view(), name="openid-configuration"),
-    path(".well-known/oauth-protected-resource/mcp", TenantResourceMetadataView.as_view(), name="oauth-resource-metadata"),
+    path(
+        ".well-known/oauth-protected-resource/mcp", TenantResourceMetadataView.as_view(), name="oauth-resource-metadata"
+    ),
     path(".well-known/oauth-protected-resource", TenantResourceMetadataView.as_view()),
 ]

@@ -20,7 +20,6 @@ from tenants.routing import inside_tenant, split_tenant_path, tenant_path_prefix
 from tenants.selectors import tenant_by_host, tenant_by_slug
 from tenants.views import tenant_unavailable
 
-
 MCP_PATH = "/mcp"
 
 

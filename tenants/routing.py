@@ -51,8 +51,10 @@ def use_schema(tenant: Tenant | None) -> None:
     connection is already there, the ``SET search_path`` round trip is skipped (TENANT_LIMIT_SET_CALLS)."""
     current = getattr(connection, "tenant", None)
     target = tenant.schema_name if tenant is not None else "public"
-    if connection.schema_name == target and connection.search_path_set_schemas and (
-        tenant is None or getattr(current, "pk", None) == tenant.pk
+    if (
+        connection.schema_name == target
+        and connection.search_path_set_schemas
+        and (tenant is None or getattr(current, "pk", None) == tenant.pk)
     ):
         if tenant is not None:
             connection.tenant = tenant  # the fresh row (is_active, name) for this request

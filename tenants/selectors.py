@@ -4,11 +4,8 @@ from django.db import connection
 
 from tenants.models import Domain, Membership, Tenant
 
-
 _TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
-_TENANT_BY_SLUG = (
-    f"SELECT {', '.join(_TENANT_FIELDS)} FROM public.{Tenant._meta.db_table} WHERE schema_name = %s"  # noqa: S608
-)
+_TENANT_BY_SLUG = f"SELECT {', '.join(_TENANT_FIELDS)} FROM public.{Tenant._meta.db_table} WHERE schema_name = %s"  # noqa: S608
 
 
 def tenant_by_slug(slug: str) -> Tenant | None:

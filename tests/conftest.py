@@ -36,8 +36,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     settings.OAUTH_DCR_RATE_LIMIT = (100_000, 3600)  # the suite registers many clients from 127.0.0.1
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server threads close their connections
     with django_db_blocker.unblock():
-        db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set(),
-                                 keepdb=django_db_keepdb)
+        db_cfg = setup_databases(
+            verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set(), keepdb=django_db_keepdb
+        )
         for slug, name in TEST_TENANTS.items():
             create_tenant(slug, name=name)
             add_user(slug, f"admin@{slug}.test", password=PASSWORD, role="admin")

@@ -57,16 +57,28 @@ class HeadlessConsent:
         return result
 
 
-def provider(server_url: str, browser: Browser, storage: MemoryStorage | None = None,
-             client_metadata_url: str | None = None, scope: str | None = None) -> tuple[OAuthClientProvider, HeadlessConsent]:
+def provider(
+    server_url: str,
+    browser: Browser,
+    storage: MemoryStorage | None = None,
+    client_metadata_url: str | None = None,
+    scope: str | None = None,
+) -> tuple[OAuthClientProvider, HeadlessConsent]:
     consent = HeadlessConsent(browser)
     metadata = OAuthClientMetadata(
-        redirect_uris=[REDIRECT_URI], client_name="mcp SDK test client", token_endpoint_auth_method="none",
-        grant_types=["authorization_code", "refresh_token"], response_types=["code"], scope=scope,
+        redirect_uris=[REDIRECT_URI],
+        client_name="mcp SDK test client",
+        token_endpoint_auth_method="none",
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        scope=scope,
     )
     oauth = OAuthClientProvider(
-        server_url=server_url, client_metadata=metadata, storage=storage or MemoryStorage(),
-        redirect_handler=consent.redirect_handler, callback_handler=consent.callback_handler,
+        server_url=server_url,
+        client_metadata=metadata,
+        storage=storage or MemoryStorage(),
+        redirect_handler=consent.redirect_handler,
+        callback_handler=consent.callback_handler,
         client_metadata_url=client_metadata_url,
     )
     return oauth, consent
@@ -74,6 +86,8 @@ def provider(server_url: str, browser: Browser, storage: MemoryStorage | None = 
 
 @asynccontextmanager
 async def connect(server_url: str, auth: httpx2.Auth | None = None, mode: str = "auto"):
-    async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
-        async with Client(streamable_http_client(server_url, http_client=http), mode=mode, cache=None) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=30) as http,
+        Client(streamable_http_client(server_url, http_client=http), mode=mode, cache=None) as client,
+    ):
+        yield client

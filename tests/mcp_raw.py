@@ -11,16 +11,27 @@ MODERN = "2026-07-28"
 _ids = itertools.count(1)
 
 
-def modern_request(url: str, method: str, params: dict[str, Any] | None = None, *, token: str | None = None,
-                   headers: dict[str, str] | None = None, version: str = MODERN) -> httpx.Response:
+def modern_request(
+    url: str,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    version: str = MODERN,
+) -> httpx.Response:
     params = dict(params or {})
     params["_meta"] = {
         "io.modelcontextprotocol/protocolVersion": version,
         "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1"},
     }
-    sent = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": version, "Mcp-Method": method}
+    sent = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": version,
+        "Mcp-Method": method,
+    }
     if method == "tools/call":
         sent["Mcp-Name"] = params["name"]
     if token:

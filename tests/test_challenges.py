@@ -20,4 +20,8 @@ def test_challenge_strings():
     missing = AuthFailure(AuthClass.AUTH_REQUIRED, "Authorization is required", ("crm.read",))
     assert missing.http_challenge("m") == 'Bearer resource_metadata="m", scope="crm.read"'
     assert 'error="invalid_token"' in missing.challenge("m", with_error=True)
-    assert missing.structured() == {"class": "AUTH_REQUIRED", "retryable": True, "description": "Authorization is required"}
+    assert missing.structured() == {
+        "class": "AUTH_REQUIRED",
+        "retryable": True,
+        "description": "Authorization is required",
+    }

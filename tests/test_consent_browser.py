@@ -15,8 +15,16 @@ from tests.oauth_flow import Tenant, authorize_url, exchange, pkce_pair, registe
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium refuses "unsafe" ports such as 9 before any routing, so the browser tests use another one.
 CALLBACK = "http://127.0.0.1:47123/callback"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -39,8 +47,9 @@ def test_consent_in_a_real_browser(live, page, tmp_path):
 
     captured: list[str] = []
     # the redirect target is a loopback client that is not listening: capture the navigation instead
-    page.route(f"{CALLBACK}**", lambda route: (captured.append(route.request.url),
-                                                         route.fulfill(status=200, body="done")))
+    page.route(
+        f"{CALLBACK}**", lambda route: (captured.append(route.request.url), route.fulfill(status=200, body="done"))
+    )
     page.goto(url)
     assert "/t/acme/login/" in page.url  # not signed in: the login page, with next= back to authorize
     page.fill("input[name=username]", "member@acme.test")
@@ -65,8 +74,9 @@ def test_deny_in_a_real_browser(live, page):
     client = register(acme, redirect_uris=[CALLBACK])
     _, challenge = pkce_pair()
     captured: list[str] = []
-    page.route(f"{CALLBACK}**", lambda route: (captured.append(route.request.url),
-                                                         route.fulfill(status=200, body="done")))
+    page.route(
+        f"{CALLBACK}**", lambda route: (captured.append(route.request.url), route.fulfill(status=200, body="done"))
+    )
     page.goto(authorize_url(client, scope="crm.read", challenge=challenge))
     page.fill("input[name=username]", "member@acme.test")
     page.fill("input[name=password]", PASSWORD)

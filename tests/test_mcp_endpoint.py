@@ -8,7 +8,6 @@ import json
 
 import anyio
 import httpx
-import pytest
 from django.core.management import call_command
 from django_tenants.utils import schema_context
 
@@ -111,7 +110,9 @@ def test_anonymous_requests_need_an_enabled_noauth_tool(live):
     assert error_of(response)["data"]["class"] == "AUTH_REQUIRED"
 
     with schema_context("globex"):
-        ToolPolicy.objects.update_or_create(tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""})
+        ToolPolicy.objects.update_or_create(
+            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
+        )
     try:
         listed = modern_request(url, "tools/list")
         assert listed.status_code == 200
@@ -166,7 +167,9 @@ def test_tool_result_channel_challenge_is_literal(live):
         'scope="crm.read crm.write"'
     ]
     assert result["_meta"]["mcp/error"] == {
-        "class": "INSUFFICIENT_SCOPE", "retryable": True, "description": "This tool needs the scope(s): crm.write",
+        "class": "INSUFFICIENT_SCOPE",
+        "retryable": True,
+        "description": "This tool needs the scope(s): crm.write",
     }
     assert note_count("acme") == before
 
@@ -181,7 +184,7 @@ def test_missing_expired_revoked_and_foreign_tokens_get_401_with_resource_metada
 
     url = live.tenant_url("acme", "mcp")
     metadata = f'resource_metadata="{live.url}/.well-known/oauth-protected-resource/t/acme/mcp"'
-    token, client_id = token_for(live, "acme", "member@acme.test")
+    token, _client_id = token_for(live, "acme", "member@acme.test")
     assert call(url, token, "crm_search_contacts").status_code == 200
 
     for bad in ("not-a-token", ""):
@@ -334,8 +337,10 @@ def test_cross_tenant_matrix_reads_and_writes_nothing_across(live):
 
     def snapshot(slug):
         with schema_context(slug):
-            return (sorted(Contact.objects.values_list("pk", "name", "email")),
-                    sorted(Note.objects.values_list("pk", "body")))
+            return (
+                sorted(Contact.objects.values_list("pk", "name", "email")),
+                sorted(Note.objects.values_list("pk", "body")),
+            )
 
     before = {slug: snapshot(slug) for slug in own}
     foreign_ids = {"acme": [own["globex"], *contact_ids("globex")], "globex": [own["acme"], *contact_ids("acme")]}
@@ -343,8 +348,11 @@ def test_cross_tenant_matrix_reads_and_writes_nothing_across(live):
         url = live.tenant_url(endpoint, "mcp")
         other = "globex" if endpoint == "acme" else "acme"
         # the other tenant's token: refused outright
-        for name, args in (("crm_search_contacts", {}), ("crm_create_note", {"contact_id": own[endpoint], "body": "x"}),
-                           ("crm_delete_contact", {"contact_id": own[endpoint]})):
+        for name, args in (
+            ("crm_search_contacts", {}),
+            ("crm_create_note", {"contact_id": own[endpoint], "body": "x"}),
+            ("crm_delete_contact", {"contact_id": own[endpoint]}),
+        ):
             response = call(url, tokens[other], name, args)
             assert response.status_code == 401, (endpoint, name)
         # this tenant's token with the other tenant's object ids: nothing found, nothing touched
@@ -387,8 +395,14 @@ def test_malformed_requests_are_classified_never_500(live):
         (post(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 5}})), 400, -32602),
         (post(b"x" * (1024 * 1024 + 1)), 413, -32600),
         (post(b"{}", {"Content-Type": "text/plain", **auth}), 415, -32600),
-        (post(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}), {**json_headers, "Origin": "https://evil.example"}),
-         403, -32600),
+        (
+            post(
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+                {**json_headers, "Origin": "https://evil.example"},
+            ),
+            403,
+            -32600,
+        ),
         (httpx.get(url, headers=auth), 405, -32600),
         (httpx.delete(url, headers=auth), 405, -32600),
         (call(url, token, "no_such_tool"), 400, -32602),
@@ -397,8 +411,16 @@ def test_malformed_requests_are_classified_never_500(live):
         (call(url, token, "crm_search_contacts", headers={"Mcp-Name": "crm_delete_contact"}), 400, -32020),
         (call(url, token, "crm_search_contacts", headers={"Mcp-Method": "tools/list"}), 400, -32020),
         (modern_request(url, "tools/list", token=token, version="2099-01-01"), 400, -32022),
-        (modern_request(url, "initialize", {"protocolVersion": "2026-07-28", "capabilities": {},
-                                            "clientInfo": {"name": "x", "version": "1"}}, token=token), 404, -32601),
+        (
+            modern_request(
+                url,
+                "initialize",
+                {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}},
+                token=token,
+            ),
+            404,
+            -32601,
+        ),
     ]
     for index, (response, status, code) in enumerate(cases):
         assert response.status_code == status, (index, response.status_code, response.text[:200])
@@ -406,8 +428,10 @@ def test_malformed_requests_are_classified_never_500(live):
     unsupported = modern_request(url, "tools/list", token=token, version="2099-01-01").json()["error"]["data"]
     assert "2026-07-28" in unsupported["supported"] and "2025-11-25" in unsupported["supported"]
     # a notification is accepted with 202 and no body
-    notification = post(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-                         {**json_headers, "MCP-Protocol-Version": "2025-11-25"})
+    notification = post(
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        {**json_headers, "MCP-Protocol-Version": "2025-11-25"},
+    )
     assert notification.status_code == 202 and notification.content == b""
     assert note_count("acme") == before
 
@@ -415,7 +439,9 @@ def test_malformed_requests_are_classified_never_500(live):
 def test_results_carry_result_type_and_discover_works(live):
     url = live.tenant_url("acme", "mcp")
     with schema_context("acme"):
-        ToolPolicy.objects.update_or_create(tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""})
+        ToolPolicy.objects.update_or_create(
+            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
+        )
     try:
         discover = modern_request(url, "server/discover")
         assert discover.status_code == 200, discover.text

@@ -46,7 +46,7 @@ def cimd_document_server():
     documents: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = documents.get(self.path)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "application/json")
@@ -72,14 +72,16 @@ def test_sdk_client_with_a_client_id_metadata_document(live, settings, cimd_docu
 
     origin, documents = cimd_document_server
     client_id = f"https://client-{unique}.example.test/oauth/client.json"
-    documents["/oauth/client.json"] = json.dumps({
-        "client_id": client_id,
-        "client_name": "CIMD test client",
-        "redirect_uris": [REDIRECT_URI],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-    }).encode()
+    documents["/oauth/client.json"] = json.dumps(
+        {
+            "client_id": client_id,
+            "client_name": "CIMD test client",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+    ).encode()
     settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS = {f"client-{unique}.example.test": origin}
 
     url = live.tenant_url("acme", "mcp")

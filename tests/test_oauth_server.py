@@ -82,8 +82,11 @@ def test_full_code_flow_with_iss_and_hashed_storage(live, acme):
     from django_tenants.utils import schema_context
 
     with schema_context("acme"), connection.cursor() as cursor:
-        cursor.execute("SELECT token, resource FROM oauth2_provider_accesstoken WHERE token_checksum = "
-                       "encode(sha256(%s::bytea), 'hex')", [tokens["access_token"]])
+        cursor.execute(
+            "SELECT token, resource FROM oauth2_provider_accesstoken WHERE token_checksum = "
+            "encode(sha256(%s::bytea), 'hex')",
+            [tokens["access_token"]],
+        )
         stored, resource = cursor.fetchone()
         assert stored == ""  # hashed storage: no cleartext
         assert json.loads(resource) == [f"{live.url}/t/acme/mcp"]  # audience defaulted to the tenant's MCP resource
@@ -250,7 +253,9 @@ def test_deny_returns_access_denied(acme):
     browser = Browser(acme, "member@acme.test")
     browser.login()
     _, challenge = pkce_pair()
-    result = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge), allow=False))
+    result = redirect_params(
+        browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge), allow=False)
+    )
     assert result["error"] == "access_denied" and result["iss"].endswith("/t/acme")
 
 
@@ -263,7 +268,11 @@ def test_only_members_can_authorize(acme):
     token = hidden_inputs(page.text)["csrfmiddlewaretoken"]
     response = outsider.http.post(
         acme.url("login/"),
-        data={"csrfmiddlewaretoken": token, "username": "member@globex.test", "password": "correct-horse-battery-staple"},
+        data={
+            "csrfmiddlewaretoken": token,
+            "username": "member@globex.test",
+            "password": "correct-horse-battery-staple",
+        },
         headers={"Referer": acme.url("login/")},
     )
     assert response.status_code == 200 and "not a member of this tenant" in response.text
@@ -313,15 +322,19 @@ def test_revocation_and_introspection(acme):
     denied = httpx.post(acme.url("introspect/"), data={"token": tokens["access_token"], "client_id": client.client_id})
     assert denied.status_code == 401
     introspected = httpx.post(
-        acme.url("introspect/"), data={"token": tokens["access_token"]},
+        acme.url("introspect/"),
+        data={"token": tokens["access_token"]},
         auth=(confidential.client_id, confidential.client_secret),
     )
     assert introspected.status_code == 200 and introspected.json()["active"] is True
     assert introspected.json()["scope"] == "crm.read"
-    revoked = httpx.post(acme.url("revoke_token/"), data={"token": tokens["access_token"], "client_id": client.client_id})
+    revoked = httpx.post(
+        acme.url("revoke_token/"), data={"token": tokens["access_token"], "client_id": client.client_id}
+    )
     assert revoked.status_code == 200
     after = httpx.post(
-        acme.url("introspect/"), data={"token": tokens["access_token"]},
+        acme.url("introspect/"),
+        data={"token": tokens["access_token"]},
         auth=(confidential.client_id, confidential.client_secret),
     )
     assert after.json()["active"] is False
@@ -361,9 +374,17 @@ def test_registration_is_rate_limited(acme, settings):
 
     settings.OAUTH_DCR_RATE_LIMIT = (3, 3600)
     cache.clear()
-    codes = [httpx.post(acme.url("register/"), json={
-        "redirect_uris": ["http://127.0.0.1:1/cb"], "application_type": "native", "token_endpoint_auth_method": "none",
-    }).status_code for _ in range(5)]
+    codes = [
+        httpx.post(
+            acme.url("register/"),
+            json={
+                "redirect_uris": ["http://127.0.0.1:1/cb"],
+                "application_type": "native",
+                "token_endpoint_auth_method": "none",
+            },
+        ).status_code
+        for _ in range(5)
+    ]
     cache.clear()
     assert codes[:3] == [201, 201, 201] and codes[3:] == [429, 429]
 
@@ -392,13 +413,19 @@ def test_unused_dynamic_clients_expire(acme):
 
 def test_cors_preflight_on_token_and_registration(acme):
     for path in ("token/", "register/"):
-        response = httpx.options(acme.url(path), headers={
-            "Origin": "https://chat.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type",
-        })
+        response = httpx.options(
+            acme.url(path),
+            headers={
+                "Origin": "https://chat.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
         assert response.status_code == 200, path
         assert response.headers["access-control-allow-origin"] == "*"
-    error = httpx.post(acme.url("token/"), data={"grant_type": "authorization_code"}, headers={"Origin": "https://chat.example"})
+    error = httpx.post(
+        acme.url("token/"), data={"grant_type": "authorization_code"}, headers={"Origin": "https://chat.example"}
+    )
     assert error.status_code in (400, 401) and error.headers["access-control-allow-origin"] == "*"
 
 
@@ -407,7 +434,9 @@ def test_tenant_domain_mode_has_its_own_issuer_and_resource(live, acme):
     from tenants.models import Tenant as TenantModel
     from tests.mcp_raw import call
 
-    Domain.objects.get_or_create(domain="acme-domain.test", defaults={"tenant": TenantModel.objects.get(schema_name="acme")})
+    Domain.objects.get_or_create(
+        domain="acme-domain.test", defaults={"tenant": TenantModel.objects.get(schema_name="acme")}
+    )
     port = live.url.rsplit(":", 1)[1]
     host = f"acme-domain.test:{port}"
     base = f"http://{host}"

@@ -75,9 +75,14 @@ def test_platform_admin_ending_a_membership_fires_the_revocation_event(client, d
         membership = Membership.objects.get(user__email="member@globex.test", tenant__schema_name="globex")
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(transaction, "on_commit", lambda fn, **kw: fn())
-            response = client.post(f"/admin/tenants/membership/{membership.pk}/change/", {
-                "user": membership.user_id, "tenant": membership.tenant_id, "role": "member",
-            })
+            response = client.post(
+                f"/admin/tenants/membership/{membership.pk}/change/",
+                {
+                    "user": membership.user_id,
+                    "tenant": membership.tenant_id,
+                    "role": "member",
+                },
+            )
         assert response.status_code == 302, response.content[:500]
         membership.refresh_from_db()
         assert not membership.is_active and membership.ended_at is not None

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,34 +14,53 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ToolPolicy',
+            name="ToolPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tool_name', models.CharField(max_length=100, unique=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('scopes', models.CharField(blank=True, help_text="Space-separated; empty only with 'no auth'.", max_length=500)),
-                ('noauth', models.BooleanField(default=False, verbose_name='no auth')),
-                ('allow_noauth_write', models.BooleanField(default=False, help_text='Explicit override: lets a tool that writes run without authorization. Dangerous.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("tool_name", models.CharField(max_length=100, unique=True)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "scopes",
+                    models.CharField(
+                        blank=True, help_text="Space-separated; empty only with 'no auth'.", max_length=500
+                    ),
+                ),
+                ("noauth", models.BooleanField(default=False, verbose_name="no auth")),
+                (
+                    "allow_noauth_write",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Explicit override: lets a tool that writes run without authorization. Dangerous.",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'tool policy',
-                'verbose_name_plural': 'scope matrix',
-                'ordering': ('tool_name',),
+                "verbose_name": "tool policy",
+                "verbose_name_plural": "scope matrix",
+                "ordering": ("tool_name",),
             },
         ),
         migrations.CreateModel(
-            name='ToolPolicyChange',
+            name="ToolPolicyChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tool_name', models.CharField(max_length=100)),
-                ('changed_at', models.DateTimeField(auto_now_add=True)),
-                ('before', models.JSONField(null=True)),
-                ('after', models.JSONField()),
-                ('changed_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("tool_name", models.CharField(max_length=100)),
+                ("changed_at", models.DateTimeField(auto_now_add=True)),
+                ("before", models.JSONField(null=True)),
+                ("after", models.JSONField()),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-changed_at', '-id'),
+                "ordering": ("-changed_at", "-id"),
             },
         ),
     ]

@@ -39,8 +39,11 @@ def _call(fn, *args: Any) -> Any:
         },
         "additionalProperties": False,
     },
-    output_schema={"type": "object", "properties": {"contacts": {"type": "array", "items": CONTACT}},
-                   "required": ["contacts"]},
+    output_schema={
+        "type": "object",
+        "properties": {"contacts": {"type": "array", "items": CONTACT}},
+        "required": ["contacts"],
+    },
     scopes=("crm.read",),
     read_only=True,
 )
@@ -52,8 +55,12 @@ def search_contacts(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name="crm_get_contact",
     title="Get a contact",
     description="Fetch one contact with its latest notes.",
-    input_schema={"type": "object", "properties": {"contact_id": CONTACT_ID}, "required": ["contact_id"],
-                  "additionalProperties": False},
+    input_schema={
+        "type": "object",
+        "properties": {"contact_id": CONTACT_ID},
+        "required": ["contact_id"],
+        "additionalProperties": False,
+    },
     scopes=("crm.read",),
     read_only=True,
 )
@@ -107,8 +114,12 @@ def update_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name="crm_delete_contact",
     title="Delete a contact",
     description="Permanently delete a contact and its notes.",
-    input_schema={"type": "object", "properties": {"contact_id": CONTACT_ID}, "required": ["contact_id"],
-                  "additionalProperties": False},
+    input_schema={
+        "type": "object",
+        "properties": {"contact_id": CONTACT_ID},
+        "required": ["contact_id"],
+        "additionalProperties": False,
+    },
     scopes=("crm.admin",),
     read_only=False,
     destructive=True,

@@ -12,8 +12,11 @@ from tenants.guard import assert_tenant
     title="Workspace information",
     description="Public information about this workspace: its name and what the MCP server offers.",
     input_schema={"type": "object", "properties": {}, "additionalProperties": False},
-    output_schema={"type": "object", "properties": {"slug": {"type": "string"}, "name": {"type": "string"}},
-                   "required": ["slug", "name"]},
+    output_schema={
+        "type": "object",
+        "properties": {"slug": {"type": "string"}, "name": {"type": "string"}},
+        "required": ["slug", "name"],
+    },
     scopes=NOAUTH,
     read_only=True,
 )

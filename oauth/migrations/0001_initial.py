@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,46 +16,93 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ClientProfile',
+            name="ClientProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('application_type', models.CharField(choices=[('web', 'web'), ('native', 'native')], default='web', max_length=16)),
-                ('challenge_channel', models.CharField(choices=[('http', 'HTTP 401/403 with WWW-Authenticate (MCP authorization spec)'), ('tool_result', "tools/call result with _meta['mcp/www_authenticate'] (Apps SDK)")], default='http', help_text='How this client is told about auth failures on tools/call. Defaulted at registration.', max_length=16)),
-                ('software_id', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('application', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='profile', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "application_type",
+                    models.CharField(choices=[("web", "web"), ("native", "native")], default="web", max_length=16),
+                ),
+                (
+                    "challenge_channel",
+                    models.CharField(
+                        choices=[
+                            ("http", "HTTP 401/403 with WWW-Authenticate (MCP authorization spec)"),
+                            ("tool_result", "tools/call result with _meta['mcp/www_authenticate'] (Apps SDK)"),
+                        ],
+                        default="http",
+                        help_text="How this client is told about auth failures on tools/call. Defaulted at registration.",
+                        max_length=16,
+                    ),
+                ),
+                ("software_id", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "application",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="profile",
+                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='GraceRedemption',
+            name="GraceRedemption",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('redeemed_at', models.DateTimeField(auto_now_add=True)),
-                ('refresh_token', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='grace_redemption', to=settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("redeemed_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "refresh_token",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="grace_redemption",
+                        to=settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RedeemedCode',
+            name="RedeemedCode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code_checksum', models.CharField(max_length=64, unique=True)),
-                ('token_family', models.UUIDField(null=True)),
-                ('redeemed_at', models.DateTimeField(auto_now_add=True)),
-                ('application', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code_checksum", models.CharField(max_length=64, unique=True)),
+                ("token_family", models.UUIDField(null=True)),
+                ("redeemed_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ConsentGrant',
+            name="ConsentGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('application', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consents', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("scope", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="consents",
+                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'application'), name='unique_consent')],
+                "constraints": [models.UniqueConstraint(fields=("user", "application"), name="unique_consent")],
             },
         ),
     ]

@@ -81,9 +81,11 @@ class PolicyRegistrationView(DynamicClientRegistrationView):
         if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
             return _error("invalid_redirect_uri", "redirect_uris must be a non-empty array of strings")
         grant_types = metadata.get("grant_types", ["authorization_code"])
-        if not isinstance(grant_types, list) or "authorization_code" not in grant_types or not set(
-            grant_types
-        ) <= ALLOWED_GRANT_TYPES:
+        if (
+            not isinstance(grant_types, list)
+            or "authorization_code" not in grant_types
+            or not set(grant_types) <= ALLOWED_GRANT_TYPES
+        ):
             return _error("invalid_client_metadata", "grant_types must be authorization_code (and refresh_token)")
         for uri in uris:
             problem = redirect_uri_problem(uri, application_type)

@@ -17,32 +17,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
-os.environ["BENCH_VIEWS"] = "1"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import gunicorn, setup_django
 
-from config.dev_secrets import ensure_dev_env  # noqa: E402
-
-for _k, _v in ensure_dev_env().items():
-    os.environ.setdefault(_k, _v)
-if not os.environ.get("DATABASE_URL"):
-    from config.embedded_db import embedded_database_url
-
-    os.environ["DATABASE_URL"] = embedded_database_url()
-
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 import httpx  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -62,9 +44,7 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
-def prepare() -> tuple[str, str, int]:
-    call_command("migrate_schemas", "-v", "0")
-    call_command("bootstrap_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+def prepare() -> int:
     from crm.models import Contact
     from mcp_tools.models import ToolPolicy
 
@@ -190,27 +170,7 @@ def main() -> None:
     wrk = ensure_wrk()
     contact_id = prepare()
 
-    env = {**os.environ, "PUBLIC_BASE_URL": BASE, "CONN_MAX_AGE": "600"}
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{BASE}/t/acme/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with gunicorn(PORT):
         token = oauth_token(BASE)
         base_token = baseline_token()
         call_headers = {
@@ -251,9 +211,6 @@ def main() -> None:
             "drf_dot_read": count_queries("GET", drf_path, None, drf_headers),
             "drf_read_no_auth": count_queries("GET", noauth_path, None, {}),
         }
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
     print(f"\nwrk -t2 -c{args.connections} -d{args.duration}s, gunicorn 2 sync workers, loopback\n")
     print(f"{'endpoint':32} {'req/s':>10} {'queries/req':>12}")

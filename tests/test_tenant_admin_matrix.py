@@ -89,3 +89,27 @@ def test_platform_admin_ending_a_membership_fires_the_revocation_event(client, d
         assert seen == ["member@globex.test"]
     finally:
         membership_ended.disconnect(dispatch_uid="t")
+
+
+@pytest.mark.django_db
+def test_challenge_channel_is_settable_per_client_and_tokens_are_masked(admin_client):
+    from oauth2_provider.models import AccessToken, Application
+
+    from oauth.models import ClientProfile
+
+    with schema_context("acme"):
+        app = Application.objects.create(
+            name="Channel client",
+            client_type="public",
+            authorization_grant_type="authorization-code",
+            redirect_uris="https://app.example/cb",
+        )
+        ClientProfile.objects.create(application=app)
+    page = admin_client.get(f"/t/acme/admin/oauth2_provider/application/{app.pk}/change/")
+    assert page.status_code == 200 and "challenge_channel" in page.content.decode()
+    assert admin_client.get("/t/acme/admin/oauth2_provider/accesstoken/").status_code == 200
+    assert admin_client.get("/t/acme/admin/platform_oauth/consentgrant/").status_code == 200
+    # the platform admin (public schema) does not offer the tenant-owned OAuth tables
+    from django.contrib import admin
+
+    assert not admin.site.is_registered(AccessToken)

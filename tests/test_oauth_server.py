@@ -453,3 +453,42 @@ def test_tenant_domain_mode_has_its_own_issuer_and_resource(live, acme):
         f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", error="invalid_token"'
     )
     assert call(acme.mcp, tokens["access_token"], "crm_search_contacts").status_code == 200
+
+
+def test_refresh_token_idle_timeout_and_absolute_lifetime(acme, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+    from oauth2_provider.models import AccessToken, RefreshToken
+
+    from oauth.validators import checksum
+
+    # idle: the refresh token dies OAUTH_REFRESH_TOKEN_IDLE_SECONDS after its access token expired
+    client, _, tokens = _tokens_for(acme)
+    with schema_context("acme"):
+        idle = timedelta(seconds=settings.OAUTH_REFRESH_TOKEN_IDLE_SECONDS + 60)
+        AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).update(
+            expires=timezone.now() - idle
+        )
+    assert refresh(client, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+
+    # absolute: however active, a family ends OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS after it started
+    client, _, tokens = _tokens_for(acme)
+    fresh = refresh(client, tokens["refresh_token"]).json()  # an active family: rotated just now
+    with schema_context("acme"):
+        family = RefreshToken.objects.get(token_checksum=checksum(fresh["refresh_token"])).token_family
+        started = timezone.now() - timedelta(seconds=settings.OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS + 60)
+        RefreshToken.objects.filter(token_family=family, revoked__isnull=False).update(created=started)
+    assert refresh(client, fresh["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_per_tenant_access_token_lifetime(acme):
+    from tenants.models import Tenant as TenantModel
+
+    TenantModel.objects.filter(schema_name="acme").update(access_token_lifetime_seconds=300)
+    try:
+        _, _, tokens = _tokens_for(acme)
+        assert tokens["expires_in"] == 300
+    finally:
+        TenantModel.objects.filter(schema_name="acme").update(access_token_lifetime_seconds=900)

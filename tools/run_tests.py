@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
 from config.dev_secrets import ensure_dev_env  # noqa: E402
-from config.embedded_db import embedded_database_url  # noqa: E402
+from config.embedded_db import PGDATA, embedded_database_url, stop_embedded_database  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -38,9 +38,15 @@ def main() -> int:
     ensure_chromium()
     for key, value in ensure_dev_env().items():
         os.environ.setdefault(key, value)
+    started_here = False
     if not os.environ.get("DATABASE_URL"):
+        started_here = not (PGDATA / "postmaster.pid").exists()
         os.environ["DATABASE_URL"] = embedded_database_url()
-    return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])
+    try:
+        return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]])
+    finally:
+        if started_here:  # leave a server someone else started (make run) alone
+            stop_embedded_database()
 
 
 if __name__ == "__main__":

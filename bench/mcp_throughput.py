@@ -1,6 +1,6 @@
 """MCP endpoint throughput against the DRF + django-oauth-toolkit baseline, from one run.
 
-    .venv/bin/python bench/mcp_throughput.py [--duration 10] [--connections 8]
+    .venv/bin/python bench/mcp_throughput.py [--duration 10] [--connections 8] [--rounds 3]
 
 Starts gunicorn (2 sync workers) on loopback over DATABASE_URL (or the embedded PostgreSQL), gets a
 real access token through the OAuth flow, then drives each endpoint with wrk and prints requests per
@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,6 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     wrk = ensure_wrk()
     contact_id = prepare()
@@ -188,23 +190,19 @@ def main() -> None:
         check = httpx.post(MCP, content=body, headers=call_headers).json()
         assert check["result"]["isError"] is False, check
 
-        # warm up every endpoint once, then measure each in turn
-        for url, script in ((MCP, wrk_script("POST", body, call_headers)),):
-            run_wrk(wrk, url, script, 2, args.connections)
-        rates = {
-            "mcp_tools_call_authorized": run_wrk(
-                wrk, MCP, wrk_script("POST", body, call_headers), args.duration, args.connections
-            ),
-            "mcp_ping_unauthenticated": run_wrk(
-                wrk, MCP, wrk_script("POST", PING, ping_headers), args.duration, args.connections
-            ),
-            "drf_dot_read": run_wrk(
-                wrk, BASE + drf_path, wrk_script("GET", None, drf_headers), args.duration, args.connections
-            ),
-            "drf_read_no_auth": run_wrk(
-                wrk, BASE + noauth_path, wrk_script("GET", None, {}), args.duration, args.connections
-            ),
+        run_wrk(wrk, MCP, wrk_script("POST", body, call_headers), 2, args.connections)  # warm-up
+        targets = {
+            "mcp_tools_call_authorized": (MCP, wrk_script("POST", body, call_headers)),
+            "mcp_ping_unauthenticated": (MCP, wrk_script("POST", PING, ping_headers)),
+            "drf_dot_read": (BASE + drf_path, wrk_script("GET", None, drf_headers)),
+            "drf_read_no_auth": (BASE + noauth_path, wrk_script("GET", None, {})),
         }
+        # interleaved rounds, median per endpoint: this machine is shared, so runs drift
+        samples: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, (url, script) in targets.items():
+                samples[name].append(run_wrk(wrk, url, script, args.duration, args.connections))
+        rates = {name: statistics.median(values) for name, values in samples.items()}
         queries = {
             "mcp_tools_call_authorized": count_queries("POST", "/t/acme/mcp", body, call_headers),
             "mcp_ping_unauthenticated": count_queries("POST", "/t/acme/mcp", PING, ping_headers),
@@ -212,10 +210,14 @@ def main() -> None:
             "drf_read_no_auth": count_queries("GET", noauth_path, None, {}),
         }
 
-    print(f"\nwrk -t2 -c{args.connections} -d{args.duration}s, gunicorn 2 sync workers, loopback\n")
+    print(
+        f"\nwrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds (median), "
+        "gunicorn 2 sync workers, loopback\n"
+    )
     print(f"{'endpoint':32} {'req/s':>10} {'queries/req':>12}")
     for name, rate in rates.items():
-        print(f"{name:32} {rate:10.1f} {queries[name]:12d}")
+        spread = ", ".join(f"{v:.0f}" for v in samples[name])
+        print(f"{name:32} {rate:10.1f} {queries[name]:12d}   ({spread})")
     print(f"\nauthorized tools/call vs DRF+DOT read: {rates['mcp_tools_call_authorized'] / rates['drf_dot_read']:.2f}x")
     print(f"DRF+DOT read vs DRF read without auth: {rates['drf_read_no_auth'] / rates['drf_dot_read']:.2f}x slower")
     print(

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -150,6 +151,22 @@ def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) ->
     return rate
 
 
+def in_process_ms(method: str, path: str, body: str | None, headers: dict[str, str], n: int = 300) -> float:
+    """Median wall time of one request through Django in this process (no HTTP server, no wrk):
+    the per-request cost without the load generator competing for the two cores."""
+    client = Client(HTTP_HOST=f"127.0.0.1:{PORT}")
+    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        if method == "POST":
+            client.post(path, data=body, content_type="application/json", **meta)
+        else:
+            client.get(path, **meta)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000
+
+
 def count_queries(method: str, path: str, body: str | None, headers: dict[str, str]) -> int:
     client = Client(HTTP_HOST=f"127.0.0.1:{PORT}")
     meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
@@ -203,6 +220,12 @@ def main() -> None:
             for name, (url, script) in targets.items():
                 samples[name].append(run_wrk(wrk, url, script, args.duration, args.connections))
         rates = {name: statistics.median(values) for name, values in samples.items()}
+        latency = {
+            "mcp_tools_call_authorized": in_process_ms("POST", "/t/acme/mcp", body, call_headers),
+            "mcp_ping_unauthenticated": in_process_ms("POST", "/t/acme/mcp", PING, ping_headers),
+            "drf_dot_read": in_process_ms("GET", drf_path, None, drf_headers),
+            "drf_read_no_auth": in_process_ms("GET", noauth_path, None, {}),
+        }
         queries = {
             "mcp_tools_call_authorized": count_queries("POST", "/t/acme/mcp", body, call_headers),
             "mcp_ping_unauthenticated": count_queries("POST", "/t/acme/mcp", PING, ping_headers),
@@ -214,12 +237,17 @@ def main() -> None:
         f"\nwrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds (median), "
         "gunicorn 2 sync workers, loopback\n"
     )
-    print(f"{'endpoint':32} {'req/s':>10} {'queries/req':>12}")
+    print(f"{'endpoint':28} {'req/s':>8} {'ms/req in-process':>18} {'queries/req':>12}   rounds")
     for name, rate in rates.items():
         spread = ", ".join(f"{v:.0f}" for v in samples[name])
-        print(f"{name:32} {rate:10.1f} {queries[name]:12d}   ({spread})")
+        print(f"{name:28} {rate:8.1f} {latency[name]:18.2f} {queries[name]:12d}   ({spread})")
     print(f"\nauthorized tools/call vs DRF+DOT read: {rates['mcp_tools_call_authorized'] / rates['drf_dot_read']:.2f}x")
     print(f"DRF+DOT read vs DRF read without auth: {rates['drf_read_no_auth'] / rates['drf_dot_read']:.2f}x slower")
+    print(
+        f"in-process: DRF+DOT {latency['drf_dot_read']:.2f} ms vs "
+        f"tools/call {latency['mcp_tools_call_authorized']:.2f} ms "
+        f"= {latency['drf_dot_read'] / latency['mcp_tools_call_authorized']:.2f}x"
+    )
     print(
         f"auth overhead queries per tools/call: "
         f"{queries['mcp_tools_call_authorized'] - queries['drf_read_no_auth']} "

@@ -3,9 +3,7 @@ itself (tenants.guard), so a buggy caller cannot reach another tenant's rows."""
 
 from __future__ import annotations
 
-from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import OuterRef, Q
-from django.db.models.functions import JSONObject
+from django.db.models import Q
 
 from crm.models import Contact, Note
 from tenants.guard import HasTenant, assert_tenant, tenant_write
@@ -35,21 +33,17 @@ def search_contacts(principal: HasTenant, query: str, limit: int = 20) -> list[d
     return [contact_dict(c) for c in qs[:limit]]
 
 
-_LATEST_NOTES = ArraySubquery(
-    Note.objects.filter(contact=OuterRef("pk"))
-    .order_by("-created_at", "-id")
-    .values(json=JSONObject(id="id", body="body", created_at="created_at"))[:20]
-)
-
-
 def get_contact(principal: HasTenant, contact_id: int) -> dict[str, object]:
-    """The contact with its 20 latest notes, in one query."""
+    """The contact with its 20 latest notes. Two plain queries: on this stack they cost less than one
+    query with an ArraySubquery, whose ORM compilation alone outweighs the extra round trip."""
     assert_tenant(principal)
-    contact = Contact.objects.filter(pk=contact_id).annotate(latest_notes=_LATEST_NOTES).first()
+    contact = Contact.objects.filter(pk=contact_id).first()
     if contact is None:
         raise NotFound(f"no contact {contact_id} in this workspace")
     data = contact_dict(contact)
-    data["notes"] = contact.latest_notes
+    data["notes"] = [
+        {"id": n.pk, "body": n.body, "created_at": n.created_at.isoformat()} for n in contact.notes.all()[:20]
+    ]
     return data
 
 

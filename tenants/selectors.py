@@ -5,22 +5,28 @@ from django.db import connection
 from tenants.models import Domain, Membership, Tenant
 
 _TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
+# Routing runs these on every request: plain SQL on the schema-qualified tables needs no particular
+# search_path (routing does not switch the connection to public first) and skips ORM compilation.
 _TENANT_BY_SLUG = f"SELECT {', '.join(_TENANT_FIELDS)} FROM public.{Tenant._meta.db_table} WHERE schema_name = %s"  # noqa: S608
+_TENANT_BY_HOST = (
+    f"SELECT {', '.join('t.' + f for f in _TENANT_FIELDS)} FROM public.{Tenant._meta.db_table} t "  # noqa: S608
+    f"JOIN public.{Domain._meta.db_table} d ON d.tenant_id = t.id WHERE d.domain = %s"
+)
 
 
-def tenant_by_slug(slug: str) -> Tenant | None:
-    """Runs on every tenant request. Plain SQL on the schema-qualified table: it needs no particular
-    search_path (so routing does not have to switch the connection to public first) and skips the
-    ORM's query compilation."""
+def _one_tenant(sql: str, value: str) -> Tenant | None:
     with connection.cursor() as cursor:
-        cursor.execute(_TENANT_BY_SLUG, [slug])
+        cursor.execute(sql, [value])
         row = cursor.fetchone()
     return Tenant.from_db(connection.alias, _TENANT_FIELDS, row) if row else None
 
 
+def tenant_by_slug(slug: str) -> Tenant | None:
+    return _one_tenant(_TENANT_BY_SLUG, slug)
+
+
 def tenant_by_host(host: str) -> Tenant | None:
-    domain = Domain.objects.select_related("tenant").filter(domain=host).first()
-    return domain.tenant if domain else None
+    return _one_tenant(_TENANT_BY_HOST, host)
 
 
 def active_membership(user_id: int, tenant_id: int) -> Membership | None:
@@ -29,8 +35,3 @@ def active_membership(user_id: int, tenant_id: int) -> Membership | None:
         .only("id", "role", "is_active")
         .first()
     )
-
-
-def current_tenant() -> Tenant | None:
-    tenant = getattr(connection, "tenant", None)
-    return tenant if isinstance(tenant, Tenant) else None

@@ -146,3 +146,11 @@ def obtain_tokens(browser: Browser, client: Client, scope: str = "crm.read", **e
     response = exchange(client, params["code"], verifier)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def signed_in(tenant: Tenant, email: str, **metadata) -> tuple[Client, Browser]:
+    """A freshly registered client and a browser signed in as ``email``."""
+    client = register(tenant, **metadata)
+    browser = Browser(tenant, email)
+    browser.login()
+    return client, browser

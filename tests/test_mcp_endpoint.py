@@ -17,7 +17,7 @@ from oauth.models import ClientProfile
 from tests.conftest import PASSWORD
 from tests.mcp_client import connect, provider
 from tests.mcp_raw import call, modern_request
-from tests.oauth_flow import Browser, Tenant, obtain_tokens, register
+from tests.oauth_flow import Browser, Tenant, obtain_tokens, signed_in
 
 
 def tenant(live, slug: str) -> Tenant:
@@ -25,10 +25,7 @@ def tenant(live, slug: str) -> Tenant:
 
 
 def token_for(live, slug: str, email: str, scope: str = "crm.read", **reg) -> tuple[str, str]:
-    t = tenant(live, slug)
-    client = register(t, **reg)
-    browser = Browser(t, email)
-    browser.login()
+    client, browser = signed_in(tenant(live, slug), email, **reg)
     return obtain_tokens(browser, client, scope=scope)["access_token"], client.client_id
 
 
@@ -310,10 +307,7 @@ def test_demoted_admin_loses_admin_only_scope(live, unique):
     with schema_context("acme"):
         assert Contact.objects.filter(pk=victim.pk).exists()
     # and a plain member cannot be granted it at all
-    t = tenant(live, "acme")
-    client = register(t)
-    browser = Browser(t, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(tenant(live, "acme"), "member@acme.test")
     from tests.oauth_flow import authorize_url, pkce_pair, redirect_params
 
     _, challenge = pkce_pair()

@@ -17,6 +17,7 @@ from tests.oauth_flow import (
     redirect_params,
     refresh,
     register,
+    signed_in,
 )
 
 
@@ -66,9 +67,7 @@ def test_metadata_documents_in_every_form(live, acme):
 
 
 def test_full_code_flow_with_iss_and_hashed_storage(live, acme):
-    client = register(acme)
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "member@acme.test")
     verifier, challenge = pkce_pair()
     params = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))
     assert params["iss"] == f"{live.url}/t/acme"
@@ -97,9 +96,7 @@ def test_full_code_flow_with_iss_and_hashed_storage(live, acme):
 
 
 def _tokens_for(acme: Tenant, email: str = "member@acme.test", scope: str = "crm.read", **reg):
-    client = register(acme, **reg)
-    browser = Browser(acme, email)
-    browser.login()
+    client, browser = signed_in(acme, email, **reg)
     return client, browser, obtain_tokens(browser, client, scope=scope)
 
 
@@ -159,9 +156,7 @@ def test_grace_window_expires(acme, settings):
 
 
 def test_authorization_code_replay_revokes_issued_tokens(acme):
-    client = register(acme)
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "member@acme.test")
     verifier, challenge = pkce_pair()
     code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
     tokens = exchange(client, code, verifier).json()
@@ -189,9 +184,7 @@ def test_authorization_code_replay_revokes_issued_tokens(acme):
     ],
 )
 def test_bad_authorization_requests_get_the_right_error(acme, change, error):
-    client = register(acme)
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "member@acme.test")
     _, challenge = pkce_pair()
     url = authorize_url(client, scope=change.pop("scope", "crm.read"), challenge=challenge)
     from urllib.parse import parse_qsl, urlencode
@@ -210,9 +203,7 @@ def test_bad_authorization_requests_get_the_right_error(acme, change, error):
 
 
 def test_redirect_uri_mismatch_is_refused_without_redirecting(acme):
-    client = register(acme)
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "member@acme.test")
     _, challenge = pkce_pair()
     url = authorize_url(client, scope="crm.read", challenge=challenge).replace(
         "127.0.0.1%3A9%2Fcallback", "127.0.0.1%3A9%2Fother"
@@ -228,9 +219,7 @@ def test_redirect_uri_mismatch_is_refused_without_redirecting(acme):
 
 
 def test_wrong_pkce_verifier_is_refused(acme):
-    client = register(acme)
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "member@acme.test")
     _, challenge = pkce_pair()
     code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
     other_verifier, _ = pkce_pair()
@@ -239,9 +228,7 @@ def test_wrong_pkce_verifier_is_refused(acme):
 
 
 def test_token_request_for_another_resource_is_refused(acme):
-    client = register(acme)
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "member@acme.test")
     verifier, challenge = pkce_pair()
     code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
     response = exchange(client, code, verifier, resource="https://elsewhere.example/mcp")
@@ -249,9 +236,7 @@ def test_token_request_for_another_resource_is_refused(acme):
 
 
 def test_deny_returns_access_denied(acme):
-    client = register(acme)
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "member@acme.test")
     _, challenge = pkce_pair()
     result = redirect_params(
         browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge), allow=False)
@@ -296,9 +281,7 @@ def test_login_next_is_not_an_open_redirect(acme):
 
 
 def test_consent_is_remembered_and_step_up_marks_new_scopes(acme):
-    client = register(acme)
-    browser = Browser(acme, "admin@acme.test")
-    browser.login()
+    client, browser = signed_in(acme, "admin@acme.test")
     obtain_tokens(browser, client, scope="crm.read")
     _, challenge = pkce_pair()
     # same scopes again: no page, straight back with a code

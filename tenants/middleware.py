@@ -60,3 +60,31 @@ class TenantRoutingMiddleware:
                 # redirects apply, so it skips the rest of the middleware stack (it is the hot path).
                 return self._mcp_endpoint(request)
             return self.get_response(request)
+
+
+class TenantSessionCookieMiddleware:
+    """One session cookie per tenant (``sessionid_<slug>``), so a browser can be signed in to several
+    tenants on one host at once. Sessions live in each tenant's own schema either way; this only keeps
+    signing in at one tenant from replacing the cookie of another. Sits just before
+    SessionMiddleware and renames the cookie on the way in and out."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.name = settings.SESSION_COOKIE_NAME
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant = getattr(request, "tenant", None)
+        if tenant is None:
+            return self.get_response(request)
+        own = f"{self.name}_{tenant.slug}"
+        cookies = {k: v for k, v in request.COOKIES.items() if k != self.name}
+        if own in cookies:
+            cookies[self.name] = cookies.pop(own)
+        request.COOKIES = cookies
+        response = self.get_response(request)
+        morsel = response.cookies.pop(self.name, None)
+        if morsel is not None:
+            response.cookies[own] = morsel.value
+            for attribute, value in morsel.items():
+                response.cookies[own][attribute] = value
+        return response

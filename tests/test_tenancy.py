@@ -243,3 +243,16 @@ def test_nothing_imports_a_package_called_platform():
     import uuid
 
     assert uuid.uuid4().version == 4  # uuid imports platform; it breaks when a package shadows it
+
+
+@pytest.mark.django_db
+def test_one_browser_can_be_signed_in_to_two_tenants(client):
+    client.post("/t/acme/admin/login/", {"username": "admin@acme.test", "password": PASSWORD})
+    client.post("/t/globex/admin/login/", {"username": "admin@globex.test", "password": PASSWORD})
+    assert {"sessionid_acme", "sessionid_globex"} <= set(client.cookies)
+    assert "sessionid" not in client.cookies
+    assert client.get("/t/acme/admin/").status_code == 200
+    assert client.get("/t/globex/admin/").status_code == 200
+    # a tenant's cookie presented under another tenant's name is just an unknown session there
+    client.cookies["sessionid_globex"] = client.cookies["sessionid_acme"].value
+    assert client.get("/t/globex/admin/").status_code == 302

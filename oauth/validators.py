@@ -59,6 +59,24 @@ class TenantOAuth2Validator(OAuth2Validator):
             logger.warning("authorization code replayed: token family revoked", extra={"client": client_id})
         return False
 
+    # --- the grant, read once per token request --------------------------------------------------
+    # DOT reads the grant row separately for the redirect check, the PKCE challenge and its method.
+    def _grant(self, code: str, client, request) -> Grant:
+        cached = getattr(request, "platform_grant", None)
+        if cached is None or cached.code != code:
+            cached = Grant.objects.get(code=code, application=client)
+            request.platform_grant = cached
+        return cached
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs) -> bool:
+        return self._grant(code, client, request).redirect_uri_allowed(redirect_uri)
+
+    def get_code_challenge(self, code, request):
+        return self._grant(code, request.client, request).code_challenge or None
+
+    def get_code_challenge_method(self, code, request):
+        return self._grant(code, request.client, request).code_challenge_method or None
+
     # --- refresh tokens -----------------------------------------------------------------------
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):

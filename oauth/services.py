@@ -32,25 +32,20 @@ def record_consent(user, application: Application, scopes: list[str]) -> None:
 def revoke_user_tokens(user_id: int) -> int:
     """Revoke every token and pending code the user holds in the current tenant; forget their consents."""
     with transaction.atomic():
-        families = set(
-            RefreshToken.objects.filter(user_id=user_id, revoked__isnull=True).values_list("token_family", flat=True)
-        )
-        for family in families:
-            if family:
-                RefreshToken.revoke_family(family)
-        RefreshToken.objects.filter(user_id=user_id, revoked__isnull=True).update(revoked=timezone.now())
-        deleted, _ = AccessToken.objects.filter(user_id=user_id).delete()
-        Grant.objects.filter(user_id=user_id).delete()
         ConsentGrant.objects.filter(user_id=user_id).delete()
-    return deleted
+        return _revoke(user_id=user_id)
 
 
 def revoke_all_tokens() -> int:
     """Revoke every token in the current tenant (used when the tenant is deactivated)."""
     with transaction.atomic():
-        RefreshToken.objects.filter(revoked__isnull=True).update(revoked=timezone.now(), access_token=None)
-        deleted, _ = AccessToken.objects.all().delete()
-        Grant.objects.all().delete()
+        return _revoke()
+
+
+def _revoke(**owner: int) -> int:
+    RefreshToken.objects.filter(revoked__isnull=True, **owner).update(revoked=timezone.now(), access_token=None)
+    deleted, _ = AccessToken.objects.filter(**owner).delete()
+    Grant.objects.filter(**owner).delete()
     return deleted
 
 

@@ -20,15 +20,15 @@ from tenants.routing import inside_tenant, split_tenant_path, tenant_path_prefix
 from tenants.selectors import tenant_by_host, tenant_by_slug
 from tenants.views import tenant_unavailable
 
-MCP_PATH = "/mcp"
-
 
 class TenantRoutingMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         from mcp_tools.views import mcp_endpoint
+        from oauth.issuer import MCP_PATH
 
         self.get_response = get_response
         self._mcp_endpoint = mcp_endpoint
+        self._mcp_path = MCP_PATH
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = split_tenant_path(request.path_info)
@@ -55,7 +55,7 @@ class TenantRoutingMiddleware:
         if not tenant.is_active:
             return tenant_unavailable(request, tenant)
         with inside_tenant(request, tenant, script_prefix):
-            if request.path_info == MCP_PATH:
+            if request.path_info == self._mcp_path:
                 # The MCP endpoint is a bearer-token API: no sessions, cookies, CSRF, messages or
                 # redirects apply, so it skips the rest of the middleware stack (it is the hot path).
                 return self._mcp_endpoint(request)

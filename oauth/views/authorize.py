@@ -25,7 +25,8 @@ class TenantAuthorizationView(AuthorizationView):
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and active_membership(user.pk, request.tenant.pk) is None:
+        self.membership = active_membership(user.pk, request.tenant.pk) if user.is_authenticated else None
+        if user.is_authenticated and self.membership is None:
             return render(request, "oauth/not_a_member.html", status=403)
         return super().dispatch(request, *args, **kwargs)
 
@@ -39,12 +40,10 @@ class TenantAuthorizationView(AuthorizationView):
         elif any(r != canonical for r in resources):
             return self._refuse(request, "invalid_target", "resource must be this tenant's MCP endpoint")
         admin_only = ADMIN_ONLY_SCOPES & set(request.GET.get("scope", "").split())
-        if admin_only and request.user.is_authenticated:
-            membership = active_membership(request.user.pk, request.tenant.pk)
-            if not (membership and membership.is_admin):
-                return self._refuse(
-                    request, "access_denied", f"only tenant administrators may grant {', '.join(sorted(admin_only))}"
-                )
+        if admin_only and request.user.is_authenticated and not self.membership.is_admin:
+            return self._refuse(
+                request, "access_denied", f"only tenant administrators may grant {', '.join(sorted(admin_only))}"
+            )
         return super().get(request, *args, **kwargs)
 
     def _refuse(self, request: HttpRequest, error: str, description: str) -> HttpResponse:

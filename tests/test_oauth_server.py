@@ -352,6 +352,29 @@ def test_registration_accepts_https_and_loopback_any_port(acme):
     assert web.client_id and native.client_id and web.client_id != native.client_id
 
 
+@pytest.mark.parametrize(
+    ("uris", "expected"),
+    [
+        (["http://127.0.0.1:33418/callback"], "native"),  # TS SDK 1.x, the Inspector: no application_type
+        (["http://localhost:6274/oauth/callback"], "native"),
+        (["http://[::1]:8080/cb", "https://app.example/cb"], "native"),
+        (["https://chatgpt.com/connector_platform_oauth_redirect"], "web"),
+    ],
+)
+def test_registration_infers_application_type_from_redirect_uris(acme, uris, expected):
+    from django_tenants.utils import schema_context
+
+    from oauth.models import ClientProfile
+
+    body = {"client_name": "no application_type", "redirect_uris": uris, "token_endpoint_auth_method": "none"}
+    response = httpx.post(acme.url("register/"), json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["application_type"] == expected
+    with schema_context("acme"):
+        profile = ClientProfile.objects.get(application__client_id=response.json()["client_id"])
+    assert profile.application_type == expected
+
+
 def test_registration_is_rate_limited(acme, settings):
     from django_tenants.utils import schema_context
 

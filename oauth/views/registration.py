@@ -51,6 +51,29 @@ def redirect_uri_problem(uri: str, application_type: str) -> str | None:
     return "redirect URIs must use https, or http on a loopback address (RFC 8252)"
 
 
+def is_loopback_http(uri: str) -> bool:
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return False
+    return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+
+
+def is_private_use_scheme(uri: str) -> bool:
+    """RFC 8252 §7.1: a reverse-domain scheme such as ``com.example.app:/cb``."""
+    scheme = uri.split(":", 1)[0] if ":" in uri else ""
+    return "." in scheme
+
+
+def infer_application_type(uris: list[str]) -> str:
+    """OpenID registration defaults ``application_type`` to ``web``, but MCP clients that run on the
+    user's machine (TS SDK 1.x, the Inspector, IDE clients) register loopback redirects without
+    saying ``native``. Such redirect URIs only make sense for a native client, so infer it."""
+    if any(is_loopback_http(u) or is_private_use_scheme(u) for u in uris):
+        return ClientProfile.ApplicationType.NATIVE
+    return ClientProfile.ApplicationType.WEB
+
+
 def default_challenge_channel(metadata: dict) -> str:
     """Clients that declare the Apps SDK tool-result challenge form get it; everyone else the HTTP form."""
     declared = metadata.get("mcp_challenge_channel") or metadata.get("challenge_channel")
@@ -74,12 +97,12 @@ class PolicyRegistrationView(DynamicClientRegistrationView):
             return _error("invalid_client_metadata", "the body must be a JSON object")
         if not isinstance(metadata, dict):
             return _error("invalid_client_metadata", "the body must be a JSON object")
-        application_type = metadata.get("application_type", "web")
-        if application_type not in ClientProfile.ApplicationType.values:
-            return _error("invalid_client_metadata", "application_type must be 'web' or 'native'")
         uris = metadata.get("redirect_uris")
         if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
             return _error("invalid_redirect_uri", "redirect_uris must be a non-empty array of strings")
+        application_type = metadata.get("application_type") or infer_application_type(uris)
+        if application_type not in ClientProfile.ApplicationType.values:
+            return _error("invalid_client_metadata", "application_type must be 'web' or 'native'")
         grant_types = metadata.get("grant_types", ["authorization_code"])
         if (
             not isinstance(grant_types, list)

@@ -51,6 +51,8 @@ SHARED_APPS = [
     "django_celery_beat",
     "rest_framework",
     "corsheaders",
+    # platform-wide OAuth client policy (challenge-channel rules) in the public schema; oauth/shared/
+    "oauth.shared",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -245,7 +247,7 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],  # http only on loopback: oauth.views.registration
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],  # http only on loopback: oauth.client_policy
     "ALLOW_URI_WILDCARDS": False,
     "REQUEST_APPROVAL_PROMPT": "force",  # the platform's own consent memory decides (oauth.views.authorize)
     # clients: dynamic registration (anonymous, under policy) and Client ID Metadata Documents

@@ -22,7 +22,7 @@ for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
 class ClientProfileInline(admin.StackedInline):
     model = ClientProfile
     can_delete = False
-    fields = ("application_type", "challenge_channel", "software_id", "last_used_at")
+    fields = ("application_type", "challenge_channel", "is_resource_server", "software_id", "last_used_at")
     readonly_fields = ("software_id", "last_used_at")
 
     def has_view_permission(self, request, obj=None) -> bool:

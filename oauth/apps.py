@@ -9,4 +9,4 @@ class OAuthConfig(AppConfig):
     verbose_name = "OAuth"
 
     def ready(self) -> None:
-        from oauth import receivers  # noqa: F401  (connects lifecycle signal receivers)
+        from oauth import cimd, receivers  # noqa: F401  (connects lifecycle and CIMD-profile receivers)

@@ -28,6 +28,10 @@ class ClientProfile(models.Model):
         help_text="How this client is told about auth failures on tools/call. Defaulted at registration.",
     )
     software_id = models.CharField(max_length=255, blank=True)
+    is_resource_server = models.BooleanField(
+        default=False,
+        help_text="May call the introspection endpoint (RFC 7662). Set by an admin, never by registration.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

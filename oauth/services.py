@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -12,7 +13,9 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
-from oauth.models import ConsentGrant
+from oauth.client_policy import ClientFacts
+from oauth.models import ChallengeChannel, ClientProfile, ConsentGrant
+from oauth.shared.selectors import channel_from_rules
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +52,52 @@ def _revoke(**owner: int) -> int:
     return deleted
 
 
+def choose_challenge_channel(facts: ClientFacts, *, client_id_host: str = "") -> str:
+    """The explicit ``mcp_challenge_channel`` wins; then the platform's rule table (CIMD client_id
+    host, redirect URI hosts, software_id); otherwise the HTTP channel."""
+    if facts.declared_channel:
+        return facts.declared_channel
+    redirect_hosts = [urlsplit(uri).hostname or "" for uri in facts.redirect_uris]
+    ruled = channel_from_rules(
+        client_id_host=client_id_host, redirect_hosts=redirect_hosts, software_id=facts.software_id
+    )
+    return ruled or ChallengeChannel.HTTP
+
+
+def create_client_profile(*, application: Application, facts: ClientFacts, client_id_host: str = "") -> ClientProfile:
+    """Record a newly registered client's profile (DCR and first sight of a CIMD client), choosing its
+    challenge channel. The channel is chosen once; afterwards only an admin changes it."""
+    with transaction.atomic():
+        return ClientProfile.objects.create(
+            application=application,
+            application_type=facts.application_type,
+            software_id=facts.software_id,
+            challenge_channel=choose_challenge_channel(facts, client_id_host=client_id_host),
+        )
+
+
+def update_client_profile(*, application: Application, facts: ClientFacts, client_id_host: str = "") -> ClientProfile:
+    """Bring a profile in line with a client's updated metadata (RFC 7592 update, re-fetched CIMD
+    document): application type and software_id follow the document; the channel and the
+    resource-server flag stay as they are (an admin's choice wins). Creates the profile if missing."""
+    with transaction.atomic():
+        profile = ClientProfile.objects.select_for_update().filter(application=application).first()
+        if profile is None:
+            return create_client_profile(application=application, facts=facts, client_id_host=client_id_host)
+        profile.application_type = facts.application_type
+        profile.software_id = facts.software_id
+        profile.save(update_fields=["application_type", "software_id"])
+        return profile
+
+
 def expire_unused_clients(now=None) -> int:
-    """Delete dynamically registered clients nobody has used for ``OAUTH_DCR_CLIENT_IDLE_SECONDS``
-    (counted from their last token, or their registration if they never got one)."""
+    """Delete dynamically registered and CIMD clients nobody has used for
+    ``OAUTH_DCR_CLIENT_IDLE_SECONDS`` (counted from their last token, or their registration / first
+    sight if they never got one). A CIMD client that comes back is re-created from its document."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.OAUTH_DCR_CLIENT_IDLE_SECONDS)
-    stale = Application.objects.filter(registration_source=Application.RegistrationSource.DCR).filter(
+    sources = (Application.RegistrationSource.DCR, Application.RegistrationSource.CIMD)
+    stale = Application.objects.filter(registration_source__in=sources).filter(
         Q(profile__last_used_at__lt=cutoff)
         | Q(profile__last_used_at__isnull=True, profile__created_at__lt=cutoff)
         | Q(profile__isnull=True, created__lt=cutoff)
@@ -63,5 +106,5 @@ def expire_unused_clients(now=None) -> int:
     stale = stale.exclude(pk__in=live.values("application_id"))
     count, _ = stale.delete()
     if count:
-        logger.info("expired %d unused dynamically registered clients", count)
+        logger.info("expired %d unused dynamically registered or CIMD clients", count)
     return count

@@ -7,7 +7,7 @@ from oauth2_provider import views as dot_views
 from oauth.views.authorize import TenantAuthorizationView
 from oauth.views.introspect import ConfidentialIntrospectView
 from oauth.views.metadata import TenantResourceMetadataView, TenantServerMetadataView
-from oauth.views.registration import PolicyRegistrationView
+from oauth.views.registration import PolicyRegistrationManagementView, PolicyRegistrationView
 
 app_name = "oauth2_provider"
 
@@ -19,7 +19,7 @@ urlpatterns = [
     path("register/", PolicyRegistrationView.as_view(), name="dcr-register"),
     path(
         "register/<str:client_id>/",
-        dot_views.DynamicClientRegistrationManagementView.as_view(),
+        PolicyRegistrationManagementView.as_view(),
         name="dcr-register-management",
     ),
     # metadata under the tenant prefix (and at the root of a tenant's own domain)

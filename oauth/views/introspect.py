@@ -7,11 +7,15 @@ from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauth2_provider.views.introspect import IntrospectTokenView
 from oauthlib.common import Request as OAuthlibRequest
 
+from oauth.selectors import is_resource_server
+
 
 @method_decorator(csrf_exempt, name="dispatch")
 class ConfidentialIntrospectView(IntrospectTokenView):
-    """RFC 7662 introspection for authenticated confidential clients only (POST). DOT would also
-    accept any bearer token carrying an ``introspection`` scope, and GET."""
+    """RFC 7662 introspection (POST) for resource servers only: an authenticated confidential client
+    whose profile an admin has marked ``is_resource_server``. Anyone can register a confidential
+    client anonymously, so confidentiality alone proves nothing. DOT would also accept any bearer
+    token carrying an ``introspection`` scope, and GET."""
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method != "POST":
@@ -27,4 +31,12 @@ class ConfidentialIntrospectView(IntrospectTokenView):
             )
             response["WWW-Authenticate"] = 'Basic realm="introspection"'
             return response
+        if not is_resource_server(oauth_request.client):
+            return JsonResponse(
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "only clients an admin has marked as resource servers may introspect",
+                },
+                status=403,
+            )
         return self.post(request, *args, **kwargs)

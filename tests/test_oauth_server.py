@@ -301,6 +301,12 @@ def test_consent_is_remembered_and_step_up_marks_new_scopes(acme):
 def test_revocation_and_introspection(acme):
     client, _, tokens = _tokens_for(acme)
     confidential = register(acme, token_endpoint_auth_method="client_secret_basic")
+    from django_tenants.utils import schema_context
+
+    from oauth.models import ClientProfile
+
+    with schema_context("acme"):  # introspection is for clients an admin marked as resource servers
+        ClientProfile.objects.filter(application__client_id=confidential.client_id).update(is_resource_server=True)
     # a public client may not introspect
     denied = httpx.post(acme.url("introspect/"), data={"token": tokens["access_token"], "client_id": client.client_id})
     assert denied.status_code == 401

@@ -95,9 +95,11 @@ def redirect_uri_problem(uri: str, application_type: str) -> str | None:
         return "redirect URIs must not contain whitespace or control characters"
     try:
         parts = urlsplit(uri)
-        parts.port  # noqa: B018  (raises ValueError for a port outside 0-65535)
+        port = parts.port  # raises ValueError for a port outside 0-65535
     except ValueError:
         return "redirect URI is not a valid URI (bad host or port)"
+    if port == 0:
+        return "redirect URI port 0 is not a port a client listens on"
     if parts.fragment or "#" in uri:
         return "redirect URIs must not contain a fragment"
     if "*" in uri:

@@ -86,6 +86,7 @@ LOOP = '"redirect_uris": ["http://127.0.0.1:1/cb"]'
         # accepted with 201 before
         ('{"redirect_uris": ["http://127.0.0.1:70000/cb"]}', "invalid_redirect_uri"),
         ('{"redirect_uris": ["https://app.example:65536/cb"]}', "invalid_redirect_uri"),
+        ('{"redirect_uris": ["https://app.example:0/cb"]}', "invalid_redirect_uri"),
         ("{" + LOOP + ', "scope": ["crm.read"]}', "invalid_client_metadata"),
         # DOT stores redirect URIs space-joined and splits on whitespace
         ('{"redirect_uris": ["https://a.example/cb http://evil.example/cb"]}', "invalid_redirect_uri"),

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tenants.selectors import active_membership
@@ -52,8 +54,25 @@ class TenantAdminSite(admin.AdminSite):
         return context
 
 
+def tenant_members(request: HttpRequest) -> QuerySet:
+    """The users a tenant admin may pick or see: active members of the request's tenant only."""
+    return get_user_model().objects.filter(memberships__tenant=request.tenant, memberships__is_active=True)
+
+
+def _is_user_field(db_field: object) -> bool:
+    remote = getattr(getattr(db_field, "remote_field", None), "model", None)
+    return isinstance(remote, type) and issubclass(remote, get_user_model())
+
+
 class TenantModelAdmin(admin.ModelAdmin):
-    """Permissions come from the tenant membership role, not Django's global permission tables."""
+    """Permissions come from the tenant membership role, not Django's global permission tables.
+
+    Put it *after* a library's admin class in the bases (``class X(LibraryAdmin, TenantModelAdmin)``),
+    so the library's deliberate refusals (DOT's ``has_add_permission = False`` on tokens) stay in force.
+    Every user field offers the tenant's active members only, as a select: Django's raw-id widget
+    looks the label of any submitted id up in the whole user table, which would name other tenants'
+    users; user filters list only the users present in the rows.
+    """
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_tenant_admin(request)
@@ -68,6 +87,44 @@ class TenantModelAdmin(admin.ModelAdmin):
         return is_tenant_admin(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return is_tenant_admin(request)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if _is_user_field(db_field):
+            kwargs["queryset"] = tenant_members(request)
+            kwargs["widget"] = forms.Select()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if _is_user_field(db_field):
+            kwargs["queryset"] = tenant_members(request)
+            kwargs["widget"] = forms.SelectMultiple()
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_list_filter(self, request: HttpRequest):
+        fields = {f.name: f for f in self.model._meta.get_fields()}
+        return [
+            (item, admin.RelatedOnlyFieldListFilter)
+            if isinstance(item, str) and _is_user_field(fields.get(item))
+            else item
+            for item in super().get_list_filter(request)
+        ]
+
+
+class ViewAndRevokeAdmin:
+    """Issued credentials and grants: a tenant admin sees them and revokes them with an admin action
+    (``permissions=["revoke"]``) that calls a revocation service; nobody adds, edits or deletes rows."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
         return is_tenant_admin(request)
 
 

@@ -53,7 +53,9 @@ class AccessTokenAdmin(ViewAndRevokeAdmin, dot_admin.access_token_admin_class, T
     def revoke_tokens(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         services.revoke_tokens(access_token_ids=ids)
-        self.message_user(request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", len(ids)) % len(ids))
+        self.message_user(
+            request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", len(ids)) % len(ids)
+        )
 
 
 class RefreshTokenAdmin(ViewAndRevokeAdmin, dot_admin.refresh_token_admin_class, TenantModelAdmin):

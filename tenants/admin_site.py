@@ -42,6 +42,7 @@ class TenantAdminSite(admin.AdminSite):
     site_header = "Tenant administration"
     site_title = "Tenant admin"
     index_title = "Tenant administration"
+    site_url = None  # no "View site" link: nothing is served at the root
 
     def has_permission(self, request: HttpRequest) -> bool:
         return is_tenant_admin(request)
@@ -135,6 +136,7 @@ class PlatformAdminSite(admin.AdminSite):
     """The platform admin (public schema): superusers only."""
 
     site_header = "Platform administration"
+    site_url = None
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import BaseModelAdmin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -74,6 +76,21 @@ class TenantModelAdmin(admin.ModelAdmin):
     looks the label of any submitted id up in the whole user table, which would name other tenants'
     users; user filters list only the users present in the rows.
     """
+
+    _PERMISSIONS = ("has_view_permission", "has_add_permission", "has_change_permission", "has_delete_permission")
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        below = cls.__mro__[cls.__mro__.index(TenantModelAdmin) + 1 :]
+        for klass in below:
+            if klass in (admin.ModelAdmin, BaseModelAdmin, object):
+                continue
+            overridden = [name for name in cls._PERMISSIONS if name in vars(klass)]
+            if overridden:
+                raise ImproperlyConfigured(
+                    f"{cls.__qualname__}: list TenantModelAdmin after {klass.__qualname__} in the bases, "
+                    f"or it overrides {klass.__qualname__}.{overridden[0]}"
+                )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_tenant_admin(request)

@@ -133,3 +133,13 @@ def test_revoking_a_token_revokes_its_whole_refresh_family(admin, issued):
     assert refresh(issued.client, current["refresh_token"]).status_code == 400
     with schema_context("acme"):
         assert RefreshToken.objects.get(pk=tip.pk).revoked is not None
+
+
+def test_tenant_model_admin_cannot_be_listed_before_a_library_admin():
+    from django.core.exceptions import ImproperlyConfigured
+    from oauth2_provider import admin as dot_admin
+
+    from tenants.admin_site import TenantModelAdmin
+
+    with pytest.raises(ImproperlyConfigured, match="has_add_permission"):
+        type("Misordered", (TenantModelAdmin, dot_admin.access_token_admin_class), {})

@@ -69,7 +69,8 @@ def test_tenant_admin_scope_matrix_is_styled(live, page, tmp_path):
 
     # the stylesheet is the hashed copy, served compressed and cacheable forever
     href = page.eval_on_selector("link[rel=stylesheet][href*='admin/css/base']", "e => e.href")
-    assert re.search(r"/static/admin/css/base\.[0-9a-f]{12}\.css$", href), href
+    # at the host root, not under /t/acme/: the public site serves it (STATIC_URL is absolute)
+    assert re.fullmatch(re.escape(live.url) + r"/static/admin/css/base\.[0-9a-f]{12}\.css", href), href
     css = httpx.get(href, headers={"Accept-Encoding": "gzip"}, timeout=20)
     assert css.status_code == 200 and css.headers["content-encoding"] == "gzip"
     assert "immutable" in css.headers["cache-control"] and "--header-bg" in css.text
@@ -131,3 +132,14 @@ def test_every_admin_page_renders_styled(live, admin_pages, page, tmp_path):
         assert response is not None and response.status == 200, url
         _assert_styled(page)
         page.screenshot(path=str(tmp_path / f"platform-{number:02d}.png"))
+
+
+@pytest.mark.django_db
+def test_static_files_are_served_on_the_platform_host_and_on_a_tenant_domain(client):
+    from tenants.models import Domain, Tenant
+
+    Domain.objects.create(tenant=Tenant.objects.get(schema_name="acme"), domain="acme.localhost", is_primary=True)
+    for host in ("testserver", "acme.localhost"):
+        response = client.get("/static/admin/css/base.css", HTTP_HOST=host)
+        assert response.status_code == 200, host
+        assert b"--header-bg" in b"".join(response.streaming_content), host

@@ -60,7 +60,9 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "config.apps.PlatformAdminConfig",
     "oauth2_provider",
-    "oauth",
+    # the AppConfig path, not "oauth": django-tenants' admin templates map app names to labels and
+    # only resolve the custom label ("platform_oauth") from the AppConfig path (issue 8)
+    "oauth.apps.OAuthConfig",
     "mcp_tools",
     "crm",
     "connectors",
@@ -78,6 +80,7 @@ MIDDLEWARE = [
     "tenants.middleware.TenantRoutingMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (issue 8)
     "tenants.middleware.TenantSessionCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -142,6 +145,13 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves STATIC_ROOT (filled by `collectstatic`, which make run and the test setup run):
+# hashed names with far-future caching and pre-compressed copies, in every environment, so what the
+# tests see is what production serves. The admin links /static/... at the host root for every tenant.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- Celery -----------------------------------------------------------------------------------------
 # Redis when configured; otherwise kombu's filesystem transport, which needs no server (dev only).

@@ -50,9 +50,10 @@ class ToolPolicyAdmin(TenantModelAdmin):
 class ToolPolicyChangeAdmin(TenantModelAdmin):
     list_display = ("tool_name", "changed_by", "changed_at", "before", "after")
     list_filter = ("tool_name",)
+    list_select_related = ("changed_by",)
 
     def has_add_permission(self, request) -> bool:
-        return False
+        return False  # the audit trail is written by save_policy only
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -1,18 +1,22 @@
 """OAuth tables belong to tenant schemas, so they are administered in the tenant admin only.
 
 DOT registers its models on the default (platform, public-schema) admin site, where their tables do
-not exist; they move to the tenant admin here, reusing DOT's admin classes (which mask tokens and
-codes), with permissions from the tenant role.
+not exist; they move to the tenant admin here. DOT's admin classes come first in the bases, so their
+deliberate refusals (no adding tokens, no raw deletes) hold; ``TenantModelAdmin`` adds the tenant-role
+permissions and the member-only user fields. Tokens and consents are view-and-revoke only: the token
+value and its checksum are never shown, and revoking goes through ``oauth.services``.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin
 from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
 
+from oauth import services
 from oauth.models import ClientProfile, ConsentGrant
-from tenants.admin_site import TenantModelAdmin, is_tenant_admin, tenant_admin_site
+from tenants.admin_site import TenantModelAdmin, ViewAndRevokeAdmin, is_tenant_admin, tenant_admin_site
 
 for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
     if admin.site.is_registered(model):
@@ -35,20 +39,53 @@ class ClientProfileInline(admin.StackedInline):
         return is_tenant_admin(request)
 
 
-class ApplicationAdmin(TenantModelAdmin, dot_admin.application_admin_class):
+class ApplicationAdmin(dot_admin.application_admin_class, TenantModelAdmin):
     inlines = (ClientProfileInline,)
 
 
-class AccessTokenAdmin(TenantModelAdmin, dot_admin.access_token_admin_class):
-    pass
+class AccessTokenAdmin(ViewAndRevokeAdmin, dot_admin.access_token_admin_class, TenantModelAdmin):
+    list_display = ("pk", "user", "application", "scope", "expires")
+    fields = ("user", "application", "scope", "resource", "expires", "created", "updated")
+    readonly_fields = fields
+    actions = ("revoke_tokens",)
+
+    @admin.action(description="Revoke selected access tokens (and their sessions)", permissions=["revoke"])
+    def revoke_tokens(self, request, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        services.revoke_tokens(access_token_ids=ids)
+        self.message_user(
+            request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", len(ids)) % len(ids)
+        )
 
 
-class RefreshTokenAdmin(TenantModelAdmin, dot_admin.refresh_token_admin_class):
-    pass
+class RefreshTokenAdmin(ViewAndRevokeAdmin, dot_admin.refresh_token_admin_class, TenantModelAdmin):
+    list_display = ("pk", "user", "application", "created", "revoked")
+    list_filter = ("application", "revoked")
+    fields = ("user", "application", "token_family", "resource", "created", "updated", "revoked")
+    readonly_fields = fields
+    actions = ("revoke_tokens",)
+
+    @admin.action(description="Revoke selected refresh tokens (and their sessions)", permissions=["revoke"])
+    def revoke_tokens(self, request, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        services.revoke_tokens(refresh_token_ids=ids)
+        self.message_user(
+            request, ngettext("Revoked %d refresh token.", "Revoked %d refresh tokens.", len(ids)) % len(ids)
+        )
 
 
-class ConsentGrantAdmin(TenantModelAdmin):
+class ConsentGrantAdmin(ViewAndRevokeAdmin, TenantModelAdmin):
     list_display = ("user", "application", "scope", "updated_at")
+    list_select_related = ("user", "application")
+    fields = ("user", "application", "scope", "updated_at")
+    readonly_fields = fields
+    search_fields = ("application__name", "application__client_id", "user__email")
+    actions = ("revoke_consents",)
+
+    @admin.action(description="Revoke selected consents (and the tokens issued under them)", permissions=["revoke"])
+    def revoke_consents(self, request, queryset) -> None:
+        count = services.revoke_consents(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, ngettext("Revoked %d consent.", "Revoked %d consents.", count) % count)
 
 
 tenant_admin_site.register(Application, ApplicationAdmin)

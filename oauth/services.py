@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -43,6 +44,38 @@ def revoke_all_tokens() -> int:
     """Revoke every token in the current tenant (used when the tenant is deactivated)."""
     with transaction.atomic():
         return _revoke()
+
+
+def revoke_tokens(*, access_token_ids: Iterable[int] = (), refresh_token_ids: Iterable[int] = ()) -> int:
+    """Revoke the given tokens (tenant admin). A token ends its whole session: every refresh token of
+    its family is revoked and their access tokens deleted. Returns how many access tokens died."""
+    access_token_ids, refresh_token_ids = list(access_token_ids), list(refresh_token_ids)
+    with transaction.atomic():
+        chosen = RefreshToken.objects.filter(Q(pk__in=refresh_token_ids) | Q(access_token_id__in=access_token_ids))
+        families = {f for f in chosen.values_list("token_family", flat=True) if f is not None}
+        refresh = RefreshToken.objects.filter(Q(pk__in=chosen.values("pk")) | Q(token_family__in=families))
+        access = list(
+            AccessToken.objects.filter(
+                Q(pk__in=access_token_ids) | Q(pk__in=refresh.exclude(access_token=None).values("access_token_id"))
+            ).values_list("pk", flat=True)
+        )
+        now = timezone.now()
+        refresh.filter(revoked__isnull=True).update(revoked=now, updated=now, access_token=None)
+        deleted, _ = AccessToken.objects.filter(pk__in=access).delete()
+    if deleted:
+        logger.info("revoked %d access tokens", deleted)
+    return deleted
+
+
+def revoke_consents(*, ids: Iterable[int]) -> int:
+    """Forget the given remembered consents and revoke what each user holds for that client: the next
+    authorization asks again. Returns how many consents were revoked."""
+    with transaction.atomic():
+        grants = list(ConsentGrant.objects.select_for_update().filter(pk__in=list(ids)))
+        for grant in grants:
+            _revoke(user_id=grant.user_id, application_id=grant.application_id)
+        ConsentGrant.objects.filter(pk__in=[g.pk for g in grants]).delete()
+    return len(grants)
 
 
 def _revoke(**owner: int) -> int:

@@ -138,12 +138,17 @@ def end_membership(membership: Membership) -> bool:
 
 
 def deactivate_tenant(slug: str) -> tuple[Tenant, Outcome]:
-    tenant = get_tenant(slug)
-    if not tenant.is_active:
-        return tenant, Outcome(False, f"tenant {slug!r} was already deactivated")
-    tenant.is_active = False
-    tenant.deactivated_at = timezone.now()
-    with schema_context(get_public_schema_name()):
-        tenant.save(update_fields=["is_active", "deactivated_at"])
-    tenant_deactivated.send(sender=Tenant, tenant=tenant)
+    """Deactivate the tenant (CLI, platform admin). Receivers of ``tenant_deactivated`` revoke its
+    tokens once the deactivation is committed, as for ``end_membership``."""
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().filter(schema_name=slug).first()
+        if tenant is None:
+            raise TenantServiceError("unknown_tenant", f"no tenant {slug!r}")
+        if not tenant.is_active:
+            return tenant, Outcome(False, f"tenant {slug!r} was already deactivated")
+        tenant.is_active = False
+        tenant.deactivated_at = timezone.now()
+        with schema_context(get_public_schema_name()):
+            tenant.save(update_fields=["is_active", "deactivated_at"])
+        transaction.on_commit(lambda: tenant_deactivated.send(sender=Tenant, tenant=tenant))
     return tenant, Outcome(True, f"tenant {slug!r} deactivated")

@@ -22,10 +22,15 @@ PASSWORD = "correct-horse-battery-staple"  # test-only
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb, tmp_path_factory):
     """Always create the test database (pytest-django would skip it when only live-server tests,
     which carry no ``django_db`` mark, are selected), then the tenants, once."""
     from django.conf import settings
+    from django.core.management import call_command
+
+    # the production static-files setup (hashed, compressed, served by WhiteNoise) over a fresh copy
+    settings.STATIC_ROOT = tmp_path_factory.mktemp("static")
+    call_command("collectstatic", "--noinput", verbosity=0)
     from django.test.utils import setup_databases, teardown_databases
 
     from crm.seed import seed_contacts

@@ -39,6 +39,7 @@ def main() -> int:
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate_schemas", "--executor", "standard", "-v", "0"], check=True)
     subprocess.run([*manage, "bootstrap_demo"], check=True)
+    subprocess.run([*manage, "collectstatic", "--noinput", "-v", "0"], check=True)  # WhiteNoise serves var/static
 
     children = [
         subprocess.Popen(

@@ -20,6 +20,7 @@ from oauth2_provider.views.dynamic_client_registration import DynamicClientRegis
 
 from oauth.models import ChallengeChannel, ClientProfile
 from oauth.ratelimit import hit
+from tenants.http import client_address
 
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 ALLOWED_GRANT_TYPES = {"authorization_code", "refresh_token"}
@@ -85,7 +86,7 @@ def default_challenge_channel(metadata: dict) -> str:
 class PolicyRegistrationView(DynamicClientRegistrationView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         limit, window = settings.OAUTH_DCR_RATE_LIMIT
-        address = request.META.get("REMOTE_ADDR", "unknown")
+        address = client_address(request)  # honours BEHIND_PROXY (issue 8, logins)
         allowed, retry_after = hit(f"dcr:{request.tenant.schema_name}:{address}", limit, window)
         if not allowed:
             response = _error("rate_limited", "too many client registrations; try again later", status=429)

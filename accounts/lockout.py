@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from django.shortcuts import render
 
 LOCKED_OUT = "Too many failed sign-in attempts. Try again later."
 
@@ -27,6 +27,6 @@ def lockout_response(
 ) -> HttpResponse:
     """The same answer whatever was submitted (right or wrong password, member or not, known or unknown
     account): it says nothing about the account, only when to come back."""
-    response = TemplateResponse(request, "accounts/locked_out.html", {"message": LOCKED_OUT}, status=429)
+    response = render(request, "accounts/locked_out.html", {"message": LOCKED_OUT}, status=429)
     response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     return response

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import secrets
 import time
 from collections.abc import Iterator
 
@@ -23,10 +24,13 @@ WRONG = "not-the-password-123"
 _addresses = itertools.count(1)
 
 
+_run = secrets.token_hex(4)
+
+
 def fresh_address() -> str:
-    """A documentation-range address no other test uses (TEST-NET-2/3)."""
-    n = next(_addresses)
-    return f"198.51.{100 + n // 250}.{n % 250 + 1}"
+    """An address (IPv6 documentation range) that no other test and no earlier run used: the rate-limit
+    counters live in Redis and outlive a test run."""
+    return f"2001:db8:{_run[:4]}:{_run[4:]}::{next(_addresses):x}"
 
 
 def attempt(url: str, email: str, password: str, *, address: str | None = None) -> httpx.Response:

@@ -153,6 +153,9 @@ AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
 AXES_CLIENT_IP_CALLABLE = "tenants.http.client_address"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# a success would also clear the address's failures, so anyone with an account of their own could
+# reset their address's counter between guesses at other accounts: failures expire by time only
+AXES_RESET_ON_SUCCESS = False
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
 

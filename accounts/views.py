@@ -1,26 +1,24 @@
 from __future__ import annotations
 
-from django import forms
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ImproperlyConfigured
 
-from tenants.selectors import active_membership
-
-
-class TenantAuthenticationForm(AuthenticationForm):
-    """Django's standard login form (``username`` holds the email); only members of the tenant pass."""
-
-    def confirm_login_allowed(self, user: object) -> None:
-        super().confirm_login_allowed(user)
-        tenant = getattr(self.request, "tenant", None)
-        if tenant is None or active_membership(user.pk, tenant.pk) is None:
-            raise forms.ValidationError("This account is not a member of this tenant.", code="not_a_member")
+from accounts.forms import GatedAuthenticationForm
 
 
-class TenantLoginView(auth_views.LoginView):
-    form_class = TenantAuthenticationForm
+class GatedLoginView(auth_views.LoginView):
+    """The sign-in page. Who may sign in is the form's decision, passed by the URLconf: accounts sits
+    below tenants, so the tenant membership form (``tenants.forms.MembershipLoginForm``) is given in
+    ``config.urls_tenant``. A form without a gate is refused rather than letting every account in."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = False
+
+    def get_form_class(self) -> type[GatedAuthenticationForm]:
+        form_class = super().get_form_class()
+        if not issubclass(form_class, GatedAuthenticationForm):
+            raise ImproperlyConfigured("GatedLoginView needs a GatedAuthenticationForm (pass form_class)")
+        return form_class
 
 
 class TenantLogoutView(auth_views.LogoutView):

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import gunicorn, setup_django
+from bench.common import gunicorn, setup_django, tool_policy_override
 
 setup_django()
 
@@ -48,14 +48,9 @@ def ensure_wrk() -> str:
 
 def prepare() -> int:
     from crm.models import Contact
-    from mcp_tools.models import ToolPolicy
 
     with schema_context("acme"):
-        ToolPolicy.objects.update_or_create(
-            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
-        )
-        contact_id = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
-    return contact_id
+        return Contact.objects.order_by("pk").values_list("pk", flat=True).first()
 
 
 def oauth_token(base: str) -> str:
@@ -189,7 +184,9 @@ def main() -> None:
     wrk = ensure_wrk()
     contact_id = prepare()
 
-    with gunicorn(PORT):
+    # the unauthenticated ping row needs the no-auth tenant_info tool; it is switched back afterwards,
+    # or anonymous initialize/tools/list would stay open on acme
+    with tool_policy_override("acme", "tenant_info", enabled=True, noauth=True, scopes=""), gunicorn(PORT):
         token = oauth_token(BASE)
         base_token = baseline_token()
         call_headers = {

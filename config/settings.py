@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -30,6 +31,8 @@ else:
 
 SECRET_KEY = env.str("SECRET_KEY")
 DEBUG = env.bool("DEBUG", default=False)
+if PRODUCTION and DEBUG:  # issue 8: DEBUG pages show settings and request data
+    raise ImproperlyConfigured("production refuses DEBUG: unset DEBUG (DJANGO_ENV=production)")
 PORT = env.int("PORT", default=8000)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
@@ -53,6 +56,7 @@ SHARED_APPS = [
     "corsheaders",
     # platform-wide OAuth client policy (challenge-channel rules) in the public schema; oauth/shared/
     "oauth.shared",
+    "axes",  # login lockout: platform admin attempts (public schema)
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -66,6 +70,7 @@ TENANT_APPS = [
     "mcp_tools",
     "crm",
     "connectors",
+    "axes",  # login lockout: each tenant's attempts in its own schema (accounts.lockout)
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
@@ -88,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 TEMPLATES = [
@@ -135,6 +141,26 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", False) else None
+# --- production defaults, login lockout, client address (issue 8) ---------------------------------
+# One trusted reverse proxy in front: X-Forwarded-Proto decides is_secure (above) and the right-most
+# X-Forwarded-For entry is the client address (tenants.http.client_address); otherwise both are ignored.
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^(t/[a-z][a-z0-9_]*/)?healthz$"]  # plain-HTTP health probes
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 86400 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("LOGIN_LOCKOUT_SECONDS", default=900))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # the account or the address, whichever reaches the limit
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
+AXES_CLIENT_IP_CALLABLE = "tenants.http.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# a success would also clear the address's failures, so anyone with an account of their own could
+# reset their address's counter between guesses at other accounts: failures expire by time only
+AXES_RESET_ON_SUCCESS = False
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
 
@@ -174,14 +200,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- logging ----------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# loggers that would write tokens, codes or secrets are pinned whatever LOG_LEVEL says (config.log_config)
+from config.log_config import logging_config  # noqa: E402
+
+LOGGING = logging_config(env.str("LOG_LEVEL", default="INFO"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -229,7 +251,10 @@ OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS = env.int("OAUTH_REFRESH_TOKEN_ABSOLUTE_SEC
 OAUTH_REFRESH_GRACE_SECONDS = env.int("OAUTH_REFRESH_GRACE_SECONDS", default=30)
 OAUTH_DCR_CLIENT_IDLE_SECONDS = env.int("OAUTH_DCR_CLIENT_IDLE_SECONDS", default=30 * 86400)
 OAUTH_DCR_RATE_LIMIT = (env.int("OAUTH_DCR_RATE_LIMIT", default=30), 3600)  # registrations per address per hour
-OAUTH_CIMD_TEST_LOOPBACK_ORIGINS: dict[str, str] = {}  # tests only; refused in production below
+OAUTH_CIMD_TEST_LOOPBACK_ORIGINS: dict[str, str] = {}  # tests only; refused in production (oauth.cimd)
+# token endpoint: (requests, window seconds) per tenant and client address, and per tenant and client_id
+OAUTH_TOKEN_RATE_LIMIT = (env.int("OAUTH_TOKEN_RATE_LIMIT", default=60), 60)
+OAUTH_TOKEN_CLIENT_RATE_LIMIT = (env.int("OAUTH_TOKEN_CLIENT_RATE_LIMIT", default=600), 60)
 
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "oauth.validators.TenantOAuth2Validator",

@@ -3,15 +3,16 @@
 from django.conf import settings
 from django.urls import include, path
 
-from accounts.views import TenantLoginView, TenantLogoutView
+from accounts.views import GatedLoginView, TenantLogoutView
 from mcp_tools.views import mcp_endpoint
 from tenants.admin_site import tenant_admin_site
+from tenants.forms import MembershipLoginForm
 from tenants.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("mcp", mcp_endpoint, name="mcp"),
-    path("login/", TenantLoginView.as_view(), name="login"),
+    path("login/", GatedLoginView.as_view(form_class=MembershipLoginForm), name="login"),
     path("logout/", TenantLogoutView.as_view(), name="logout"),
     path("admin/", tenant_admin_site.urls),
     path("", include("oauth.urls")),

@@ -57,6 +57,8 @@ class PlatformMetadataFetcher(SafeMetadataFetcher):
         origin = settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS.get(parsed.hostname or "")
         if origin is None:
             return super().fetch(client_id)
+        if settings.PRODUCTION:  # the promised refusal (issue 8): never a loopback/plain-http fetch in production
+            raise CIMDError("OAUTH_CIMD_TEST_LOOPBACK_ORIGINS is refused in production")
         target = urlsplit(origin)
         if target.scheme != "http" or target.hostname not in LOOPBACK:
             raise CIMDError("the CIMD test allowance only maps to loopback http origins")

@@ -4,15 +4,15 @@ tenant, and only there. Tenant-owned models register on ``tenant_admin_site`` wi
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import BaseModelAdmin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.forms import SuperuserLoginForm
+from tenants.forms import TenantAdminLoginForm  # the one tenant login form (tenants.forms)
 from tenants.selectors import active_membership
 
 
@@ -26,17 +26,6 @@ def is_tenant_admin(request: HttpRequest) -> bool:
         membership = active_membership(user.pk, tenant.pk)
         cached = request._tenant_admin = bool(membership and membership.is_admin)
     return cached
-
-
-class TenantAdminLoginForm(AuthenticationForm):
-    """Django's admin login demands ``is_staff``; here the tenant role decides instead."""
-
-    def confirm_login_allowed(self, user: object) -> None:
-        super().confirm_login_allowed(user)
-        tenant = getattr(self.request, "tenant", None)
-        membership = active_membership(user.pk, tenant.pk) if tenant is not None else None
-        if not (membership and membership.is_admin):
-            raise forms.ValidationError("This account is not an administrator of this tenant.", code="not_tenant_admin")
 
 
 class TenantAdminSite(admin.AdminSite):
@@ -154,6 +143,7 @@ class PlatformAdminSite(admin.AdminSite):
 
     site_header = "Platform administration"
     site_url = None
+    login_form = SuperuserLoginForm  # one generic error for every refusal (accounts.forms)
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

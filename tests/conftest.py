@@ -39,6 +39,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     # test-only: a fast hasher, so logging in over HTTP does not dominate the suite's time
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.OAUTH_DCR_RATE_LIMIT = (100_000, 3600)  # the suite registers many clients from 127.0.0.1
+    settings.OAUTH_TOKEN_RATE_LIMIT = (100_000, 60)  # ... and exchanges many tokens (tests/test_logins.py sets
+    settings.OAUTH_TOKEN_CLIENT_RATE_LIMIT = (100_000, 60)  # these and the login lockout low where it tests them)
+    settings.AXES_FAILURE_LIMIT = 100_000
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server threads close their connections
     with django_db_blocker.unblock():
         db_cfg = setup_databases(

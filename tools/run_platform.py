@@ -2,10 +2,15 @@
 
 Uses ``DATABASE_URL``/``REDIS_URL`` when set; otherwise an embedded PostgreSQL under var/pgdata and
 Celery's filesystem broker under var/. Ctrl-C stops every child process (and the embedded database).
+
+In development mode (``DJANGO_ENV`` unset) it binds only a loopback ``HOST`` unless
+``ALLOW_DEV_ON_PUBLIC_INTERFACE=1`` says otherwise: development mode answers any Host header and sends
+cookies without ``Secure``, which is fine on 127.0.0.1 and not on a network.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -16,7 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
 
 from config.dev_secrets import ensure_dev_env  # noqa: E402
 from config.embedded_db import embedded_database_url, stop_embedded_database  # noqa: E402
@@ -24,14 +28,37 @@ from config.embedded_db import embedded_database_url, stop_embedded_database  # 
 BIN = Path(sys.executable).parent
 
 
+def bind_refusal(host: str, environ: dict[str, str]) -> str | None:
+    """Why ``host`` must not be bound in this environment, or None when it may."""
+    if environ.get("DJANGO_ENV", "development") == "production" or environ.get("ALLOW_DEV_ON_PUBLIC_INTERFACE") == "1":
+        return None
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"refusing to bind {host!r} in development mode (DJANGO_ENV is not 'production'): development mode "
+        "accepts any Host and sends cookies without Secure. Use HOST=127.0.0.1, set DJANGO_ENV=production, "
+        "or set ALLOW_DEV_ON_PUBLIC_INTERFACE=1 to do it anyway."
+    )
+
+
 def main() -> int:
+    os.chdir(ROOT)
+    host = os.environ.get("HOST", "127.0.0.1")
+    refusal = bind_refusal(host, dict(os.environ))
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     for key, value in ensure_dev_env().items():
         os.environ.setdefault(key, value)
     embedded = not os.environ.get("DATABASE_URL")
     if embedded:
         os.environ["DATABASE_URL"] = embedded_database_url()
     port = os.environ.setdefault("PORT", "8000")
-    host = os.environ.get("HOST", "127.0.0.1")
     base = os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     started = time.monotonic()

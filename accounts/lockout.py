@@ -1,0 +1,32 @@
+"""django-axes hooks: which username an attempt counts against, and the lockout answer.
+
+Attempts are recorded in the schema where the login happens (axes is a shared *and* a tenant app),
+so a lockout at one tenant never locks the same email or address at another; the platform admin's
+attempts live in the public schema. Either the account or the address reaching
+``LOGIN_FAILURE_LIMIT`` failures within ``LOGIN_LOCKOUT_SECONDS`` locks (``AXES_LOCKOUT_PARAMETERS``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+LOCKED_OUT = "Too many failed sign-in attempts. Try again later."
+
+
+def attempted_username(request: HttpRequest, credentials: dict | None) -> str | None:
+    """Emails are stored lower-case; count ``Alice@X`` and ``alice@x`` as the same account."""
+    source = credentials if credentials else request.POST
+    value = source.get("username") if source else None
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """The same answer whatever was submitted (right or wrong password, member or not, known or unknown
+    account): it says nothing about the account, only when to come back."""
+    response = render(request, "accounts/locked_out.html", {"message": LOCKED_OUT}, status=429)
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response

@@ -1,0 +1,67 @@
+"""The token endpoint: DOT's ``TokenView`` behind two fixed-window rate limits (``oauth.ratelimit``).
+
+- per tenant and client address (``tenants.http.client_address``, so ``BEHIND_PROXY`` is honoured):
+  ``OAUTH_TOKEN_RATE_LIMIT`` requests per minute;
+- per tenant and ``client_id`` (form field or HTTP Basic user name), from any address:
+  ``OAUTH_TOKEN_CLIENT_RATE_LIMIT`` requests per minute, a ceiling on one client's load.
+
+Over a limit the answer is an RFC 6749 §5.2-shaped JSON error, ``429`` with ``Retry-After``; the error
+code is ``slow_down`` (RFC 8628's name for "poll less often"). Nothing from the request is echoed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from urllib.parse import unquote_plus
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from oauth2_provider.views import TokenView
+
+from oauth.ratelimit import hit
+from tenants.http import client_address
+
+
+def requested_client_id(request: HttpRequest) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header[:6].lower() == "basic ":
+        try:
+            user, _, _ = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = ""
+        if user:
+            return unquote_plus(user)
+    return request.POST.get("client_id") or None
+
+
+def _slow_down(retry_after: int) -> JsonResponse:
+    response = JsonResponse(
+        {"error": "slow_down", "error_description": "too many token requests; retry after the Retry-After delay"},
+        status=429,
+    )
+    response["Retry-After"] = str(retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def token_rate_refusal(request: HttpRequest) -> HttpResponse | None:
+    schema = request.tenant.schema_name
+    limit, window = settings.OAUTH_TOKEN_RATE_LIMIT
+    allowed, retry_after = hit(f"token:addr:{schema}:{client_address(request)}", limit, window)
+    if not allowed:
+        return _slow_down(retry_after)
+    client_id = requested_client_id(request)
+    if client_id:
+        digest = hashlib.sha256(client_id.encode()).hexdigest()[:32]  # any length or characters -> a short key
+        limit, window = settings.OAUTH_TOKEN_CLIENT_RATE_LIMIT
+        allowed, retry_after = hit(f"token:client:{schema}:{digest}", limit, window)
+        if not allowed:
+            return _slow_down(retry_after)
+    return None
+
+
+class RateLimitedTokenView(TokenView):
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return token_rate_refusal(request) or super().post(request, *args, **kwargs)

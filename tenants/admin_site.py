@@ -4,6 +4,7 @@ tenant, and only there. Tenant-owned models register on ``tenant_admin_site`` wi
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import BaseModelAdmin
 from django.contrib.auth import get_user_model

@@ -223,7 +223,13 @@ def document_server():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             hits.append(self.path)
-            body = json.dumps({"client_id": "https://cimd.example.test/client.json", "client_name": "x"}).encode()
+            document = {
+                "client_id": "https://cimd.example.test/client.json",
+                "client_name": "x",
+                "redirect_uris": ["https://cimd.example.test/callback"],
+                "token_endpoint_auth_method": "none",
+            }
+            body = json.dumps(document).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()

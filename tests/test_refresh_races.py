@@ -38,7 +38,7 @@ def test_parallel_refreshes_of_one_token_all_get_the_same_pair(acme):
     with ThreadPoolExecutor(PARALLEL) as pool:
         for round_ in range(ROUNDS):
             presented = tokens["refresh_token"]
-            answers = list(pool.map(lambda _: refresh(client, presented), range(PARALLEL)))
+            answers = list(pool.map(refresh, [client] * PARALLEL, [presented] * PARALLEL))
             statuses = [a.status_code for a in answers]
             assert statuses == [200] * PARALLEL, (round_, statuses, [a.text[:200] for a in answers])
             pairs = {(a.json()["access_token"], a.json()["refresh_token"]) for a in answers}

@@ -26,7 +26,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 from oauth2_provider.models import Grant, RefreshToken
@@ -126,6 +126,7 @@ class TenantOAuth2Validator(OAuth2Validator):
         except _Reuse as reuse:
             # outside the rolled-back token transaction, so the revocation sticks
             RefreshToken.revoke_family(reuse.token_family)
+            RefreshSuccessor.objects.filter(token_family=reuse.token_family).delete()
             logger.warning("refresh token reused: token family revoked", extra={"client": request.client_id})
             raise errors.InvalidGrantError(description="refresh token reused", request=request) from None
 
@@ -175,8 +176,7 @@ class TenantOAuth2Validator(OAuth2Validator):
             successor = request.issued_refresh_token
             if successor is None or not token.get("access_token") or not token.get("refresh_token"):
                 raise errors.InvalidGrantError(request=request)  # never hand out an empty or stored pair
-            # older answers of this family are stale now: their successors have just been used
-            RefreshSuccessor.objects.filter(token_family=rt.token_family).delete()
+            _drop_stale_successors(rt.token_family)
             RefreshSuccessor.objects.create(
                 refresh_token=rt,
                 successor=successor,
@@ -201,6 +201,20 @@ class TenantOAuth2Validator(OAuth2Validator):
         token["refresh_token"] = kept.pair["refresh_token"]
         token["scope"] = access.scope
         token["expires_in"] = int((access.expires - now).total_seconds())
+
+
+def _drop_stale_successors(token_family) -> None:
+    """Older answers of this family are stale (their successor has just been used), and any answer
+    past the grace window is dropped too. ``SKIP LOCKED``: never wait on, or deadlock with, another
+    family's refresh; whatever is skipped goes on a later refresh or the daily sweep."""
+    table = RefreshSuccessor._meta.db_table
+    cutoff = timezone.now() - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608 (model metadata)
+            "WHERE token_family = %s OR created_at <= %s FOR UPDATE SKIP LOCKED)",
+            [token_family, cutoff],
+        )
 
 
 def _verifier_matches(redeemed: RedeemedCode, verifier: str | None) -> bool:

@@ -161,6 +161,27 @@ def test_successor_pair_is_kept_encrypted_and_dropped_with_the_next_rotation(acm
         assert RefreshSuccessor.objects.filter(token_family=family).count() == 1  # only the newest
 
 
+def test_successor_pairs_past_the_grace_window_are_dropped(acme):
+    from django_tenants.utils import schema_context
+    from oauth2_provider.settings import oauth2_settings
+
+    from oauth.models import RefreshSuccessor
+
+    client, _, first = _tokens_for(acme)
+    refresh(client, first["refresh_token"])  # keeps an answer for this family
+    with schema_context("acme"):
+        kept = RefreshSuccessor.objects.filter(successor__application__client_id=client.client_id).get()
+    other, _, tokens = _tokens_for(acme)
+    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
+    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = 0
+    try:
+        assert refresh(other, tokens["refresh_token"]).status_code == 200  # any refresh in the tenant
+    finally:
+        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
+    with schema_context("acme"):
+        assert not RefreshSuccessor.objects.filter(pk=kept.pk).exists()
+
+
 def test_grace_window_expires(acme, settings):
     from oauth2_provider.settings import oauth2_settings
 

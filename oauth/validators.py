@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
+from fernet_fields import DecryptionError
 from oauth2_provider.models import Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
@@ -189,11 +190,14 @@ class TenantOAuth2Validator(OAuth2Validator):
     def _answer_duplicate(self, token, request, rt: RefreshToken) -> None:
         now = timezone.now()
         window = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
-        kept = (
-            RefreshSuccessor.objects.select_related("successor__access_token").filter(refresh_token=rt).first()
-            if rt.revoked + window > now
-            else None
-        )
+        try:
+            kept = (
+                RefreshSuccessor.objects.select_related("successor__access_token").filter(refresh_token=rt).first()
+                if rt.revoked + window > now
+                else None
+            )
+        except DecryptionError:  # encrypted under a key no longer in FERNET_KEYS: cannot answer, not reuse
+            raise errors.InvalidGrantError(request=request) from None
         access = kept.successor.access_token if kept is not None and kept.successor.revoked is None else None
         if access is None or access.expires <= now:
             raise _Reuse(rt.token_family)

@@ -182,6 +182,24 @@ def test_successor_pairs_past_the_grace_window_are_dropped(acme):
         assert not RefreshSuccessor.objects.filter(pk=kept.pk).exists()
 
 
+def test_a_kept_pair_that_no_longer_decrypts_is_invalid_grant_not_500(acme):
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    client, _, first = _tokens_for(acme)
+    second = refresh(client, first["refresh_token"]).json()
+    with schema_context("acme"), connection.cursor() as cursor:  # as if its key left FERNET_KEYS
+        cursor.execute(
+            "UPDATE platform_oauth_refreshsuccessor SET pair = 'not fernet'::bytea WHERE refresh_token_id = "
+            "(SELECT id FROM oauth2_provider_refreshtoken WHERE token_checksum = encode(sha256(%s::bytea), 'hex'))",
+            [first["refresh_token"]],
+        )
+        assert cursor.rowcount == 1
+    retry = refresh(client, first["refresh_token"])
+    assert retry.status_code == 400 and retry.json()["error"] == "invalid_grant"
+    assert refresh(client, second["refresh_token"]).status_code == 200  # not treated as reuse
+
+
 def test_grace_window_expires(acme, settings):
     from oauth2_provider.settings import oauth2_settings
 

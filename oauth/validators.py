@@ -188,6 +188,8 @@ class TenantOAuth2Validator(OAuth2Validator):
         self._answer_duplicate(token, request, rt)
 
     def _answer_duplicate(self, token, request, rt: RefreshToken) -> None:
+        request.refresh_token_instance = rt
+        self._check_and_set_request_resource(request)  # a duplicate is refused what the first would be
         now = timezone.now()
         window = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
         try:

@@ -138,6 +138,13 @@ def test_lost_response_retry_gets_the_same_pair_and_the_family_survives(acme):
     assert refresh(client, onward["refresh_token"]).json()["error"] == "invalid_grant"
 
 
+def test_a_duplicate_refresh_is_refused_what_the_first_would_be(acme):
+    client, _, first = _tokens_for(acme)
+    assert refresh(client, first["refresh_token"]).status_code == 200
+    stray = refresh(client, first["refresh_token"], resource="https://elsewhere.example/mcp")
+    assert stray.status_code == 400 and stray.json()["error"] == "invalid_target"
+
+
 def test_successor_pair_is_kept_encrypted_and_dropped_with_the_next_rotation(acme):
     from django.db import connection
     from django_tenants.utils import schema_context

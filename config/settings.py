@@ -249,6 +249,9 @@ OAUTH_ACCESS_TOKEN_SECONDS = env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=900) 
 OAUTH_REFRESH_TOKEN_IDLE_SECONDS = env.int("OAUTH_REFRESH_TOKEN_IDLE_SECONDS", default=14 * 86400)
 OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS = env.int("OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS", default=90 * 86400)
 OAUTH_REFRESH_GRACE_SECONDS = env.int("OAUTH_REFRESH_GRACE_SECONDS", default=30)
+# refresh (engineer "refresh"): after a 403 insufficient_scope, refreshes of that token family that do
+# not ask for the challenged scope are refused for this long (oauth.stepup; TS SDK 1.x step-up)
+OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS = env.int("OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS", default=300)
 OAUTH_DCR_CLIENT_IDLE_SECONDS = env.int("OAUTH_DCR_CLIENT_IDLE_SECONDS", default=30 * 86400)
 OAUTH_DCR_RATE_LIMIT = (env.int("OAUTH_DCR_RATE_LIMIT", default=30), 3600)  # registrations per address per hour
 OAUTH_CIMD_TEST_LOOPBACK_ORIGINS: dict[str, str] = {}  # tests only; refused in production (oauth.cimd)
@@ -300,5 +303,6 @@ OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 # E001 refuses DOT's grace period with hashed storage because DOT's grace hands back the stored
-# cleartext pair. The platform's grace mints a fresh pair instead (oauth.validators), so both hold.
+# cleartext pair. The platform answers a duplicate refresh from its own Fernet-encrypted copy of the
+# successor pair, kept for the grace window only, and never reaches DOT's branch (oauth.validators).
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.E001"]

@@ -17,6 +17,7 @@ from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.execution import call_tool, required_failure, tool_result_challenge
 from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.protocol import Incoming, ProtocolError
+from mcp_tools.stepup import note_http_challenge
 from oauth.issuer import resource_metadata_url
 from oauth.models import ChallengeChannel
 from oauth.scopes import BASE_SCOPES
@@ -174,6 +175,7 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
         result = call_tool(effective_caller, policy, params.arguments or {}, incoming.request_id)
     except AuthFailure as failure:
         if caller is None or caller.channel != ChallengeChannel.TOOL_RESULT:
+            note_http_challenge(request, failure)
             raise
         logger.info("tools/call %s refused: %s", params.name, failure.kind.name)
         result = tool_result_challenge(failure, resource_metadata_url(request))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from fernet_fields import EncryptedJSONField
 from oauth2_provider.models import Application
 
 
@@ -60,24 +61,44 @@ class ConsentGrant(models.Model):
 
 class RedeemedCode(models.Model):
     """An exchanged authorization code (by checksum) and the token family it produced, so a replayed
-    code revokes that family (RFC 9700 §4.5)."""
+    code revokes that family (RFC 9700 §4.5), but only when the replay is otherwise valid: the same
+    client and a PKCE verifier matching the code's challenge (kept here; a challenge is public)."""
 
     code_checksum = models.CharField(max_length=64, unique=True)
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
     token_family = models.UUIDField(null=True)
+    code_challenge = models.CharField(max_length=128, blank=True, default="")
+    code_challenge_method = models.CharField(max_length=10, blank=True, default="")
     redeemed_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"redeemed code {self.pk}"
 
 
-class GraceRedemption(models.Model):
-    """A rotated refresh token that was already honoured once in the lost-response grace window."""
+class RefreshSuccessor(models.Model):
+    """The pair a rotated refresh token was exchanged for, encrypted with the platform's Fernet keys,
+    kept only for the grace window so that every duplicate of that refresh gets the same answer."""
 
     refresh_token = models.OneToOneField(
-        "oauth2_provider.RefreshToken", on_delete=models.CASCADE, related_name="grace_redemption"
+        "oauth2_provider.RefreshToken", on_delete=models.CASCADE, related_name="platform_successor"
     )
-    redeemed_at = models.DateTimeField(auto_now_add=True)
+    successor = models.ForeignKey("oauth2_provider.RefreshToken", on_delete=models.CASCADE, related_name="+")
+    token_family = models.UUIDField(db_index=True)
+    pair = EncryptedJSONField()  # {"access_token": ..., "refresh_token": ...}
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:  # never the pair
+        return f"refresh successor {self.pk}"
+
+
+class StepUpChallenge(models.Model):
+    """The resource server answered ``insufficient_scope`` to a token of this family: for a short
+    window a refresh that cannot satisfy the challenge is refused, so clients that refresh instead of
+    re-authorizing (TS SDK 1.x) start a new authorization (oauth.stepup)."""
+
+    token_family = models.UUIDField(unique=True)
+    scope = models.TextField()
+    challenged_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"grace redemption {self.pk}"
+        return f"step-up challenge {self.pk}"

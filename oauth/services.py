@@ -15,7 +15,7 @@ from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
 from oauth.client_policy import ClientFacts
-from oauth.models import ChallengeChannel, ClientProfile, ConsentGrant
+from oauth.models import ChallengeChannel, ClientProfile, ConsentGrant, RefreshSuccessor, StepUpChallenge
 from oauth.shared.selectors import channel_from_rules
 
 logger = logging.getLogger(__name__)
@@ -141,3 +141,14 @@ def expire_unused_clients(now=None) -> int:
     if count:
         logger.info("expired %d unused dynamically registered or CIMD clients", count)
     return count
+
+
+def drop_expired_refresh_state(now=None) -> int:
+    """Forget successor pairs past the refresh grace window (normally dropped when the successor is
+    used) and step-up challenges past theirs."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
+    step_up = timedelta(seconds=settings.OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS)
+    pairs, _ = RefreshSuccessor.objects.filter(created_at__lte=now - grace).delete()
+    challenges, _ = StepUpChallenge.objects.filter(challenged_at__lte=now - step_up).delete()
+    return pairs + challenges

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django_tenants.utils import tenant_context
 
-from oauth.services import expire_unused_clients
+from oauth.services import drop_expired_refresh_state, expire_unused_clients
 from tenants.models import Tenant
 
 
@@ -15,6 +15,7 @@ def expire_unused_clients_in_tenant(slug: str) -> int:
     if tenant is None:
         return 0
     with tenant_context(tenant):
+        drop_expired_refresh_state()  # the same periodic sweep of the tenant's OAuth state
         return expire_unused_clients()
 
 

@@ -117,28 +117,94 @@ def test_refresh_rotates_and_reuse_revokes_the_family(acme):
     assert refresh(client, third["refresh_token"]).json()["error"] == "invalid_grant"
 
 
-def test_lost_response_grace_works_once_and_only_once(acme):
+def test_lost_response_retry_gets_the_same_pair_and_the_family_survives(acme):
     client, _, first = _tokens_for(acme)
-    lost = refresh(client, first["refresh_token"]).json()  # the client never receives this response
-    retry = refresh(client, first["refresh_token"])
-    assert retry.status_code == 200, retry.text
-    retry = retry.json()
-    # a fresh pair in the same family, not the lost one
-    assert retry["refresh_token"] not in (lost["refresh_token"], first["refresh_token"])
-    assert retry["access_token"] != lost["access_token"]
-    # the unused successor was revoked: presenting it is reuse and kills the family ...
-    # (checked on a second family below, so this one can prove "once only" first)
-    again = refresh(client, first["refresh_token"])
-    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
-    # a second grace retry is reuse: the family, including the pair from the first retry, is revoked
-    assert refresh(client, retry["refresh_token"]).json()["error"] == "invalid_grant"
+    lost = refresh(client, first["refresh_token"])  # the client never receives this response
+    assert lost.status_code == 200, lost.text
+    lost = lost.json()
+    for _ in range(2):  # every retry inside the grace window: the same answer, not a fresh pair
+        retry = refresh(client, first["refresh_token"])
+        assert retry.status_code == 200, retry.text
+        retry = retry.json()
+        assert (retry["access_token"], retry["refresh_token"]) == (lost["access_token"], lost["refresh_token"])
+        assert retry["scope"] == "crm.read" and 0 < retry["expires_in"] <= 900
+    # the pair works: its refresh token rotates normally
+    onward = refresh(client, lost["refresh_token"])
+    assert onward.status_code == 200, onward.text
+    onward = onward.json()
+    # once the successor has been used, the old token is no longer a lost response: reuse kills the family
+    replay = refresh(client, first["refresh_token"])
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert refresh(client, onward["refresh_token"]).json()["error"] == "invalid_grant"
 
-    client2, _, first2 = _tokens_for(acme)
-    lost2 = refresh(client2, first2["refresh_token"]).json()
-    retry2 = refresh(client2, first2["refresh_token"]).json()
-    dead = refresh(client2, lost2["refresh_token"])
-    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
-    assert refresh(client2, retry2["refresh_token"]).json()["error"] == "invalid_grant"
+
+def test_a_duplicate_refresh_is_refused_what_the_first_would_be(acme):
+    client, _, first = _tokens_for(acme)
+    assert refresh(client, first["refresh_token"]).status_code == 200
+    stray = refresh(client, first["refresh_token"], resource="https://elsewhere.example/mcp")
+    assert stray.status_code == 400 and stray.json()["error"] == "invalid_target"
+
+
+def test_successor_pair_is_kept_encrypted_and_dropped_with_the_next_rotation(acme):
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from oauth.models import RefreshSuccessor
+
+    client, _, first = _tokens_for(acme)
+    second = refresh(client, first["refresh_token"]).json()
+    with schema_context("acme"), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.pair, s.token_family FROM platform_oauth_refreshsuccessor s "
+            "JOIN oauth2_provider_refreshtoken r ON r.id = s.refresh_token_id "
+            "WHERE r.token_checksum = encode(sha256(%s::bytea), 'hex')",
+            [first["refresh_token"]],
+        )
+        stored, family = cursor.fetchone()
+    raw = bytes(stored)
+    assert second["refresh_token"].encode() not in raw and second["access_token"].encode() not in raw
+    refresh(client, second["refresh_token"])  # the successor is used: the kept answer is dropped
+    with schema_context("acme"):
+        assert RefreshSuccessor.objects.filter(token_family=family).count() == 1  # only the newest
+
+
+def test_successor_pairs_past_the_grace_window_are_dropped(acme):
+    from django_tenants.utils import schema_context
+    from oauth2_provider.settings import oauth2_settings
+
+    from oauth.models import RefreshSuccessor
+
+    client, _, first = _tokens_for(acme)
+    refresh(client, first["refresh_token"])  # keeps an answer for this family
+    with schema_context("acme"):
+        kept = RefreshSuccessor.objects.filter(successor__application__client_id=client.client_id).get()
+    other, _, tokens = _tokens_for(acme)
+    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
+    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = 0
+    try:
+        assert refresh(other, tokens["refresh_token"]).status_code == 200  # any refresh in the tenant
+    finally:
+        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
+    with schema_context("acme"):
+        assert not RefreshSuccessor.objects.filter(pk=kept.pk).exists()
+
+
+def test_a_kept_pair_that_no_longer_decrypts_is_invalid_grant_not_500(acme):
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    client, _, first = _tokens_for(acme)
+    second = refresh(client, first["refresh_token"]).json()
+    with schema_context("acme"), connection.cursor() as cursor:  # as if its key left FERNET_KEYS
+        cursor.execute(
+            "UPDATE platform_oauth_refreshsuccessor SET pair = 'not fernet'::bytea WHERE refresh_token_id = "
+            "(SELECT id FROM oauth2_provider_refreshtoken WHERE token_checksum = encode(sha256(%s::bytea), 'hex'))",
+            [first["refresh_token"]],
+        )
+        assert cursor.rowcount == 1
+    retry = refresh(client, first["refresh_token"])
+    assert retry.status_code == 400 and retry.json()["error"] == "invalid_grant"
+    assert refresh(client, second["refresh_token"]).status_code == 200  # not treated as reuse
 
 
 def test_grace_window_expires(acme, settings):
@@ -171,6 +237,32 @@ def test_authorization_code_replay_revokes_issued_tokens(acme):
 
     with schema_context("acme"):
         assert not AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).exists()
+
+
+@pytest.mark.parametrize("verifier", ["wrong", "missing"])
+def test_code_replay_without_the_verifier_is_refused_and_revokes_nothing(acme, verifier):
+    """Someone holding a spent code and the public client id cannot end the user's session."""
+    client, browser = signed_in(acme, "member@acme.test")
+    right, challenge = pkce_pair()
+    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    tokens = exchange(client, code, right).json()
+    extra = {"code_verifier": pkce_pair()[0]} if verifier == "wrong" else {}
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
+    replay = httpx.post(acme.url("token/"), data={**data, "client_id": client.client_id, **extra}, timeout=20)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    # the family is intact: the refresh token still rotates
+    assert refresh(client, tokens["refresh_token"]).status_code == 200
+
+
+def test_code_replay_by_another_client_is_refused_and_revokes_nothing(acme):
+    client, browser = signed_in(acme, "member@acme.test")
+    other = register(acme)
+    verifier, challenge = pkce_pair()
+    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    tokens = exchange(client, code, verifier).json()
+    replay = exchange(other, code, verifier)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert refresh(client, tokens["refresh_token"]).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""The test command (``make test``): browser for the consent-page tests, database, then pytest.
+"""The test command (``make test``): browser for the consent-page tests, the npm harnesses of the
+real Node clients (``npm ci`` where a ``tests/node*/**/package-lock.json`` is newer than its
+``node_modules``), database, then pytest.
 
 ``DATABASE_URL`` when set (pytest-django creates ``test_<name>`` beside it), the embedded PostgreSQL
 otherwise. Redis is used for the Celery tests when ``REDIS_URL`` is set.
@@ -34,8 +36,25 @@ def ensure_chromium() -> None:
         print(f"{CHROMIUM} is missing and cannot be installed here; browser tests will fail", flush=True)
 
 
+def ensure_node_harnesses() -> None:
+    """``npm ci`` in every Node test harness whose ``node_modules`` is missing or older than its lockfile."""
+    npm = shutil.which("npm")
+    for lockfile in sorted(ROOT.glob("tests/node*/**/package-lock.json")):
+        if "node_modules" in lockfile.relative_to(ROOT).parts:
+            continue
+        installed = lockfile.parent / "node_modules"
+        if installed.is_dir() and installed.stat().st_mtime >= lockfile.stat().st_mtime:
+            continue
+        if npm is None:
+            print(f"npm is missing: {lockfile.parent} is not installed; its tests will fail", flush=True)
+            continue
+        print(f"npm ci in {lockfile.parent.relative_to(ROOT)}", flush=True)
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=lockfile.parent, check=True)
+
+
 def main() -> int:
     ensure_chromium()
+    ensure_node_harnesses()
     for key, value in ensure_dev_env().items():
         os.environ.setdefault(key, value)
     started_here = False

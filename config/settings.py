@@ -243,7 +243,6 @@ CORS_ALLOW_HEADERS = ("authorization", "content-type", "mcp-protocol-version")
 
 # --- OAuth authorization server (django-oauth-toolkit, per tenant) ---------------------------------
 from oauth.lifetimes import access_token_expires_in  # noqa: E402
-from oauth.scopes import BASE_SCOPES, SCOPES  # noqa: E402
 
 OAUTH_ACCESS_TOKEN_SECONDS = env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=900)  # per-tenant override on Tenant
 OAUTH_REFRESH_TOKEN_IDLE_SECONDS = env.int("OAUTH_REFRESH_TOKEN_IDLE_SECONDS", default=14 * 86400)
@@ -262,8 +261,8 @@ OAUTH_TOKEN_CLIENT_RATE_LIMIT = (env.int("OAUTH_TOKEN_CLIENT_RATE_LIMIT", defaul
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "oauth.validators.TenantOAuth2Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backends.TenantOAuthLibCore",
-    "SCOPES": {name: scope.description for name, scope in SCOPES.items()},
-    "DEFAULT_SCOPES": list(BASE_SCOPES),
+    # scopes are declared by the apps that own them (declarations.scopes), not listed here
+    "SCOPES_BACKEND_CLASS": "oauth.scope_backend.DeclaredScopes",
     "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH_ACCESS_TOKEN_SECONDS,
     "EXTRA_SERVER_KWARGS": {"token_expires_in": access_token_expires_in},
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,

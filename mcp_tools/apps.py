@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class McpToolsConfig(AppConfig):
@@ -6,4 +7,10 @@ class McpToolsConfig(AppConfig):
     verbose_name = "MCP tools"
 
     def ready(self) -> None:
-        from mcp_tools import tools  # noqa: F401  (registers the bundled tools)
+        # every installed app's scopes.py and tools.py (crm.tools, tenants.tools, ...): a new domain
+        # app declares its own tools and scopes without touching this app
+        from declarations.tools import check_declared_scopes
+
+        autodiscover_modules("scopes")
+        autodiscover_modules("tools")
+        check_declared_scopes()

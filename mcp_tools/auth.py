@@ -18,12 +18,12 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 
 from accounts.models import User
+from declarations.principal import Principal
+from declarations.scopes import admin_only_scopes, base_scopes
 from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.models import ToolPolicy
-from mcp_tools.principal import Principal
 from oauth.issuer import mcp_resource
 from oauth.models import ChallengeChannel, ClientProfile
-from oauth.scopes import ADMIN_ONLY_SCOPES, BASE_SCOPES
 from tenants.models import Membership, Tenant
 
 
@@ -78,21 +78,21 @@ def authenticate(request: HttpRequest, tenant: Tenant, raw_token: str, tool_name
         cursor.execute(TOKEN_QUERY, [tenant.pk, tool_name or "", checksum])
         row = cursor.fetchone()
     if row is None:
-        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", BASE_SCOPES)
+        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", base_scopes())
     user_id, scope, expires, resource, client_id, role, channel, enabled, scopes, noauth = row
     if expires <= timezone.now():
-        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token has expired", BASE_SCOPES)
+        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token has expired", base_scopes())
     # RFC 8707: the token must name exactly this MCP endpoint; an empty audience is not "anything"
     audience = json.loads(resource) if isinstance(resource, str) else (resource or [])
     if audience != [mcp_resource(request)]:
-        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token was not issued for this resource", BASE_SCOPES)
+        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token was not issued for this resource", base_scopes())
     if user_id is None:
-        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token does not represent a user", BASE_SCOPES)
+        raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token does not represent a user", base_scopes())
     if role is None:
         raise AuthFailure(AuthClass.TENANT_MISMATCH, "The user is not an active member of this tenant")
     granted = frozenset(scope.split())
     if role != Membership.Role.ADMIN:
-        granted -= ADMIN_ONLY_SCOPES  # admin-only scopes count only while the user is still an admin
+        granted -= admin_only_scopes()  # admin-only scopes count only while the user is still an admin
     principal = Principal(
         user_id=user_id,
         tenant_id=tenant.pk,

@@ -15,13 +15,13 @@ from typing import Any
 import mcp_types as t
 from mcp_types import jsonrpc
 
+from declarations.principal import ToolContext
+from declarations.scopes import base_scopes
+from declarations.tools import ToolArgumentError
 from mcp_tools.auth import Caller
 from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.matrix import EffectivePolicy
-from mcp_tools.principal import ToolContext
 from mcp_tools.protocol import ProtocolError
-from mcp_tools.registry import ToolArgumentError
-from oauth.scopes import BASE_SCOPES
 from tenants.guard import TenantGuardError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFail
         return AuthFailure(
             AuthClass.AUTH_REQUIRED,
             "Authorization is required to call this tool",
-            tuple(sorted(needed | set(BASE_SCOPES))),
+            tuple(sorted(needed | set(base_scopes()))),
         )
     granted = caller.principal.scopes
     if not needed <= granted:

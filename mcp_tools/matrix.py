@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from declarations.scopes import unknown
+from declarations.tools import ToolSpec, all_tools
 from mcp_tools.models import ToolPolicy, ToolPolicyChange
-from mcp_tools.registry import ToolSpec, all_tools
-from oauth.scopes import unknown
 
 
 @dataclass(frozen=True)

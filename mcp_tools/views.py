@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp_types import jsonrpc
 
+from declarations.scopes import base_scopes
 from mcp_tools import protocol
 from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
@@ -20,7 +21,6 @@ from mcp_tools.protocol import Incoming, ProtocolError
 from mcp_tools.stepup import note_http_challenge
 from oauth.issuer import resource_metadata_url
 from oauth.models import ChallengeChannel
-from oauth.scopes import BASE_SCOPES
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _dispatch(request: HttpRequest, incoming: Incoming, caller: Caller | None) -
         return _tools_call(request, incoming, caller, params, server_info)
     policies = effective_policies()
     if caller is None and not any(p.enabled and p.noauth for p in policies.values()):
-        raise AuthFailure(AuthClass.AUTH_REQUIRED, "Authorization is required", BASE_SCOPES)
+        raise AuthFailure(AuthClass.AUTH_REQUIRED, "Authorization is required", base_scopes())
 
     if incoming.method == "initialize":
         result: Any = t.InitializeResult(

@@ -9,4 +9,12 @@ class OAuthConfig(AppConfig):
     verbose_name = "OAuth"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+        from django.utils.module_loading import autodiscover_modules
+
         from oauth import cimd, receivers  # noqa: F401  (connects lifecycle and CIMD-profile receivers)
+        from oauth.schedules import ensure_schedules
+
+        post_migrate.connect(ensure_schedules, sender=self)
+
+        autodiscover_modules("scopes")  # each app's scopes.py, read through oauth.scope_backend

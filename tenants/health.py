@@ -18,7 +18,9 @@ def check_database() -> str:
 
 
 def check_broker() -> str:
-    from config.celery import app
+    # the project's Celery app, as configured by the entry point (config/__init__.py); importing
+    # config from here would point the bottom layer upward
+    from celery import current_app as app
 
     try:
         with app.connection_for_write() as conn:

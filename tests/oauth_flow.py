@@ -1,151 +1,29 @@
-"""A small, real OAuth client for tests: PKCE, dynamic registration, headless login and consent over
-HTTP (httpx) against the live server. The mcp package's client is used for the MCP-level tests; this
-one lets tests take each step apart."""
+"""The probe client (``probe.oauth_flow``) with the test suite's user password as the default."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-import secrets
-from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlencode, urlsplit
+from dataclasses import dataclass
 
-import httpx
-
+from probe.oauth_flow import (  # noqa: F401  (re-exported for the tests)
+    REDIRECT_URI,
+    Client,
+    Tenant,
+    authorize_url,
+    exchange,
+    hidden_inputs,
+    obtain_tokens,
+    pkce_pair,
+    redirect_params,
+    refresh,
+    register,
+)
+from probe.oauth_flow import Browser as ProbeBrowser
 from tests.conftest import PASSWORD
 
-REDIRECT_URI = "http://127.0.0.1:9/callback"  # loopback; never contacted (redirects are not followed)
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(64)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
-def hidden_inputs(html: str) -> dict[str, str]:
-    fields = {}
-    for tag in re.findall(r"<input[^>]+>", html):
-        name = re.search(r'name="([^"]+)"', tag)
-        value = re.search(r'value="([^"]*)"', tag)
-        if name and 'type="hidden"' in tag:
-            fields[name.group(1)] = value.group(1).replace("&amp;", "&") if value else ""
-    return fields
-
 
 @dataclass
-class Tenant:
-    base: str  # http://127.0.0.1:PORT/t/acme
-    slug: str
-
-    @property
-    def mcp(self) -> str:
-        return f"{self.base}/mcp"
-
-    def url(self, path: str) -> str:
-        return f"{self.base}/{path.lstrip('/')}"
-
-
-@dataclass
-class Client:
-    tenant: Tenant
-    client_id: str
-    client_secret: str | None = None
-    redirect_uri: str = REDIRECT_URI
-
-
-@dataclass
-class Browser:
-    """A user agent with a cookie jar: logs in and answers the consent page."""
-
-    tenant: Tenant
-    email: str
+class Browser(ProbeBrowser):
     password: str = PASSWORD
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False, timeout=20))
-
-    def login(self) -> None:
-        page = self.http.get(self.tenant.url("login/"))
-        token = hidden_inputs(page.text)["csrfmiddlewaretoken"]
-        response = self.http.post(
-            self.tenant.url("login/"),
-            data={"csrfmiddlewaretoken": token, "username": self.email, "password": self.password},
-            headers={"Referer": self.tenant.url("login/")},
-        )
-        assert response.status_code == 302, response.text[:500]
-
-    def authorize(self, authorize_url: str, *, allow: bool = True) -> httpx.Response:
-        """GET the authorization URL; if a consent page comes back, submit it. Returns the final redirect."""
-        response = self.http.get(authorize_url)
-        if response.status_code == 200 and 'id="authorizationForm"' in response.text:
-            form = hidden_inputs(response.text)
-            if allow:
-                form["allow"] = "Authorize"
-            response = self.http.post(authorize_url.split("?")[0], data=form, headers={"Referer": authorize_url})
-        return response
-
-
-def register(tenant: Tenant, **metadata) -> Client:
-    body = {
-        "client_name": "Test MCP client",
-        "redirect_uris": [REDIRECT_URI],
-        "token_endpoint_auth_method": "none",
-        "grant_types": ["authorization_code", "refresh_token"],
-        "application_type": "native",
-        **metadata,
-    }
-    response = httpx.post(tenant.url("register/"), json=body, timeout=20)
-    assert response.status_code == 201, response.text
-    data = response.json()
-    return Client(tenant, data["client_id"], data.get("client_secret"), body["redirect_uris"][0])
-
-
-def authorize_url(client: Client, *, scope: str, challenge: str, state: str = "st", **extra: str) -> str:
-    params = {
-        "response_type": "code",
-        "client_id": client.client_id,
-        "redirect_uri": client.redirect_uri,
-        "scope": scope,
-        "state": state,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
-    return client.tenant.url("authorize/") + "?" + urlencode(params)
-
-
-def redirect_params(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 302, (response.status_code, response.text[:500])
-    location = response.headers["location"]
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-def exchange(client: Client, code: str, verifier: str, **extra: str) -> httpx.Response:
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": client.redirect_uri,
-        "client_id": client.client_id,
-        "code_verifier": verifier,
-        **extra,
-    }
-    auth = (client.client_id, client.client_secret) if client.client_secret else None
-    return httpx.post(client.tenant.url("token/"), data=data, auth=auth, timeout=20)
-
-
-def refresh(client: Client, refresh_token: str, **extra: str) -> httpx.Response:
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client.client_id, **extra}
-    auth = (client.client_id, client.client_secret) if client.client_secret else None
-    return httpx.post(client.tenant.url("token/"), data=data, auth=auth, timeout=20)
-
-
-def obtain_tokens(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> dict:
-    verifier, challenge = pkce_pair()
-    params = redirect_params(browser.authorize(authorize_url(client, scope=scope, challenge=challenge, **extra)))
-    assert "code" in params, params
-    response = exchange(client, params["code"], verifier)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def signed_in(tenant: Tenant, email: str, **metadata) -> tuple[Client, Browser]:

@@ -80,5 +80,5 @@ def test_fan_out_task_expires_stale_clients_in_every_tenant(live, worker):
 def test_beat_schedule_is_in_the_database():
     from django_celery_beat.models import PeriodicTask
 
-    task = PeriodicTask.objects.get(task="oauth.expire_unused_clients")
+    task = PeriodicTask.objects.get(task="oauth.expire_unused_clients_everywhere")
     assert task.enabled and task.crontab is not None

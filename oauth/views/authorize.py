@@ -14,8 +14,8 @@ from oauth2_provider.oauth2_validators import Application
 from oauth2_provider.views import AuthorizationView
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
+from declarations.scopes import admin_only_scopes, get_scope
 from oauth.issuer import issuer, mcp_resource
-from oauth.scopes import ADMIN_ONLY_SCOPES, SCOPES
 from oauth.services import prior_consent, record_consent
 from tenants.selectors import active_membership
 
@@ -39,7 +39,7 @@ class TenantAuthorizationView(AuthorizationView):
             request.GET = query
         elif any(r != canonical for r in resources):
             return self._refuse(request, "invalid_target", "resource must be this tenant's MCP endpoint")
-        admin_only = ADMIN_ONLY_SCOPES & set(request.GET.get("scope", "").split())
+        admin_only = admin_only_scopes() & set(request.GET.get("scope", "").split())
         if admin_only and request.user.is_authenticated and not self.membership.is_admin:
             return self._refuse(
                 request, "access_denied", f"only tenant administrators may grant {', '.join(sorted(admin_only))}"
@@ -72,7 +72,7 @@ class TenantAuthorizationView(AuthorizationView):
             if form.is_valid():
                 return self.form_valid(form)
         context["scope_items"] = [
-            {"name": n, "description": SCOPES[n].description, "new": bool(granted) and n not in granted}
+            {"name": n, "description": get_scope(n).description, "new": bool(granted) and n not in granted}
             for n in requested
         ]
         context["step_up"] = bool(granted) and not set(requested) <= granted

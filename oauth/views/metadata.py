@@ -12,8 +12,8 @@ import json
 from django.http import HttpRequest, JsonResponse
 from oauth2_provider.views.metadata import OAuthProtectedResourceMetadataView, OAuthServerMetadataView
 
+from declarations.scopes import all_scopes, base_scopes
 from oauth.issuer import issuer, mcp_resource
-from oauth.scopes import BASE_SCOPES, SCOPES
 
 METADATA_MAX_AGE = 300
 
@@ -32,7 +32,7 @@ class TenantServerMetadataView(OAuthServerMetadataView):
     def get(self, request: HttpRequest, *args, **kwargs) -> JsonResponse:
         data = json.loads(super().get(request, *args, **kwargs).content)
         data["issuer"] = issuer(request)
-        data["scopes_supported"] = sorted(SCOPES)
+        data["scopes_supported"] = sorted(all_scopes())
         data["code_challenge_methods_supported"] = ["S256"]
         data["response_types_supported"] = ["code"]
         data["grant_types_supported"] = ["authorization_code", "refresh_token"]
@@ -55,7 +55,7 @@ class TenantResourceMetadataView(OAuthProtectedResourceMetadataView):
         return [issuer(request)]
 
     def get_scopes_supported(self) -> list[str]:
-        return list(BASE_SCOPES)
+        return list(base_scopes())
 
     def get_resource_name(self) -> str | None:
         tenant = getattr(self.request, "tenant", None)

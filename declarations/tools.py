@@ -1,5 +1,8 @@
 """Tools are declared in code, each with its scope decision; the tenant's matrix may tighten or
-loosen the scopes later (mcp_tools.matrix), but a tool without a decision cannot be registered."""
+loosen the scopes later (mcp_tools.matrix), but a tool without a decision cannot be registered.
+
+Apps declare their tools in their ``tools.py`` with ``@tool``; the scopes they name may be declared
+by any app, so they are checked once everything is discovered (``check_declared_scopes``)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from typing import Any
 
 from jsonschema import validators
 
-from mcp_tools.principal import ToolContext
-from oauth.scopes import unknown
+from declarations.principal import ToolContext
+from declarations.scopes import unknown
 
 
 class _NoAuth:
@@ -82,8 +85,6 @@ def tool(
     else:
         if not isinstance(scopes, tuple) or not scopes:
             raise TypeError(f"tool {name!r}: scopes must be a non-empty tuple of scope names, or NOAUTH")
-        if bad := unknown(scopes):
-            raise ValueError(f"tool {name!r}: unknown scopes {bad}; declare them in oauth.scopes")
         scope_names, noauth = scopes, False
     if noauth and not read_only:
         raise ValueError(f"tool {name!r}: a write tool cannot be NOAUTH")
@@ -115,3 +116,12 @@ def all_tools() -> dict[str, ToolSpec]:
 
 def get_tool(name: str) -> ToolSpec | None:
     return _REGISTRY.get(name)
+
+
+def check_declared_scopes() -> None:
+    """Every scope a tool names must be declared (by the app that owns it, in its ``scopes.py``)."""
+    for spec in _REGISTRY.values():
+        if bad := unknown(spec.scopes):
+            raise ValueError(
+                f"tool {spec.name!r}: unknown scopes {bad}; declare them in the scopes.py of the app that owns them"
+            )

@@ -1,9 +1,11 @@
+"""Tools of the tenants app (found by autodiscovery of ``tools`` modules)."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from mcp_tools.principal import ToolContext
-from mcp_tools.registry import NOAUTH, tool
+from declarations.principal import ToolContext
+from declarations.tools import NOAUTH, tool
 from tenants.guard import assert_tenant
 
 

@@ -14,10 +14,6 @@ class Principal:
     scopes: frozenset[str]
     request_id: str
 
-    @property
-    def is_anonymous(self) -> bool:
-        return self.user_id is None
-
 
 @dataclass(frozen=True)
 class ToolContext:

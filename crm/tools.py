@@ -1,10 +1,15 @@
+"""The CRM's MCP tools (found by autodiscovery of ``tools`` modules) and how they present a contact."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from crm import services
-from mcp_tools.principal import ToolContext
-from mcp_tools.registry import ToolArgumentError, tool
+from crm import selectors, services
+from crm.errors import NotFound
+from crm.models import Contact, Note
+from declarations.principal import ToolContext
+from declarations.tools import ToolArgumentError, tool
 
 CONTACT = {
     "type": "object",
@@ -20,10 +25,26 @@ CONTACT = {
 CONTACT_ID = {"type": "integer", "minimum": 1, "description": "The contact's id in this workspace"}
 
 
-def _call(fn, *args: Any) -> Any:
+def contact_data(contact: Contact) -> dict[str, Any]:
+    return {
+        "id": contact.pk,
+        "name": contact.name,
+        "email": contact.email,
+        "company": contact.company,
+        "phone": contact.phone,
+    }
+
+
+def contact_with_notes_data(contact: Contact, notes: list[Note]) -> dict[str, Any]:
+    data = contact_data(contact)
+    data["notes"] = [{"id": n.pk, "body": n.body, "created_at": n.created_at.isoformat()} for n in notes]
+    return data
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
-        return fn(*args)
-    except services.NotFound as exc:
+        return fn(*args, **kwargs)
+    except NotFound as exc:
         raise ToolArgumentError(str(exc)) from exc
 
 
@@ -48,7 +69,8 @@ def _call(fn, *args: Any) -> Any:
     read_only=True,
 )
 def search_contacts(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return {"contacts": services.search_contacts(ctx.principal, args.get("query", ""), args.get("limit", 20))}
+    found = selectors.search_contacts(ctx.principal, query=args.get("query", ""), limit=args.get("limit", 20))
+    return {"contacts": [contact_data(c) for c in found]}
 
 
 @tool(
@@ -65,7 +87,8 @@ def search_contacts(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     read_only=True,
 )
 def get_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _call(services.get_contact, ctx.principal, args["contact_id"])
+    contact, notes = _call(selectors.get_contact, ctx.principal, contact_id=args["contact_id"])
+    return contact_with_notes_data(contact, notes)
 
 
 @tool(
@@ -82,7 +105,8 @@ def get_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     read_only=False,
 )
 def create_note(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _call(services.create_note, ctx.principal, args["contact_id"], args["body"])
+    note = _call(services.create_note, ctx.principal, contact_id=args["contact_id"], body=args["body"])
+    return {"id": note.pk, "contact_id": note.contact_id, "body": note.body}
 
 
 @tool(
@@ -107,7 +131,8 @@ def create_note(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 )
 def update_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     changes = {k: v for k, v in args.items() if k != "contact_id"}
-    return _call(services.update_contact, ctx.principal, args["contact_id"], changes)
+    contact = _call(services.update_contact, ctx.principal, contact_id=args["contact_id"], changes=changes)
+    return contact_data(contact)
 
 
 @tool(
@@ -125,4 +150,5 @@ def update_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     destructive=True,
 )
 def delete_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _call(services.delete_contact, ctx.principal, args["contact_id"])
+    _call(services.delete_contact, ctx.principal, contact_id=args["contact_id"])
+    return {"id": args["contact_id"], "deleted": True}

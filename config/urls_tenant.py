@@ -14,6 +14,7 @@ urlpatterns = [
     path("login/", TenantLoginView.as_view(), name="login"),
     path("logout/", TenantLogoutView.as_view(), name="logout"),
     path("admin/", tenant_admin_site.urls),
+    path("connections/", include("connectors.urls")),
     path("", include("oauth.urls")),
 ]
 

@@ -90,6 +90,8 @@ async function finishInteraction(provider, ctx) {
     const only = cookie(ctx, 'test_grant_scopes');
     const granted = only ? requested.filter((s) => only.split(' ').includes(s)) : requested;
     grant.addOIDCScope(granted.join(' '));
+    const rejected = requested.filter((s) => !granted.includes(s));
+    if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));
     const claims = details.prompt.details.missingOIDCClaims;
     if (claims) grant.addOIDCClaims(claims);
     result = { consent: { grantId: await grant.save() } };
@@ -138,6 +140,7 @@ server.listen(0, '127.0.0.1', () => {
     if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
   });
 
+  server.on('request', provider.callback());
   process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
 });
 

@@ -127,8 +127,13 @@ def request(
         timeout = urllib3.Timeout(connect=remaining, read=remaining, total=remaining)
         if https:
             pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-                host=ip, port=port, timeout=timeout, retries=False, maxsize=1,
-                ssl_context=ssl.create_default_context(), server_hostname=host,
+                host=ip,
+                port=port,
+                timeout=timeout,
+                retries=False,
+                maxsize=1,
+                ssl_context=ssl.create_default_context(),
+                server_hostname=host,
             )
         else:
             pool = urllib3.HTTPConnectionPool(host=ip, port=port, timeout=timeout, retries=False, maxsize=1)

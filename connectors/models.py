@@ -30,9 +30,7 @@ class Provider(models.Model):
     client_secret = EncryptedTextField(blank=True, default="")
     default_scopes = models.JSONField(default=list, blank=True)
     scope_separator = models.CharField(max_length=4, default=" ")
-    token_endpoint_auth_method = models.CharField(
-        max_length=32, choices=AuthMethod.choices, default=AuthMethod.BASIC
-    )
+    token_endpoint_auth_method = models.CharField(max_length=32, choices=AuthMethod.choices, default=AuthMethod.BASIC)
     pkce = models.BooleanField(default=True, help_text="send an S256 code challenge")
     extra_authorize_params = models.JSONField(default=dict, blank=True)
     account_id_claim = models.CharField(

@@ -286,4 +286,3 @@ def retry_pending_revocations(*, limit: int = 100) -> int:
 def purge_authorization_requests(*, older_than: timedelta = timedelta(days=1)) -> int:
     deleted, _ = AuthorizationRequest.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
     return deleted
-

@@ -75,9 +75,7 @@ def _refuse_unusable(account: ConnectedAccount) -> None:
 def access_token(*, user_id: int, provider_key: str) -> str:
     """A usable access token for the user's account at ``provider_key``."""
     account = (
-        ConnectedAccount.objects.select_related("provider")
-        .filter(user_id=user_id, provider__key=provider_key)
-        .first()
+        ConnectedAccount.objects.select_related("provider").filter(user_id=user_id, provider__key=provider_key).first()
     )
     if account is None:
         raise ReauthRequired("not_connected", f"no {provider_key} account is connected")

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,86 +15,149 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Provider',
+            name="Provider",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64, unique=True)),
-                ('display_name', models.CharField(max_length=200)),
-                ('preset', models.CharField(blank=True, help_text='the preset it was created from, if any', max_length=64)),
-                ('issuer', models.URLField(blank=True, max_length=500)),
-                ('authorization_endpoint', models.URLField(max_length=500)),
-                ('token_endpoint', models.URLField(max_length=500)),
-                ('revocation_endpoint', models.URLField(blank=True, max_length=500)),
-                ('userinfo_endpoint', models.URLField(blank=True, max_length=500)),
-                ('client_id', models.CharField(max_length=500)),
-                ('client_secret', fernet_fields.fields.EncryptedTextField(blank=True, default='')),
-                ('default_scopes', models.JSONField(blank=True, default=list)),
-                ('scope_separator', models.CharField(default=' ', max_length=4)),
-                ('token_endpoint_auth_method', models.CharField(choices=[('client_secret_basic', 'client_secret_basic'), ('client_secret_post', 'client_secret_post'), ('none', 'none (public client)')], default='client_secret_basic', max_length=32)),
-                ('pkce', models.BooleanField(default=True, help_text='send an S256 code challenge')),
-                ('extra_authorize_params', models.JSONField(blank=True, default=dict)),
-                ('account_id_claim', models.CharField(default='sub', help_text='userinfo member holding the external account id', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.SlugField(max_length=64, unique=True)),
+                ("display_name", models.CharField(max_length=200)),
+                (
+                    "preset",
+                    models.CharField(blank=True, help_text="the preset it was created from, if any", max_length=64),
+                ),
+                ("issuer", models.URLField(blank=True, max_length=500)),
+                ("authorization_endpoint", models.URLField(max_length=500)),
+                ("token_endpoint", models.URLField(max_length=500)),
+                ("revocation_endpoint", models.URLField(blank=True, max_length=500)),
+                ("userinfo_endpoint", models.URLField(blank=True, max_length=500)),
+                ("client_id", models.CharField(max_length=500)),
+                ("client_secret", fernet_fields.fields.EncryptedTextField(blank=True, default="")),
+                ("default_scopes", models.JSONField(blank=True, default=list)),
+                ("scope_separator", models.CharField(default=" ", max_length=4)),
+                (
+                    "token_endpoint_auth_method",
+                    models.CharField(
+                        choices=[
+                            ("client_secret_basic", "client_secret_basic"),
+                            ("client_secret_post", "client_secret_post"),
+                            ("none", "none (public client)"),
+                        ],
+                        default="client_secret_basic",
+                        max_length=32,
+                    ),
+                ),
+                ("pkce", models.BooleanField(default=True, help_text="send an S256 code challenge")),
+                ("extra_authorize_params", models.JSONField(blank=True, default=dict)),
+                (
+                    "account_id_claim",
+                    models.CharField(
+                        default="sub", help_text="userinfo member holding the external account id", max_length=64
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ('display_name', 'key'),
+                "ordering": ("display_name", "key"),
             },
         ),
         migrations.CreateModel(
-            name='ConnectedAccount',
+            name="ConnectedAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('active', 'active'), ('refreshing', 'refreshing'), ('needs_reauth', 'needs re-authorization'), ('revoked', 'revoked')], default='active', max_length=16)),
-                ('status_reason', models.CharField(blank=True, max_length=64)),
-                ('refreshing_since', models.DateTimeField(blank=True, null=True)),
-                ('external_account_id', models.CharField(blank=True, max_length=255)),
-                ('external_account_label', models.CharField(blank=True, max_length=255)),
-                ('granted_scopes', models.JSONField(blank=True, default=list)),
-                ('requested_scopes', models.JSONField(blank=True, default=list)),
-                ('expires_at', models.DateTimeField(blank=True, help_text='access token expiry; empty = does not expire', null=True)),
-                ('last_refreshed_at', models.DateTimeField(blank=True, null=True)),
-                ('refresh_count', models.PositiveIntegerField(default=0)),
-                ('revocation_pending', models.BooleanField(default=False)),
-                ('connected_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='accounts', to='connectors.provider')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "active"),
+                            ("refreshing", "refreshing"),
+                            ("needs_reauth", "needs re-authorization"),
+                            ("revoked", "revoked"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.CharField(blank=True, max_length=64)),
+                ("refreshing_since", models.DateTimeField(blank=True, null=True)),
+                ("external_account_id", models.CharField(blank=True, max_length=255)),
+                ("external_account_label", models.CharField(blank=True, max_length=255)),
+                ("granted_scopes", models.JSONField(blank=True, default=list)),
+                ("requested_scopes", models.JSONField(blank=True, default=list)),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True, help_text="access token expiry; empty = does not expire", null=True
+                    ),
+                ),
+                ("last_refreshed_at", models.DateTimeField(blank=True, null=True)),
+                ("refresh_count", models.PositiveIntegerField(default=0)),
+                ("revocation_pending", models.BooleanField(default=False)),
+                ("connected_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="accounts", to="connectors.provider"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('provider__display_name', 'id'),
+                "ordering": ("provider__display_name", "id"),
             },
         ),
         migrations.CreateModel(
-            name='Credential',
+            name="Credential",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('access_token', fernet_fields.fields.EncryptedTextField()),
-                ('refresh_token', fernet_fields.fields.EncryptedTextField(blank=True, null=True)),
-                ('token_type', models.CharField(default='Bearer', max_length=32)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='credential', to='connectors.connectedaccount')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("access_token", fernet_fields.fields.EncryptedTextField()),
+                ("refresh_token", fernet_fields.fields.EncryptedTextField(blank=True, null=True)),
+                ("token_type", models.CharField(default="Bearer", max_length=32)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="credential",
+                        to="connectors.connectedaccount",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AuthorizationRequest',
+            name="AuthorizationRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state_hash', models.CharField(max_length=64, unique=True)),
-                ('session_hash', models.CharField(max_length=64)),
-                ('code_verifier', fernet_fields.fields.EncryptedTextField(blank=True, default='')),
-                ('nonce', models.CharField(blank=True, max_length=64)),
-                ('redirect_uri', models.URLField(max_length=500)),
-                ('scopes', models.JSONField(default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='connectors.provider')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("state_hash", models.CharField(max_length=64, unique=True)),
+                ("session_hash", models.CharField(max_length=64)),
+                ("code_verifier", fernet_fields.fields.EncryptedTextField(blank=True, default="")),
+                ("nonce", models.CharField(blank=True, max_length=64)),
+                ("redirect_uri", models.URLField(max_length=500)),
+                ("scopes", models.JSONField(default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="connectors.provider"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='connectedaccount',
-            constraint=models.UniqueConstraint(fields=('user', 'provider'), name='connectors_one_account_per_provider'),
+            model_name="connectedaccount",
+            constraint=models.UniqueConstraint(fields=("user", "provider"), name="connectors_one_account_per_provider"),
         ),
     ]

@@ -73,7 +73,7 @@ def oidc(live_server_url: LiveServer) -> Iterator[OidcServer]:
             "token_endpoint_auth_method": "client_secret_basic",
         }
     ]
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [node, "server.mjs"],
         cwd=NODE_DIR,
         env={**os.environ, "CLIENTS": json.dumps(clients)},

@@ -45,7 +45,9 @@ def test_connect_stores_identity_scopes_and_encrypted_tokens(live, oidc):
     tokens = credential(found.pk)
     assert tokens.refresh_token and oidc.introspect(tokens.access_token)["active"] is True
     with schema_context("acme"), connection.cursor() as cursor:  # at rest: ciphertext only
-        cursor.execute("SELECT access_token, refresh_token FROM connectors_credential WHERE account_id = %s", [found.pk])
+        cursor.execute(
+            "SELECT access_token, refresh_token FROM connectors_credential WHERE account_id = %s", [found.pk]
+        )
         raw_access, raw_refresh = (bytes(v) for v in cursor.fetchone())
     assert tokens.access_token.encode() not in raw_access and tokens.refresh_token.encode() not in raw_refresh
     page = browser.http.get(browser.url("connections/"))

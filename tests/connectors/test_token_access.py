@@ -174,9 +174,8 @@ def test_retry_after_beyond_the_cap_is_not_waited_for(live, oidc):
 
 def test_missing_and_revoked_accounts_need_connecting(live, oidc):
     key, account = connected(live, oidc)
-    with pytest.raises(ReauthRequired) as missing:
-        with schema_context("acme"):
-            tokens.access_token(user_id=account.user_id, provider_key="not-configured")
+    with pytest.raises(ReauthRequired) as missing, schema_context("acme"):
+        tokens.access_token(user_id=account.user_id, provider_key="not-configured")
     assert missing.value.code == "not_connected"
     with schema_context("acme"):
         ConnectedAccount.objects.filter(pk=account.pk).update(status="revoked")

@@ -43,6 +43,10 @@ class OidcServer:
             params["retry_after"] = retry_after
         assert httpx.post(f"{self.issuer}/_test/fail", params=params, timeout=10).status_code == 204
 
+    def delay_next(self, count: int, ms: int) -> None:
+        params = {"count": count, "ms": ms}
+        assert httpx.post(f"{self.issuer}/_test/delay", params=params, timeout=10).status_code == 204
+
     def introspect(self, token: str) -> dict:
         response = httpx.post(
             f"{self.issuer}/token/introspection", data={"token": token}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=10

@@ -16,6 +16,7 @@
 // Test-only routes (not part of any OAuth surface):
 //   GET  /_test/stats          {"grants": {"refresh_token": n, ...}, "revocations": n}
 //   POST /_test/fail?count=N&status=503&retry_after=1   the next N token requests fail with that status
+//   POST /_test/delay?count=N&ms=3000   the next N token answers are held back after processing
 import http from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -23,8 +24,9 @@ import Provider from 'oidc-provider';
 const clients = JSON.parse(process.env.CLIENTS || '[]');
 const accessTtl = Number(process.env.ACCESS_TTL || 3600);
 
-const stats = { grants: {}, revocations: 0, token_failures_injected: 0 };
+const stats = { grants: {}, revocations: 0, token_failures_injected: 0, token_requests: 0 };
 const failNext = { count: 0, status: 503, retryAfter: null };
+const delayNext = { count: 0, ms: 0 };
 
 function cookie(ctx, name) {
   const raw = ctx.get('cookie') || '';
@@ -124,10 +126,19 @@ server.listen(0, '127.0.0.1', () => {
       ctx.status = 204;
       return;
     }
+    if (ctx.path === '/_test/delay' && ctx.method === 'POST') {
+      delayNext.count = Number(ctx.query.count || 1);
+      delayNext.ms = Number(ctx.query.ms || 1000);
+      ctx.status = 204;
+      return;
+    }
     if (ctx.path.startsWith('/interaction/') && ctx.method === 'GET') {
       await finishInteraction(provider, ctx);
       return;
     }
+    if (ctx.path === '/token' && ctx.method === 'POST') stats.token_requests += 1;
+    const delayed = ctx.path === '/token' && ctx.method === 'POST' && delayNext.count > 0;
+    if (delayed) delayNext.count -= 1;
     if (ctx.path === '/token' && ctx.method === 'POST' && failNext.count > 0) {
       failNext.count -= 1;
       stats.token_failures_injected += 1;
@@ -138,6 +149,10 @@ server.listen(0, '127.0.0.1', () => {
     }
     await next();
     if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
+    if (delayed) {
+      // processed (a refresh token already rotated), the answer held back: a client killed now loses it
+      await new Promise((resolve) => { setTimeout(resolve, delayNext.ms); });
+    }
   });
 
   server.on('request', provider.callback());

@@ -18,6 +18,11 @@ class ProviderForm(forms.ModelForm):
         help_text="Write-only. Leave empty to keep the stored secret.",
     )
 
+    issuer = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    authorization_endpoint = forms.URLField(max_length=500, assume_scheme="https")
+    token_endpoint = forms.URLField(max_length=500, assume_scheme="https")
+    revocation_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    userinfo_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
     scope_separator = forms.CharField(strip=False, max_length=4, initial=" ")  # a space is a valid separator
 
     class Meta:

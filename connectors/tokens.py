@@ -62,8 +62,10 @@ def refresh_lock(account_id: int) -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def _expiring(account: ConnectedAccount) -> bool:
-    margin = timedelta(seconds=settings.CONNECTORS_REFRESH_MARGIN_SECONDS)
+def _expiring(account: ConnectedAccount, margin_seconds: int | None = None) -> bool:
+    if margin_seconds is None:
+        margin_seconds = settings.CONNECTORS_REFRESH_MARGIN_SECONDS
+    margin = timedelta(seconds=margin_seconds)
     return account.expires_at is not None and account.expires_at <= timezone.now() + margin
 
 
@@ -93,8 +95,9 @@ def _mark_needs_reauth(account_id: int, reason: str) -> None:
     )
 
 
-def refresh_account(*, account_id: int, force: bool = False) -> str:
-    """Refresh under the single-flight guard (see the module docstring); returns the access token."""
+def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> str:
+    """Refresh under the single-flight guard (see the module docstring); returns the access token.
+    ``margin_seconds``: refresh only if the token expires within it (re-checked under the lock)."""
     if connection.in_atomic_block:
         raise RuntimeError("refresh_account commits as it goes: call it outside a transaction")
     with refresh_lock(account_id):
@@ -104,7 +107,7 @@ def refresh_account(*, account_id: int, force: bool = False) -> str:
             credential = Credential.objects.filter(account=account).first()
             if credential is None:
                 raise ReauthRequired("not_connected", "the account has no credentials")
-            if account.status == Status.ACTIVE and not _expiring(account) and not force:
+            if account.status == Status.ACTIVE and not _expiring(account, margin_seconds):
                 return credential.access_token  # another worker refreshed while we waited
             interrupted = account.status == Status.REFRESHING
             if not credential.refresh_token:
@@ -150,3 +153,29 @@ def refresh_account(*, account_id: int, force: bool = False) -> str:
         # committed: the rotated refresh token is durable before the access token is used
         log.info("connectors: account %s refreshed", account_id)
         return tokens.access_token
+
+
+def refresh_expiring_accounts(*, within_seconds: int, limit: int = 500) -> dict[str, int]:
+    """Proactive refresh: every active account of the current schema whose access token expires
+    within ``within_seconds`` and can be refreshed. Each goes through the single-flight guard, so
+    on-demand callers and this job never refresh the same account twice."""
+    horizon = timezone.now() + timedelta(seconds=within_seconds)
+    ids = list(
+        ConnectedAccount.objects.filter(
+            status__in=(Status.ACTIVE, Status.REFRESHING),
+            expires_at__lte=horizon,
+            credential__refresh_token__isnull=False,
+        )
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    counts = {"refreshed": 0, "needs_reauth": 0, "unavailable": 0}
+    for account_id in ids:
+        try:
+            refresh_account(account_id=account_id, margin_seconds=within_seconds)
+            counts["refreshed"] += 1
+        except ReauthRequired:
+            counts["needs_reauth"] += 1
+        except ProviderUnavailable:
+            counts["unavailable"] += 1
+    return counts

@@ -37,8 +37,8 @@ class OidcServer:
     def refresh_grants(self) -> int:
         return self.stats()["grants"].get("refresh_token", 0)
 
-    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
-        params = {"count": count, "status": status}
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None, path: str = "/token") -> None:
+        params = {"count": count, "status": status, "path": path}
         if retry_after is not None:
             params["retry_after"] = retry_after
         assert httpx.post(f"{self.issuer}/_test/fail", params=params, timeout=10).status_code == 204

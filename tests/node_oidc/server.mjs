@@ -15,7 +15,8 @@
 //
 // Test-only routes (not part of any OAuth surface):
 //   GET  /_test/stats          {"grants": {"refresh_token": n, ...}, "revocations": n}
-//   POST /_test/fail?count=N&status=503&retry_after=1   the next N token requests fail with that status
+//   POST /_test/fail?count=N&status=503&retry_after=1[&path=/token/revocation]   the next N POSTs to
+//        the token endpoint (or path) fail with that status
 //   POST /_test/delay?count=N&ms=3000   the next N token answers are held back after processing
 import http from 'node:http';
 
@@ -25,7 +26,7 @@ const clients = JSON.parse(process.env.CLIENTS || '[]');
 const accessTtl = Number(process.env.ACCESS_TTL || 3600);
 
 const stats = { grants: {}, revocations: 0, token_failures_injected: 0, token_requests: 0 };
-const failNext = { count: 0, status: 503, retryAfter: null };
+const failNext = { count: 0, status: 503, retryAfter: null, path: '/token' };
 const delayNext = { count: 0, ms: 0 };
 
 function cookie(ctx, name) {
@@ -123,6 +124,7 @@ server.listen(0, '127.0.0.1', () => {
       failNext.count = Number(ctx.query.count || 1);
       failNext.status = Number(ctx.query.status || 503);
       failNext.retryAfter = ctx.query.retry_after ?? null;
+      failNext.path = ctx.query.path || '/token';
       ctx.status = 204;
       return;
     }
@@ -139,7 +141,7 @@ server.listen(0, '127.0.0.1', () => {
     if (ctx.path === '/token' && ctx.method === 'POST') stats.token_requests += 1;
     const delayed = ctx.path === '/token' && ctx.method === 'POST' && delayNext.count > 0;
     if (delayed) delayNext.count -= 1;
-    if (ctx.path === '/token' && ctx.method === 'POST' && failNext.count > 0) {
+    if (ctx.path === failNext.path && ctx.method === 'POST' && failNext.count > 0) {
       failNext.count -= 1;
       stats.token_failures_injected += 1;
       ctx.status = failNext.status;

@@ -9,6 +9,7 @@ class ConnectorsConfig(AppConfig):
     def ready(self) -> None:
         from django.test.signals import setting_changed
 
+        from connectors import tools  # noqa: F401  (registers the connector tools)
         from connectors.crypto import reset_field_keys
 
         def on_setting_changed(*, setting: str, **kwargs: object) -> None:

@@ -25,6 +25,8 @@ SCOPES: dict[str, Scope] = {
         Scope("crm.write", "Create notes and update contacts in this workspace's CRM"),
         Scope("crm.admin", "Delete contacts from this workspace's CRM (administrators)", admin_only=True),
         Scope("tenant.read", "Read basic information about this workspace", base=True),
+        # connectors: use the caller's own connected accounts (never their credentials)
+        Scope("connections", "Use your connected accounts at other services on your behalf"),
     )
 }
 

@@ -43,7 +43,6 @@ def gunicorn(live_server_url) -> Iterator[str]:
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{cfg['USER']}@{cfg['HOST']}:{cfg['PORT']}/{cfg['NAME']}",
-        "PUBLIC_BASE_URL": base,
         "CONN_MAX_AGE": "0",
     }
     command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
@@ -70,8 +69,11 @@ def test_twenty_concurrent_tool_calls_across_two_workers_refresh_once(live, oidc
     browser = ConnectBrowser(live, oidc)
     browser.steer(test_account="dave")
     assert browser.connect(key).status_code == 302
-    client, member = signed_in(Tenant(f"{gunicorn}/t/acme", "acme"), "member@acme.test")
+    # the platform token comes from the live server (the test process's password hasher); gunicorn is
+    # addressed under the live server's host name, so the token's audience (RFC 8707) matches there
+    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
+    same_host = {"Host": live.url.removeprefix("http://")}
     with schema_context("acme"):
         ConnectedAccount.objects.filter(provider__key=key).update(expires_at=timezone.now() - timedelta(seconds=1))
     before = oidc.refresh_grants()
@@ -79,7 +81,7 @@ def test_twenty_concurrent_tool_calls_across_two_workers_refresh_once(live, oidc
 
     def one(_: int) -> dict:
         barrier.wait()
-        response = call(f"{gunicorn}/t/acme/mcp", token, "connector_profile", {"provider": key})
+        response = call(f"{gunicorn}/t/acme/mcp", token, "connector_profile", {"provider": key}, headers=same_host)
         assert response.status_code == 200, response.text
         return response.json()["result"]
 

@@ -77,15 +77,20 @@ def _refuse_unusable(account: ConnectedAccount) -> None:
 def access_token(*, user_id: int, provider_key: str) -> str:
     """A usable access token for the user's account at ``provider_key``."""
     account = (
-        ConnectedAccount.objects.select_related("provider").filter(user_id=user_id, provider__key=provider_key).first()
+        ConnectedAccount.objects.select_related("provider", "credential")
+        # one query; only the access token is decrypted (not the refresh token or the client secret)
+        .only(
+            "id", "status", "expires_at", "provider__id", "provider__key", "credential__id", "credential__access_token"
+        )
+        .filter(user_id=user_id, provider__key=provider_key)
+        .first()
     )
     if account is None:
         raise ReauthRequired("not_connected", f"no {provider_key} account is connected")
     _refuse_unusable(account)
-    if account.status == Status.ACTIVE and not _expiring(account):
-        credential = Credential.objects.filter(account=account).only("access_token").first()
-        if credential is not None:
-            return credential.access_token
+    credential = getattr(account, "credential", None)
+    if account.status == Status.ACTIVE and not _expiring(account) and credential is not None:
+        return credential.access_token
     return refresh_account(account_id=account.pk)
 
 

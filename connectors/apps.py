@@ -7,13 +7,17 @@ class ConnectorsConfig(AppConfig):
     name = "connectors"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
         from django.test.signals import setting_changed
 
         from connectors import tools  # noqa: F401  (registers the connector tools)
         from connectors.crypto import reset_field_keys
+        from connectors.schedules import ensure_schedules
 
         def on_setting_changed(*, setting: str, **kwargs: object) -> None:
             if setting in {"FERNET_KEYS", "FERNET_USE_HKDF"}:
-                reset_field_keys()
+                reset_field_keys()  # fernet_fields caches the keys on each field
 
         setting_changed.connect(on_setting_changed, weak=False, dispatch_uid="connectors.fernet_keys")
+        # the app's own beat rows, once the public schema is migrated (connectors is tenant-only)
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="connectors.schedules")

@@ -64,3 +64,11 @@ def test_failed_revocation_is_kept_and_retried_by_the_sweep(live, oidc):
     with schema_context("acme"):
         assert ConnectedAccount.objects.get(pk=account.pk).revocation_pending is False
         assert not Credential.objects.filter(account=account).exists()
+
+
+@pytest.mark.django_db
+def test_the_jobs_have_admin_managed_schedules():
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = dict(PeriodicTask.objects.filter(task__startswith="connectors.").values_list("task", "interval__every"))
+    assert tasks == {"connectors.refresh_expiring": 120, "connectors.sweep": 900}

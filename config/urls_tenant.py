@@ -15,6 +15,7 @@ urlpatterns = [
     path("logout/", TenantLogoutView.as_view(), name="logout"),
     path("admin/", tenant_admin_site.urls),
     path("connections/", include("connectors.urls")),
+    path("api/connections/", include("connectors.api_urls")),
     path("", include("oauth.urls")),
 ]
 

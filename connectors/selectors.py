@@ -27,3 +27,12 @@ def connections_overview(user_id: int) -> list[tuple[Provider, ConnectedAccount 
     """Every provider of the tenant with the user's account there, if any."""
     accounts = {a.provider_id: a for a in accounts_of_user(user_id)}
     return [(p, accounts.get(p.pk)) for p in providers()]
+
+
+def all_accounts() -> QuerySet[ConnectedAccount]:
+    """Every member's accounts in this tenant (admins)."""
+    return (
+        ConnectedAccount.objects.select_related("provider", "user")
+        .defer("provider__client_secret")
+        .order_by("provider__key", "user__email")
+    )

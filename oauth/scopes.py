@@ -27,6 +27,7 @@ SCOPES: dict[str, Scope] = {
         Scope("tenant.read", "Read basic information about this workspace", base=True),
         # connectors: use the caller's own connected accounts (never their credentials)
         Scope("connections", "Use your connected accounts at other services on your behalf"),
+        Scope("connections.admin", "See every member's connected accounts (administrators)", admin_only=True),
     )
 }
 

@@ -206,6 +206,9 @@ def complete_connect(*, params: CallbackParams, session_key: str, user_id: int) 
             raise ConnectorError("identity_mismatch", "userinfo and ID token name different subjects")
         identity = {**identity, **info}
     granted = tokens.scopes if tokens.scopes is not None else list(request.scopes)
+    previous = ConnectedAccount.objects.select_related("provider").filter(user_id=user_id, provider=provider).first()
+    if previous is not None and previous.revocation_pending:
+        _revoke_and_forget(previous)  # best effort before its credential is replaced; the sweep may not get another try
     now = timezone.now()
     with transaction.atomic():
         account, _ = ConnectedAccount.objects.select_for_update().get_or_create(user_id=user_id, provider=provider)

@@ -27,6 +27,13 @@ CALLBACK_ERRORS = {
     "state_mismatch": "This connection was started in another session. Start again.",
     "issuer_mismatch": "The answer did not come from the expected provider.",
     "nonce_mismatch": "The provider's identity token does not belong to this attempt.",
+    "invalid_grant": "The provider did not accept the authorization code. Start again.",
+    "invalid_client": "The provider does not accept this workspace's client credentials. Ask an administrator.",
+    "unauthorized_client": "The provider does not allow this workspace's client to connect. Ask an administrator.",
+    "token_request_failed": "The provider refused to issue tokens.",
+    "provider_unavailable": "The provider is not answering right now. Try again in a moment.",
+    "timeout": "The provider did not answer in time. Try again in a moment.",
+    "connection_failed": "The provider could not be reached. Try again in a moment.",
 }
 
 

@@ -148,3 +148,25 @@ def test_disconnect_revokes_at_the_provider_and_deletes_credentials(live, oidc):
     assert gone.status == "revoked" and gone.revocation_pending is False
     with schema_context("acme"):
         assert not Credential.objects.filter(account_id=found.pk).exists()
+
+
+def test_exchange_failures_are_classified_and_store_nothing(live, oidc):
+    key = add_oidc_provider(oidc)
+    browser = ConnectBrowser(live, oidc)
+    callback = browser.through_provider(browser.start(key))
+    oidc.fail_next(1, status=503)
+    unavailable = browser.http.get(callback)
+    assert unavailable.status_code == 502 and 'id="error-code">provider_unavailable<' in unavailable.text
+    assert account(key) is None
+
+    with schema_context("acme"):
+        from connectors.models import Provider
+
+        provider = Provider.objects.get(key=key)
+        provider.client_secret = "not-the-registered-secret"
+        provider.save()
+    callback = browser.through_provider(browser.start(key))
+    refused = browser.http.get(callback)
+    assert refused.status_code == 400 and 'id="error-code">invalid_client<' in refused.text
+    assert "not-the-registered-secret" not in refused.text
+    assert account(key) is None

@@ -72,3 +72,19 @@ def test_the_jobs_have_admin_managed_schedules():
 
     tasks = dict(PeriodicTask.objects.filter(task__startswith="connectors.").values_list("task", "interval__every"))
     assert tasks == {"connectors.refresh_expiring": 120, "connectors.sweep": 900}
+
+
+def test_reconnecting_revokes_credentials_still_pending_revocation(live, oidc):
+    key, account = connect(live, oidc)
+    with schema_context("acme"):
+        old = Credential.objects.get(account=account)
+    oidc.fail_next(1, status=503, path="/token/revocation")
+    with schema_context("acme"):
+        disconnect(user_id=account.user_id, provider_key=key)
+        assert ConnectedAccount.objects.get(pk=account.pk).revocation_pending is True
+    assert ConnectBrowser(live, oidc).connect(key).status_code == 302
+    assert oidc.introspect(old.refresh_token)["active"] is False  # not orphaned by the new credential
+    with schema_context("acme"):
+        again = ConnectedAccount.objects.get(pk=account.pk)
+        assert (again.status, again.revocation_pending) == ("active", False)
+        assert Credential.objects.get(account=again).refresh_token != old.refresh_token

@@ -82,7 +82,7 @@ def _addresses(host: str, port: int) -> list[str]:
     for ip in ips:
         if _ip_is_public(ip):
             continue
-        if loopback_allowed() and ipaddress.ip_address(ip).is_loopback:
+        if loopback_allowed() and _is_loopback(ip.split("%", 1)[0]):
             continue
         raise OutboundError("blocked_address", f"{host!r} resolves to a non-public address")
     if not ips:

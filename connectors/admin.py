@@ -23,6 +23,7 @@ class ProviderForm(forms.ModelForm):
     token_endpoint = forms.URLField(max_length=500, assume_scheme="https")
     revocation_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
     userinfo_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    mcp_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
     scope_separator = forms.CharField(strip=False, max_length=4, initial=" ")  # a space is a valid separator
 
     class Meta:
@@ -44,11 +45,19 @@ class ProviderForm(forms.ModelForm):
             "pkce",
             "extra_authorize_params",
             "account_id_claim",
+            "mcp_endpoint",
         )
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        for name in ("issuer", "authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint"):
+        for name in (
+            "issuer",
+            "authorization_endpoint",
+            "token_endpoint",
+            "revocation_endpoint",
+            "userinfo_endpoint",
+            "mcp_endpoint",
+        ):
             if cleaned.get(name):
                 try:
                     check_url(cleaned[name])

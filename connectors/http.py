@@ -95,6 +95,7 @@ def request(
     url: str,
     *,
     form: dict[str, str] | None = None,
+    json_body: Any = None,
     headers: dict[str, str] | None = None,
     basic_auth: tuple[str, str] | None = None,
     bearer: str | None = None,
@@ -110,6 +111,9 @@ def request(
     if form is not None:
         body = urlencode(form)
         all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if json_body is not None:
+        body = json.dumps(json_body)
+        all_headers["Content-Type"] = "application/json"
     if basic_auth is not None:
         pair = f"{quote(basic_auth[0], safe='')}:{quote(basic_auth[1], safe='')}"  # RFC 6749 2.3.1
         all_headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()

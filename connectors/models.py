@@ -33,6 +33,9 @@ class Provider(models.Model):
     token_endpoint_auth_method = models.CharField(max_length=32, choices=AuthMethod.choices, default=AuthMethod.BASIC)
     pkce = models.BooleanField(default=True, help_text="send an S256 code challenge")
     extra_authorize_params = models.JSONField(default=dict, blank=True)
+    mcp_endpoint = models.URLField(
+        max_length=500, blank=True, help_text="the provider's MCP endpoint, for tools that call its tools"
+    )
     account_id_claim = models.CharField(
         max_length=64, default="sub", help_text="userinfo member holding the external account id"
     )

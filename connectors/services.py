@@ -50,6 +50,7 @@ def add_provider(
     endpoints: dict[str, str] | None = None,
     scopes: list[str] | None = None,
     auth_method: str | None = None,
+    mcp_endpoint: str | None = None,
 ) -> tuple[Provider, Outcome]:
     """Create or update the provider ``key`` from a preset, an issuer (discovery) or explicit endpoints.
 
@@ -82,13 +83,15 @@ def add_provider(
         fields["default_scopes"] = scopes
     if auth_method:
         fields["token_endpoint_auth_method"] = auth_method
+    if mcp_endpoint is not None:
+        fields["mcp_endpoint"] = mcp_endpoint
     method = fields.get("token_endpoint_auth_method", Provider.AuthMethod.BASIC)
     if method not in Provider.AuthMethod.values:
         allowed = ", ".join(Provider.AuthMethod.values)
         raise ConnectorError("invalid_auth_method", f"auth method must be one of {allowed}")
     if method != Provider.AuthMethod.NONE and not client_secret:
         raise ConnectorError("client_secret_required", f"{method} needs a client secret")
-    for name in (*ENDPOINT_FIELDS, "issuer"):
+    for name in (*ENDPOINT_FIELDS, "issuer", "mcp_endpoint"):
         if fields.get(name):
             try:
                 http.check_url(fields[name])

@@ -35,6 +35,7 @@ def provider_form(provider: Provider, **changes) -> dict:
         "pkce": "on",
         "extra_authorize_params": "{}",
         "account_id_claim": provider.account_id_claim,
+        "mcp_endpoint": "",
     }
     data.update(changes)
     return data

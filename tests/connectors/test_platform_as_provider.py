@@ -54,6 +54,7 @@ def setup_provider(live: LiveServer, unique: str) -> tuple[str, str, str]:
             client_secret=secret,
             scopes=["crm.read"],
             display_name="Globex",
+            mcp_endpoint=live.tenant_url("globex", "mcp"),
         )
     assert provider.revocation_endpoint.endswith("/t/globex/revoke_token/") and provider.pkce
     return key, client_id, secret
@@ -155,3 +156,25 @@ def test_connect_refresh_single_flight_revocation_and_reconnect(live, unique):
 
         disconnect(user_id=account.user_id, provider_key=key)
     assert not introspect(live, client_id, secret, third.access_token)
+
+
+def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(live, unique):
+    from crm.models import Contact
+    from tests.mcp_raw import call
+    from tests.oauth_flow import obtain_tokens, signed_in
+
+    key, _, _ = setup_provider(live, unique)
+    url = live.tenant_url("acme", "mcp")
+    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    token = obtain_tokens(member, client, scope="connections")["access_token"]
+    before = call(url, token, "connector_crm_search", {"provider": key}).json()["result"]
+    assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
+    assert connect(live, key).status_code == 302
+    result = call(url, token, "connector_crm_search", {"provider": key, "query": ""}).json()["result"]
+    assert result["isError"] is False, result
+    with schema_context("globex"):
+        globex_names = sorted(Contact.objects.values_list("name", flat=True))
+    with schema_context("acme"):
+        acme_names = set(Contact.objects.values_list("name", flat=True))
+    found = sorted(c["name"] for c in result["structuredContent"]["contacts"])
+    assert found == globex_names and not set(found) & (acme_names - set(globex_names))

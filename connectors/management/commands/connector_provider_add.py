@@ -19,6 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--token-url")
         parser.add_argument("--revoke-url", default="")
         parser.add_argument("--userinfo-url", default="")
+        parser.add_argument("--mcp-endpoint", help="the provider's MCP endpoint (for connector_crm_search)")
         parser.add_argument("--client-id", required=True)
         parser.add_argument("--client-secret", default="")
         parser.add_argument("--scopes", help='space-separated, e.g. "openid offline_access"')
@@ -49,6 +50,7 @@ class Command(BaseCommand):
                     endpoints=endpoints,
                     scopes=o["scopes"].split() if o["scopes"] is not None else None,
                     auth_method=o["auth_method"],
+                    mcp_endpoint=o["mcp_endpoint"],
                 )
         except (TenantServiceError, ConnectorError) as exc:
             raise CommandError(f"{exc} [{exc.code}]") from exc

@@ -305,3 +305,15 @@ OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 # cleartext pair. The platform answers a duplicate refresh from its own Fernet-encrypted copy of the
 # successor pair, kept for the grace window only, and never reaches DOT's branch (oauth.validators).
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.E001"]
+
+# --- connectors: the platform as OAuth client of upstream providers (connectors/) ----------------
+# loopback http providers only outside production (tests, `make run`); production refuses them anyway
+CONNECTORS_ALLOW_LOOPBACK_HTTP = env.bool("CONNECTORS_ALLOW_LOOPBACK_HTTP", default=not PRODUCTION)
+CONNECTORS_HTTP_TIMEOUT_SECONDS = env.float("CONNECTORS_HTTP_TIMEOUT_SECONDS", default=10.0)
+CONNECTORS_HTTP_MAX_BYTES = env.int("CONNECTORS_HTTP_MAX_BYTES", default=1024 * 1024)
+CONNECTORS_REFRESH_MARGIN_SECONDS = env.int("CONNECTORS_REFRESH_MARGIN_SECONDS", default=60)
+CONNECTORS_REFRESH_ATTEMPTS = env.int("CONNECTORS_REFRESH_ATTEMPTS", default=3)
+CONNECTORS_RETRY_BASE_DELAY_SECONDS = env.float("CONNECTORS_RETRY_BASE_DELAY_SECONDS", default=0.5)
+CONNECTORS_RETRY_MAX_DELAY_SECONDS = env.float("CONNECTORS_RETRY_MAX_DELAY_SECONDS", default=10.0)
+CONNECTORS_LOCK_WAIT_SECONDS = env.int("CONNECTORS_LOCK_WAIT_SECONDS", default=30)
+CONNECTORS_PROACTIVE_REFRESH_SECONDS = env.int("CONNECTORS_PROACTIVE_REFRESH_SECONDS", default=300)

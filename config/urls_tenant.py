@@ -15,6 +15,8 @@ urlpatterns = [
     path("login/", GatedLoginView.as_view(form_class=MembershipLoginForm), name="login"),
     path("logout/", TenantLogoutView.as_view(), name="logout"),
     path("admin/", tenant_admin_site.urls),
+    path("connections/", include("connectors.urls")),
+    path("api/connections/", include("connectors.api_urls")),
     path("", include("oauth.urls")),
 ]
 

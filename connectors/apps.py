@@ -2,7 +2,21 @@ from django.apps import AppConfig
 
 
 class ConnectorsConfig(AppConfig):
-    """Upstream providers and connected accounts (the platform as OAuth client). Arrives with the
-    connectors issue; the app exists now so the layout of docs/architecture.md is true."""
+    """Upstream providers and connected accounts: the platform as OAuth client."""
 
     name = "connectors"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+        from django.test.signals import setting_changed
+
+        from connectors.crypto import reset_field_keys
+        from connectors.schedules import ensure_schedules
+
+        def on_setting_changed(*, setting: str, **kwargs: object) -> None:
+            if setting in {"FERNET_KEYS", "FERNET_USE_HKDF"}:
+                reset_field_keys()  # fernet_fields caches the keys on each field
+
+        setting_changed.connect(on_setting_changed, weak=False, dispatch_uid="connectors.fernet_keys")
+        # the app's own beat rows, once the public schema is migrated (connectors is tenant-only)
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="connectors.schedules")

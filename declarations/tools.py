@@ -33,6 +33,16 @@ class ToolArgumentError(Exception):
     """Arguments that pass the schema but name something that does not exist (here)."""
 
 
+class ToolConnectorError(Exception):
+    """The tool needs a connected account that is missing, needs re-authorization or whose provider
+    is unavailable. Not an auth failure of the MCP token: the endpoint answers an ``isError`` result
+    whose ``structuredContent`` carries ``structured`` (class, provider, reason, connect URL)."""
+
+    def __init__(self, message: str, structured: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.structured = structured
+
+
 @dataclass(frozen=True, eq=False)
 class ToolSpec:
     name: str

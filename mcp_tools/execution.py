@@ -17,7 +17,7 @@ from mcp_types import jsonrpc
 
 from declarations.principal import ToolContext
 from declarations.scopes import base_scopes
-from declarations.tools import ToolArgumentError
+from declarations.tools import ToolArgumentError, ToolConnectorError
 from mcp_tools.auth import Caller
 from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.matrix import EffectivePolicy
@@ -61,6 +61,10 @@ def call_tool(caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any]
         raise AuthFailure(AuthClass.TENANT_MISMATCH, "The caller no longer belongs to this tenant") from exc
     except ToolArgumentError as exc:
         return t.CallToolResult(content=[t.TextContent(type="text", text=str(exc))], is_error=True)
+    except ToolConnectorError as exc:  # a connected account to (re)connect: never a 401/403 challenge
+        return t.CallToolResult(
+            content=[t.TextContent(type="text", text=str(exc))], structured_content=exc.structured, is_error=True
+        )
     except Exception:
         logger.exception("tool %s failed (request %s)", spec.name, caller.principal.request_id)
         return t.CallToolResult(

@@ -1,0 +1,150 @@
+"""MCP tools of the connectors app. A connector failure is not an auth failure of the MCP token: the
+tool answers an ``isError`` result with class ``CONNECTOR_REAUTH_REQUIRED`` (and the connect URL)
+or ``CONNECTOR_UNAVAILABLE`` in ``structuredContent``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from connectors import http, selectors, tokens, upstream
+from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
+from declarations.principal import ToolContext
+from declarations.tools import ToolArgumentError, ToolConnectorError, tool
+
+PROFILE_FIELDS = ("sub", "email", "email_verified", "name", "preferred_username", "login", "id")
+
+
+def connect_url(tenant_slug: str, provider_key: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/t/{tenant_slug}/connections/{provider_key}/connect/"
+
+
+def connector_failure(context: ToolContext, provider_key: str, exc: ConnectorError) -> ToolConnectorError:
+    if isinstance(exc, ProviderUnavailable):
+        return ToolConnectorError(
+            f"{provider_key} is unavailable right now; try again later",
+            {"class": "CONNECTOR_UNAVAILABLE", "provider": provider_key, "reason": exc.code, "retryable": True},
+        )
+    url = connect_url(context.principal.tenant_slug, provider_key)
+    return ToolConnectorError(
+        f"Connect your {provider_key} account first: {url}",
+        {
+            "class": "CONNECTOR_REAUTH_REQUIRED",
+            "provider": provider_key,
+            "reason": exc.code,
+            "connect_url": url,
+            "retryable": True,
+        },
+    )
+
+
+@tool(
+    name="connector_profile",
+    title="Connected account profile",
+    description="Your profile at a connected provider (OpenID userinfo), e.g. to confirm which account is connected.",
+    input_schema={
+        "type": "object",
+        "properties": {"provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}},
+        "required": ["provider"],
+        "additionalProperties": False,
+    },
+    scopes=("connections",),
+    read_only=True,
+)
+def connector_profile(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    key = arguments["provider"]
+    provider = selectors.provider_by_key(key)
+    if provider is None or not provider.userinfo_endpoint:
+        raise ToolArgumentError(f"no provider {key!r} with a userinfo endpoint in this workspace")
+    user_id = context.principal.user_id
+    try:
+        token = tokens.access_token(user_id=user_id, provider_key=key)
+        try:
+            info = upstream.userinfo(provider, token)
+        except ConnectorError as exc:
+            if exc.code != "invalid_token":
+                raise
+            # the provider refused a token we thought valid (revoked upstream): one refresh decides
+            account = selectors.account_of_user(user_id, key)
+            token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
+            info = upstream.userinfo(provider, token)
+    except (ReauthRequired, ProviderUnavailable) as exc:
+        raise connector_failure(context, key, exc) from exc
+    except ConnectorError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    return {"provider": key, "profile": {k: info[k] for k in PROFILE_FIELDS if k in info}}
+
+
+MCP_VERSION = "2026-07-28"
+
+
+def _call_upstream_tool(endpoint: str, token: str, name: str, arguments: dict[str, Any]) -> http.Response:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MCP_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "tenant-oauth-mcp connectors", "version": "1"},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments, "_meta": meta},
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MCP_VERSION,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": name,
+    }
+    return http.request("POST", endpoint, json_body=body, headers=headers, bearer=token)
+
+
+@tool(
+    name="connector_crm_search",
+    title="Search contacts at a connected workspace",
+    description=(
+        "Search the CRM contacts of another workspace you connected (a provider with an MCP endpoint), "
+        "through your connected account there."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+            "query": {"type": "string", "maxLength": 200},
+        },
+        "required": ["provider"],
+        "additionalProperties": False,
+    },
+    scopes=("connections",),
+    read_only=True,
+)
+def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    key = arguments["provider"]
+    provider = selectors.provider_by_key(key)
+    if provider is None or not provider.mcp_endpoint:
+        raise ToolArgumentError(f"no provider {key!r} with an MCP endpoint in this workspace")
+    user_id = context.principal.user_id
+    upstream_arguments = {"query": arguments.get("query", "")}
+    try:
+        token = tokens.access_token(user_id=user_id, provider_key=key)
+        response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments)
+        if response.status == 401:  # revoked or expired upstream: one refresh decides
+            account = selectors.account_of_user(user_id, key)
+            token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
+            response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments)
+        if response.status in (401, 403):
+            raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that tool")
+        body = response.json()
+        if response.status != 200 or not isinstance(body, dict) or "result" not in body:
+            raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
+    except http.OutboundError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    except (ReauthRequired, ProviderUnavailable) as exc:
+        raise connector_failure(context, key, exc) from exc
+    except ConnectorError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    result = body["result"]
+    if result.get("isError"):
+        raise ToolArgumentError("the connected workspace refused the search")
+    return {"provider": key, "contacts": (result.get("structuredContent") or {}).get("contacts", [])}

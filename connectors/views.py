@@ -1,0 +1,116 @@
+"""The connect pages (signed-in tenant members): list, connect, the one callback, disconnect.
+Thin: each view calls one service or selector."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from connectors import selectors, services
+from connectors.errors import ConnectorError
+from tenants.selectors import active_membership
+
+# what the callback page says for each error code (the code itself is shown too)
+CALLBACK_ERRORS = {
+    "access_denied": "You declined the request at the provider. Nothing was connected.",
+    "provider_error": "The provider could not complete the request.",
+    "missing_state": "The provider's answer is incomplete. Start again.",
+    "unknown_state": "This connection link is not known here. Start again from the connections page.",
+    "state_replayed": "This connection link was already used. Start again from the connections page.",
+    "state_expired": "This connection attempt took longer than ten minutes. Start again.",
+    "state_mismatch": "This connection was started in another session. Start again.",
+    "issuer_mismatch": "The answer did not come from the expected provider.",
+    "nonce_mismatch": "The provider's identity token does not belong to this attempt.",
+    "invalid_grant": "The provider did not accept the authorization code. Start again.",
+    "invalid_client": "The provider does not accept this workspace's client credentials. Ask an administrator.",
+    "unauthorized_client": "The provider does not allow this workspace's client to connect. Ask an administrator.",
+    "token_request_failed": "The provider refused to issue tokens.",
+    "provider_unavailable": "The provider is not answering right now. Try again in a moment.",
+    "timeout": "The provider did not answer in time. Try again in a moment.",
+    "connection_failed": "The provider could not be reached. Try again in a moment.",
+}
+
+
+def members_only(view: Any) -> Any:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if active_membership(request.user.pk, request.tenant.pk) is None:
+            return render(request, "oauth/not_a_member.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _provider_or_404(key: str):
+    provider = selectors.provider_by_key(key)
+    if provider is None:
+        raise Http404("no such provider")
+    return provider
+
+
+@require_GET
+@members_only
+def connections(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "connectors/connections.html",
+        {"rows": selectors.connections_overview(request.user.pk), "notice": request.GET.get("done", "")},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@members_only
+def connect(request: HttpRequest, key: str) -> HttpResponse:
+    provider = _provider_or_404(key)
+    if request.method == "GET":
+        account = selectors.account_of_user(request.user.pk, key)
+        return render(request, "connectors/connect.html", {"provider": provider, "account": account})
+    if not request.session.session_key:
+        request.session.save()
+    url = services.start_connect(
+        user_id=request.user.pk,
+        provider=provider,
+        session_key=request.session.session_key,
+        redirect_uri=request.build_absolute_uri(reverse("connectors:callback")),
+    )
+    return HttpResponseRedirect(url)
+
+
+@require_GET
+@members_only
+def callback(request: HttpRequest) -> HttpResponse:
+    params = services.CallbackParams(
+        state=request.GET.get("state", ""),
+        code=request.GET.get("code", ""),
+        error=request.GET.get("error", ""),
+        error_description=request.GET.get("error_description", ""),
+        iss=request.GET.get("iss", ""),
+    )
+    try:
+        account = services.complete_connect(
+            params=params, session_key=request.session.session_key or "", user_id=request.user.pk
+        )
+    except ConnectorError as exc:
+        status = 502 if exc.transient else 400
+        message = CALLBACK_ERRORS.get(exc.code, "The connection could not be completed.")
+        return render(request, "connectors/error.html", {"code": exc.code, "message": message}, status=status)
+    return redirect(reverse("connectors:list") + f"?done=connected:{account.provider.key}")
+
+
+@require_POST
+@members_only
+def disconnect(request: HttpRequest, key: str) -> HttpResponse:
+    _provider_or_404(key)
+    try:
+        services.disconnect(user_id=request.user.pk, provider_key=key)
+    except ConnectorError as exc:
+        return render(request, "connectors/error.html", {"code": exc.code, "message": str(exc)}, status=404)
+    return redirect(reverse("connectors:list") + f"?done=disconnected:{key}")

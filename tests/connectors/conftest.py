@@ -1,0 +1,170 @@
+"""Fixtures for the connectors tests: the npm ``oidc-provider`` test server (tests/node_oidc) on a
+free loopback port, providers pointing at it, and a browser that walks the connect flow over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+from django_tenants.utils import schema_context
+
+from tests.conftest import LiveServer
+from tests.oauth_flow import Browser, Tenant, hidden_inputs
+
+NODE_DIR = Path(__file__).resolve().parent.parent / "node_oidc"
+CLIENT_ID = "platform-connector"
+CLIENT_SECRET = "test-only-oidc-client-secret"  # test-only
+SLUGS = ("acme", "globex")
+
+
+@dataclass
+class OidcServer:
+    issuer: str
+    process: subprocess.Popen = field(repr=False)
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.issuer}/_test/stats", timeout=10).json()
+
+    def refresh_grants(self) -> int:
+        return self.stats()["grants"].get("refresh_token", 0)
+
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None, path: str = "/token") -> None:
+        params = {"count": count, "status": status, "path": path}
+        if retry_after is not None:
+            params["retry_after"] = retry_after
+        assert httpx.post(f"{self.issuer}/_test/fail", params=params, timeout=10).status_code == 204
+
+    def delay_next(self, count: int, ms: int) -> None:
+        params = {"count": count, "ms": ms}
+        assert httpx.post(f"{self.issuer}/_test/delay", params=params, timeout=10).status_code == 204
+
+    def introspect(self, token: str) -> dict:
+        response = httpx.post(
+            f"{self.issuer}/token/introspection", data={"token": token}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=10
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def refresh_directly(self, refresh_token: str) -> httpx.Response:
+        """Use a refresh token at the provider behind the platform's back (a lost response)."""
+        return httpx.post(
+            f"{self.issuer}/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            auth=(CLIENT_ID, CLIENT_SECRET),
+            timeout=10,
+        )
+
+
+@pytest.fixture(scope="session")
+def oidc(live_server_url: LiveServer) -> Iterator[OidcServer]:
+    node = shutil.which("node")
+    assert node, "the connectors tests need Node.js (tests/node_oidc)"
+    assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
+    clients = [
+        {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [live_server_url.tenant_url(slug, "connections/callback/") for slug in SLUGS],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+    ]
+    process = subprocess.Popen(
+        [node, "server.mjs"],
+        cwd=NODE_DIR,
+        env={**os.environ, "CLIENTS": json.dumps(clients)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = process.stdout.readline()
+    assert line, "the oidc-provider test server did not start"
+    server = OidcServer(json.loads(line)["issuer"], process)
+    try:
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def add_oidc_provider(oidc: OidcServer, slug: str = "acme", *, key: str | None = None) -> str:
+    """A provider in ``slug`` pointing at the test server (discovered from its issuer); returns its key."""
+    from connectors.services import add_provider
+
+    key = key or f"oidc-{uuid.uuid4().hex[:8]}"
+    with schema_context(slug):
+        add_provider(
+            key=key,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            issuer=oidc.issuer,
+            scopes=["openid", "offline_access", "email", "profile"],
+            display_name="Test OIDC",
+        )
+        from connectors.models import Provider
+
+        # the test server drops offline_access without prompt=consent (OpenID Connect Core 11)
+        Provider.objects.filter(key=key).update(extra_authorize_params={"prompt": "consent"})
+    return key
+
+
+@dataclass
+class ConnectBrowser:
+    """A signed-in member's browser that walks connect -> provider -> callback over real HTTP."""
+
+    live: LiveServer
+    oidc: OidcServer
+    slug: str = "acme"
+    email: str = "member@acme.test"
+    browser: Browser = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.browser = Browser(Tenant(self.live.tenant_url(self.slug).rstrip("/"), self.slug), self.email)
+        self.browser.login()
+
+    @property
+    def http(self) -> httpx.Client:
+        return self.browser.http
+
+    def url(self, path: str) -> str:
+        return self.live.tenant_url(self.slug, path)
+
+    def steer(self, **cookies: str) -> None:
+        """Cookies the test provider's headless interaction reads (test_account, test_deny, ...)."""
+        for name, value in cookies.items():
+            self.http.cookies.set(name, value, domain="127.0.0.1")
+
+    def start(self, key: str) -> str:
+        page = self.http.get(self.url(f"connections/{key}/connect/"))
+        assert page.status_code == 200, page.text[:300]
+        token = hidden_inputs(page.text)["csrfmiddlewaretoken"]
+        response = self.http.post(
+            self.url(f"connections/{key}/connect/"),
+            data={"csrfmiddlewaretoken": token},
+            headers={"Referer": self.url(f"connections/{key}/connect/")},
+        )
+        assert response.status_code == 302, response.text[:300]
+        return response.headers["location"]
+
+    def through_provider(self, authorize_url: str) -> str:
+        """Follow the provider's redirects until it sends the browser back to the platform."""
+        url = authorize_url
+        for _ in range(10):
+            if url.startswith(self.live.url):
+                return url
+            response = self.http.get(url)
+            assert response.status_code in (302, 303), (response.status_code, response.text[:300])
+            url = urljoin(url, response.headers["location"])
+        raise AssertionError("the provider never redirected back")
+
+    def connect(self, key: str) -> httpx.Response:
+        callback = self.through_provider(self.start(key))
+        return self.http.get(callback)

@@ -1,0 +1,103 @@
+"""The ``connector_profile`` tool over the real MCP endpoint: a missing or revoked upstream account is
+a ``CONNECTOR_REAUTH_REQUIRED`` tool result with the connect URL (HTTP 200, no challenge), and the
+retried call works after the user (re)connects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from connectors.models import ConnectedAccount, Credential
+from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.mcp_raw import call
+from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def platform_token(live, scope: str = "connections") -> str:
+    client, browser = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    return obtain_tokens(browser, client, scope=scope)["access_token"]
+
+
+def result_of(response) -> dict:
+    assert response.status_code == 200, response.text
+    assert "www-authenticate" not in response.headers
+    result = response.json()["result"]
+    assert "mcp/www_authenticate" not in (result.get("_meta") or {})
+    return result
+
+
+def test_missing_account_asks_to_connect_then_works(live, oidc):
+    key = add_oidc_provider(oidc)
+    url = live.tenant_url("acme", "mcp")
+    token = platform_token(live)
+    missing = result_of(call(url, token, "connector_profile", {"provider": key}))
+    assert missing["isError"] is True
+    assert missing["structuredContent"] == {
+        "class": "CONNECTOR_REAUTH_REQUIRED",
+        "provider": key,
+        "reason": "not_connected",
+        "connect_url": f"{settings.PUBLIC_BASE_URL}/t/acme/connections/{key}/connect/",
+        "retryable": True,
+    }
+    browser = ConnectBrowser(live, oidc)
+    browser.steer(test_account="carol")
+    assert browser.connect(key).status_code == 302
+    done = result_of(call(url, token, "connector_profile", {"provider": key}))
+    assert done["isError"] is False
+    assert done["structuredContent"]["profile"]["sub"] == "carol"
+    with schema_context("acme"):
+        credential = Credential.objects.get(account__provider__key=key, account__user__email="member@acme.test")
+    assert credential.access_token not in str(done) and credential.refresh_token not in str(done)
+
+
+def test_upstream_revocation_gives_reauth_then_reconnect_works(live, oidc):
+    key = add_oidc_provider(oidc)
+    url = live.tenant_url("acme", "mcp")
+    token = platform_token(live)
+    browser = ConnectBrowser(live, oidc)
+    assert browser.connect(key).status_code == 302
+    with schema_context("acme"):
+        account = ConnectedAccount.objects.get(provider__key=key, user__email="member@acme.test")
+        credential = Credential.objects.get(account=account)
+    assert oidc.refresh_directly(credential.refresh_token).status_code == 200  # rotated elsewhere: ours is dead
+    with schema_context("acme"):
+        ConnectedAccount.objects.filter(pk=account.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    refused = result_of(call(url, token, "connector_profile", {"provider": key}))
+    assert refused["isError"] is True
+    assert refused["structuredContent"]["class"] == "CONNECTOR_REAUTH_REQUIRED"
+    assert refused["structuredContent"]["reason"] == "invalid_grant"
+    assert browser.connect(key).status_code == 302  # the user reconnects on the connect page
+    again = result_of(call(url, token, "connector_profile", {"provider": key}))
+    assert again["isError"] is False and again["structuredContent"]["profile"]["sub"] == "alice"
+
+
+def test_unavailable_provider_is_a_retryable_connector_result(live, oidc):
+    key = add_oidc_provider(oidc)
+    url = live.tenant_url("acme", "mcp")
+    token = platform_token(live)
+    assert ConnectBrowser(live, oidc).connect(key).status_code == 302
+    with schema_context("acme"):
+        ConnectedAccount.objects.filter(provider__key=key).update(expires_at=timezone.now() - timedelta(seconds=1))
+    oidc.fail_next(1, status=503, retry_after="3600")  # beyond the cap: no waiting, no retry
+    refused = result_of(call(url, token, "connector_profile", {"provider": key}))
+    assert refused["isError"] is True
+    assert refused["structuredContent"] == {
+        "class": "CONNECTOR_UNAVAILABLE",
+        "provider": key,
+        "reason": "provider_unavailable",
+        "retryable": True,
+    }
+
+
+def test_the_tool_needs_the_connections_scope(live, oidc):
+    key = add_oidc_provider(oidc)
+    response = call(
+        live.tenant_url("acme", "mcp"), platform_token(live, "crm.read"), "connector_profile", {"provider": key}
+    )
+    assert response.status_code == 403 and 'scope="connections crm.read"' in response.headers["www-authenticate"]

@@ -1,0 +1,180 @@
+"""The second, independent provider implementation: the platform's own authorization server
+(tenant ``globex``, django-oauth-toolkit) as the upstream of tenant ``acme``'s connector. Connect,
+use, refresh with rotation (counted at the provider), single flight, revocation -> needs_reauth ->
+reconnect, and disconnect -> revoked at the provider (asked through its introspection endpoint)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+from oauth2_provider.models import RefreshToken
+
+from connectors import tokens
+from connectors.errors import ReauthRequired
+from connectors.models import ConnectedAccount, Credential
+from connectors.services import add_provider
+from tests.conftest import LiveServer
+from tests.oauth_flow import Browser, Tenant, hidden_inputs
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def register_platform_client(live: LiveServer) -> tuple[str, str]:
+    response = httpx.post(
+        live.tenant_url("globex", "register/"),
+        json={
+            "client_name": "acme connectors",
+            "redirect_uris": [live.tenant_url("acme", "connections/callback/")],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "application_type": "native",
+        },
+        timeout=20,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return body["client_id"], body["client_secret"]
+
+
+def setup_provider(live: LiveServer, unique: str) -> tuple[str, str, str]:
+    client_id, secret = register_platform_client(live)
+    key = f"globex-{unique}"
+    with schema_context("acme"):
+        provider, _ = add_provider(
+            key=key,
+            issuer=live.tenant_url("globex").rstrip("/"),
+            client_id=client_id,
+            client_secret=secret,
+            scopes=["crm.read"],
+            display_name="Globex",
+            mcp_endpoint=live.tenant_url("globex", "mcp"),
+        )
+    assert provider.revocation_endpoint.endswith("/t/globex/revoke_token/") and provider.pkce
+    return key, client_id, secret
+
+
+def connect(live: LiveServer, key: str) -> httpx.Response:
+    """acme's member connects the globex account of member@globex.test (one browser, two tenants)."""
+    acme = Browser(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    acme.login()
+    globex = Browser(Tenant(live.tenant_url("globex").rstrip("/"), "globex"), "member@globex.test", http=acme.http)
+    globex.login()  # per-tenant session cookies: both sessions live in one cookie jar
+    page = acme.http.get(live.tenant_url("acme", f"connections/{key}/connect/"))
+    started = acme.http.post(
+        live.tenant_url("acme", f"connections/{key}/connect/"),
+        data={"csrfmiddlewaretoken": hidden_inputs(page.text)["csrfmiddlewaretoken"]},
+        headers={"Referer": live.tenant_url("acme", f"connections/{key}/connect/")},
+    )
+    assert started.status_code == 302 and "/t/globex/authorize/" in started.headers["location"]
+    back = globex.authorize(started.headers["location"])
+    assert back.status_code == 302 and back.headers["location"].startswith(
+        live.tenant_url("acme", "connections/callback/")
+    )
+    assert "iss=" in back.headers["location"]  # RFC 9207, checked by the callback
+    return acme.http.get(back.headers["location"])
+
+
+def issued_refresh_tokens(client_id: str) -> int:
+    """Counted at the provider: DOT keeps a rotated refresh token's row (marked revoked)."""
+    with schema_context("globex"):
+        return RefreshToken.objects.filter(application__client_id=client_id).count()
+
+
+def introspect(live: LiveServer, client_id: str, secret: str, token: str) -> bool:
+    response = httpx.post(
+        live.tenant_url("globex", "introspect/"), data={"token": token}, auth=(client_id, secret), timeout=20
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["active"]
+
+
+def account_and_credential(key: str) -> tuple[ConnectedAccount, Credential]:
+    with schema_context("acme"):
+        account = ConnectedAccount.objects.get(provider__key=key, user__email="member@acme.test")
+        return account, Credential.objects.get(account=account)
+
+
+def test_connect_refresh_single_flight_revocation_and_reconnect(live, unique):
+    key, client_id, secret = setup_provider(live, unique)
+    assert connect(live, key).status_code == 302
+    account, first = account_and_credential(key)
+    assert account.status == "active" and account.granted_scopes == ["crm.read"]
+    assert introspect(live, client_id, secret, first.access_token)
+    issued = issued_refresh_tokens(client_id)
+
+    # twenty concurrent callers over an expired token: one refresh at globex, rotation committed
+    with schema_context("acme"):
+        ConnectedAccount.objects.filter(pk=account.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    barrier = threading.Barrier(20)
+
+    def call(_: int) -> str:
+        try:
+            barrier.wait()
+            with schema_context("acme"):
+                return tokens.access_token(user_id=account.user_id, provider_key=key)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(call, range(20)))
+    _, second = account_and_credential(key)
+    assert results == [second.access_token] * 20
+    assert issued_refresh_tokens(client_id) == issued + 1  # exactly one refresh grant at the provider
+    assert second.refresh_token != first.refresh_token
+    assert introspect(live, client_id, secret, second.access_token)
+
+    # upstream revocation (the user revokes at globex) -> needs_reauth -> reconnect works
+    revoked = httpx.post(
+        live.tenant_url("globex", "revoke_token/"),
+        data={"token": second.refresh_token, "token_type_hint": "refresh_token"},
+        auth=(client_id, secret),
+        timeout=20,
+    )
+    assert revoked.status_code == 200
+    with schema_context("acme"):
+        ConnectedAccount.objects.filter(pk=account.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        with pytest.raises(ReauthRequired) as error:
+            tokens.access_token(user_id=account.user_id, provider_key=key)
+    assert error.value.code == "invalid_grant"
+    assert account_and_credential(key)[0].status == "needs_reauth"
+    assert connect(live, key).status_code == 302
+    again, third = account_and_credential(key)
+    assert (again.status, again.status_reason) == ("active", "")
+    with schema_context("acme"):
+        assert tokens.access_token(user_id=account.user_id, provider_key=key) == third.access_token
+
+    # disconnect -> revoked at globex
+    with schema_context("acme"):
+        from connectors.services import disconnect
+
+        disconnect(user_id=account.user_id, provider_key=key)
+    assert not introspect(live, client_id, secret, third.access_token)
+
+
+def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(live, unique):
+    from crm.models import Contact
+    from tests.mcp_raw import call
+    from tests.oauth_flow import obtain_tokens, signed_in
+
+    key, _, _ = setup_provider(live, unique)
+    url = live.tenant_url("acme", "mcp")
+    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    token = obtain_tokens(member, client, scope="connections")["access_token"]
+    before = call(url, token, "connector_crm_search", {"provider": key}).json()["result"]
+    assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
+    assert connect(live, key).status_code == 302
+    result = call(url, token, "connector_crm_search", {"provider": key, "query": ""}).json()["result"]
+    assert result["isError"] is False, result
+    with schema_context("globex"):
+        globex_names = sorted(Contact.objects.values_list("name", flat=True))
+    with schema_context("acme"):
+        acme_names = set(Contact.objects.values_list("name", flat=True))
+    found = sorted(c["name"] for c in result["structuredContent"]["contacts"])
+    assert found == globex_names and not set(found) & (acme_names - set(globex_names))

@@ -1,0 +1,95 @@
+"""Single flight across processes: gunicorn with two worker processes (threads in each) on the test
+database; twenty concurrent MCP tool calls over an expired upstream token cause exactly one refresh
+at the npm oidc-provider, and all twenty succeed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from connectors.models import ConnectedAccount
+from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.mcp_raw import call
+from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gunicorn(live_server_url) -> Iterator[str]:
+    cfg = connection.settings_dict
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{cfg['USER']}@{cfg['HOST']}:{cfg['PORT']}/{cfg['NAME']}",
+        "CONN_MAX_AGE": "0",
+    }
+    command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", "2", "--threads", "10", "--log-level", "warning"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{base}/t/acme/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("gunicorn did not start")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.mark.timeout(120)
+def test_twenty_concurrent_tool_calls_across_two_workers_refresh_once(live, oidc, gunicorn):
+    key = add_oidc_provider(oidc)
+    browser = ConnectBrowser(live, oidc)
+    browser.steer(test_account="dave")
+    assert browser.connect(key).status_code == 302
+    # the platform token comes from the live server (the test process's password hasher); gunicorn is
+    # addressed under the live server's host name, so the token's audience (RFC 8707) matches there
+    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    token = obtain_tokens(member, client, scope="connections")["access_token"]
+    same_host = {"Host": live.url.removeprefix("http://")}
+    with schema_context("acme"):
+        ConnectedAccount.objects.filter(provider__key=key).update(expires_at=timezone.now() - timedelta(seconds=1))
+    before = oidc.refresh_grants()
+    barrier = threading.Barrier(20)
+
+    def one(_: int) -> dict:
+        barrier.wait()
+        response = call(f"{gunicorn}/t/acme/mcp", token, "connector_profile", {"provider": key}, headers=same_host)
+        assert response.status_code == 200, response.text
+        return response.json()["result"]
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(one, range(20)))
+    assert [r["isError"] for r in results] == [False] * 20
+    assert {r["structuredContent"]["profile"]["sub"] for r in results} == {"dave"}
+    assert oidc.refresh_grants() == before + 1
+    with schema_context("acme"):
+        account = ConnectedAccount.objects.get(provider__key=key)
+    assert account.refresh_count == 1 and account.status == "active"

@@ -1,0 +1,164 @@
+// A strict third-party OAuth 2.0 / OpenID provider for the connectors tests (npm oidc-provider).
+//
+// Started by tests/conftest_oidc.py on a free loopback port; prints one JSON line
+// {"issuer": ..., "port": ...} on stdout when it listens. Configuration comes from the environment:
+//   CLIENTS       JSON list of registered clients (client_id, client_secret, redirect_uris, auth method)
+//   ACCESS_TTL    access token lifetime in seconds (default 3600)
+//
+// Strictness: PKCE (S256) required for every client, refresh tokens rotate on every use (a reused
+// refresh token is refused and revokes the grant), RFC 7009 revocation and RFC 7662 introspection on.
+//
+// Headless login and consent (no HTML to scrape): GET /interaction/<uid> finishes the interaction at
+// once. Cookies the test sets on this host steer it: `test_account` (the account id, default
+// "alice"), `test_deny=1` (the user denies: access_denied), `test_grant_scopes` (grant only these
+// space-separated scopes: narrower consent).
+//
+// Test-only routes (not part of any OAuth surface):
+//   GET  /_test/stats          {"grants": {"refresh_token": n, ...}, "revocations": n}
+//   POST /_test/fail?count=N&status=503&retry_after=1[&path=/token/revocation]   the next N POSTs to
+//        the token endpoint (or path) fail with that status
+//   POST /_test/delay?count=N&ms=3000   the next N token answers are held back after processing
+import http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+const clients = JSON.parse(process.env.CLIENTS || '[]');
+const accessTtl = Number(process.env.ACCESS_TTL || 3600);
+
+const stats = { grants: {}, revocations: 0, token_failures_injected: 0, token_requests: 0 };
+const failNext = { count: 0, status: 503, retryAfter: null, path: '/token' };
+const delayNext = { count: 0, ms: 0 };
+
+function cookie(ctx, name) {
+  const raw = ctx.get('cookie') || '';
+  for (const part of raw.split(';')) {
+    const [key, ...rest] = part.trim().split('=');
+    if (key === name) return decodeURIComponent(rest.join('='));
+  }
+  return undefined;
+}
+
+const configuration = {
+  clients: clients.map((c) => ({
+    client_id: c.client_id,
+    client_secret: c.client_secret,
+    redirect_uris: c.redirect_uris,
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: c.token_endpoint_auth_method || 'client_secret_basic',
+  })),
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: `${id}@oidc.example`, email_verified: true, name: `Test user ${id}` };
+      },
+    };
+  },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  scopes: ['openid', 'offline_access', 'email', 'profile'],
+  pkce: { required: () => true },
+  rotateRefreshToken: true,
+  features: {
+    devInteractions: { enabled: false },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    userinfo: { enabled: true },
+  },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  cookies: { keys: ['test-only-cookie-signing-key'] },
+  ttl: {
+    AccessToken: accessTtl,
+    AuthorizationCode: 60,
+    RefreshToken: 14 * 24 * 3600,
+    Grant: 14 * 24 * 3600,
+    Interaction: 600,
+    Session: 3600,
+    IdToken: 3600,
+  },
+};
+
+async function finishInteraction(provider, ctx) {
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  let result;
+  if (cookie(ctx, 'test_deny') === '1') {
+    result = { error: 'access_denied', error_description: 'the user denied the request' };
+  } else if (details.prompt.name === 'login') {
+    result = { login: { accountId: cookie(ctx, 'test_account') || 'alice' } };
+  } else {
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    const requested = String(details.params.scope || '').split(' ').filter(Boolean);
+    const only = cookie(ctx, 'test_grant_scopes');
+    const granted = only ? requested.filter((s) => only.split(' ').includes(s)) : requested;
+    grant.addOIDCScope(granted.join(' '));
+    const rejected = requested.filter((s) => !granted.includes(s));
+    if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));
+    const claims = details.prompt.details.missingOIDCClaims;
+    if (claims) grant.addOIDCClaims(claims);
+    result = { consent: { grantId: await grant.save() } };
+  }
+  const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+  ctx.status = 303;
+  ctx.redirect(returnTo);
+}
+
+const server = http.createServer();
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+  const provider = new Provider(issuer, configuration);
+
+  provider.on('grant.success', (ctx) => {
+    const type = ctx.oidc.params.grant_type;
+    stats.grants[type] = (stats.grants[type] || 0) + 1;
+  });
+
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/_test/stats' && ctx.method === 'GET') {
+      ctx.body = stats;
+      return;
+    }
+    if (ctx.path === '/_test/fail' && ctx.method === 'POST') {
+      failNext.count = Number(ctx.query.count || 1);
+      failNext.status = Number(ctx.query.status || 503);
+      failNext.retryAfter = ctx.query.retry_after ?? null;
+      failNext.path = ctx.query.path || '/token';
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.path === '/_test/delay' && ctx.method === 'POST') {
+      delayNext.count = Number(ctx.query.count || 1);
+      delayNext.ms = Number(ctx.query.ms || 1000);
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.path.startsWith('/interaction/') && ctx.method === 'GET') {
+      await finishInteraction(provider, ctx);
+      return;
+    }
+    if (ctx.path === '/token' && ctx.method === 'POST') stats.token_requests += 1;
+    const delayed = ctx.path === '/token' && ctx.method === 'POST' && delayNext.count > 0;
+    if (delayed) delayNext.count -= 1;
+    if (ctx.path === failNext.path && ctx.method === 'POST' && failNext.count > 0) {
+      failNext.count -= 1;
+      stats.token_failures_injected += 1;
+      ctx.status = failNext.status;
+      if (failNext.retryAfter !== null) ctx.set('Retry-After', String(failNext.retryAfter));
+      ctx.body = { error: 'temporarily_unavailable' };
+      return;
+    }
+    await next();
+    if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
+    if (delayed) {
+      // processed (a refresh token already rotated), the answer held back: a client killed now loses it
+      await new Promise((resolve) => { setTimeout(resolve, delayNext.ms); });
+    }
+  });
+
+  server.on('request', provider.callback());
+  process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+});
+
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
 from oauth2_provider.models import Application
 
+from connectors.models import ConnectedAccount, Provider
 from mcp_tools.matrix import ensure_policies
 from mcp_tools.models import ToolPolicyChange
 from tenants.admin_site import _is_user_field, tenant_admin_site
@@ -54,10 +55,19 @@ def globex_rows(live, unique):
             redirect_uris="https://owned.example/cb",
         )
         change = ToolPolicyChange.objects.create(tool_name=f"probe-{unique}", changed_by=member, after={})
+        provider = Provider.objects.create(
+            key=f"probe-{unique}",
+            display_name="Probe provider",
+            authorization_endpoint="https://provider.example/authorize",
+            token_endpoint="https://provider.example/token",
+            client_id="probe",
+        )
+        ConnectedAccount.objects.create(user=member, provider=provider, external_account_label="probe")
     yield acme_user
     with schema_context("globex"):
         owned.delete()
         change.delete()
+        provider.delete()
 
 
 def _acme_emails(extra: User) -> set[str]:

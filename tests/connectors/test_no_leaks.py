@@ -49,7 +49,7 @@ def test_no_secret_reaches_the_logs_of_a_whole_flow(live, oidc, caplog):
         for record in caplog.records
         if not record.name.startswith(TEST_CLIENT_LOGGERS)
     )
-    assert "connectors: account" in platform_output  # the flow did log (at DEBUG, urllib3 too)
-    assert "urllib3.connectionpool" in platform_output
+    assert "connectors: account" in platform_output  # the flow did log, at DEBUG
+    assert any(record.levelname == "DEBUG" for record in caplog.records)
     leaked = [s for s in secrets if s and s in platform_output]
     assert leaked == []

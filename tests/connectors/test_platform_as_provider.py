@@ -20,6 +20,7 @@ from connectors import tokens
 from connectors.errors import ReauthRequired
 from connectors.models import ConnectedAccount, Credential
 from connectors.services import add_provider
+from oauth.models import ClientProfile
 from tests.conftest import LiveServer
 from tests.oauth_flow import Browser, Tenant, hidden_inputs
 
@@ -45,6 +46,9 @@ def register_platform_client(live: LiveServer) -> tuple[str, str]:
 
 def setup_provider(live: LiveServer, unique: str) -> tuple[str, str, str]:
     client_id, secret = register_platform_client(live)
+    with schema_context("globex"):  # the test asks the provider about tokens through introspection
+        marked = ClientProfile.objects.filter(application__client_id=client_id).update(is_resource_server=True)
+    assert marked == 1
     key = f"globex-{unique}"
     with schema_context("acme"):
         provider, _ = add_provider(

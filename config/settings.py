@@ -74,6 +74,7 @@ TENANT_PATH_PREFIX = "t"
 
 MIDDLEWARE = [
     "tenants.middleware.TenantRoutingMiddleware",
+    "tenants.middleware.EdgeInputMiddleware",  # edges: NUL/surrogates/charset refused with a 400
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tenants.middleware.TenantSessionCookieMiddleware",
@@ -170,6 +171,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# edges: requests Django answers with a 4xx (bad Host header, TooManyFieldsSent, multipart errors) are
+# logged as one WARNING line, not with a traceback (at ERROR for the django.security.<exception> loggers)
+LOGGING["filters"] = {"client_error": {"()": "config.log_filters.ClientErrorFilter"}}
+_CLIENT_ERRORS = (
+    "DisallowedHost",
+    "TooManyFieldsSent", "TooManyFilesSent", "RequestDataTooBig",
+    "SuspiciousMultipartForm",
+)
+for _name in ("django.request", *(f"django.security.{e}" for e in _CLIENT_ERRORS)):
+    LOGGING["loggers"][_name] = {"filters": ["client_error"]}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

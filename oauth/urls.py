@@ -8,12 +8,13 @@ from oauth.views.authorize import TenantAuthorizationView
 from oauth.views.introspect import ConfidentialIntrospectView
 from oauth.views.metadata import TenantResourceMetadataView, TenantServerMetadataView
 from oauth.views.registration import PolicyRegistrationView
+from oauth.views.token import TenantTokenView
 
 app_name = "oauth2_provider"
 
 urlpatterns = [
     path("authorize/", TenantAuthorizationView.as_view(), name="authorize"),
-    path("token/", dot_views.TokenView.as_view(), name="token"),
+    path("token/", TenantTokenView.as_view(), name="token"),
     path("revoke_token/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
     path("introspect/", ConfidentialIntrospectView.as_view(), name="introspect"),
     path("register/", PolicyRegistrationView.as_view(), name="dcr-register"),

@@ -24,7 +24,6 @@ from tests.oauth_flow import (
     obtain_tokens,
     pkce_pair,
     redirect_params,
-    register,
     signed_in,
 )
 

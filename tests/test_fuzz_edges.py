@@ -1,13 +1,15 @@
 """Property-based fuzzing of every HTTP edge against the live server: whatever arrives (deep nesting,
 lone surrogates, NUL, wrong JSON types, odd charsets, long values), the answer is never a 5xx.
 
-Bounded (``MAX_EXAMPLES`` per endpoint family, no deadline) so the suite stays fast. Each example is
+Bounded (``MAX_EXAMPLES`` per endpoint family, no deadline; ``FUZZ_EXAMPLES=2000`` for a deep run) so
+the suite stays fast. Each example is
 one real HTTP request; a failure prints the request hypothesis shrank it to."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 from tests.mcp_raw import MODERN
 from tests.oauth_flow import Browser, Client, Tenant, authorize_url, obtain_tokens, pkce_pair, signed_in
 
-MAX_EXAMPLES = 120
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))  # per endpoint family; raise it for a deeper run
 FUZZ = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,

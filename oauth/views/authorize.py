@@ -3,6 +3,8 @@ remembering what each user already approved for each client."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +19,7 @@ from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error, InvalidRequestFata
 from oauth.issuer import issuer, mcp_resource
 from oauth.scopes import ADMIN_ONLY_SCOPES, SCOPES
 from oauth.services import prior_consent, record_consent
+from tenants.models import Membership
 from tenants.selectors import active_membership
 
 # RFC 7636 §4.2: an S256 challenge is 43 characters and a verifier at most 128; the grant's column is
@@ -25,7 +28,7 @@ CODE_CHALLENGE_MAX = 128
 NONCE_MAX = 255  # the grant's nonce column
 
 
-def _parameter_problem(params) -> str | None:
+def _parameter_problem(params: Mapping[str, Any]) -> str | None:
     if len(params.get("code_challenge") or "") > CODE_CHALLENGE_MAX:
         return f"code_challenge is longer than {CODE_CHALLENGE_MAX} characters"
     if len(params.get("nonce") or "") > NONCE_MAX:
@@ -33,9 +36,9 @@ def _parameter_problem(params) -> str | None:
     return None
 
 
-def _admin_only_problem(scope: str, membership) -> str | None:
+def _admin_only_problem(scope: str, membership: Membership | None) -> str | None:
     admin_only = ADMIN_ONLY_SCOPES & set(scope.split())
-    if admin_only and not membership.is_admin:
+    if admin_only and (membership is None or not membership.is_admin):
         return f"only tenant administrators may grant {', '.join(sorted(admin_only))}"
     return None
 

@@ -250,6 +250,13 @@ def test_code_challenge_longer_than_the_column_is_refused(acme):
     assert params["error"] == "invalid_request" and "code_challenge" in params["error_description"]
 
 
+def test_overlong_state_gets_an_error_page_not_a_redirect(acme):
+    client, browser = signed_in(acme, "member@acme.test")
+    _, challenge = pkce_pair()
+    response = browser.http.get(authorize_url(client, scope="crm.read", challenge=challenge, state="s" * 2049))
+    assert response.status_code == 400 and "location" not in response.headers
+
+
 def _consent_form(browser: Browser, client, scope: str = "crm.read") -> tuple[str, dict[str, str]]:
     _, challenge = pkce_pair()
     url = authorize_url(client, scope=scope, challenge=challenge, prompt="consent")
@@ -279,6 +286,14 @@ def test_deny_with_a_bad_or_unregistered_redirect_uri_does_not_redirect(acme, re
     client, browser = signed_in(acme, "member@acme.test")
     url, form = _consent_form(browser, client)
     form["redirect_uri"] = redirect_uri  # Deny: no "allow"
+    response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+    assert response.status_code == 400 and "location" not in response.headers
+
+
+def test_consent_post_with_overlong_state_is_not_echoed(acme):
+    client, browser = signed_in(acme, "member@acme.test")
+    url, form = _consent_form(browser, client)
+    form.update(state="s" * 30_000, allow="Authorize")
     response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
     assert response.status_code == 400 and "location" not in response.headers
 

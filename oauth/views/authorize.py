@@ -26,6 +26,9 @@ from tenants.selectors import active_membership
 # varchar(128). DOT stores whatever arrives, so longer values are refused here first.
 CODE_CHALLENGE_MAX = 128
 NONCE_MAX = 255  # the grant's nonce column
+# state is echoed in the redirect; a longer one is refused with an error page (echoing it would make a
+# redirect URL that clients and browsers cannot follow). Real clients send 16-64 characters.
+STATE_MAX = 2048
 
 
 def _parameter_problem(params: Mapping[str, Any]) -> str | None:
@@ -68,6 +71,8 @@ class TenantAuthorizationView(AuthorizationView):
             query = request.GET.copy()
             query.pop("approval_prompt")
             request.GET = query
+        if len(request.GET.get("state") or "") > STATE_MAX:
+            return self._fatal(f"state is longer than {STATE_MAX} characters")
         if problem := _parameter_problem(request.GET):
             return self._refuse(request, "invalid_request", problem)
         if problem := _admin_only_problem(request.GET.get("scope", ""), self.membership):
@@ -123,6 +128,8 @@ class TenantAuthorizationView(AuthorizationView):
         the client up unguarded, redirects a Deny to whatever ``redirect_uri`` was posted and takes the
         scope from the form. Each is checked again here."""
         data = form.cleaned_data
+        if len(data.get("state") or "") > STATE_MAX:
+            return self._fatal(f"state is longer than {STATE_MAX} characters")
         application = Application.objects.filter(client_id=data["client_id"]).first()
         if application is None:
             return self._fatal("unknown client_id")

@@ -71,7 +71,9 @@ def _handle(request: HttpRequest) -> HttpResponse:
             Allow="POST",
         )
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > settings.MCP_MAX_BODY_BYTES:
+    if not length.isdigit():
+        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Content-Length").body(), 400)
+    if int(length) > settings.MCP_MAX_BODY_BYTES:
         return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Request body too large").body(), 413)
     if request.content_type != "application/json":
         return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Content-Type must be application/json").body(), 415)

@@ -115,8 +115,8 @@ def test_mcp_bad_content_length_is_refused(acme):
             b"POST /t/acme/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: abc\r\nConnection: close\r\n\r\n"
         )
-        status_line = conn.recv(4096).split(b"\r\n", 1)[0]
-    assert status_line.split()[1] == b"400"
+        answer = conn.recv(4096)
+    assert answer.split(b"\r\n", 1)[0].split()[1] == b"400", answer
 
 
 # --- MCP CORS ---------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ TENANT_PATH_PREFIX = "t"
 
 MIDDLEWARE = [
     "tenants.middleware.TenantRoutingMiddleware",
+    "tenants.middleware.EdgeInputMiddleware",  # edges: NUL/surrogates/charset refused with a 400
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (issue 8)
@@ -204,6 +205,16 @@ CELERY_TIMEZONE = TIME_ZONE
 from config.log_config import logging_config  # noqa: E402
 
 LOGGING = logging_config(env.str("LOG_LEVEL", default="INFO"))
+# edges: requests Django answers with a 4xx (bad Host header, TooManyFieldsSent, multipart errors) are
+# logged as one WARNING line, not with a traceback (at ERROR for the django.security.<exception> loggers)
+LOGGING["filters"] = {"client_error": {"()": "config.log_filters.ClientErrorFilter"}}
+_CLIENT_ERRORS = (
+    "DisallowedHost",
+    "TooManyFieldsSent", "TooManyFilesSent", "RequestDataTooBig",
+    "SuspiciousMultipartForm",
+)
+for _name in ("django.request", *(f"django.security.{e}" for e in _CLIENT_ERRORS)):
+    LOGGING["loggers"][_name] = {"filters": ["client_error"]}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -9,6 +9,7 @@ tolerated) starts with ``initialize``; we issue no session ids (sessions are opt
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,33 @@ SERVER_INFO_META_KEY = "io.modelcontextprotocol/serverInfo"
 
 MODERN_METHODS = frozenset({"server/discover", "tools/list", "tools/call"})
 HANDSHAKE_METHODS = frozenset({"initialize", "ping", "tools/list", "tools/call"})
+
+
+# A JSON escape that may decode to NUL or to half of a surrogate pair: only bodies containing one are
+# walked (PostgreSQL text cannot hold NUL; a lone surrogate cannot be encoded back to UTF-8).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _has_bad_string(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _BAD_CHARS.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _request_id(decoded: dict[str, Any]) -> str | int | None:
+    """The id to echo in an error: a string or an integer (JSON-RPC), never a boolean."""
+    value = decoded.get("id")
+    return value if type(value) in (str, int) else None
 
 
 class ProtocolError(Exception):
@@ -70,14 +98,18 @@ def parse(raw: bytes, headers: dict[str, str]) -> Incoming:
         decoded = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(jsonrpc.PARSE_ERROR, "Parse error: the body is not valid JSON") from None
+    except RecursionError:
+        raise ProtocolError(jsonrpc.PARSE_ERROR, "Parse error: the body is nested too deeply") from None
     if isinstance(decoded, list):
         raise ProtocolError(jsonrpc.INVALID_REQUEST, "Batches are not supported")
     if not isinstance(decoded, dict):
         raise ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Request: expected a JSON-RPC object")
-    request_id = decoded.get("id") if isinstance(decoded.get("id"), (str, int)) else None
+    if _SUSPECT_ESCAPE.search(raw) and _has_bad_string(decoded):
+        raise ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Request: NUL and unpaired surrogates are not allowed")
+    request_id = _request_id(decoded)
     try:
         message = jsonrpc.jsonrpc_message_adapter.validate_python(decoded)
-    except ValidationError:
+    except (ValidationError, RecursionError):
         raise ProtocolError(
             jsonrpc.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message", None, request_id
         ) from None

@@ -15,6 +15,7 @@ from declarations.scopes import base_scopes
 from mcp_tools import protocol
 from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
+from mcp_tools.cors import origin_allowed, preflight, with_cors
 from mcp_tools.execution import call_tool, required_failure, tool_result_challenge
 from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.protocol import Incoming, ProtocolError
@@ -29,7 +30,10 @@ TOOLS_LIST_TTL_MS = 60_000
 
 
 def _json(body: dict[str, Any], status: int = 200, **headers: str) -> JsonResponse:
-    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    try:
+        response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    except UnicodeEncodeError:  # a lone surrogate that got past protocol.parse: escape rather than fail
+        response = JsonResponse(body, status=status)
     # what SecurityMiddleware would add (the endpoint bypasses the middleware stack)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "no-store"
@@ -40,14 +44,6 @@ def _json(body: dict[str, Any], status: int = 200, **headers: str) -> JsonRespon
 
 def _protocol_error(error: ProtocolError) -> JsonResponse:
     return _json(error.body(), error.http_status)
-
-
-def _origin_allowed(request: HttpRequest) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser
-    own = f"{request.scheme}://{request.get_host()}"
-    return origin == own or origin in settings.MCP_ALLOWED_ORIGINS
 
 
 def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> JsonResponse:
@@ -61,15 +57,24 @@ def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> 
 
 @csrf_exempt
 def mcp_endpoint(request: HttpRequest) -> HttpResponse:
-    if not _origin_allowed(request):
+    if not origin_allowed(request):  # DNS-rebinding protection; a refused origin gets no CORS headers
         return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403)
+    if request.method == "OPTIONS" and "HTTP_ORIGIN" in request.META:
+        return preflight(request)
+    return with_cors(request, _handle(request))
+
+
+def _handle(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _json(
             ProtocolError(jsonrpc.INVALID_REQUEST, "Use POST (this server keeps no SSE streams)").body(),
             405,
             Allow="POST",
         )
-    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.MCP_MAX_BODY_BYTES:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit():
+        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Content-Length").body(), 400)
+    if int(length) > settings.MCP_MAX_BODY_BYTES:
         return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Request body too large").body(), 413)
     if request.content_type != "application/json":
         return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Content-Type must be application/json").body(), 415)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponsePermanentRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponsePermanentRedirect, JsonResponse
 
-from tenants.models import Tenant
+from tenants.edges import request_problem
+from tenants.models import SLUG_RE, Tenant
 from tenants.routing import inside_tenant, split_tenant_path, tenant_path_prefix, use_schema
 from tenants.selectors import tenant_by_host, tenant_by_slug
 from tenants.views import tenant_unavailable
@@ -23,11 +24,13 @@ from tenants.views import tenant_unavailable
 
 class TenantRoutingMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from mcp_tools.cors import with_cors
         from mcp_tools.views import mcp_endpoint
         from oauth.issuer import MCP_PATH
 
         self.get_response = get_response
         self._mcp_endpoint = mcp_endpoint
+        self._mcp_cors = with_cors
         self._mcp_path = MCP_PATH
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -36,9 +39,11 @@ class TenantRoutingMiddleware:
         script_prefix = None
         if routed is not None:
             slug, rest = routed
-            tenant = tenant_by_slug(slug) if slug else None
+            # only a well-formed slug reaches the database (a NUL would be a DataError there)
+            tenant = tenant_by_slug(slug) if SLUG_RE.fullmatch(slug) else None
             if tenant is None:
-                return HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
+                response = HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
+                return self._mcp_cors(request, response) if rest == self._mcp_path else response
             if not rest:
                 location = request.get_full_path().replace(request.path, request.path + "/", 1)
                 return HttpResponsePermanentRedirect(location)
@@ -53,13 +58,30 @@ class TenantRoutingMiddleware:
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             return self.get_response(request)
         if not tenant.is_active:
-            return tenant_unavailable(request, tenant)
+            response = tenant_unavailable(request, tenant)
+            return self._mcp_cors(request, response) if request.path_info == self._mcp_path else response
         with inside_tenant(request, tenant, script_prefix):
             if request.path_info == self._mcp_path:
                 # The MCP endpoint is a bearer-token API: no sessions, cookies, CSRF, messages or
                 # redirects apply, so it skips the rest of the middleware stack (it is the hot path).
                 return self._mcp_endpoint(request)
             return self.get_response(request)
+
+
+class EdgeInputMiddleware:
+    """Refuses, with a 400, input that would otherwise fail deep inside a view or the database: NUL
+    or unpaired surrogates in query parameters, form fields or Basic credentials, and forms in a
+    charset other than UTF-8 (``tenants.edges``). Sits right after routing; the MCP endpoint skips
+    the stack and validates its JSON body itself."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        problem = request_problem(request)
+        if problem is not None:
+            return JsonResponse({"error": "invalid_request", "error_description": problem}, status=400)
+        return self.get_response(request)
 
 
 class TenantSessionCookieMiddleware:

@@ -77,8 +77,8 @@ def main() -> int:
                 f"{host}:{port}",
                 "--workers",
                 os.environ.get("WEB_CONCURRENCY", "2"),
-                "--access-logfile",
-                "-",
+                "--config",
+                "python:config.gunicorn",  # access log without credentials or query strings
             ]
         ),
         subprocess.Popen([str(BIN / "celery"), "-A", "config", "worker", "-l", "info", "--concurrency", "2"]),

@@ -3,21 +3,47 @@ remembering what each user already approved for each client."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.forms import AllowForm
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect as add_iss_to_redirect
 from oauth2_provider.oauth2_validators import Application
 from oauth2_provider.views import AuthorizationView
-from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
+from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error, InvalidRequestFatalError
 
 from declarations.scopes import admin_only_scopes, get_scope
 from oauth.issuer import issuer, mcp_resource
 from oauth.services import prior_consent, record_consent
+from tenants.models import Membership
 from tenants.selectors import active_membership
+
+# RFC 7636 §4.2: an S256 challenge is 43 characters and a verifier at most 128; the grant's column is
+# varchar(128). DOT stores whatever arrives, so longer values are refused here first.
+CODE_CHALLENGE_MAX = 128
+NONCE_MAX = 255  # the grant's nonce column
+# state is echoed in the redirect; a longer one is refused with an error page (echoing it would make a
+# redirect URL that clients and browsers cannot follow). Real clients send 16-64 characters.
+STATE_MAX = 2048
+
+
+def _parameter_problem(params: Mapping[str, Any]) -> str | None:
+    if len(params.get("code_challenge") or "") > CODE_CHALLENGE_MAX:
+        return f"code_challenge is longer than {CODE_CHALLENGE_MAX} characters"
+    if len(params.get("nonce") or "") > NONCE_MAX:
+        return f"nonce is longer than {NONCE_MAX} characters"
+    return None
+
+
+def _admin_only_problem(scope: str, membership: Membership | None) -> str | None:
+    admin_only = admin_only_scopes() & set(scope.split())
+    if admin_only and (membership is None or not membership.is_admin):
+        return f"only tenant administrators may grant {', '.join(sorted(admin_only))}"
+    return None
 
 
 class TenantAuthorizationView(AuthorizationView):
@@ -39,11 +65,18 @@ class TenantAuthorizationView(AuthorizationView):
             request.GET = query
         elif any(r != canonical for r in resources):
             return self._refuse(request, "invalid_target", "resource must be this tenant's MCP endpoint")
-        admin_only = admin_only_scopes() & set(request.GET.get("scope", "").split())
-        if admin_only and request.user.is_authenticated and not self.membership.is_admin:
-            return self._refuse(
-                request, "access_denied", f"only tenant administrators may grant {', '.join(sorted(admin_only))}"
-            )
+        if "approval_prompt" in request.GET:
+            # DOT's approval_prompt=auto would skip the page on any live token; the platform's consent
+            # memory (render_to_response) decides instead, so a client cannot choose to skip it
+            query = request.GET.copy()
+            query.pop("approval_prompt")
+            request.GET = query
+        if len(request.GET.get("state") or "") > STATE_MAX:
+            return self._fatal(f"state is longer than {STATE_MAX} characters")
+        if problem := _parameter_problem(request.GET):
+            return self._refuse(request, "invalid_request", problem)
+        if problem := _admin_only_problem(request.GET.get("scope", ""), self.membership):
+            return self._refuse(request, "access_denied", problem)
         return super().get(request, *args, **kwargs)
 
     def _refuse(self, request: HttpRequest, error: str, description: str) -> HttpResponse:
@@ -86,11 +119,37 @@ class TenantAuthorizationView(AuthorizationView):
         redirect_to = add_iss_to_redirect(redirect_to, issuer(self.request))
         return super().redirect(redirect_to, application)
 
+    def _fatal(self, description: str) -> HttpResponse:
+        """An error page (400), never a redirect: the redirect URI itself is not trustworthy."""
+        return self.error_response(FatalClientError(error=InvalidRequestFatalError(description)), None)
+
     def form_valid(self, form: AllowForm) -> HttpResponse:
+        """The consent POST (and the remembered-consent shortcut). DOT trusts the posted form: it looks
+        the client up unguarded, redirects a Deny to whatever ``redirect_uri`` was posted and takes the
+        scope from the form. Each is checked again here."""
+        data = form.cleaned_data
+        if len(data.get("state") or "") > STATE_MAX:
+            return self._fatal(f"state is longer than {STATE_MAX} characters")
+        application = Application.objects.filter(client_id=data["client_id"]).first()
+        if application is None:
+            return self._fatal("unknown client_id")
+        try:
+            registered = application.redirect_uri_allowed(data["redirect_uri"])
+        except ValueError:  # unparsable (e.g. a broken IPv6 literal)
+            registered = False
+        if not registered:
+            return self._fatal("redirect_uri is not registered for this client")
+        refusal = None
+        if problem := _parameter_problem(data):
+            refusal = ("invalid_request", problem)
+        elif problem := _admin_only_problem(data.get("scope") or "", self.membership):
+            refusal = ("access_denied", problem)
+        if refusal is not None:
+            error = CustomOAuth2Error(error=refusal[0], description=refusal[1], state=data.get("state") or None)
+            return self.error_response(OAuthToolkitError(error=error, redirect_uri=data["redirect_uri"]), application)
         response = super().form_valid(form)
         if form.cleaned_data.get("allow") and response.status_code in (301, 302):
             location = response.get("Location", "")
             if "code=" in location:
-                application = Application.objects.get(client_id=form.cleaned_data["client_id"])
                 record_consent(self.request.user, application, form.cleaned_data.get("scope", "").split())
         return response

@@ -6,6 +6,9 @@ answering a pair that vanished before the response as the ``invalid_grant`` it i
 - per tenant and ``client_id`` (form field or HTTP Basic user name), from any address:
   ``OAUTH_TOKEN_CLIENT_RATE_LIMIT`` requests per minute, a ceiling on one client's load.
 
+The device grant, which the platform does not offer, is answered ``unsupported_grant_type``
+(RFC 6749 §5.2): DOT's view would route it to its device flow and read ``device_code`` unguarded.
+
 Over a limit the answer is an RFC 6749 §5.2-shaped JSON error, ``429`` with ``Retry-After``; the error
 code is ``slow_down`` (RFC 8628's name for "poll less often"). Nothing from the request is echoed.
 
@@ -29,6 +32,8 @@ from oauth2_provider.views import TokenView
 
 from oauth.ratelimit import hit
 from tenants.http import client_address
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def requested_client_id(request: HttpRequest) -> str | None:
@@ -71,7 +76,16 @@ def token_rate_refusal(request: HttpRequest) -> HttpResponse | None:
 
 class PlatformTokenView(TokenView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        return token_rate_refusal(request) or super().post(request, *args, **kwargs)
+        if refusal := token_rate_refusal(request):
+            return refusal
+        if request.POST.get("grant_type") == DEVICE_CODE_GRANT:
+            response = JsonResponse(
+                {"error": "unsupported_grant_type", "error_description": "the device grant is not offered"},
+                status=400,
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+        return super().post(request, *args, **kwargs)
 
     def authorization_flow_token_response(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:

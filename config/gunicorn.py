@@ -1,0 +1,11 @@
+"""gunicorn settings for ``make run`` (``tools/run_platform.py`` passes ``-c python:config.gunicorn``).
+
+The access log names no credential and no query: gunicorn's default format writes ``%(u)s`` (the
+user part of HTTP Basic credentials, and a Basic value without a colon whole, so a secret sent that
+way lands in the log) and ``%(r)s``/``%(f)s`` (the request line and Referer, whose query strings can
+carry authorization codes, e.g. on the connections callback). Logged instead: client address, time,
+method, path, protocol, status, size, duration in ms and user agent.
+"""
+
+accesslog = "-"
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'

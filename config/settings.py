@@ -82,10 +82,12 @@ ROOT_URLCONF = "config.urls_tenant"
 TENANT_PATH_PREFIX = "t"
 
 MIDDLEWARE = [
+    "mcp_tools.middleware.McpCorsMiddleware",  # CORS on routing's own answers at /mcp too
     "tenants.middleware.TenantRoutingMiddleware",
-    "tenants.middleware.EdgeInputMiddleware",  # edges: NUL/surrogates/charset refused with a 400
+    "django.middleware.security.SecurityMiddleware",  # HTTPS redirect and HSTS, MCP included
+    "mcp_tools.middleware.McpEndpointMiddleware",  # /mcp answered here: the rest is for browsers
+    "tenants.middleware.EdgeInputMiddleware",  # NUL/surrogates/charset refused with a 400
     "corsheaders.middleware.CorsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (issue 8)
     "tenants.middleware.TenantSessionCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

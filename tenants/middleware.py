@@ -24,14 +24,7 @@ from tenants.views import tenant_unavailable
 
 class TenantRoutingMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from mcp_tools.cors import with_cors
-        from mcp_tools.views import mcp_endpoint
-        from oauth.issuer import MCP_PATH
-
         self.get_response = get_response
-        self._mcp_endpoint = mcp_endpoint
-        self._mcp_cors = with_cors
-        self._mcp_path = MCP_PATH
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = split_tenant_path(request.path_info)
@@ -42,8 +35,7 @@ class TenantRoutingMiddleware:
             # only a well-formed slug reaches the database (a NUL would be a DataError there)
             tenant = tenant_by_slug(slug) if SLUG_RE.fullmatch(slug) else None
             if tenant is None:
-                response = HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
-                return self._mcp_cors(request, response) if rest == self._mcp_path else response
+                return HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
             if not rest:
                 location = request.get_full_path().replace(request.path, request.path + "/", 1)
                 return HttpResponsePermanentRedirect(location)
@@ -58,21 +50,16 @@ class TenantRoutingMiddleware:
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             return self.get_response(request)
         if not tenant.is_active:
-            response = tenant_unavailable(request, tenant)
-            return self._mcp_cors(request, response) if request.path_info == self._mcp_path else response
+            return tenant_unavailable(request, tenant)
         with inside_tenant(request, tenant, script_prefix):
-            if request.path_info == self._mcp_path:
-                # The MCP endpoint is a bearer-token API: no sessions, cookies, CSRF, messages or
-                # redirects apply, so it skips the rest of the middleware stack (it is the hot path).
-                return self._mcp_endpoint(request)
             return self.get_response(request)
 
 
 class EdgeInputMiddleware:
     """Refuses, with a 400, input that would otherwise fail deep inside a view or the database: NUL
     or unpaired surrogates in query parameters, form fields or Basic credentials, and forms in a
-    charset other than UTF-8 (``tenants.edges``). Sits right after routing; the MCP endpoint skips
-    the stack and validates its JSON body itself."""
+    charset other than UTF-8 (``tenants.edges``). The MCP endpoint answers before it
+    (``mcp_tools.middleware``) and validates its JSON body itself."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

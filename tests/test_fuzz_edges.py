@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.mcp_raw import MODERN
@@ -321,7 +321,7 @@ def test_fuzz_routing(live, http, slug, rest, host, method):
     assert_no_5xx(response, (method, path, host))
 
 
-# --- registration (the "clients" branch fixes its causes) ----------------------------------------------
+# --- registration -----------------------------------------------------------------------------------
 
 REGISTRATION_FIELDS = [
     "client_name", "redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "scope",
@@ -329,13 +329,7 @@ REGISTRATION_FIELDS = [
 ]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="registration causes (non-string grant_types, NUL in client_name/redirect URIs, deep nesting at "
-    "register/) are fixed on the 'clients' branch; remove this mark after merging it",
-)
-# no shrinking while the failure is expected (it only costs time); drop `phases` with the xfail mark
-@settings(parent=FUZZ, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(parent=FUZZ)
 @given(
     metadata=st.dictionaries(st.one_of(st.sampled_from(REGISTRATION_FIELDS), nasty), json_value, max_size=6),
     raw=st.one_of(st.none(), deep, deep_object),

@@ -15,11 +15,16 @@ from django.shortcuts import render
 LOCKED_OUT = "Too many failed sign-in attempts. Try again later."
 
 
+# axes stores the username in a varchar(255); no account's email is longer (EmailField, 254)
+USERNAME_MAX = 255
+
+
 def attempted_username(request: HttpRequest, credentials: dict | None) -> str | None:
-    """Emails are stored lower-case; count ``Alice@X`` and ``alice@x`` as the same account."""
+    """Emails are stored lower-case; count ``Alice@X`` and ``alice@x`` as the same account. An
+    overlong value cannot be an account; it is cut to the column so the attempt still counts."""
     source = credentials if credentials else request.POST
     value = source.get("username") if source else None
-    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+    return value.strip().lower()[:USERNAME_MAX] if isinstance(value, str) and value.strip() else None
 
 
 def lockout_response(

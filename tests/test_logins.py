@@ -90,6 +90,14 @@ def test_tenant_login_gives_one_error_for_every_failure(live, people):
     assert attempt(url, "member@acme.test", PASSWORD).status_code == 302  # the right answer still signs in
 
 
+def test_an_overlong_username_is_an_ordinary_failure(live):
+    """axes records the attempt's username in a varchar(255): longer input must not reach it whole."""
+    for url in (live.tenant_url("acme", "login/"), live.tenant_url("acme", "admin/login/"), f"{live.url}/admin/login/"):
+        response = attempt(url, "A" * 256, WRONG, address=fresh_address())
+        assert response.status_code == 200, (url, response.status_code)
+        assert error_text(response) == LOGIN_FAILED, url
+
+
 def test_tenant_admin_login_gives_one_error_for_every_failure(live, people):
     url = live.tenant_url("acme", "admin/login/")
     failures = {

@@ -269,3 +269,35 @@ def test_the_purge_has_a_beat_row_created_after_migrate():
 
     row = PeriodicTask.objects.get(task="mcp_tools.purge_idempotency_records_everywhere")
     assert row.enabled and row.crontab.minute == "41"
+
+
+def test_an_upstream_call_still_running_is_in_progress_and_a_dead_claim_is_taken_over(live, settings):
+    from accounts.models import User
+    from mcp_tools.idempotency import arguments_hash
+
+    client, _, tokens = writer(live, scope="connections")
+    url, key = live.tenant_url("acme", "mcp"), uuid.uuid4().hex
+    args = {"provider": "no-such-provider", "contact_id": 1, "body": "x"}
+    now = timezone.now()
+    with schema_context("acme"):
+        IdempotencyRecord.objects.create(
+            user_id=User.objects.get(email="member@acme.test").pk,
+            client_id=client.client_id,
+            tool_name="connector_crm_create_note",
+            key=key,
+            arguments_hash=arguments_hash(args),
+            state="pending",
+            created_at=now,
+            updated_at=now,
+        )
+    settings.IDEMPOTENCY_WAIT_SECONDS = 0.3  # the live server runs in this process
+    busy = keyed_call(url, tokens["access_token"], "connector_crm_create_note", args, key)
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["error"]["data"] == {"class": "IDEMPOTENCY_IN_PROGRESS", "retryable": True}
+    assert [r.state for r in records(key)] == ["pending"]
+
+    with schema_context("acme"):  # the claimant died an hour ago: the next retry runs the call itself
+        IdempotencyRecord.objects.filter(key=key).update(updated_at=now - timedelta(hours=1))
+    taken = result_of(keyed_call(url, tokens["access_token"], "connector_crm_create_note", args, key))
+    assert taken["isError"] is True and "no-such-provider" in taken["content"][0]["text"]
+    assert records(key) == []  # a failed call stores nothing, not even its claim

@@ -100,3 +100,45 @@ def test_a_refresh_in_the_middle_of_an_upstream_write_applies_once_at_the_provid
     # without a key the tool still works, and each call is a new note (nothing to deduplicate by)
     fresh = keyed_call(url, token, "connector_crm_create_note", {**args, "body": body + "!"}, None).json()["result"]
     assert fresh["isError"] is False and len(globex_notes(body + "!")) == 1
+
+
+def test_the_upstream_request_carries_the_key_as_header_and_in_meta():
+    """What a provider other than this platform sees: a loopback HTTP server records the request."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from connectors.tools import _call_upstream_tool
+    from declarations.idempotency import IDEMPOTENCY_META_KEY
+
+    seen: list[tuple[dict, dict]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            payload = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": {"content": []}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}/mcp"
+        key = uuid.uuid4().hex
+        assert (
+            _call_upstream_tool(endpoint, "tok", "crm_create_note", {"contact_id": 1, "body": "b"}, key).status == 200
+        )
+        assert _call_upstream_tool(endpoint, "tok", "crm_search_contacts", {"query": ""}).status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    (keyed_headers, keyed_body), (plain_headers, plain_body) = seen
+    assert keyed_headers["idempotency-key"] == key and keyed_body["params"]["_meta"][IDEMPOTENCY_META_KEY] == key
+    assert "idempotency-key" not in plain_headers and IDEMPOTENCY_META_KEY not in plain_body["params"]["_meta"]

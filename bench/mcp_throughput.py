@@ -67,6 +67,10 @@ def oauth_token(base: str) -> str:
 def baseline_token() -> str:
     """DOT's own resource check is a URL prefix match, so the DRF view (not under /mcp) gets a token
     without an audience, as a DOT deployment without RFC 8707 would issue."""
+    return minted_token("crm.read", [])
+
+
+def minted_token(scope: str, resource: list[str]) -> str:
     import secrets
     from datetime import timedelta
 
@@ -88,9 +92,9 @@ def baseline_token() -> str:
         token = AccessToken(
             user=User.objects.get(email="member@acme.example"),
             application=app,
-            scope="crm.read",
+            scope=scope,
             expires=timezone.now() + timedelta(hours=1),
-            resource=[],
+            resource=resource,
         )
         set_token_value(token, raw)
         token.save()
@@ -175,12 +179,74 @@ def count_queries(method: str, path: str, body: str | None, headers: dict[str, s
     return len(ctx.captured_queries)
 
 
+# --- exactly-once (issue 13): the cost of the idempotency record on a write tools/call ---------------
+def _note_call(contact_id: int, body: str, key: str | None) -> str:
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    if key is not None:
+        meta["tenant-oauth-mcp/idempotency-key"] = key
+    arguments = {"contact_id": contact_id, "body": body}
+    params = {"name": "crm_create_note", "arguments": arguments, "_meta": meta}
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+
+
+def _write_sample(headers: dict[str, str], body: str) -> tuple[float, int]:
+    client = Client(HTTP_HOST=f"127.0.0.1:{PORT}")
+    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+    with CaptureQueriesContext(connection) as ctx:
+        start = time.perf_counter()
+        response = client.post("/t/acme/mcp", data=body, content_type="application/json", **meta)
+        elapsed = time.perf_counter() - start
+    assert response.status_code == 200 and b'"isError": false' in response.content, response.content[:300]
+    return elapsed, len(ctx.captured_queries)
+
+
+def idempotency_cost(n: int) -> None:
+    """In-process medians (no HTTP server in the loop, the load generator does not compete for the
+    cores): crm_create_note without a key, with a fresh key each call, and a replay of one key."""
+    import uuid
+
+    from crm.models import Note
+
+    contact_id = prepare()
+    token = minted_token("crm.read crm.write", [MCP])
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {token}",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "crm_create_note",
+    }
+    replay_key = uuid.uuid4().hex
+    modes = {
+        "write, no key": lambda i: _note_call(contact_id, f"bench-idem {i}", None),
+        "write, fresh key": lambda i: _note_call(contact_id, f"bench-idem {i}", uuid.uuid4().hex),
+        "replay of one key": lambda i: _note_call(contact_id, "bench-idem replay", replay_key),
+    }
+    results: dict[str, list[tuple[float, int]]] = {name: [] for name in modes}
+    for build in modes.values():
+        _write_sample(headers, build(-1))  # warm-up (and, for the replay, the first real call)
+    for i in range(n):  # interleaved, so drift on the shared machine hits every mode alike
+        for name, build in modes.items():
+            results[name].append(_write_sample(headers, build(i)))
+    with schema_context("acme"):
+        Note.objects.filter(body__startswith="bench-idem").delete()
+    print(f"\ncrm_create_note in-process, {n} calls per mode (median ms, queries of the last call)\n")
+    base = statistics.median(r[0] for r in results["write, no key"]) * 1000
+    for name, samples in results.items():
+        ms = statistics.median(r[0] for r in samples) * 1000
+        print(f"{name:20} {ms:8.2f} ms  {samples[-1][1]:3d} queries  ({ms - base:+.2f} ms vs no key)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idempotency", type=int, metavar="N", help="only measure the idempotency record (N calls)")
     args = parser.parse_args()
+    if args.idempotency:
+        idempotency_cost(args.idempotency)
+        return
     wrk = ensure_wrk()
     contact_id = prepare()
 

@@ -234,6 +234,14 @@ MCP_MAX_BODY_BYTES = env.int("MCP_MAX_BODY_BYTES", default=1024 * 1024)
 
 BENCH_VIEWS = env.bool("BENCH_VIEWS", default=False) and not PRODUCTION
 
+# --- exactly-once (issue 13): idempotency keys on write tools (mcp_tools.idempotency) ---------------
+# how long a stored result answers a retry (the purge job deletes older records, hourly, per tenant)
+IDEMPOTENCY_RETENTION_SECONDS = env.int("IDEMPOTENCY_RETENTION_SECONDS", default=24 * 3600)
+# a tool that writes upstream claims its key first; a claim older than this is taken over by a retry
+IDEMPOTENCY_PENDING_LEASE_SECONDS = env.int("IDEMPOTENCY_PENDING_LEASE_SECONDS", default=120)
+# how long a duplicate of an upstream call still running waits for it before "in progress" (retryable)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
+
 # --- cache (rate limits, CIMD fetch back-off) -------------------------------------------------------
 CACHES = {
     "default": {

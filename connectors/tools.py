@@ -10,6 +10,7 @@ from django.conf import settings
 
 from connectors import http, selectors, tokens, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
+from declarations.idempotency import IDEMPOTENCY_META_KEY
 from declarations.principal import ToolContext
 from declarations.tools import ToolArgumentError, ToolConnectorError, tool
 
@@ -79,12 +80,16 @@ def connector_profile(context: ToolContext, arguments: dict[str, Any]) -> dict[s
 MCP_VERSION = "2026-07-28"
 
 
-def _call_upstream_tool(endpoint: str, token: str, name: str, arguments: dict[str, Any]) -> http.Response:
+def _call_upstream_tool(
+    endpoint: str, token: str, name: str, arguments: dict[str, Any], idempotency_key: str | None = None
+) -> http.Response:
     meta = {
         "io.modelcontextprotocol/protocolVersion": MCP_VERSION,
         "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": {"name": "tenant-oauth-mcp connectors", "version": "1"},
     }
+    if idempotency_key is not None:  # exactly-once upstream: the MCP _meta key and the HTTP header
+        meta[IDEMPOTENCY_META_KEY] = idempotency_key
     body = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -97,6 +102,8 @@ def _call_upstream_tool(endpoint: str, token: str, name: str, arguments: dict[st
         "Mcp-Method": "tools/call",
         "Mcp-Name": name,
     }
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key  # draft-ietf-httpapi-idempotency-key-header
     return http.request("POST", endpoint, json_body=body, headers=headers, bearer=token)
 
 
@@ -148,3 +155,60 @@ def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dic
     if result.get("isError"):
         raise ToolArgumentError("the connected workspace refused the search")
     return {"provider": key, "contacts": (result.get("structuredContent") or {}).get("contacts", [])}
+
+
+@tool(
+    name="connector_crm_create_note",
+    title="Add a note at a connected workspace",
+    description=(
+        "Add a note to a contact of another workspace you connected (a provider with an MCP endpoint). "
+        "Send an idempotency key in _meta so a retried call adds the note once."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+            "contact_id": {"type": "integer", "minimum": 1},
+            "body": {"type": "string", "minLength": 1, "maxLength": 5000},
+        },
+        "required": ["provider", "contact_id", "body"],
+        "additionalProperties": False,
+    },
+    scopes=("connections",),
+    read_only=False,
+    writes_upstream=True,
+)
+def connector_crm_create_note(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An upstream write: the provider's ``crm_create_note`` with the idempotency key the endpoint derived
+    for this call (``ToolContext.upstream_idempotency_key``); after a refresh forced by a 401 (expired or
+    revoked upstream) the request is sent again, once, with the same key."""
+    key = arguments["provider"]
+    provider = selectors.provider_by_key(key)
+    if provider is None or not provider.mcp_endpoint:
+        raise ToolArgumentError(f"no provider {key!r} with an MCP endpoint in this workspace")
+    user_id = context.principal.user_id
+    upstream_arguments = {"contact_id": arguments["contact_id"], "body": arguments["body"]}
+    idem = context.upstream_idempotency_key
+    try:
+        token = tokens.access_token(user_id=user_id, provider_key=key)
+        response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_create_note", upstream_arguments, idem)
+        if response.status == 401:  # the provider refused the token before doing anything: refresh, once
+            account = selectors.account_of_user(user_id, key)
+            token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
+            response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_create_note", upstream_arguments, idem)
+        if response.status in (401, 403):
+            raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that tool")
+        body = response.json()
+        if response.status != 200 or not isinstance(body, dict) or "result" not in body:
+            raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
+    except http.OutboundError as exc:  # no answer: a retry with the same key is safe (the provider dedups)
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    except (ReauthRequired, ProviderUnavailable) as exc:
+        raise connector_failure(context, key, exc) from exc
+    except ConnectorError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    result = body["result"]
+    if result.get("isError"):
+        raise ToolArgumentError("the connected workspace refused the note")
+    note = result.get("structuredContent") or {}
+    return {"provider": key, "note": {k: note.get(k) for k in ("id", "contact_id", "body")}}

@@ -56,6 +56,8 @@ class ToolSpec:
     destructive: bool
     needs_connector: str | None
     handler: Handler = field(compare=False)
+    # exactly-once (issue 13): the tool writes at a provider (outside this database); see mcp_tools.idempotency
+    writes_upstream: bool = False
 
     @cached_property
     def validator(self) -> Any:
@@ -88,6 +90,7 @@ def tool(
     destructive: bool = False,
     output_schema: dict[str, Any] | None = None,
     needs_connector: str | None = None,
+    writes_upstream: bool = False,
 ) -> Callable[[Handler], Handler]:
     if scopes is NOAUTH:
         scope_names: tuple[str, ...] = ()
@@ -98,6 +101,8 @@ def tool(
         scope_names, noauth = scopes, False
     if noauth and not read_only:
         raise ValueError(f"tool {name!r}: a write tool cannot be NOAUTH")
+    if writes_upstream and read_only:
+        raise ValueError(f"tool {name!r}: a tool that writes upstream is not read-only")
 
     def register(handler: Handler) -> Handler:
         if name in _REGISTRY:
@@ -114,6 +119,7 @@ def tool(
             destructive=destructive,
             needs_connector=needs_connector,
             handler=handler,
+            writes_upstream=writes_upstream,
         )
         return handler
 

@@ -9,7 +9,12 @@ class McpToolsConfig(AppConfig):
     def ready(self) -> None:
         # every installed app's scopes.py and tools.py (crm.tools, tenants.tools, ...): a new domain
         # app declares its own tools and scopes without touching this app
+        from django.db.models.signals import post_migrate
+
         from declarations.tools import check_declared_scopes
+        from mcp_tools.schedules import ensure_schedules
+
+        post_migrate.connect(ensure_schedules, sender=self)  # the idempotency purge's beat row
 
         autodiscover_modules("scopes")
         autodiscover_modules("tools")

@@ -17,7 +17,7 @@ from mcp_types import jsonrpc
 
 from declarations.principal import ToolContext
 from declarations.scopes import base_scopes
-from declarations.tools import ToolArgumentError, ToolConnectorError
+from declarations.tools import ToolArgumentError, ToolConnectorError, ToolSpec
 from mcp_tools.auth import Caller
 from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.matrix import EffectivePolicy
@@ -48,15 +48,28 @@ def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFail
     return None
 
 
-def call_tool(caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], request_id: Any) -> t.CallToolResult:
-    spec = policy.spec
+def check_arguments(spec: ToolSpec, arguments: dict[str, Any], request_id: Any) -> None:
     error = next(iter(spec.validator.iter_errors(arguments)), None)
     if error is not None:
         raise ProtocolError(
             jsonrpc.INVALID_PARAMS, f"Invalid arguments for {spec.name}: {error.message}", None, request_id
         )
+
+
+def call_tool(
+    caller: Caller,
+    policy: EffectivePolicy,
+    arguments: dict[str, Any],
+    request_id: Any,
+    *,
+    validated: bool = False,  # exactly-once: mcp_tools.idempotency checks the arguments before its record
+    upstream_idempotency_key: str | None = None,
+) -> t.CallToolResult:
+    spec = policy.spec
+    if not validated:
+        check_arguments(spec, arguments, request_id)
     try:
-        output = spec.handler(ToolContext(caller.principal), arguments)
+        output = spec.handler(ToolContext(caller.principal, upstream_idempotency_key), arguments)
     except TenantGuardError as exc:
         raise AuthFailure(AuthClass.TENANT_MISMATCH, "The caller no longer belongs to this tenant") from exc
     except ToolArgumentError as exc:

@@ -44,3 +44,32 @@ class ToolPolicyChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool_name} @ {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class IdempotencyRecord(models.Model):
+    """The stored outcome of a write tool called with an idempotency key (issue 13), one per
+    (user, client, tool, key) in the tenant's schema (the schema is the tenant). Written in the same
+    transaction as the tool's own write, or, for tools that write upstream, claimed before the call
+    (``pending``) and completed after it. Only successful results are stored."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+
+    user_id = models.BigIntegerField()  # public.accounts_user; no FK: purged by age, not by cascade
+    client_id = models.CharField(max_length=100)
+    tool_name = models.CharField(max_length=100)
+    key = models.CharField(max_length=255)
+    arguments_hash = models.CharField(max_length=64)  # SHA-256 of the arguments' canonical JSON
+    state = models.CharField(max_length=10, choices=State.choices)
+    result = models.JSONField(null=True)
+    created_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("user_id", "client_id", "tool_name", "key"), name="idempotency_scope")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} [{self.state}]"

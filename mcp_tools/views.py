@@ -16,7 +16,8 @@ from mcp_tools import protocol
 from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
-from mcp_tools.execution import call_tool, required_failure, tool_result_challenge
+from mcp_tools.execution import required_failure, tool_result_challenge
+from mcp_tools.idempotency import call_tool_once, tool_meta
 from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.protocol import Incoming, ProtocolError
 from mcp_tools.stepup import note_http_challenge
@@ -152,7 +153,7 @@ def _tools_list(incoming: Incoming, policies: dict[str, EffectivePolicy], server
             annotations=t.ToolAnnotations(
                 title=p.spec.title, read_only_hint=p.spec.read_only, destructive_hint=p.spec.destructive
             ),
-            _meta={"securitySchemes": p.security_schemes},
+            _meta={"securitySchemes": p.security_schemes, **tool_meta(p.spec.is_write)},  # + idempotency key
         )
         for p in enabled
     ]
@@ -175,7 +176,9 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
         failure = required_failure(caller, policy)
         if failure is not None:
             raise failure
-        result = call_tool(effective_caller, policy, params.arguments or {}, incoming.request_id)
+        # exactly-once (issue 13): with an idempotency key in _meta, a write tool runs once per key
+        meta = incoming.message.params.get("_meta") if isinstance(incoming.message.params, dict) else None
+        result = call_tool_once(effective_caller, policy, params.arguments or {}, meta, incoming.request_id)
     except AuthFailure as failure:
         if caller is None or caller.channel != ChallengeChannel.TOOL_RESULT:
             note_http_challenge(request, failure)

@@ -1,0 +1,256 @@
+"""Exactly-once write tools (issue 13): an idempotency key on ``tools/call``.
+
+The client sends the key in the request's ``_meta`` under ``declarations.idempotency.IDEMPOTENCY_META_KEY``.
+A key means something only for a write tool (a read-only tool ignores it); its scope is the tenant (the
+schema), the user, the client, the tool and the key; the arguments' SHA-256 over canonical JSON is
+stored with it.
+
+- **Tools that write here** (``crm_create_note``...): the record is inserted first, *inside the same
+  transaction* as the tool's write (``tenants.guard.tenant_write`` nests as a savepoint), then its
+  result is stored in it, and both commit or neither does. A concurrent duplicate's ``INSERT ... ON
+  CONFLICT DO NOTHING`` waits on the unique index for the first transaction, then finds the committed
+  record and returns its result; if the first rolled back it runs itself, as a normal call.
+- **Tools that write upstream** (``writes_upstream=True``): the connector must not run inside an open
+  transaction (a token refresh commits on its own), so the key is claimed first in its own short
+  transaction (``pending``), the tool runs with an upstream key derived from the scope (the same on
+  every retry, so the provider deduplicates a repeat), and the result completes the record. A duplicate
+  waits up to ``IDEMPOTENCY_WAIT_SECONDS`` for a running claim, then gets a retryable "in progress"
+  error; a claim older than ``IDEMPOTENCY_PENDING_LEASE_SECONDS`` (its worker died) is taken over.
+
+Only successful results are stored: an ``isError`` result, an auth failure (``TENANT_MISMATCH`` from the
+write guard) or any exception rolls the record back, so the retry after recovery is a normal call.
+Records older than ``IDEMPOTENCY_RETENTION_SECONDS`` no longer answer and are purged per tenant
+(``mcp_tools.tasks``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import mcp_types as t
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from mcp_types import jsonrpc
+
+from declarations.idempotency import IDEMPOTENCY_META_KEY, IDEMPOTENCY_TOOL_META, IDEMPOTENT_REPLAY_META, KEY_PATTERN
+from mcp_tools.auth import Caller
+from mcp_tools.execution import call_tool, check_arguments
+from mcp_tools.matrix import EffectivePolicy
+from mcp_tools.models import IdempotencyRecord
+from mcp_tools.protocol import ProtocolError
+
+IDEMPOTENCY_IN_PROGRESS_CODE = -32009  # implementation-defined server error range (JSON-RPC)
+_TABLE = IdempotencyRecord._meta.db_table
+_SCOPE = "user_id = %s AND client_id = %s AND tool_name = %s AND key = %s"
+_CLAIM = f"""
+    INSERT INTO {_TABLE} (user_id, client_id, tool_name, key, arguments_hash, state, created_at, updated_at)
+    VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s)
+    ON CONFLICT (user_id, client_id, tool_name, key) DO NOTHING
+    RETURNING id
+"""  # noqa: S608 (the table name comes from model metadata, values are parameters)
+_FIND = f"SELECT id, arguments_hash, state, result, created_at, updated_at FROM {_TABLE} WHERE {_SCOPE}"  # noqa: S608
+_DONE = f"UPDATE {_TABLE} SET state = 'done', result = %s, updated_at = %s WHERE id = %s"  # noqa: S608
+
+
+class IdempotencyInProgress(ProtocolError):
+    """A call with this key is still running: retry later (HTTP 409, ``retryable``)."""
+
+    def __init__(self, request_id: Any) -> None:
+        super().__init__(
+            IDEMPOTENCY_IN_PROGRESS_CODE,
+            "A call with this idempotency key is still in progress; retry later",
+            {"class": "IDEMPOTENCY_IN_PROGRESS", "retryable": True},
+            request_id,
+        )
+
+    @property
+    def http_status(self) -> int:
+        return 409
+
+
+def key_reused(request_id: Any) -> ProtocolError:
+    return ProtocolError(
+        jsonrpc.INVALID_PARAMS,
+        "This idempotency key was already used for this tool with other arguments; use a new key",
+        {"class": "IDEMPOTENCY_KEY_REUSED", "retryable": False},
+        request_id,
+    )
+
+
+def requested_key(meta: Any, request_id: Any) -> str | None:
+    """The key from the request's ``_meta`` (None when absent); a malformed key is refused."""
+    if not isinstance(meta, dict) or IDEMPOTENCY_META_KEY not in meta:
+        return None
+    key = meta[IDEMPOTENCY_META_KEY]
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise ProtocolError(
+            jsonrpc.INVALID_PARAMS,
+            f"_meta[{IDEMPOTENCY_META_KEY!r}] must be 1-255 visible ASCII characters",
+            {"class": "IDEMPOTENCY_KEY_INVALID", "retryable": False},
+            request_id,
+        )
+    return key
+
+
+def arguments_hash(arguments: dict[str, Any]) -> str:
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def upstream_key(caller: Caller, tool_name: str, key: str) -> str:
+    """The key a tool sends upstream: derived from the whole scope, so the same on every retry of the
+    call and different for another tenant, user, client or tool that happens to pick the same key."""
+    p = caller.principal
+    scope = json.dumps([p.tenant_id, p.user_id, p.client_id or "", tool_name, key])
+    return hashlib.sha256(scope.encode()).hexdigest()
+
+
+def call_tool_once(
+    caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], meta: Any, request_id: Any
+) -> t.CallToolResult:
+    """``execution.call_tool``, exactly once per idempotency key when the request carries one."""
+    key = requested_key(meta, request_id) if policy.spec.is_write else None
+    if key is None or caller.principal.user_id is None:
+        return call_tool(caller, policy, arguments, request_id)
+    check_arguments(policy.spec, arguments, request_id)  # step 6 comes before the record (a side effect)
+    digest = arguments_hash(arguments)
+    if policy.spec.writes_upstream:
+        return _upstream(caller, policy, arguments, key, digest, request_id)
+    return _local(caller, policy, arguments, key, digest, request_id)
+
+
+def _scope(caller: Caller, tool_name: str, key: str) -> list[Any]:
+    return [caller.principal.user_id, caller.principal.client_id or "", tool_name, key]
+
+
+def _expired(created_at: datetime) -> bool:
+    return created_at < timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_RETENTION_SECONDS)
+
+
+def _claim(cursor: Any, scope: list[Any], digest: str) -> int | None:
+    now = timezone.now()
+    cursor.execute(_CLAIM, [*scope, digest, now, now])
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _replay(stored: Any) -> t.CallToolResult:
+    data = json.loads(stored) if isinstance(stored, str) else dict(stored)
+    data["_meta"] = {**(data.get("_meta") or {}), IDEMPOTENT_REPLAY_META: True}
+    return t.CallToolResult.model_validate(data)
+
+
+def _stored(result: t.CallToolResult) -> str:
+    return json.dumps(result.model_dump(by_alias=True, exclude_none=True, mode="json"), ensure_ascii=False)
+
+
+class _Discard(Exception):  # control flow: roll the record back, answer this result
+    def __init__(self, result: t.CallToolResult) -> None:
+        self.result = result
+
+
+def _local(
+    caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], key: str, digest: str, request_id: Any
+) -> t.CallToolResult:
+    scope = _scope(caller, policy.spec.name, key)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for _ in range(2):  # a second round only after deleting an expired record
+                record_id = _claim(cursor, scope, digest)  # a concurrent duplicate waits here
+                if record_id is not None:
+                    break
+                cursor.execute(_FIND + " FOR UPDATE", scope)
+                found = cursor.fetchone()
+                if found is None:
+                    continue
+                found_id, found_hash, state, stored, created_at, _ = found
+                if _expired(created_at):
+                    cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s", [found_id])  # noqa: S608
+                    continue
+                if found_hash != digest:
+                    raise key_reused(request_id)
+                if state != IdempotencyRecord.State.DONE:
+                    raise IdempotencyInProgress(request_id)
+                return _replay(stored)
+            else:  # pragma: no cover - needs a concurrent delete between two statements
+                raise IdempotencyInProgress(request_id)
+            result = call_tool(caller, policy, arguments, request_id, validated=True)
+            if result.is_error:
+                raise _Discard(result)
+            cursor.execute(_DONE, [_stored(result), timezone.now(), record_id])
+            return result
+    except _Discard as discarded:
+        return discarded.result
+
+
+def _upstream(
+    caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], key: str, digest: str, request_id: Any
+) -> t.CallToolResult:
+    scope = _scope(caller, policy.spec.name, key)
+    deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            record_id = _claim(cursor, scope, digest)
+            if record_id is None:
+                cursor.execute(_FIND + " FOR UPDATE", scope)
+                found = cursor.fetchone()
+                if found is not None:
+                    found_id, found_hash, state, stored, created_at, updated_at = found
+                    lease = timedelta(seconds=settings.IDEMPOTENCY_PENDING_LEASE_SECONDS)
+                    if _expired(created_at):
+                        cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s", [found_id])  # noqa: S608
+                        continue
+                    if found_hash != digest:
+                        raise key_reused(request_id)
+                    if state == IdempotencyRecord.State.DONE:
+                        return _replay(stored)
+                    if updated_at < timezone.now() - lease:  # the claimant died: take the call over
+                        IdempotencyRecord.objects.filter(pk=found_id).update(updated_at=timezone.now())
+                        record_id = found_id
+        if record_id is not None:
+            break
+        if time.monotonic() >= deadline:
+            raise IdempotencyInProgress(request_id)
+        time.sleep(0.1)
+    finished = False
+    try:
+        result = call_tool(
+            caller,
+            policy,
+            arguments,
+            request_id,
+            validated=True,
+            upstream_idempotency_key=upstream_key(caller, policy.spec.name, key),
+        )
+        if not result.is_error:
+            with connection.cursor() as cursor:
+                cursor.execute(_DONE, [_stored(result), timezone.now(), record_id])
+            finished = True
+        return result
+    finally:
+        if not finished:  # nothing stored: the retry is a normal call (the provider dedups its repeat)
+            IdempotencyRecord.objects.filter(pk=record_id, state=IdempotencyRecord.State.PENDING).delete()
+
+
+def purge_expired() -> int:
+    """Delete this tenant's records older than the retention (run per tenant by ``mcp_tools.tasks``)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_RETENTION_SECONDS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def tool_meta(spec_is_write: bool) -> dict[str, Any]:
+    """What ``tools/list`` says about the key on a tool (nothing for a read-only tool)."""
+    if not spec_is_write:
+        return {}
+    return {
+        IDEMPOTENCY_TOOL_META: {
+            "metaKey": IDEMPOTENCY_META_KEY,
+            "retentionSeconds": settings.IDEMPOTENCY_RETENTION_SECONDS,
+        }
+    }

@@ -36,6 +36,9 @@ class Provider(models.Model):
     mcp_endpoint = models.URLField(
         max_length=500, blank=True, help_text="the provider's MCP endpoint, for tools that call its tools"
     )
+    api_base_url = models.URLField(
+        max_length=500, blank=True, help_text="the provider's REST API base URL, for tools that call its API"
+    )
     account_id_claim = models.CharField(
         max_length=64, default="sub", help_text="userinfo member holding the external account id"
     )

@@ -51,6 +51,8 @@ def add_provider(
     scopes: list[str] | None = None,
     auth_method: str | None = None,
     mcp_endpoint: str | None = None,
+    api_base_url: str | None = None,
+    extra_authorize_params: dict[str, str] | None = None,
 ) -> tuple[Provider, Outcome]:
     """Create or update the provider ``key`` from a preset, an issuer (discovery) or explicit endpoints.
 
@@ -85,13 +87,17 @@ def add_provider(
         fields["token_endpoint_auth_method"] = auth_method
     if mcp_endpoint is not None:
         fields["mcp_endpoint"] = mcp_endpoint
+    if api_base_url is not None:
+        fields["api_base_url"] = api_base_url.rstrip("/")
+    if extra_authorize_params is not None:
+        fields["extra_authorize_params"] = {**fields.get("extra_authorize_params", {}), **extra_authorize_params}
     method = fields.get("token_endpoint_auth_method", Provider.AuthMethod.BASIC)
     if method not in Provider.AuthMethod.values:
         allowed = ", ".join(Provider.AuthMethod.values)
         raise ConnectorError("invalid_auth_method", f"auth method must be one of {allowed}")
     if method != Provider.AuthMethod.NONE and not client_secret:
         raise ConnectorError("client_secret_required", f"{method} needs a client secret")
-    for name in (*ENDPOINT_FIELDS, "issuer", "mcp_endpoint"):
+    for name in (*ENDPOINT_FIELDS, "issuer", "mcp_endpoint", "api_base_url"):
         if fields.get(name):
             try:
                 http.check_url(fields[name])

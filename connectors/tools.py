@@ -4,7 +4,9 @@ or ``CONNECTOR_UNAVAILABLE`` in ``structuredContent``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 
@@ -127,14 +129,11 @@ def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dic
     user_id = context.principal.user_id
     upstream_arguments = {"query": arguments.get("query", "")}
     try:
-        token = tokens.access_token(user_id=user_id, provider_key=key)
-        response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments)
-        if response.status == 401:  # revoked or expired upstream: one refresh decides
-            account = selectors.account_of_user(user_id, key)
-            token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
-            response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments)
-        if response.status in (401, 403):
-            raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that tool")
+        response = _with_one_refresh(
+            user_id,
+            key,
+            lambda token: _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments),
+        )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict) or "result" not in body:
             raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
@@ -148,3 +147,58 @@ def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dic
     if result.get("isError"):
         raise ToolArgumentError("the connected workspace refused the search")
     return {"provider": key, "contacts": (result.get("structuredContent") or {}).get("contacts", [])}
+
+
+def _with_one_refresh(user_id: int, key: str, send: Callable[[str], http.Response]) -> http.Response:
+    """Send with the account's token; if the provider answers 401 (expired or revoked upstream), one
+    forced refresh decides: retried once with the new token, and a second refusal means reconnect."""
+    response = send(tokens.access_token(user_id=user_id, provider_key=key))
+    if response.status == 401:
+        account = selectors.account_of_user(user_id, key)
+        response = send(tokens.refresh_account(account_id=account.pk, margin_seconds=10**9))
+    if response.status in (401, 403):
+        raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that API")
+    return response
+
+
+@tool(
+    name="connector_crm_contacts",
+    title="Contacts at a connected workspace",
+    description=(
+        "Search the CRM contacts of another workspace you connected (a provider with a REST API), "
+        "through your connected account there."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+            "query": {"type": "string", "maxLength": 200},
+        },
+        "required": ["provider"],
+        "additionalProperties": False,
+    },
+    scopes=("connections",),
+    read_only=True,
+)
+def connector_crm_contacts(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    key = arguments["provider"]
+    provider = selectors.provider_by_key(key)
+    if provider is None or not provider.api_base_url:
+        raise ToolArgumentError(f"no provider {key!r} with a REST API in this workspace")
+    url = f"{provider.api_base_url}/crm/contacts?{urlencode({'query': arguments.get('query', '')})}"
+    try:
+        response = _with_one_refresh(
+            context.principal.user_id, key, lambda token: http.request("GET", url, bearer=token)
+        )
+        body = response.json()
+        if response.status != 200 or not isinstance(body, dict) or not isinstance(body.get("contacts"), list):
+            raise ProviderUnavailable("upstream_error", f"the provider's API answered HTTP {response.status}")
+    except http.OutboundError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    except (ReauthRequired, ProviderUnavailable) as exc:
+        raise connector_failure(context, key, exc) from exc
+    except ConnectorError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    fields = ("id", "name", "email", "company", "phone")
+    contacts = [{f: c.get(f) for f in fields if f in c} for c in body["contacts"] if isinstance(c, dict)]
+    return {"provider": key, "contacts": contacts}

@@ -8,18 +8,19 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
-
 from connectors import http, selectors, tokens, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from declarations.principal import ToolContext
 from declarations.tools import ToolArgumentError, ToolConnectorError, tool
+from tenants.resources import canonical_base_url
 
 PROFILE_FIELDS = ("sub", "email", "email_verified", "name", "preferred_username", "login", "id")
 
 
-def connect_url(tenant_slug: str, provider_key: str) -> str:
-    return f"{settings.PUBLIC_BASE_URL}/t/{tenant_slug}/connections/{provider_key}/connect/"
+def connect_url(context: ToolContext, provider_key: str) -> str:
+    """The connect page on the tenant's canonical URL (its primary domain, or ``PUBLIC_BASE_URL/t/<slug>``)."""
+    base = canonical_base_url(tenant_id=context.principal.tenant_id, slug=context.principal.tenant_slug)
+    return f"{base}/connections/{provider_key}/connect/"
 
 
 def connector_failure(context: ToolContext, provider_key: str, exc: ConnectorError) -> ToolConnectorError:
@@ -28,7 +29,7 @@ def connector_failure(context: ToolContext, provider_key: str, exc: ConnectorErr
             f"{provider_key} is unavailable right now; try again later",
             {"class": "CONNECTOR_UNAVAILABLE", "provider": provider_key, "reason": exc.code, "retryable": True},
         )
-    url = connect_url(context.principal.tenant_slug, provider_key)
+    url = connect_url(context, provider_key)
     return ToolConnectorError(
         f"Connect your {provider_key} account first: {url}",
         {

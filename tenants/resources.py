@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import HttpRequest
 
-from tenants.models import Domain, Tenant
+from tenants.models import Domain
 from tenants.routing import tenant_base_url, tenant_path_prefix
 
 MCP_PATH = "/mcp"
@@ -34,12 +34,12 @@ def api_resource_metadata_url(request: HttpRequest) -> str:
     return path_inserted(request, "oauth-protected-resource", API_PATH)
 
 
-def canonical_base_url(tenant: Tenant) -> str:
+def canonical_base_url(*, tenant_id: int, slug: str) -> str:
     """The tenant's base URL without a request (for links in tool results, mail, jobs): its primary
     domain on the platform's scheme and port when it has one, else ``PUBLIC_BASE_URL/t/<slug>``."""
     public = urlsplit(settings.PUBLIC_BASE_URL)
-    domain = Domain.objects.filter(tenant_id=tenant.pk, is_primary=True).values_list("domain", flat=True).first()
+    domain = Domain.objects.filter(tenant_id=tenant_id, is_primary=True).values_list("domain", flat=True).first()
     if domain:
         port = f":{public.port}" if public.port else ""
         return f"{public.scheme}://{domain}{port}"
-    return settings.PUBLIC_BASE_URL + tenant_path_prefix(tenant.slug)
+    return settings.PUBLIC_BASE_URL + tenant_path_prefix(slug)

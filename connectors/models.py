@@ -106,11 +106,10 @@ class Credential(models.Model):
 
 
 class AuthorizationRequest(models.Model):
-    """One started connect flow: ``state`` (stored hashed) bound to the session, user and provider,
-    usable once, for ten minutes. The PKCE verifier and the OIDC nonce stay here, server-side."""
+    """One started connect flow: ``state`` (stored hashed) bound to the user and provider (and, by its
+    schema, the tenant), usable once, for ten minutes. The PKCE verifier and the OIDC nonce stay here, server-side."""
 
     state_hash = models.CharField(max_length=64, unique=True)
-    session_hash = models.CharField(max_length=64)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
     code_verifier = EncryptedTextField(blank=True, default="")

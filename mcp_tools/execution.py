@@ -20,6 +20,7 @@ from declarations.scopes import base_scopes
 from declarations.tools import ToolArgumentError, ToolConnectorError
 from mcp_tools.auth import Caller
 from mcp_tools.challenges import AuthClass, AuthFailure
+from mcp_tools.elicitation import Elicitation, connector_result
 from mcp_tools.matrix import EffectivePolicy
 from mcp_tools.protocol import ProtocolError
 from tenants.guard import TenantGuardError
@@ -48,7 +49,13 @@ def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFail
     return None
 
 
-def call_tool(caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], request_id: Any) -> t.CallToolResult:
+def call_tool(
+    caller: Caller,
+    policy: EffectivePolicy,
+    arguments: dict[str, Any],
+    request_id: Any,
+    elicitation: Elicitation | None = None,
+) -> t.CallToolResult | t.InputRequiredResult:
     spec = policy.spec
     error = next(iter(spec.validator.iter_errors(arguments)), None)
     if error is not None:
@@ -62,9 +69,7 @@ def call_tool(caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any]
     except ToolArgumentError as exc:
         return t.CallToolResult(content=[t.TextContent(type="text", text=str(exc))], is_error=True)
     except ToolConnectorError as exc:  # a connected account to (re)connect: never a 401/403 challenge
-        return t.CallToolResult(
-            content=[t.TextContent(type="text", text=str(exc))], structured_content=exc.structured, is_error=True
-        )
+        return connector_result(exc, elicitation or Elicitation())  # URL elicitation or isError (mcp_tools.elicitation)
     except Exception:
         logger.exception("tool %s failed (request %s)", spec.name, caller.principal.request_id)
         return t.CallToolResult(

@@ -16,6 +16,7 @@ from mcp_tools import protocol
 from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
+from mcp_tools.elicitation import for_request
 from mcp_tools.execution import call_tool, required_failure, tool_result_challenge
 from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.protocol import Incoming, ProtocolError
@@ -175,7 +176,8 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
         failure = required_failure(caller, policy)
         if failure is not None:
             raise failure
-        result = call_tool(effective_caller, policy, params.arguments or {}, incoming.request_id)
+        elicitation = for_request(incoming, params)  # connector reconnects: URL elicitation where possible
+        result = call_tool(effective_caller, policy, params.arguments or {}, incoming.request_id, elicitation)
     except AuthFailure as failure:
         if caller is None or caller.channel != ChallengeChannel.TOOL_RESULT:
             note_http_challenge(request, failure)

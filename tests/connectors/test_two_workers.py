@@ -120,4 +120,5 @@ def test_twenty_concurrent_tool_calls_across_two_workers_refresh_once(live, oidc
     assert account.refresh_count == 1 and account.status == "active"
     pids = gunicorn.worker_pids("/t/acme/mcp", 20)
     assert len(pids) == 20, pids
+    print(f"calls per gunicorn worker: {dict(Counter(pids))}")  # shown with -s
     assert len(set(pids)) == 2, f"both workers must serve some of the calls: {Counter(pids)}"

@@ -84,6 +84,13 @@ def test_wire_forms_by_declared_capability(live, oidc):
     assert declined["structuredContent"]["class"] == "CONNECTOR_REAUTH_REQUIRED"
     assert declined["structuredContent"]["connect_url"] == connect_url
 
+    # accepted, but the account is still not connected when the call is retried: no second round
+    early = with_capabilities({"elicitation": {"url": {}}})(
+        url, token, {**params, "inputResponses": {f"connect:{key}": {"action": "accept"}}}
+    )
+    assert early["resultType"] == "complete" and early["isError"] is True
+    assert early["structuredContent"]["reason"] == "not_connected"
+
     for capabilities in ({}, {"elicitation": {"form": {}}}):  # no URL mode declared
         plain = with_capabilities(capabilities)(url, token, params)
         assert plain["resultType"] == "complete" and plain["isError"] is True

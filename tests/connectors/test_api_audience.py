@@ -76,8 +76,9 @@ def test_api_tokens_work_at_the_api_only_and_mcp_tokens_at_mcp_only(live):
 def test_no_token_gets_a_challenge_pointing_at_the_api_metadata(live):
     response = httpx.get(live.tenant_url("acme", "api/crm/contacts"))
     assert response.status_code == 401
-    assert f'resource_metadata="{live.url}/.well-known/oauth-protected-resource/t/acme/api"' in (
-        response.headers["www-authenticate"]
+    assert (
+        f'resource_metadata="{live.url}/.well-known/oauth-protected-resource/t/acme/api"'
+        in (response.headers["www-authenticate"])
     )
 
 
@@ -114,3 +115,30 @@ def test_a_token_names_exactly_one_of_the_tenants_resources(live, which):
     url += "".join(f"&resource={httpx.QueryParams({'r': r})['r']}" for r in resources).replace(":", "%3A")
     params = redirect_params(browser.authorize(url))
     assert params.get("error") == "invalid_target", params
+
+
+def test_tenant_domain_mode_has_its_own_api_resource(live, unique):
+    from tenants.models import Domain
+    from tenants.models import Tenant as TenantModel
+
+    port = live.url.rsplit(":", 1)[1]
+    host = f"api-{unique}.test"
+    base = f"http://{host}:{port}"
+    domain = Domain.objects.create(domain=host, tenant=TenantModel.objects.get(schema_name="acme"), is_primary=False)
+    try:
+        headers = {"Host": f"{host}:{port}"}
+        metadata = httpx.get(f"{live.url}/.well-known/oauth-protected-resource/api", headers=headers).json()
+        assert metadata["resource"] == f"{base}/api" and metadata["authorization_servers"] == [base]
+        # a token for the path-mode API is not valid at the domain's API (another resource identifier)
+        path_mode, _ = tokens_for(live, "member@acme.test", "crm.read", api_resource(live))
+        assert httpx.get(
+            live.tenant_url("acme", "api/crm/contacts"), headers=bearer(path_mode["access_token"])
+        ).is_success
+        refused = httpx.get(f"{live.url}/api/crm/contacts", headers={**headers, **bearer(path_mode["access_token"])})
+        assert refused.status_code == 401
+        assert (
+            f'resource_metadata="{base}/.well-known/oauth-protected-resource/api"'
+            in (refused.headers["www-authenticate"])
+        )
+    finally:
+        domain.delete()

@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connectors', '0002_provider_mcp_endpoint'),
+        ("connectors", "0002_provider_mcp_endpoint"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='provider',
-            name='api_base_url',
-            field=models.URLField(blank=True, help_text="the provider's REST API base URL, for tools that call its API", max_length=500),
+            model_name="provider",
+            name="api_base_url",
+            field=models.URLField(
+                blank=True, help_text="the provider's REST API base URL, for tools that call its API", max_length=500
+            ),
         ),
     ]

@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connectors', '0003_provider_api_base_url'),
+        ("connectors", "0003_provider_api_base_url"),
     ]
 
     operations = [
         migrations.RemoveField(
-            model_name='authorizationrequest',
-            name='session_hash',
+            model_name="authorizationrequest",
+            name="session_hash",
         ),
     ]

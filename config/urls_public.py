@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from oauth.views.public import resource_metadata, server_metadata
+from oauth.views.public import api_resource_metadata, resource_metadata, server_metadata
 from tenants.views import healthz
 
 urlpatterns = [
@@ -12,5 +12,6 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server/t/<slug:slug>", server_metadata),
     path(".well-known/openid-configuration/t/<slug:slug>", server_metadata),
     path(".well-known/oauth-protected-resource/t/<slug:slug>/mcp", resource_metadata),
+    path(".well-known/oauth-protected-resource/t/<slug:slug>/api", api_resource_metadata),  # the REST API
     path(".well-known/oauth-protected-resource/t/<slug:slug>", resource_metadata),
 ]

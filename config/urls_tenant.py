@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", tenant_admin_site.urls),
     path("connections/", include("connectors.urls")),
     path("api/connections/", include("connectors.api_urls")),
+    path("api/crm/", include("crm.api_urls")),  # the CRM read API (audience H/t/<slug>/api, crm.read)
     path("", include("oauth.urls")),
 ]
 

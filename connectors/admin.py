@@ -24,6 +24,7 @@ class ProviderForm(forms.ModelForm):
     revocation_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
     userinfo_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
     mcp_endpoint = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    api_base_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
     scope_separator = forms.CharField(strip=False, max_length=4, initial=" ")  # a space is a valid separator
 
     class Meta:
@@ -46,6 +47,7 @@ class ProviderForm(forms.ModelForm):
             "extra_authorize_params",
             "account_id_claim",
             "mcp_endpoint",
+            "api_base_url",
         )
 
     def clean(self) -> dict:
@@ -57,6 +59,7 @@ class ProviderForm(forms.ModelForm):
             "revocation_endpoint",
             "userinfo_endpoint",
             "mcp_endpoint",
+            "api_base_url",
         ):
             if cleaned.get(name):
                 try:

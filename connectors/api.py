@@ -1,28 +1,20 @@
 """The connections REST API (DRF), ``H/t/<slug>/api/connections/``: list accounts and their status,
-force a refresh, disconnect. Never a token. Callers: a signed-in member (session, CSRF) or a platform
-token with ``connections`` whose audience (RFC 8707) covers this API; ``?all=1`` (every member's
-accounts) needs a tenant admin (session) or ``connections.admin``. Today the authorization server
-issues tokens for the MCP resource only, and DOT's ``OAuth2Authentication`` refuses those here (audience
-check), so bearer access waits for the API to become an allowed resource. Thin: each method calls one
-service or selector."""
+force a refresh, disconnect. Never a token. Callers (``tenants.api.TenantAPIView``): a signed-in member
+(session, CSRF) or a platform token for this tenant's API (audience ``H/t/<slug>/api``) with
+``connections`` or ``connections.admin``; ``?all=1`` (every member's accounts) needs a tenant admin
+(session) or ``connections.admin``. Thin: each method calls one service or selector."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import Http404
-from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from connectors import selectors, services, tokens
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount
-from tenants.selectors import active_membership
+from tenants.api import TenantAPIView, token_scopes
 
 
 class AccountSerializer(serializers.ModelSerializer):
@@ -40,36 +32,15 @@ class AccountSerializer(serializers.ModelSerializer):
         )  # fmt: skip
 
 
-def _token_scopes(request: Request) -> set[str] | None:
-    token = request.auth
-    return set(token.scope.split()) if token is not None and hasattr(token, "scope") else None
-
-
-class MemberWithConnectionsAccess(BasePermission):
-    """An active member of this tenant; a token also needs the ``connections`` scope."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        if not user or not user.is_authenticated:
-            return False
-        membership = active_membership(user.pk, request.tenant.pk)
-        if membership is None:
-            return False
-        request.membership = membership
-        scopes = _token_scopes(request)
-        return scopes is None or bool({"connections", "connections.admin"} & scopes)
-
-
 def _is_admin(request: Request) -> bool:
-    scopes = _token_scopes(request)
+    scopes = token_scopes(request)  # admin-only scopes are already dropped for non-admins
     if scopes is not None:
-        return "connections.admin" in scopes and request.membership.is_admin
+        return "connections.admin" in scopes
     return request.membership.is_admin
 
 
-class ConnectionsAPIView(APIView):
-    authentication_classes = [SessionAuthentication, OAuth2Authentication]
-    permission_classes = [MemberWithConnectionsAccess]
+class ConnectionsAPIView(TenantAPIView):
+    required_scopes = ("connections", "connections.admin")
 
 
 def _account_or_404(user_id: int, key: str) -> ConnectedAccount:

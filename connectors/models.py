@@ -36,6 +36,9 @@ class Provider(models.Model):
     mcp_endpoint = models.URLField(
         max_length=500, blank=True, help_text="the provider's MCP endpoint, for tools that call its tools"
     )
+    api_base_url = models.URLField(
+        max_length=500, blank=True, help_text="the provider's REST API base URL, for tools that call its API"
+    )
     account_id_claim = models.CharField(
         max_length=64, default="sub", help_text="userinfo member holding the external account id"
     )
@@ -103,11 +106,10 @@ class Credential(models.Model):
 
 
 class AuthorizationRequest(models.Model):
-    """One started connect flow: ``state`` (stored hashed) bound to the session, user and provider,
-    usable once, for ten minutes. The PKCE verifier and the OIDC nonce stay here, server-side."""
+    """One started connect flow: ``state`` (stored hashed) bound to the user and provider (and, by its
+    schema, the tenant), usable once, for ten minutes. The PKCE verifier and the OIDC nonce stay here, server-side."""
 
     state_hash = models.CharField(max_length=64, unique=True)
-    session_hash = models.CharField(max_length=64)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
     code_verifier = EncryptedTextField(blank=True, default="")

@@ -51,6 +51,8 @@ def add_provider(
     scopes: list[str] | None = None,
     auth_method: str | None = None,
     mcp_endpoint: str | None = None,
+    api_base_url: str | None = None,
+    extra_authorize_params: dict[str, str] | None = None,
 ) -> tuple[Provider, Outcome]:
     """Create or update the provider ``key`` from a preset, an issuer (discovery) or explicit endpoints.
 
@@ -85,13 +87,17 @@ def add_provider(
         fields["token_endpoint_auth_method"] = auth_method
     if mcp_endpoint is not None:
         fields["mcp_endpoint"] = mcp_endpoint
+    if api_base_url is not None:
+        fields["api_base_url"] = api_base_url.rstrip("/")
+    if extra_authorize_params is not None:
+        fields["extra_authorize_params"] = {**fields.get("extra_authorize_params", {}), **extra_authorize_params}
     method = fields.get("token_endpoint_auth_method", Provider.AuthMethod.BASIC)
     if method not in Provider.AuthMethod.values:
         allowed = ", ".join(Provider.AuthMethod.values)
         raise ConnectorError("invalid_auth_method", f"auth method must be one of {allowed}")
     if method != Provider.AuthMethod.NONE and not client_secret:
         raise ConnectorError("client_secret_required", f"{method} needs a client secret")
-    for name in (*ENDPOINT_FIELDS, "issuer", "mcp_endpoint"):
+    for name in (*ENDPOINT_FIELDS, "issuer", "mcp_endpoint", "api_base_url"):
         if fields.get(name):
             try:
                 http.check_url(fields[name])
@@ -116,15 +122,19 @@ def add_provider(
 # --- connect ----------------------------------------------------------------------------------------
 
 
-def start_connect(*, user_id: int, provider: Provider, session_key: str, redirect_uri: str) -> str:
-    """Record a connect attempt and return the provider's authorization URL to redirect to."""
+def start_connect(*, user_id: int, provider: Provider, redirect_uri: str) -> str:
+    """Record a connect attempt and return the provider's authorization URL to redirect to.
+
+    The ``state`` is bound to the user, the provider and (by the schema it is stored in) the tenant,
+    not to the login session: if the session expires during the round trip at the provider, the user
+    logs in again and the callback still completes. Only the same user can complete it (an attacker's
+    state in a victim's browser is refused: login CSRF), once, within ten minutes."""
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if provider.pkce else ""
     scopes = list(provider.default_scopes)
     nonce = secrets.token_urlsafe(16) if "openid" in scopes else ""
     AuthorizationRequest.objects.create(
         state_hash=digest(state),
-        session_hash=digest(session_key),
         user_id=user_id,
         provider=provider,
         code_verifier=verifier,
@@ -160,7 +170,7 @@ class CallbackParams:
     iss: str
 
 
-def _consume_state(*, state: str, session_key: str, user_id: int) -> AuthorizationRequest:
+def _consume_state(*, state: str, user_id: int) -> AuthorizationRequest:
     if not state:
         raise ConnectorError("missing_state", "the provider's answer carries no state")
     with transaction.atomic():
@@ -172,8 +182,8 @@ def _consume_state(*, state: str, session_key: str, user_id: int) -> Authorizati
         )
         if request is None:
             raise ConnectorError("unknown_state", "this connection attempt is unknown")
-        if request.user_id != user_id or request.session_hash != digest(session_key):
-            raise ConnectorError("state_mismatch", "this connection attempt was started in another session")
+        if request.user_id != user_id:  # checked before consuming: another user cannot burn it
+            raise ConnectorError("state_mismatch", "this connection attempt was started by another user")
         if request.consumed_at is not None:
             raise ConnectorError("state_replayed", "this connection attempt was already used")
         request.consumed_at = timezone.now()
@@ -183,10 +193,10 @@ def _consume_state(*, state: str, session_key: str, user_id: int) -> Authorizati
     return request
 
 
-def complete_connect(*, params: CallbackParams, session_key: str, user_id: int) -> ConnectedAccount:
+def complete_connect(*, params: CallbackParams, user_id: int) -> ConnectedAccount:
     """The callback: accept the state once, exchange the code, record the identity and the scopes
     actually granted. Every failure raises a ``ConnectorError`` and stores no account data."""
-    request = _consume_state(state=params.state, session_key=session_key, user_id=user_id)
+    request = _consume_state(state=params.state, user_id=user_id)
     provider = request.provider
     if params.iss and provider.issuer and params.iss.rstrip("/") != provider.issuer.rstrip("/"):
         raise ConnectorError("issuer_mismatch", "the answer comes from another issuer (RFC 9207)")

@@ -4,21 +4,24 @@ or ``CONNECTOR_UNAVAILABLE`` in ``structuredContent``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-
-from django.conf import settings
+from urllib.parse import urlencode
 
 from connectors import http, selectors, tokens, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from declarations.idempotency import IDEMPOTENCY_META_KEY
 from declarations.principal import ToolContext
 from declarations.tools import ToolArgumentError, ToolConnectorError, tool
+from tenants.resources import canonical_base_url
 
 PROFILE_FIELDS = ("sub", "email", "email_verified", "name", "preferred_username", "login", "id")
 
 
-def connect_url(tenant_slug: str, provider_key: str) -> str:
-    return f"{settings.PUBLIC_BASE_URL}/t/{tenant_slug}/connections/{provider_key}/connect/"
+def connect_url(context: ToolContext, provider_key: str) -> str:
+    """The connect page on the tenant's canonical URL (its primary domain, or ``PUBLIC_BASE_URL/t/<slug>``)."""
+    base = canonical_base_url(tenant_id=context.principal.tenant_id, slug=context.principal.tenant_slug)
+    return f"{base}/connections/{provider_key}/connect/"
 
 
 def connector_failure(context: ToolContext, provider_key: str, exc: ConnectorError) -> ToolConnectorError:
@@ -27,7 +30,7 @@ def connector_failure(context: ToolContext, provider_key: str, exc: ConnectorErr
             f"{provider_key} is unavailable right now; try again later",
             {"class": "CONNECTOR_UNAVAILABLE", "provider": provider_key, "reason": exc.code, "retryable": True},
         )
-    url = connect_url(context.principal.tenant_slug, provider_key)
+    url = connect_url(context, provider_key)
     return ToolConnectorError(
         f"Connect your {provider_key} account first: {url}",
         {
@@ -134,14 +137,11 @@ def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dic
     user_id = context.principal.user_id
     upstream_arguments = {"query": arguments.get("query", "")}
     try:
-        token = tokens.access_token(user_id=user_id, provider_key=key)
-        response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments)
-        if response.status == 401:  # revoked or expired upstream: one refresh decides
-            account = selectors.account_of_user(user_id, key)
-            token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
-            response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments)
-        if response.status in (401, 403):
-            raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that tool")
+        response = _with_one_refresh(
+            user_id,
+            key,
+            lambda token: _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments),
+        )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict) or "result" not in body:
             raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
@@ -155,6 +155,61 @@ def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dic
     if result.get("isError"):
         raise ToolArgumentError("the connected workspace refused the search")
     return {"provider": key, "contacts": (result.get("structuredContent") or {}).get("contacts", [])}
+
+
+def _with_one_refresh(user_id: int, key: str, send: Callable[[str], http.Response]) -> http.Response:
+    """Send with the account's token; if the provider answers 401 (expired or revoked upstream), one
+    forced refresh decides: retried once with the new token, and a second refusal means reconnect."""
+    response = send(tokens.access_token(user_id=user_id, provider_key=key))
+    if response.status == 401:
+        account = selectors.account_of_user(user_id, key)
+        response = send(tokens.refresh_account(account_id=account.pk, margin_seconds=10**9))
+    if response.status in (401, 403):
+        raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that API")
+    return response
+
+
+@tool(
+    name="connector_crm_contacts",
+    title="Contacts at a connected workspace",
+    description=(
+        "Search the CRM contacts of another workspace you connected (a provider with a REST API), "
+        "through your connected account there."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+            "query": {"type": "string", "maxLength": 200},
+        },
+        "required": ["provider"],
+        "additionalProperties": False,
+    },
+    scopes=("connections",),
+    read_only=True,
+)
+def connector_crm_contacts(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    key = arguments["provider"]
+    provider = selectors.provider_by_key(key)
+    if provider is None or not provider.api_base_url:
+        raise ToolArgumentError(f"no provider {key!r} with a REST API in this workspace")
+    url = f"{provider.api_base_url}/crm/contacts?{urlencode({'query': arguments.get('query', '')})}"
+    try:
+        response = _with_one_refresh(
+            context.principal.user_id, key, lambda token: http.request("GET", url, bearer=token)
+        )
+        body = response.json()
+        if response.status != 200 or not isinstance(body, dict) or not isinstance(body.get("contacts"), list):
+            raise ProviderUnavailable("upstream_error", f"the provider's API answered HTTP {response.status}")
+    except http.OutboundError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    except (ReauthRequired, ProviderUnavailable) as exc:
+        raise connector_failure(context, key, exc) from exc
+    except ConnectorError as exc:
+        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
+    fields = ("id", "name", "email", "company", "phone")
+    contacts = [{f: c.get(f) for f in fields if f in c} for c in body["contacts"] if isinstance(c, dict)]
+    return {"provider": key, "contacts": contacts}
 
 
 @tool(
@@ -186,18 +241,16 @@ def connector_crm_create_note(context: ToolContext, arguments: dict[str, Any]) -
     provider = selectors.provider_by_key(key)
     if provider is None or not provider.mcp_endpoint:
         raise ToolArgumentError(f"no provider {key!r} with an MCP endpoint in this workspace")
-    user_id = context.principal.user_id
     upstream_arguments = {"contact_id": arguments["contact_id"], "body": arguments["body"]}
     idem = context.upstream_idempotency_key
     try:
-        token = tokens.access_token(user_id=user_id, provider_key=key)
-        response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_create_note", upstream_arguments, idem)
-        if response.status == 401:  # the provider refused the token before doing anything: refresh, once
-            account = selectors.account_of_user(user_id, key)
-            token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
-            response = _call_upstream_tool(provider.mcp_endpoint, token, "crm_create_note", upstream_arguments, idem)
-        if response.status in (401, 403):
-            raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that tool")
+        response = _with_one_refresh(
+            context.principal.user_id,
+            key,
+            lambda token: _call_upstream_tool(
+                provider.mcp_endpoint, token, "crm_create_note", upstream_arguments, idem
+            ),
+        )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict) or "result" not in body:
             raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")

@@ -24,7 +24,7 @@ CALLBACK_ERRORS = {
     "unknown_state": "This connection link is not known here. Start again from the connections page.",
     "state_replayed": "This connection link was already used. Start again from the connections page.",
     "state_expired": "This connection attempt took longer than ten minutes. Start again.",
-    "state_mismatch": "This connection was started in another session. Start again.",
+    "state_mismatch": "This connection was started by another account. Sign in as that account or start again.",
     "issuer_mismatch": "The answer did not come from the expected provider.",
     "nonce_mismatch": "The provider's identity token does not belong to this attempt.",
     "invalid_grant": "The provider did not accept the authorization code. Start again.",
@@ -73,12 +73,9 @@ def connect(request: HttpRequest, key: str) -> HttpResponse:
     if request.method == "GET":
         account = selectors.account_of_user(request.user.pk, key)
         return render(request, "connectors/connect.html", {"provider": provider, "account": account})
-    if not request.session.session_key:
-        request.session.save()
     url = services.start_connect(
         user_id=request.user.pk,
         provider=provider,
-        session_key=request.session.session_key,
         redirect_uri=request.build_absolute_uri(reverse("connectors:callback")),
     )
     return HttpResponseRedirect(url)
@@ -95,9 +92,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         iss=request.GET.get("iss", ""),
     )
     try:
-        account = services.complete_connect(
-            params=params, session_key=request.session.session_key or "", user_id=request.user.pk
-        )
+        account = services.complete_connect(params=params, user_id=request.user.pk)
     except ConnectorError as exc:
         status = 502 if exc.transient else 400
         message = CALLBACK_ERRORS.get(exc.code, "The connection could not be completed.")

@@ -10,13 +10,21 @@ always yields the same response and the same recovery step:
 | INSUFFICIENT_SCOPE | 403 | insufficient_scope | yes | re-authorize with ``scope`` (step-up) |
 | TENANT_MISMATCH | 403 | invalid_token | no | stop: the user does not belong to this tenant |
 | TENANT_INACTIVE | 403 | invalid_token | no | stop: the tenant is deactivated |
-| CONNECTOR_REAUTH_REQUIRED | 403 | insufficient_scope | yes | send the user to reconnect the account |
-| CONNECTOR_UNAVAILABLE | 503 | temporarily_unavailable | yes | retry later |
 
 Channel: the HTTP form (status + ``WWW-Authenticate``, JSON-RPC error body with the class) unless
 the OAuth client's profile says ``tool_result``, in which case ``tools/call`` answers 200 with an
 ``isError`` result carrying ``_meta["mcp/www_authenticate"]``. Failures before a client is known
 (no or unusable token) and failures of methods other than ``tools/call`` always use HTTP.
+
+Connector failures are not auth failures of the MCP token and are not members of ``AuthClass``: they
+never produce a 401/403, a ``WWW-Authenticate`` header or ``mcp/www_authenticate``. A tool raises
+``declarations.tools.ToolConnectorError`` and the call answers HTTP 200 (``mcp_tools.elicitation``):
+
+| class | HTTP | retryable | answer, and what the client should do |
+|---|---|---|---|
+| CONNECTOR_REAUTH_REQUIRED | 200 | yes | a URL elicitation (2026-07-28 clients declaring ``elicitation.url``)
+  or an ``isError`` result with ``connect_url``: send the user there, then retry |
+| CONNECTOR_UNAVAILABLE | 200 | yes | an ``isError`` result with ``reason``: retry later |
 """
 
 from __future__ import annotations
@@ -33,8 +41,6 @@ class AuthClass(Enum):
     INSUFFICIENT_SCOPE = ("INSUFFICIENT_SCOPE", 403, "insufficient_scope", True)
     TENANT_MISMATCH = ("TENANT_MISMATCH", 403, "invalid_token", False)
     TENANT_INACTIVE = ("TENANT_INACTIVE", 403, "invalid_token", False)
-    CONNECTOR_REAUTH_REQUIRED = ("CONNECTOR_REAUTH_REQUIRED", 403, "insufficient_scope", True)
-    CONNECTOR_UNAVAILABLE = ("CONNECTOR_UNAVAILABLE", 503, "temporarily_unavailable", True)
 
     def __init__(self, _name: str, status: int, oauth_error: str, retryable: bool) -> None:
         self.status = status

@@ -20,6 +20,7 @@ from declarations.scopes import base_scopes
 from declarations.tools import ToolArgumentError, ToolConnectorError, ToolSpec
 from mcp_tools.auth import Caller
 from mcp_tools.challenges import AuthClass, AuthFailure
+from mcp_tools.elicitation import Elicitation, connector_result
 from mcp_tools.matrix import EffectivePolicy
 from mcp_tools.protocol import ProtocolError
 from tenants.guard import TenantGuardError
@@ -64,7 +65,8 @@ def call_tool(
     *,
     validated: bool = False,  # exactly-once: mcp_tools.idempotency checks the arguments before its record
     upstream_idempotency_key: str | None = None,
-) -> t.CallToolResult:
+    elicitation: Elicitation | None = None,
+) -> t.CallToolResult | t.InputRequiredResult:
     spec = policy.spec
     if not validated:
         check_arguments(spec, arguments, request_id)
@@ -75,9 +77,7 @@ def call_tool(
     except ToolArgumentError as exc:
         return t.CallToolResult(content=[t.TextContent(type="text", text=str(exc))], is_error=True)
     except ToolConnectorError as exc:  # a connected account to (re)connect: never a 401/403 challenge
-        return t.CallToolResult(
-            content=[t.TextContent(type="text", text=str(exc))], structured_content=exc.structured, is_error=True
-        )
+        return connector_result(exc, elicitation or Elicitation())  # URL elicitation or isError (mcp_tools.elicitation)
     except Exception:
         logger.exception("tool %s failed (request %s)", spec.name, caller.principal.request_id)
         return t.CallToolResult(

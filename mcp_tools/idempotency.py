@@ -39,6 +39,7 @@ from mcp_types import jsonrpc
 
 from declarations.idempotency import IDEMPOTENCY_META_KEY, IDEMPOTENCY_TOOL_META, IDEMPOTENT_REPLAY_META, KEY_PATTERN
 from mcp_tools.auth import Caller
+from mcp_tools.elicitation import Elicitation
 from mcp_tools.execution import call_tool, check_arguments
 from mcp_tools.matrix import EffectivePolicy
 from mcp_tools.models import IdempotencyRecord
@@ -111,17 +112,28 @@ def upstream_key(caller: Caller, tool_name: str, key: str) -> str:
 
 
 def call_tool_once(
-    caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], meta: Any, request_id: Any
-) -> t.CallToolResult:
+    caller: Caller,
+    policy: EffectivePolicy,
+    arguments: dict[str, Any],
+    meta: Any,
+    request_id: Any,
+    elicitation: Elicitation | None = None,
+) -> t.CallToolResult | t.InputRequiredResult:
     """``execution.call_tool``, exactly once per idempotency key when the request carries one."""
     key = requested_key(meta, request_id) if policy.spec.is_write else None
     if key is None or caller.principal.user_id is None:
-        return call_tool(caller, policy, arguments, request_id)
+        return call_tool(caller, policy, arguments, request_id, elicitation=elicitation)
     check_arguments(policy.spec, arguments, request_id)  # step 6 comes before the record (a side effect)
     digest = arguments_hash(arguments)
     if policy.spec.writes_upstream:
-        return _upstream(caller, policy, arguments, key, digest, request_id)
-    return _local(caller, policy, arguments, key, digest, request_id)
+        return _upstream(caller, policy, arguments, key, digest, request_id, elicitation)
+    return _local(caller, policy, arguments, key, digest, request_id, elicitation)
+
+
+def _succeeded(result: t.CallToolResult | t.InputRequiredResult) -> bool:
+    """Only a finished, successful result is stored; an error or a request for input (URL elicitation)
+    leaves no record, so the retry is a normal call."""
+    return isinstance(result, t.CallToolResult) and not result.is_error
 
 
 def _scope(caller: Caller, tool_name: str, key: str) -> list[Any]:
@@ -150,13 +162,19 @@ def _stored(result: t.CallToolResult) -> str:
 
 
 class _Discard(Exception):  # control flow: roll the record back, answer this result
-    def __init__(self, result: t.CallToolResult) -> None:
+    def __init__(self, result: t.CallToolResult | t.InputRequiredResult) -> None:
         self.result = result
 
 
 def _local(
-    caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], key: str, digest: str, request_id: Any
-) -> t.CallToolResult:
+    caller: Caller,
+    policy: EffectivePolicy,
+    arguments: dict[str, Any],
+    key: str,
+    digest: str,
+    request_id: Any,
+    elicitation: Elicitation | None,
+) -> t.CallToolResult | t.InputRequiredResult:
     scope = _scope(caller, policy.spec.name, key)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -179,8 +197,8 @@ def _local(
                 return _replay(stored)
             else:  # pragma: no cover - needs a concurrent delete between two statements
                 raise IdempotencyInProgress(request_id)
-            result = call_tool(caller, policy, arguments, request_id, validated=True)
-            if result.is_error:
+            result = call_tool(caller, policy, arguments, request_id, validated=True, elicitation=elicitation)
+            if not _succeeded(result):
                 raise _Discard(result)
             cursor.execute(_DONE, [_stored(result), timezone.now(), record_id])
             return result
@@ -189,8 +207,14 @@ def _local(
 
 
 def _upstream(
-    caller: Caller, policy: EffectivePolicy, arguments: dict[str, Any], key: str, digest: str, request_id: Any
-) -> t.CallToolResult:
+    caller: Caller,
+    policy: EffectivePolicy,
+    arguments: dict[str, Any],
+    key: str,
+    digest: str,
+    request_id: Any,
+    elicitation: Elicitation | None,
+) -> t.CallToolResult | t.InputRequiredResult:
     scope = _scope(caller, policy.spec.name, key)
     deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
     while True:
@@ -226,8 +250,9 @@ def _upstream(
             request_id,
             validated=True,
             upstream_idempotency_key=upstream_key(caller, policy.spec.name, key),
+            elicitation=elicitation,
         )
-        if not result.is_error:
+        if _succeeded(result):
             with connection.cursor() as cursor:
                 cursor.execute(_DONE, [_stored(result), timezone.now(), record_id])
             finished = True

@@ -16,6 +16,7 @@ from mcp_tools import protocol
 from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
+from mcp_tools.elicitation import for_request
 from mcp_tools.execution import required_failure, tool_result_challenge
 from mcp_tools.idempotency import call_tool_once, tool_meta
 from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
@@ -176,9 +177,12 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
         failure = required_failure(caller, policy)
         if failure is not None:
             raise failure
-        # exactly-once (issue 13): with an idempotency key in _meta, a write tool runs once per key
+        # exactly-once (issue 13): with an idempotency key in _meta, a write tool runs once per key;
+        # connector reconnects become a URL elicitation where the client supports it (issue 10)
         meta = incoming.message.params.get("_meta") if isinstance(incoming.message.params, dict) else None
-        result = call_tool_once(effective_caller, policy, params.arguments or {}, meta, incoming.request_id)
+        elicitation = for_request(incoming, params)
+        arguments = params.arguments or {}
+        result = call_tool_once(effective_caller, policy, arguments, meta, incoming.request_id, elicitation)
     except AuthFailure as failure:
         if caller is None or caller.channel != ChallengeChannel.TOOL_RESULT:
             note_http_challenge(request, failure)

@@ -6,7 +6,7 @@ from oauth2_provider import views as dot_views
 
 from oauth.views.authorize import TenantAuthorizationView
 from oauth.views.introspect import ConfidentialIntrospectView
-from oauth.views.metadata import TenantResourceMetadataView, TenantServerMetadataView
+from oauth.views.metadata import TenantAPIResourceMetadataView, TenantResourceMetadataView, TenantServerMetadataView
 from oauth.views.registration import PolicyRegistrationManagementView, PolicyRegistrationView
 from oauth.views.token import PlatformTokenView
 
@@ -30,4 +30,9 @@ urlpatterns = [
         ".well-known/oauth-protected-resource/mcp", TenantResourceMetadataView.as_view(), name="oauth-resource-metadata"
     ),
     path(".well-known/oauth-protected-resource", TenantResourceMetadataView.as_view()),
+    path(
+        ".well-known/oauth-protected-resource/api",
+        TenantAPIResourceMetadataView.as_view(),
+        name="oauth-api-resource-metadata",
+    ),
 ]

@@ -1,6 +1,8 @@
 """django-oauth-toolkit's validator, extended where the platform is stricter than DOT's defaults.
 
-- RFC 8707: ``resource`` defaults to the tenant's MCP resource and may name nothing else.
+- RFC 8707: ``resource`` defaults to the tenant's MCP resource; it may instead name the tenant's REST
+  API (``H/t/<slug>/api``), and a token has exactly one of them as its audience, so a token for one is
+  refused at the other.
 - RFC 9700 §4.5: a replayed authorization code revokes the token family it produced, but only when
   the replay is otherwise valid (the code's client and a PKCE verifier matching its challenge), so a
   spent code and a public client id are not enough to end someone's session; it is refused either
@@ -64,10 +66,10 @@ class TenantOAuth2Validator(OAuth2Validator):
         if not request.resource:
             request.resource = list(allowed[:1])
         stray = [r for r in request.resource if r not in allowed]
-        if stray or not request.resource:
+        if stray or len(request.resource) != 1:
             raise errors.CustomOAuth2Error(
                 error="invalid_target",
-                description="resource must be this tenant's MCP endpoint",
+                description="resource must be one of this tenant's resources: its MCP endpoint or its API",
                 request=request,
             )
 

@@ -5,7 +5,8 @@ from mcp_tools.challenges import AuthClass, AuthFailure
 
 def test_every_class_is_distinct_and_fixed():
     names = [member.name for member in AuthClass]
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 5
+    assert not [n for n in names if n.startswith("CONNECTOR_")]  # connector failures are tool results, never 401/403
     assert AuthClass.INVALID_TOKEN is not AuthClass.AUTH_REQUIRED
     assert (AuthClass.INSUFFICIENT_SCOPE.status, AuthClass.INSUFFICIENT_SCOPE.retryable) == (403, True)
     assert AuthClass.TENANT_MISMATCH.retryable is False

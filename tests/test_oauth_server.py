@@ -544,9 +544,9 @@ def test_tenant_domain_mode_has_its_own_issuer_and_resource(live, acme):
     from tenants.models import Tenant as TenantModel
     from tests.mcp_raw import call
 
-    Domain.objects.get_or_create(
-        domain="acme-domain.test", defaults={"tenant": TenantModel.objects.get(schema_name="acme")}
-    )
+    # not primary: the row outlives the test, and a primary domain would move acme's canonical URL
+    acme_tenant = TenantModel.objects.get(schema_name="acme")
+    Domain.objects.get_or_create(domain="acme-domain.test", defaults={"tenant": acme_tenant, "is_primary": False})
     port = live.url.rsplit(":", 1)[1]
     host = f"acme-domain.test:{port}"
     base = f"http://{host}"

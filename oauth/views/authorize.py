@@ -17,7 +17,7 @@ from oauth2_provider.views import AuthorizationView
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error, InvalidRequestFatalError
 
 from declarations.scopes import admin_only_scopes, get_scope
-from oauth.issuer import issuer, mcp_resource
+from oauth.issuer import allowed_resources, issuer
 from oauth.services import prior_consent, record_consent
 from tenants.models import Membership
 from tenants.selectors import active_membership
@@ -58,13 +58,13 @@ class TenantAuthorizationView(AuthorizationView):
 
     def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         resources = request.GET.getlist("resource")
-        canonical = mcp_resource(request)
+        allowed = allowed_resources(request)
         if not resources:
             query = request.GET.copy()
-            query.setlist("resource", [canonical])
+            query.setlist("resource", [allowed[0]])  # the MCP endpoint
             request.GET = query
-        elif any(r != canonical for r in resources):
-            return self._refuse(request, "invalid_target", "resource must be this tenant's MCP endpoint")
+        elif len(resources) != 1 or resources[0] not in allowed:
+            return self._refuse(request, "invalid_target", "resource must be this tenant's MCP endpoint or its API")
         if "approval_prompt" in request.GET:
             # DOT's approval_prompt=auto would skip the page on any live token; the platform's consent
             # memory (render_to_response) decides instead, so a client cannot choose to skip it

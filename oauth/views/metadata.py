@@ -8,12 +8,15 @@ fields MCP clients look for.
 from __future__ import annotations
 
 import json
+from importlib import import_module
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from oauth2_provider.views.metadata import OAuthProtectedResourceMetadataView, OAuthServerMetadataView
 
 from declarations.scopes import all_scopes, base_scopes
-from oauth.issuer import issuer, mcp_resource
+from oauth.issuer import api_resource, issuer, mcp_resource
+from tenants.api import API_SCOPES
 
 METADATA_MAX_AGE = 300
 
@@ -65,3 +68,19 @@ class TenantResourceMetadataView(OAuthProtectedResourceMetadataView):
         data = json.loads(super().get(request, *args, **kwargs).content)
         data["bearer_methods_supported"] = ["header"]
         return _json(data)
+
+
+class TenantAPIResourceMetadataView(TenantResourceMetadataView):
+    """RFC 9728 metadata of the tenant's REST API (``H/t/<slug>/api``), the second resource a client
+    can ask tokens for (``resource=H/t/<slug>/api``)."""
+
+    def get_resource(self, request: HttpRequest) -> str:
+        return api_resource(request)
+
+    def get_scopes_supported(self) -> list[str]:
+        import_module(settings.ROOT_URLCONF)  # the tenant URLconf imports every API view, which declare them
+        return sorted(API_SCOPES)
+
+    def get_resource_name(self) -> str | None:
+        tenant = getattr(self.request, "tenant", None)
+        return f"{tenant.name} API" if tenant else None

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from connectors.models import AuthorizationRequest, ConnectedAccount, Credential
+from tests.conftest import PASSWORD
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.oauth_flow import hidden_inputs
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,7 +89,7 @@ def test_state_is_accepted_once(live, oidc):
     assert replay.status_code == 400 and 'id="error-code">state_replayed<' in replay.text
 
 
-def test_state_from_another_session_is_refused_and_stays_usable(live, oidc):
+def test_state_of_another_user_is_refused_and_stays_usable(live, oidc):
     key = add_oidc_provider(oidc)
     victim = ConnectBrowser(live, oidc)
     callback = victim.through_provider(victim.start(key))
@@ -96,6 +98,49 @@ def test_state_from_another_session_is_refused_and_stays_usable(live, oidc):
     assert stolen.status_code == 400 and 'id="error-code">state_mismatch<' in stolen.text
     assert account(key, "admin@acme.test") is None
     assert victim.http.get(callback).status_code == 302  # the rightful session still completes
+    assert account(key).status == "active"
+
+
+def test_session_expiring_during_the_round_trip_completes_after_logging_in_again(live, oidc):
+    """The state is bound to the user, not the session: the user logs in again (a new session key)
+    and the callback completes; another user who logs in cannot complete it."""
+    from django.contrib.sessions.models import Session
+
+    key = add_oidc_provider(oidc)
+    browser = ConnectBrowser(live, oidc)
+    callback = browser.through_provider(browser.start(key))
+    old_key = browser.http.cookies["sessionid_acme"]
+    with schema_context("acme"):  # the session expires while the user is at the provider
+        assert Session.objects.filter(session_key=old_key).delete()[0] == 1
+
+    to_login = browser.http.get(callback)
+    assert to_login.status_code == 302 and "/login/?next=" in to_login.headers["location"]
+    login_page = browser.http.get(urljoin(callback, to_login.headers["location"]))
+    form = hidden_inputs(login_page.text)
+    assert form["next"].startswith("/t/acme/connections/callback/?")
+    # someone else signs in on this browser first: refused, and the state is not used up
+    intruder = browser.http.post(
+        login_page.url,
+        data={**form, "username": "admin@acme.test", "password": PASSWORD},
+        headers={"Referer": str(login_page.url)},
+    )
+    assert intruder.status_code == 302
+    refused = browser.http.get(urljoin(callback, intruder.headers["location"]))
+    assert refused.status_code == 400 and 'id="error-code">state_mismatch<' in refused.text
+    assert account(key, "admin@acme.test") is None
+
+    browser.http.cookies.clear()
+    login_page = browser.http.get(urljoin(callback, to_login.headers["location"]))
+    form = hidden_inputs(login_page.text)
+    again = browser.http.post(
+        login_page.url,
+        data={**form, "username": "member@acme.test", "password": PASSWORD},
+        headers={"Referer": str(login_page.url)},
+    )
+    assert again.status_code == 302 and again.headers["location"] == form["next"]
+    assert browser.http.cookies["sessionid_acme"] != old_key
+    done = browser.http.get(urljoin(callback, again.headers["location"]))
+    assert done.status_code == 302 and f"connected:{key}" in done.headers["location"]
     assert account(key).status == "active"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.conf import settings
 from django.utils import timezone
@@ -101,3 +102,28 @@ def test_the_tool_needs_the_connections_scope(live, oidc):
         live.tenant_url("acme", "mcp"), platform_token(live, "crm.read"), "connector_profile", {"provider": key}
     )
     assert response.status_code == 403 and 'scope="connections crm.read"' in response.headers["www-authenticate"]
+
+
+def test_connect_url_is_the_tenants_canonical_url_in_domain_mode(live, oidc, settings, unique):
+    """With a primary domain the connect link is on that domain (the platform's scheme and port), and
+    that URL really is the tenant's connect page there; without one it is PUBLIC_BASE_URL/t/<slug>."""
+    from tenants.models import Domain, Tenant
+
+    settings.PUBLIC_BASE_URL = live.url  # the live server thread shares these settings
+    key = add_oidc_provider(oidc)
+    url = live.tenant_url("acme", "mcp")
+    token = platform_token(live)
+    path_mode = result_of(call(url, token, "connector_profile", {"provider": key}))["structuredContent"]
+    assert path_mode["connect_url"] == f"{live.url}/t/acme/connections/{key}/connect/"
+
+    host = f"acme-{unique}.test"
+    domain = Domain.objects.create(domain=host, tenant=Tenant.objects.get(schema_name="acme"), is_primary=True)
+    try:
+        found = result_of(call(url, token, "connector_profile", {"provider": key}))["structuredContent"]
+        port = live.url.rsplit(":", 1)[1]
+        assert found["connect_url"] == f"http://{host}:{port}/connections/{key}/connect/"
+        # the same page, reached on the tenant's domain: members only, so it sends the visitor to log in there
+        page = httpx.get(f"{live.url}/connections/{key}/connect/", headers={"Host": f"{host}:{port}"})
+        assert page.status_code == 302 and page.headers["location"].startswith("/login/?next=/connections/")
+    finally:
+        domain.delete()

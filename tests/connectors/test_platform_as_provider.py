@@ -44,7 +44,8 @@ def register_platform_client(live: LiveServer) -> tuple[str, str]:
     return body["client_id"], body["client_secret"]
 
 
-def setup_provider(live: LiveServer, unique: str) -> tuple[str, str, str]:
+def setup_provider(live: LiveServer, unique: str, *, api: bool = False) -> tuple[str, str, str]:
+    """``api``: connect for globex's REST API (audience ``/t/globex/api``) instead of its MCP endpoint."""
     client_id, secret = register_platform_client(live)
     with schema_context("globex"):  # the test asks the provider about tokens through introspection
         marked = ClientProfile.objects.filter(application__client_id=client_id).update(is_resource_server=True)
@@ -58,7 +59,9 @@ def setup_provider(live: LiveServer, unique: str) -> tuple[str, str, str]:
             client_secret=secret,
             scopes=["crm.read"],
             display_name="Globex",
-            mcp_endpoint=live.tenant_url("globex", "mcp"),
+            mcp_endpoint=None if api else live.tenant_url("globex", "mcp"),
+            api_base_url=live.tenant_url("globex", "api") if api else None,
+            extra_authorize_params={"resource": live.tenant_url("globex", "api")} if api else None,
         )
     assert provider.revocation_endpoint.endswith("/t/globex/revoke_token/") and provider.pkce
     return key, client_id, secret
@@ -182,3 +185,51 @@ def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(l
         acme_names = set(Contact.objects.values_list("name", flat=True))
     found = sorted(c["name"] for c in result["structuredContent"]["contacts"])
     assert found == globex_names and not set(found) & (acme_names - set(globex_names))
+
+
+def test_a_tool_in_acme_reads_globex_contacts_through_globex_api_and_refreshes_once(live, unique):
+    """Issue 10 item 6: globex's CRM read API (``/t/globex/api/crm/contacts``, ``crm.read``, audience
+    ``/t/globex/api``) called by acme's ``connector_crm_contacts`` with the member's connected account;
+    a token globex considers expired is refreshed once (counted at globex) and the call succeeds."""
+    from oauth2_provider.models import AccessToken
+
+    from crm.models import Contact
+    from oauth.validators import checksum
+    from tests.mcp_raw import call
+    from tests.oauth_flow import obtain_tokens, signed_in
+
+    key, client_id, _ = setup_provider(live, unique, api=True)
+    url = live.tenant_url("acme", "mcp")
+    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    token = obtain_tokens(member, client, scope="connections")["access_token"]
+    before = call(url, token, "connector_crm_contacts", {"provider": key}).json()["result"]
+    assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
+    assert connect(live, key).status_code == 302
+    account, credential = account_and_credential(key)
+    with schema_context("globex"):
+        upstream = AccessToken.objects.get(token_checksum=checksum(credential.access_token))
+        assert upstream.resource == [live.tenant_url("globex", "api")]
+        globex_names = sorted(Contact.objects.values_list("name", flat=True))
+
+    result = call(url, token, "connector_crm_contacts", {"provider": key, "query": ""}).json()["result"]
+    assert result["isError"] is False, result
+    assert sorted(c["name"] for c in result["structuredContent"]["contacts"]) == globex_names
+    one = globex_names[0]
+    narrowed = call(url, token, "connector_crm_contacts", {"provider": key, "query": one}).json()["result"]
+    assert one in [c["name"] for c in narrowed["structuredContent"]["contacts"]]
+    assert len(narrowed["structuredContent"]["contacts"]) < len(globex_names)
+
+    # globex expires the token while acme still believes it valid: 401 -> one refresh -> success
+    with schema_context("globex"):
+        AccessToken.objects.filter(pk=upstream.pk).update(expires=timezone.now() - timedelta(seconds=1))
+    issued = issued_refresh_tokens(client_id)
+    again = call(url, token, "connector_crm_contacts", {"provider": key, "query": ""}).json()["result"]
+    assert again["isError"] is False, again
+    assert sorted(c["name"] for c in again["structuredContent"]["contacts"]) == globex_names
+    assert issued_refresh_tokens(client_id) == issued + 1
+    refreshed, renewed = account_and_credential(key)
+    assert refreshed.refresh_count == account.refresh_count + 1 and renewed.access_token != credential.access_token
+
+    # the connected account's token is for globex's API: globex's MCP endpoint refuses it
+    refused = call(live.tenant_url("globex", "mcp"), renewed.access_token, "crm_search_contacts")
+    assert refused.status_code == 401

@@ -20,6 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--revoke-url", default="")
         parser.add_argument("--userinfo-url", default="")
         parser.add_argument("--mcp-endpoint", help="the provider's MCP endpoint (for connector_crm_search)")
+        parser.add_argument("--api-base-url", help="the provider's REST API base (for connector_crm_contacts)")
+        parser.add_argument("--resource", help="RFC 8707 resource to ask the provider for (sent when connecting)")
         parser.add_argument("--client-id", required=True)
         parser.add_argument("--client-secret", default="")
         parser.add_argument("--scopes", help='space-separated, e.g. "openid offline_access"')
@@ -51,6 +53,8 @@ class Command(BaseCommand):
                     scopes=o["scopes"].split() if o["scopes"] is not None else None,
                     auth_method=o["auth_method"],
                     mcp_endpoint=o["mcp_endpoint"],
+                    api_base_url=o["api_base_url"],
+                    extra_authorize_params={"resource": o["resource"]} if o["resource"] else None,
                 )
         except (TenantServiceError, ConnectorError) as exc:
             raise CommandError(f"{exc} [{exc.code}]") from exc

@@ -1,0 +1,67 @@
+"""URL-mode elicitation for connector (re)connection (issue 10 item 5), where the protocol allows it.
+
+What the installed ``mcp``/``mcp_types`` (2.3.0) define:
+
+- 2025-11-25: the ``-32042`` ``URLElicitationRequiredError`` (``mcp_types.jsonrpc.URL_ELICITATION_REQUIRED``,
+  "protocol 2025-11-25 only"), for clients that declared ``elicitation.url`` *at initialize*. This
+  endpoint keeps no sessions, so on a ``tools/call`` of that era the client's capabilities are unknown
+  and the error is never sent: those clients get the ``isError`` result below.
+- 2025-06-18: elicitation has no URL mode at all.
+- 2026-07-28 (stateless): ``-32042`` is retired; capabilities come with every request in
+  ``_meta["io.modelcontextprotocol/clientCapabilities"]``, and a ``tools/call`` may answer an
+  ``InputRequiredResult`` (``resultType: "input_required"``) whose ``inputRequests`` hold an
+  ``elicitation/create`` request in ``url`` mode; the client shows the URL and retries the same call
+  with ``inputResponses`` (SEP-2322 multi round-trip, driven by the official client).
+
+So: a modern request whose client declared ``elicitation.url`` gets, for a connector tool that needs
+(re)connection, one URL elicitation ``connect:<provider>`` with the connect page. The retried call runs
+the tool again; if the account is still not usable (or the user declined or cancelled), and for every
+other client, the answer is the ``isError`` tool result with ``structuredContent``
+``{class, provider, reason, connect_url, retryable}``. Never a 401/403 or ``mcp/www_authenticate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp_types as t
+
+from declarations.tools import ToolConnectorError
+from mcp_tools.protocol import Incoming
+
+CAPABILITIES_META_KEY = "io.modelcontextprotocol/clientCapabilities"
+
+
+@dataclass(frozen=True)
+class Elicitation:
+    url_mode: bool = False  # this request's client declared URL-mode elicitation (2026-07-28 only)
+    answered: dict[str, str] = field(default_factory=dict)  # input key -> the user's action, on a retry
+
+
+def for_request(incoming: Incoming, params: Any) -> Elicitation:
+    if not incoming.modern:
+        return Elicitation()  # handshake era: capabilities were declared at initialize, unknown here
+    meta = getattr(params, "meta", None) or {}
+    capabilities = meta.get(CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
+    elicitation = capabilities.get("elicitation") if isinstance(capabilities, dict) else None
+    url_mode = isinstance(elicitation, dict) and isinstance(elicitation.get("url"), dict)
+    answered = {
+        key: str(getattr(response, "action", ""))
+        for key, response in (getattr(params, "input_responses", None) or {}).items()
+    }
+    return Elicitation(url_mode, answered)
+
+
+def connector_result(exc: ToolConnectorError, elicitation: Elicitation) -> t.CallToolResult | t.InputRequiredResult:
+    structured = exc.structured
+    url = structured.get("connect_url")
+    key = f"connect:{structured.get('provider', '')}"
+    if url and elicitation.url_mode and key not in elicitation.answered:
+        request = t.ElicitRequest(
+            params=t.ElicitRequestURLParams(message=str(exc), url=url, elicitation_id=key),
+        )
+        return t.InputRequiredResult(input_requests={key: request}, result_type="input_required")
+    return t.CallToolResult(
+        content=[t.TextContent(type="text", text=str(exc))], structured_content=structured, is_error=True
+    )

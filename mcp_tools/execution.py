@@ -20,8 +20,8 @@ from declarations.scopes import base_scopes
 from declarations.tools import ToolArgumentError, ToolConnectorError
 from mcp_tools.auth import Caller
 from mcp_tools.challenges import AuthClass, AuthFailure
-from mcp_tools.matrix import EffectivePolicy
 from mcp_tools.protocol import ProtocolError
+from mcp_tools.selectors import EffectivePolicy
 from tenants.guard import TenantGuardError
 
 logger = logging.getLogger(__name__)

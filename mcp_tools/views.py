@@ -17,8 +17,8 @@ from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
 from mcp_tools.execution import call_tool, required_failure, tool_result_challenge
-from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.protocol import Incoming, ProtocolError
+from mcp_tools.selectors import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.stepup import note_http_challenge
 from oauth.issuer import resource_metadata_url
 from oauth.models import ChallengeChannel

@@ -1,4 +1,5 @@
-"""Writes and reads on the platform's OAuth state (the current tenant's schema)."""
+"""Writes on the platform's OAuth state (the current tenant's schema); every service takes keyword
+arguments only. Reads are in ``oauth.selectors``."""
 
 from __future__ import annotations
 
@@ -21,19 +22,14 @@ from oauth.shared.selectors import channel_from_rules
 logger = logging.getLogger(__name__)
 
 
-def prior_consent(user, application: Application) -> set[str]:
-    grant = ConsentGrant.objects.filter(user=user, application=application).only("scope").first()
-    return grant.scopes if grant else set()
-
-
-def record_consent(user, application: Application, scopes: list[str]) -> None:
+def record_consent(*, user, application: Application, scopes: list[str]) -> None:
     with transaction.atomic():
         grant, _ = ConsentGrant.objects.select_for_update().get_or_create(user=user, application=application)
         grant.scope = " ".join(sorted(grant.scopes | set(scopes)))
         grant.save(update_fields=["scope", "updated_at"])
 
 
-def revoke_user_tokens(user_id: int) -> int:
+def revoke_user_tokens(*, user_id: int) -> int:
     """Revoke every token and pending code the user holds in the current tenant; forget their consents."""
     with transaction.atomic():
         ConsentGrant.objects.filter(user_id=user_id).delete()
@@ -123,7 +119,7 @@ def update_client_profile(*, application: Application, facts: ClientFacts, clien
         return profile
 
 
-def expire_unused_clients(now=None) -> int:
+def expire_unused_clients(*, now=None) -> int:
     """Delete dynamically registered and CIMD clients nobody has used for
     ``OAUTH_DCR_CLIENT_IDLE_SECONDS`` (counted from their last token, or their registration / first
     sight if they never got one). A CIMD client that comes back is re-created from its document."""
@@ -143,7 +139,7 @@ def expire_unused_clients(now=None) -> int:
     return count
 
 
-def drop_expired_refresh_state(now=None) -> int:
+def drop_expired_refresh_state(*, now=None) -> int:
     """Forget successor pairs past the refresh grace window (normally dropped when the successor is
     used) and step-up challenges past theirs."""
     now = now or timezone.now()

@@ -16,7 +16,6 @@ from playwright.sync_api import Page, sync_playwright
 
 from tenants.admin_site import tenant_admin_site
 from tests.conftest import PASSWORD
-from tests.oauth_flow import Tenant as OAuthTenant
 from tests.oauth_flow import obtain_tokens, signed_in
 from tests.test_consent_browser import ARGS, CHROMIUM
 
@@ -83,7 +82,7 @@ def admin_pages(live):
     from tenants.models import Membership, Tenant
 
     # a token pair and a consent in acme, so their view pages are opened too
-    client, browser = signed_in(OAuthTenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
     obtain_tokens(browser, client, scope="crm.read")
     tenant_pages = []
     for model in tenant_admin_site._registry:

@@ -24,11 +24,6 @@ from tests.test_mcp_oauth_flow import cimd_document_server  # noqa: F401  (the l
 CHATGPT_REDIRECT = "https://chatgpt.com/connector_platform_oauth_redirect"
 
 
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
-
-
 def post_register(tenant: Tenant, **metadata) -> httpx.Response:
     body = {"client_name": "policy test", "token_endpoint_auth_method": "none", **metadata}
     return httpx.post(tenant.url("register/"), json=body, timeout=20)

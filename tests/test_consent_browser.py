@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import PASSWORD
-from tests.oauth_flow import Tenant, authorize_url, exchange, pkce_pair, register
+from tests.oauth_flow import authorize_url, exchange, pkce_pair, register
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium refuses "unsafe" ports such as 9 before any routing, so the browser tests use another one.
@@ -40,7 +40,7 @@ def page(tmp_path):
 
 
 def test_consent_in_a_real_browser(live, page, tmp_path):
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     client = register(acme, client_name="Browser Test Client", redirect_uris=[CALLBACK])
     verifier, challenge = pkce_pair()
     url = authorize_url(client, scope="crm.read crm.write", challenge=challenge, state="browser-state")
@@ -70,7 +70,7 @@ def test_consent_in_a_real_browser(live, page, tmp_path):
 
 
 def test_deny_in_a_real_browser(live, page):
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     client = register(acme, redirect_uris=[CALLBACK])
     _, challenge = pkce_pair()
     captured: list[str] = []

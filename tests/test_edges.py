@@ -31,11 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
-
-
 def post_mcp(acme: Tenant, body: bytes, **headers: str) -> httpx.Response:
     return httpx.post(acme.mcp, content=body, headers={**JSON, **headers}, timeout=20)
 

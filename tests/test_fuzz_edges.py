@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.mcp_raw import MODERN
-from tests.oauth_flow import Browser, Client, Tenant, authorize_url, obtain_tokens, pkce_pair, signed_in
+from tests.oauth_flow import Browser, Client, authorize_url, obtain_tokens, pkce_pair, signed_in
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))  # per endpoint family; raise it for a deeper run
 FUZZ = settings(
@@ -84,11 +84,6 @@ def field_dict(names: list[str]) -> st.SearchStrategy[dict[str, str]]:
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
 
 
 @pytest.fixture

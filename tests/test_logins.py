@@ -68,8 +68,8 @@ def people(live, unique) -> dict[str, str]:
     }
     User.objects.create_superuser(emails["superuser"], PASSWORD)
     for key in ("ended", "inactive", "both"):
-        add_user("acme", emails[key], password=PASSWORD, role="admin")
-    add_user("globex", emails["both"], password=PASSWORD, role="member")
+        add_user(slug="acme", email=emails[key], password=PASSWORD, role="admin")
+    add_user(slug="globex", email=emails["both"], password=PASSWORD, role="member")
     Membership.objects.filter(user__email=emails["ended"]).update(is_active=False)
     User.objects.filter(email=emails["inactive"]).update(is_active=False)
     return emails  # left in place: a user's rows reach into every tenant schema (unique emails)

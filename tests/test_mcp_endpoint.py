@@ -17,15 +17,11 @@ from oauth.models import ClientProfile
 from tests.conftest import PASSWORD
 from tests.mcp_client import connect, provider
 from tests.mcp_raw import call, modern_request
-from tests.oauth_flow import Browser, Tenant, obtain_tokens, signed_in
-
-
-def tenant(live, slug: str) -> Tenant:
-    return Tenant(live.tenant_url(slug).rstrip("/"), slug)
+from tests.oauth_flow import Browser, obtain_tokens, signed_in
 
 
 def token_for(live, slug: str, email: str, scope: str = "crm.read", **reg) -> tuple[str, str]:
-    client, browser = signed_in(tenant(live, slug), email, **reg)
+    client, browser = signed_in(live.tenant(slug), email, **reg)
     return obtain_tokens(browser, client, scope=scope)["access_token"], client.client_id
 
 
@@ -48,7 +44,7 @@ def error_of(response: httpx.Response) -> dict:
 
 def test_step_up_with_the_sdk_client_keeps_earlier_scopes(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(tenant(live, "acme"), "member@acme.test")
+    browser = Browser(live.tenant("acme"), "member@acme.test")
     browser.login()
     oauth, consent = provider(url, browser)
     contact_id = contact_ids("acme")[0]
@@ -79,7 +75,7 @@ def test_step_up_with_the_sdk_client_keeps_earlier_scopes(live):
 
 def test_handshake_era_client_works(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(tenant(live, "acme"), "member@acme.test")
+    browser = Browser(live.tenant("acme"), "member@acme.test")
     browser.login()
     oauth, _ = provider(url, browser)
 
@@ -279,8 +275,8 @@ def test_tenant_deactivated_mid_session(live, unique):
     from tenants.services import add_user, create_tenant
 
     slug = f"t{unique}"
-    create_tenant(slug, name="Short-lived")
-    add_user(slug, f"admin@{slug}.test", password=PASSWORD, role="admin")
+    create_tenant(slug=slug, name="Short-lived")
+    add_user(slug=slug, email=f"admin@{slug}.test", password=PASSWORD, role="admin")
     url = live.tenant_url(slug, "mcp")
     token, _ = token_for(live, slug, f"admin@{slug}.test", scope="crm.read crm.write")
     with schema_context(slug):
@@ -307,7 +303,7 @@ def test_demoted_admin_loses_admin_only_scope(live, unique):
     with schema_context("acme"):
         assert Contact.objects.filter(pk=victim.pk).exists()
     # and a plain member cannot be granted it at all
-    client, browser = signed_in(tenant(live, "acme"), "member@acme.test")
+    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
     from tests.oauth_flow import authorize_url, pkce_pair, redirect_params
 
     _, challenge = pkce_pair()

@@ -16,7 +16,7 @@ def run(coro_fn, *args):
 
 def test_sdk_client_discovers_registers_authorizes_and_calls(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(type("T", (), {"url": lambda self, p: live.tenant_url("acme", p)})(), "member@acme.test")
+    browser = Browser(live.tenant("acme"), "member@acme.test")
     browser.login()
     oauth, consent = provider(url, browser)
 
@@ -85,7 +85,7 @@ def test_sdk_client_with_a_client_id_metadata_document(live, settings, cimd_docu
     settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS = {f"client-{unique}.example.test": origin}
 
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(type("T", (), {"url": lambda self, p: live.tenant_url("acme", p)})(), "member@acme.test")
+    browser = Browser(live.tenant("acme"), "member@acme.test")
     browser.login()
     oauth, consent = provider(url, browser, client_metadata_url=client_id)
 
@@ -112,7 +112,7 @@ def test_token_refresh_through_the_sdk_client(live):
     from tests.mcp_client import MemoryStorage
 
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(type("T", (), {"url": lambda self, p: live.tenant_url("acme", p)})(), "member@acme.test")
+    browser = Browser(live.tenant("acme"), "member@acme.test")
     browser.login()
     storage = MemoryStorage()
     oauth, consent = provider(url, browser, storage=storage)

@@ -160,13 +160,13 @@ def test_unticking_a_membership_revokes_with_the_real_receiver(root, django_capt
 def test_deactivate_tenant_signals_only_after_commit(django_capture_on_commit_callbacks):
     pair = _token_pair("acme", "member@acme.test")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        tenant, outcome = deactivate_tenant("acme")
-    assert outcome.created and not tenant.is_active
+        tenant, outcome = deactivate_tenant(slug="acme")
+    assert outcome.changed and not tenant.is_active
     assert _alive("acme", pair)  # nothing revoked before the commit
     assert len(callbacks) == 1
     callbacks[0]()
     assert not _alive("acme", pair)
-    assert deactivate_tenant("acme")[1].created is False
+    assert deactivate_tenant(slug="acme")[1].changed is False
 
 
 def test_deactivate_tenant_is_atomic(django_capture_on_commit_callbacks):
@@ -176,7 +176,7 @@ def test_deactivate_tenant_is_atomic(django_capture_on_commit_callbacks):
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        deactivate_tenant("acme")
+        deactivate_tenant(slug="acme")
         raise RuntimeError("the surrounding work failed")
     acme = Tenant.objects.get(schema_name="acme")
     assert acme.is_active and acme.deactivated_at is None

@@ -20,7 +20,7 @@ from django_tenants.utils import schema_context
 
 from tests.conftest import PASSWORD
 from tests.mcp_raw import modern_request
-from tests.oauth_flow import Browser, Tenant, authorize_url, pkce_pair, redirect_params, register
+from tests.oauth_flow import Browser, authorize_url, pkce_pair, redirect_params, register
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -162,7 +162,7 @@ def test_debug_logging_never_shows_a_token_or_secret(live, settings):
     capture = _Capture()
     logging.getLogger().addHandler(capture)
     try:
-        tenant = Tenant(live.tenant_url("acme", "").rstrip("/"), "acme")
+        tenant = live.tenant("acme")
         client = register(tenant, token_endpoint_auth_method="client_secret_post")
         assert client.client_secret
         browser = Browser(tenant, "member@acme.test")

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from tests.mcp_raw import call
-from tests.oauth_flow import Tenant, obtain_tokens, refresh, signed_in
+from tests.oauth_flow import obtain_tokens, refresh, signed_in
 
 PARALLEL = 10
 ROUNDS = 20
-
-
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
 
 
 def _live_families(client_id: str) -> list:

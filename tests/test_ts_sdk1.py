@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from tests.oauth_flow import Browser, Tenant, redirect_params
+from tests.oauth_flow import Browser, redirect_params
 
 HARNESS = Path(__file__).parent / "node" / "ts_sdk1"
 
@@ -53,7 +53,7 @@ def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
     node = shutil.which("node")
     assert node, "node is required for this test"
     assert (HARNESS / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), "run `make test` (npm ci)"
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     browser = Browser(acme, "member@acme.test")
     browser.login()
     contact = _first_contact_id()

@@ -22,7 +22,7 @@ from connectors.models import ConnectedAccount, Credential
 from connectors.services import add_provider
 from oauth.models import ClientProfile
 from tests.conftest import LiveServer
-from tests.oauth_flow import Browser, Tenant, hidden_inputs
+from tests.oauth_flow import Browser, hidden_inputs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,9 +66,9 @@ def setup_provider(live: LiveServer, unique: str) -> tuple[str, str, str]:
 
 def connect(live: LiveServer, key: str) -> httpx.Response:
     """acme's member connects the globex account of member@globex.test (one browser, two tenants)."""
-    acme = Browser(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    acme = Browser(live.tenant("acme"), "member@acme.test")
     acme.login()
-    globex = Browser(Tenant(live.tenant_url("globex").rstrip("/"), "globex"), "member@globex.test", http=acme.http)
+    globex = Browser(live.tenant("globex"), "member@globex.test", http=acme.http)
     globex.login()  # per-tenant session cookies: both sessions live in one cookie jar
     page = acme.http.get(live.tenant_url("acme", f"connections/{key}/connect/"))
     started = acme.http.post(
@@ -169,7 +169,7 @@ def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(l
 
     key, _, _ = setup_provider(live, unique)
     url = live.tenant_url("acme", "mcp")
-    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     before = call(url, token, "connector_crm_search", {"provider": key}).json()["result"]
     assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"

@@ -24,7 +24,7 @@ from django_tenants.utils import schema_context
 from connectors.models import ConnectedAccount
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import call
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ def test_twenty_concurrent_tool_calls_across_two_workers_refresh_once(live, oidc
     assert browser.connect(key).status_code == 302
     # the platform token comes from the live server (the test process's password hasher); gunicorn is
     # addressed under the live server's host name, so the token's audience (RFC 8707) matches there
-    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     same_host = {"Host": live.url.removeprefix("http://")}
     with schema_context("acme"):

@@ -16,5 +16,5 @@ class ProvisioningCommand(BaseCommand):
             obj, outcome = call()
         except TenantServiceError as exc:
             raise CommandError(f"{exc} [{exc.code}]") from exc
-        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.created else outcome.detail)
+        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.changed else outcome.detail)
         return obj

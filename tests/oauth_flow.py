@@ -13,9 +13,11 @@ from probe.oauth_flow import (  # noqa: F401  (re-exported for the tests)
     hidden_inputs,
     obtain_tokens,
     pkce_pair,
+    query_params,
     redirect_params,
     refresh,
     register,
+    submit_login,
 )
 from probe.oauth_flow import Browser as ProbeBrowser
 from tests.conftest import PASSWORD

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import PASSWORD
-from tests.oauth_flow import authorize_url, exchange, pkce_pair, register
+from tests.oauth_flow import authorize_url, exchange, pkce_pair, query_params, register
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium refuses "unsafe" ports such as 9 before any routing, so the browser tests use another one.
@@ -63,7 +62,7 @@ def test_consent_in_a_real_browser(live, page, tmp_path):
     page.click("#allow")
     page.wait_for_url(f"{CALLBACK}**")
     assert captured, "the browser was not sent back to the client"
-    query = {k: v[0] for k, v in parse_qs(urlsplit(captured[0]).query).items()}
+    query = query_params(captured[0])
     assert query["state"] == "browser-state" and query["iss"] == f"{live.url}/t/acme"
     tokens = exchange(client, query["code"], verifier)
     assert tokens.status_code == 200 and set(tokens.json()["scope"].split()) == {"crm.read", "crm.write"}

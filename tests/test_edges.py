@@ -25,6 +25,7 @@ from tests.oauth_flow import (
     pkce_pair,
     redirect_params,
     signed_in,
+    submit_login,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,13 +226,7 @@ def test_utf8_charset_is_still_accepted(acme):
 
 def test_nul_in_login_form_is_a_400(acme):
     browser = Browser(acme, "member@acme.test")
-    page = browser.http.get(acme.url("login/"))
-    token = hidden_inputs(page.text)["csrfmiddlewaretoken"]
-    response = browser.http.post(
-        acme.url("login/"),
-        data={"csrfmiddlewaretoken": token, "username": "member\x00@acme.test", "password": "x"},
-        headers={"Referer": acme.url("login/")},
-    )
+    response = submit_login(browser.http, acme.url("login/"), "member\x00@acme.test", "x")
     assert response.status_code == 400
 
 

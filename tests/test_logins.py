@@ -18,7 +18,7 @@ from django_tenants.utils import schema_context
 from accounts.forms import LOGIN_FAILED
 from accounts.lockout import LOCKED_OUT
 from tests.conftest import PASSWORD
-from tests.oauth_flow import hidden_inputs
+from tests.oauth_flow import submit_login
 
 WRONG = "not-the-password-123"
 _addresses = itertools.count(1)
@@ -37,10 +37,7 @@ def attempt(url: str, email: str, password: str, *, address: str | None = None) 
     """GET the login page (CSRF cookie and token), then POST the credentials, as a browser would."""
     headers = {"X-Forwarded-For": address} if address else {}
     with httpx.Client(follow_redirects=False, timeout=20, headers=headers) as http:
-        page = http.get(url)
-        assert page.status_code == 200, (url, page.status_code)
-        form = hidden_inputs(page.text)
-        return http.post(url, data={**form, "username": email, "password": password}, headers={"Referer": url})
+        return submit_login(http, url, email, password)
 
 
 def error_text(response: httpx.Response) -> str:

@@ -11,7 +11,9 @@ import httpx
 from django.core.management import call_command
 from django_tenants.utils import schema_context
 
+from bench.common import tool_policy_override
 from crm.models import Contact, Note
+from declarations.tools import all_tools
 from mcp_tools.models import ToolPolicy
 from oauth.models import ClientProfile
 from tests.conftest import PASSWORD
@@ -102,11 +104,7 @@ def test_anonymous_requests_need_an_enabled_noauth_tool(live):
     )
     assert error_of(response)["data"]["class"] == "AUTH_REQUIRED"
 
-    with schema_context("globex"):
-        ToolPolicy.objects.update_or_create(
-            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
-        )
-    try:
+    with tool_policy_override("globex", "tenant_info", enabled=True, noauth=True, scopes=""):
         listed = modern_request(url, "tools/list")
         assert listed.status_code == 200
         tools = {t["name"]: t for t in listed.json()["result"]["tools"]}
@@ -120,9 +118,6 @@ def test_anonymous_requests_need_an_enabled_noauth_tool(live):
         # a protected tool still needs a token
         refused = call(url, None, "crm_search_contacts")
         assert refused.status_code == 401 and 'scope="crm.read tenant.read"' in refused.headers["www-authenticate"]
-    finally:
-        with schema_context("globex"):
-            ToolPolicy.objects.filter(tool_name="tenant_info").delete()
 
 
 # --- challenges ----------------------------------------------------------------------------------
@@ -232,7 +227,6 @@ def test_membership_ended_mid_session(live, unique):
     assert call(url, token, "crm_create_note", {"contact_id": contact, "body": "before"}).status_code == 200
     before = note_count("acme")
 
-    # the revocation hook ran: the token is gone
     from tenants.signals import membership_ended
 
     membership_ended.disconnect(receivers.revoke_tokens_of_ended_membership)
@@ -244,6 +238,7 @@ def test_membership_ended_mid_session(live, unique):
         assert error_of(response)["data"]["retryable"] is False
     finally:
         membership_ended.connect(receivers.revoke_tokens_of_ended_membership)
+    # then with the hook on: re-added and removed again, the revocation hook deletes the token itself
     call_command("tenant_add_user", "acme", email, stdout=io.StringIO())
     call_command("tenant_remove_user", "acme", email, stdout=io.StringIO())
     response = call(url, token, "crm_create_note", {"contact_id": contact, "body": "after"})
@@ -255,9 +250,7 @@ def test_matrix_tightened_mid_session(live):
     url = live.tenant_url("acme", "mcp")
     token, _ = token_for(live, "acme", "member@acme.test")
     assert call(url, token, "crm_search_contacts").status_code == 200
-    with schema_context("acme"):
-        ToolPolicy.objects.update_or_create(tool_name="crm_search_contacts", defaults={"scopes": "crm.read crm.admin"})
-    try:
+    with tool_policy_override("acme", "crm_search_contacts", scopes="crm.read crm.admin", enabled=True):
         response = call(url, token, "crm_search_contacts")
         assert response.status_code == 403 and error_of(response)["data"]["class"] == "INSUFFICIENT_SCOPE"
         assert 'scope="crm.admin crm.read"' in response.headers["www-authenticate"]
@@ -265,9 +258,6 @@ def test_matrix_tightened_mid_session(live):
             ToolPolicy.objects.filter(tool_name="crm_search_contacts").update(enabled=False)
         disabled = call(url, token, "crm_search_contacts")
         assert disabled.status_code == 400 and error_of(disabled)["code"] == -32602
-    finally:
-        with schema_context("acme"):
-            ToolPolicy.objects.filter(tool_name="crm_search_contacts").delete()
     assert call(url, token, "crm_search_contacts").status_code == 200
 
 
@@ -277,6 +267,8 @@ def test_tenant_deactivated_mid_session(live, unique):
     slug = f"t{unique}"
     create_tenant(slug=slug, name="Short-lived")
     add_user(slug=slug, email=f"admin@{slug}.test", password=PASSWORD, role="admin")
+    with schema_context(slug):  # the new tenant's scope matrix holds every tool's code defaults
+        assert set(ToolPolicy.objects.values_list("tool_name", flat=True)) == set(all_tools())
     url = live.tenant_url(slug, "mcp")
     token, _ = token_for(live, slug, f"admin@{slug}.test", scope="crm.read crm.write")
     with schema_context(slug):
@@ -428,11 +420,7 @@ def test_malformed_requests_are_classified_never_500(live):
 
 def test_results_carry_result_type_and_discover_works(live):
     url = live.tenant_url("acme", "mcp")
-    with schema_context("acme"):
-        ToolPolicy.objects.update_or_create(
-            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
-        )
-    try:
+    with tool_policy_override("acme", "tenant_info", enabled=True, noauth=True, scopes=""):
         discover = modern_request(url, "server/discover")
         assert discover.status_code == 200, discover.text
         result = discover.json()["result"]
@@ -441,6 +429,3 @@ def test_results_carry_result_type_and_discover_works(live):
         assert "mcp-session-id" not in discover.headers
         info = call(url, None, "tenant_info").json()["result"]
         assert info["resultType"] == "complete" and info["isError"] is False
-    finally:
-        with schema_context("acme"):
-            ToolPolicy.objects.filter(tool_name="tenant_info").delete()

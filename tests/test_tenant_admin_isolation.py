@@ -84,7 +84,7 @@ def _assert_clean(response, emails: set[str], where: str) -> None:
 def test_no_tenant_admin_page_shows_or_accepts_another_tenants_user(live, globex_rows):
     acme_user = globex_rows
     emails = _acme_emails(acme_user)
-    admin = AdminSession(live.tenant_url("globex", "admin").rstrip("/"), "admin@globex.test").login()
+    admin = AdminSession(live.tenant("globex"), "admin@globex.test").login()
     assert len(tenant_admin_site._registry) >= 6
 
     for model in tenant_admin_site._registry:
@@ -143,7 +143,7 @@ def test_application_user_field_offers_only_active_members(live, globex_rows, un
     former = f"former-{unique}@globex.test"
     add_user(slug="globex", email=former, password=PASSWORD, role="member")
     remove_user(slug="globex", email=former)
-    admin = AdminSession(live.tenant_url("globex", "admin").rstrip("/"), "admin@globex.test").login()
+    admin = AdminSession(live.tenant("globex"), "admin@globex.test").login()
     page = admin.get(_admin_path(Application, "add/"))
     assert page.status_code == 200
     select = re.search(r'<select name="user"[^>]*>(.*?)</select>', page.text, re.S)

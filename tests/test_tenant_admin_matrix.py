@@ -4,8 +4,11 @@ no-auth override, and the audit trail."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
+from declarations.tools import all_tools
 from mcp_tools.models import ToolPolicy, ToolPolicyChange
 from tests.conftest import PASSWORD
 
@@ -24,17 +27,30 @@ def _form(policy: ToolPolicy, **changes) -> dict:
 
 @pytest.mark.django_db
 def test_matrix_lists_every_tool_with_code_defaults(admin_client):
-    page = admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/")
-    assert page.status_code == 200
-    with schema_context("acme"):
+    with schema_context("acme"):  # the rows exist from the tenant's migrate, before any admin visit
         policies = {p.tool_name: p for p in ToolPolicy.objects.all()}
+    assert set(policies) == set(all_tools())
     assert policies["crm_create_note"].scopes == "crm.write" and policies["crm_create_note"].enabled
     assert policies["tenant_info"].noauth and not policies["tenant_info"].enabled  # no-auth is opt-in
+    page = admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/")
+    assert page.status_code == 200
+    assert all(f">{name}<" in page.content.decode() for name in all_tools())
+
+
+@pytest.mark.django_db
+def test_matrix_list_only_reads(admin_client):
+    with schema_context("acme"):
+        ToolPolicy.objects.filter(tool_name="tenant_info").delete()
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/").status_code == 200
+    writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert not [sql for sql in writes if ToolPolicy._meta.db_table in sql]
+    with schema_context("acme"):
+        assert not ToolPolicy.objects.filter(tool_name="tenant_info").exists()
 
 
 @pytest.mark.django_db
 def test_matrix_change_is_validated_and_audited(admin_client):
-    admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/")
     with schema_context("acme"):
         note = ToolPolicy.objects.get(tool_name="crm_create_note")
     url = f"/t/acme/admin/mcp_tools/toolpolicy/{note.pk}/change/"

@@ -49,7 +49,7 @@ def issued(live) -> Issued:
 
 @pytest.fixture
 def admin(live) -> AdminSession:
-    return AdminSession(live.tenant_url("acme", "admin").rstrip("/"), "admin@acme.test").login()
+    return AdminSession(live.tenant("acme"), "admin@acme.test").login()
 
 
 def _path(model, suffix: str = "") -> str:

@@ -15,9 +15,8 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-from tests.oauth_flow import Browser, redirect_params
+from tests.oauth_flow import Browser, query_params, redirect_params
 
 HARNESS = Path(__file__).parent / "node" / "ts_sdk1"
 
@@ -76,8 +75,7 @@ def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
             event = json.loads(line)
             events.append(event)
             if event["event"] == "authorize":
-                query = parse_qs(urlsplit(event["url"]).query)
-                requested_scopes.append(set(query["scope"][0].split()))
+                requested_scopes.append(set(query_params(event["url"])["scope"].split()))
                 code = redirect_params(browser.authorize(event["url"]))["code"]
                 process.stdin.write(json.dumps({"code": code}) + "\n")
                 process.stdin.flush()

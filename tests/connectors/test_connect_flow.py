@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from connectors.models import AuthorizationRequest, ConnectedAccount, Credential
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.oauth_flow import query_params
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,10 +28,10 @@ def test_connect_stores_identity_scopes_and_encrypted_tokens(live, oidc):
     browser = ConnectBrowser(live, oidc)
     browser.steer(test_account="alice")
     authorize = browser.start(key)
-    query = parse_qs(urlsplit(authorize).query)
+    query = query_params(authorize)
     assert authorize.startswith(oidc.issuer)
-    assert query["code_challenge_method"] == ["S256"] and query["nonce"] and query["state"]
-    assert query["redirect_uri"] == [live.tenant_url("acme", "connections/callback/")]
+    assert query["code_challenge_method"] == "S256" and query["nonce"] and query["state"]
+    assert query["redirect_uri"] == live.tenant_url("acme", "connections/callback/")
     done = browser.http.get(browser.through_provider(authorize))
     assert done.status_code == 302 and done.headers["location"].endswith(f"?done=connected:{key}")
 

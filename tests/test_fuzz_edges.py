@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.mcp_raw import MODERN
+from tests.mcp_raw import HANDSHAKE, MODERN
 from tests.oauth_flow import Browser, Client, authorize_url, obtain_tokens, pkce_pair, signed_in
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))  # per endpoint family; raise it for a deeper run
@@ -151,7 +151,7 @@ mcp_body = st.one_of(
 mcp_headers = st.fixed_dictionaries(
     {},
     optional={
-        "MCP-Protocol-Version": st.one_of(st.sampled_from([MODERN, "2025-11-25", "2025-06-18"]), printable),
+        "MCP-Protocol-Version": st.one_of(st.sampled_from([MODERN, HANDSHAKE, "2025-06-18"]), printable),
         "Mcp-Method": st.one_of(mcp_method.filter(str.isprintable).filter(str.isascii), printable),
         "Mcp-Name": printable,
         "Origin": st.sampled_from(["https://chatgpt.com", "https://evil.example", "null"]),

@@ -18,7 +18,7 @@ from mcp_tools.models import ToolPolicy
 from oauth.models import ClientProfile
 from tests.conftest import PASSWORD
 from tests.mcp_client import connect, provider
-from tests.mcp_raw import call, modern_request
+from tests.mcp_raw import HANDSHAKE, MODERN, call, modern_request
 from tests.oauth_flow import Browser, obtain_tokens, signed_in
 
 
@@ -83,7 +83,7 @@ def test_handshake_era_client_works(live):
 
     async def scenario():
         async with connect(url, oauth, mode="legacy") as client:
-            assert client.protocol_version == "2025-11-25"
+            assert client.protocol_version == HANDSHAKE
             result = await client.call_tool("crm_search_contacts", {"query": "Grace"})
             assert not result.is_error and result.structured_content["contacts"][0]["name"] == "Grace Hopper"
 
@@ -397,7 +397,7 @@ def test_malformed_requests_are_classified_never_500(live):
             modern_request(
                 url,
                 "initialize",
-                {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}},
+                {"protocolVersion": MODERN, "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}},
                 token=token,
             ),
             404,
@@ -408,11 +408,11 @@ def test_malformed_requests_are_classified_never_500(live):
         assert response.status_code == status, (index, response.status_code, response.text[:200])
         assert response.json()["error"]["code"] == code, (index, response.text[:200])
     unsupported = modern_request(url, "tools/list", token=token, version="2099-01-01").json()["error"]["data"]
-    assert "2026-07-28" in unsupported["supported"] and "2025-11-25" in unsupported["supported"]
+    assert MODERN in unsupported["supported"] and HANDSHAKE in unsupported["supported"]
     # a notification is accepted with 202 and no body
     notification = post(
         json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        {**json_headers, "MCP-Protocol-Version": "2025-11-25"},
+        {**json_headers, "MCP-Protocol-Version": HANDSHAKE},
     )
     assert notification.status_code == 202 and notification.content == b""
     assert note_count("acme") == before
@@ -424,7 +424,7 @@ def test_results_carry_result_type_and_discover_works(live):
         discover = modern_request(url, "server/discover")
         assert discover.status_code == 200, discover.text
         result = discover.json()["result"]
-        assert result["supportedVersions"] == ["2026-07-28"] and result["resultType"] == "complete"
+        assert result["supportedVersions"] == [MODERN] and result["resultType"] == "complete"
         assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "Acme Corp MCP"
         assert "mcp-session-id" not in discover.headers
         info = call(url, None, "tenant_info").json()["result"]

@@ -7,6 +7,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from tests.mcp_client import connect, provider
+from tests.mcp_raw import MODERN
 from tests.oauth_flow import Browser
 
 
@@ -31,7 +32,7 @@ def test_sdk_client_discovers_registers_authorizes_and_calls(live):
             return client.protocol_version
 
     version = run(scenario)
-    assert version == "2026-07-28"
+    assert version == MODERN
     assert len(consent.authorize_urls) == 1
     assert "resource=" in consent.authorize_urls[0] and "code_challenge_method=S256" in consent.authorize_urls[0]
 

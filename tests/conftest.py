@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -123,6 +124,19 @@ def acme(live: LiveServer) -> Tenant:
 @pytest.fixture
 def globex(live: LiveServer) -> Tenant:
     return live.tenant("globex")
+
+
+@contextmanager
+def refresh_grace_seconds(seconds: int) -> Iterator[None]:
+    """DOT's refresh grace period set for the live server (its settings object, not Django's)."""
+    from oauth2_provider.settings import oauth2_settings
+
+    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
+    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = seconds
+    try:
+        yield
+    finally:
+        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
 
 
 @pytest.fixture

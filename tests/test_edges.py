@@ -247,6 +247,10 @@ def test_overlong_state_gets_an_error_page_not_a_redirect(acme):
     assert response.status_code == 400 and "location" not in response.headers
 
 
+def _submit_consent(browser: Browser, url: str, form: dict[str, str]) -> httpx.Response:
+    return browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+
+
 def _consent_form(browser: Browser, client, scope: str = "crm.read") -> tuple[str, dict[str, str]]:
     _, challenge = pkce_pair()
     url = authorize_url(client, scope=scope, challenge=challenge, prompt="consent")
@@ -259,7 +263,7 @@ def test_consent_post_with_unknown_client_is_a_400(acme):
     client, browser = signed_in(acme, "member@acme.test")
     url, form = _consent_form(browser, client)
     form.update(client_id="no-such-client", allow="Authorize")
-    response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+    response = _submit_consent(browser, url, form)
     assert response.status_code == 400 and "location" not in response.headers
 
 
@@ -267,7 +271,7 @@ def test_consent_post_with_long_code_challenge_is_refused(acme):
     client, browser = signed_in(acme, "member@acme.test")
     url, form = _consent_form(browser, client)
     form.update(code_challenge="B" * 200, allow="Authorize")
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    params = redirect_params(_submit_consent(browser, url, form))
     assert params["error"] == "invalid_request" and "code" not in params
 
 
@@ -276,7 +280,7 @@ def test_deny_with_a_bad_or_unregistered_redirect_uri_does_not_redirect(acme, re
     client, browser = signed_in(acme, "member@acme.test")
     url, form = _consent_form(browser, client)
     form["redirect_uri"] = redirect_uri  # Deny: no "allow"
-    response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+    response = _submit_consent(browser, url, form)
     assert response.status_code == 400 and "location" not in response.headers
 
 
@@ -284,14 +288,14 @@ def test_consent_post_with_overlong_state_is_not_echoed(acme):
     client, browser = signed_in(acme, "member@acme.test")
     url, form = _consent_form(browser, client)
     form.update(state="s" * 30_000, allow="Authorize")
-    response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+    response = _submit_consent(browser, url, form)
     assert response.status_code == 400 and "location" not in response.headers
 
 
 def test_deny_with_the_registered_redirect_uri_still_redirects(acme):
     client, browser = signed_in(acme, "member@acme.test")
     url, form = _consent_form(browser, client)
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    params = redirect_params(_submit_consent(browser, url, form))
     assert params["error"] == "access_denied"
 
 
@@ -299,7 +303,7 @@ def test_admin_only_scope_is_checked_on_the_consent_post(acme):
     client, browser = signed_in(acme, "member@acme.test")
     url, form = _consent_form(browser, client, scope="crm.read")
     form.update(scope="crm.read crm.admin", allow="Authorize")
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    params = redirect_params(_submit_consent(browser, url, form))
     assert params["error"] == "access_denied" and "code" not in params
     assert "crm.admin" in params["error_description"]
 
@@ -308,7 +312,7 @@ def test_admin_may_still_grant_admin_scope_on_post(acme):
     client, browser = signed_in(acme, "admin@acme.test")
     url, form = _consent_form(browser, client, scope="crm.read")
     form.update(scope="crm.read crm.admin", allow="Authorize")
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    params = redirect_params(_submit_consent(browser, url, form))
     assert "code" in params
 
 

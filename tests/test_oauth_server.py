@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from tests.conftest import refresh_grace_seconds
 from tests.oauth_flow import (
     Browser,
     Tenant,
@@ -92,6 +93,14 @@ def _tokens_for(acme: Tenant, email: str = "member@acme.test", scope: str = "crm
     return client, browser, obtain_tokens(browser, client, scope=scope)
 
 
+def assert_reuse_kills_family(client, *, reused: dict, latest: dict) -> None:
+    """Presenting the spent ``reused`` pair's refresh token is refused, and the family's newest
+    refresh token (``latest``'s) dies with it."""
+    replay = refresh(client, reused["refresh_token"])
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert refresh(client, latest["refresh_token"]).json()["error"] == "invalid_grant"
+
+
 def test_refresh_rotates_and_reuse_revokes_the_family(acme):
     client, _, first = _tokens_for(acme)
     second = refresh(client, first["refresh_token"])
@@ -104,9 +113,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(acme):
     assert third.status_code == 200
     third = third.json()
     # ... then the first one is replayed: that is reuse, and the whole family dies
-    replay = refresh(client, first["refresh_token"])
-    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    assert refresh(client, third["refresh_token"]).json()["error"] == "invalid_grant"
+    assert_reuse_kills_family(client, reused=first, latest=third)
 
 
 def test_lost_response_retry_gets_the_same_pair_and_the_family_survives(acme):
@@ -125,9 +132,7 @@ def test_lost_response_retry_gets_the_same_pair_and_the_family_survives(acme):
     assert onward.status_code == 200, onward.text
     onward = onward.json()
     # once the successor has been used, the old token is no longer a lost response: reuse kills the family
-    replay = refresh(client, first["refresh_token"])
-    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    assert refresh(client, onward["refresh_token"]).json()["error"] == "invalid_grant"
+    assert_reuse_kills_family(client, reused=first, latest=onward)
 
 
 def test_a_duplicate_refresh_is_refused_what_the_first_would_be(acme):
@@ -162,7 +167,6 @@ def test_successor_pair_is_kept_encrypted_and_dropped_with_the_next_rotation(acm
 
 def test_successor_pairs_past_the_grace_window_are_dropped(acme):
     from django_tenants.utils import schema_context
-    from oauth2_provider.settings import oauth2_settings
 
     from oauth.models import RefreshSuccessor
 
@@ -171,12 +175,8 @@ def test_successor_pairs_past_the_grace_window_are_dropped(acme):
     with schema_context("acme"):
         kept = RefreshSuccessor.objects.filter(successor__application__client_id=client.client_id).get()
     other, _, tokens = _tokens_for(acme)
-    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
-    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = 0
-    try:
+    with refresh_grace_seconds(0):
         assert refresh(other, tokens["refresh_token"]).status_code == 200  # any refresh in the tenant
-    finally:
-        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
     with schema_context("acme"):
         assert not RefreshSuccessor.objects.filter(pk=kept.pk).exists()
 
@@ -200,16 +200,10 @@ def test_a_kept_pair_that_no_longer_decrypts_is_invalid_grant_not_500(acme):
 
 
 def test_grace_window_expires(acme, settings):
-    from oauth2_provider.settings import oauth2_settings
-
     client, _, first = _tokens_for(acme)
     refresh(client, first["refresh_token"])
-    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
-    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = 0
-    try:
+    with refresh_grace_seconds(0):
         late = refresh(client, first["refresh_token"])
-    finally:
-        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
     assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -16,8 +15,8 @@ from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
 from oauth.client_policy import ClientFacts
-from oauth.models import ChallengeChannel, ClientProfile, ConsentGrant, RefreshSuccessor, StepUpChallenge
-from oauth.shared.selectors import channel_from_rules
+from oauth.models import ClientProfile, ConsentGrant, RefreshSuccessor, StepUpChallenge
+from oauth.selectors import choose_challenge_channel
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +80,6 @@ def _revoke(**owner: int) -> int:
     return deleted
 
 
-def choose_challenge_channel(facts: ClientFacts, *, client_id_host: str = "") -> str:
-    """The explicit ``mcp_challenge_channel`` wins; then the platform's rule table (CIMD client_id
-    host, redirect URI hosts, software_id); otherwise the HTTP channel."""
-    if facts.declared_channel:
-        return facts.declared_channel
-    redirect_hosts = [urlsplit(uri).hostname or "" for uri in facts.redirect_uris]
-    ruled = channel_from_rules(
-        client_id_host=client_id_host, redirect_hosts=redirect_hosts, software_id=facts.software_id
-    )
-    return ruled or ChallengeChannel.HTTP
-
-
 def create_client_profile(*, application: Application, facts: ClientFacts, client_id_host: str = "") -> ClientProfile:
     """Record a newly registered client's profile (DCR and first sight of a CIMD client), choosing its
     challenge channel. The channel is chosen once; afterwards only an admin changes it."""
@@ -101,7 +88,7 @@ def create_client_profile(*, application: Application, facts: ClientFacts, clien
             application=application,
             application_type=facts.application_type,
             software_id=facts.software_id,
-            challenge_channel=choose_challenge_channel(facts, client_id_host=client_id_host),
+            challenge_channel=choose_challenge_channel(facts=facts, client_id_host=client_id_host),
         )
 
 

@@ -126,6 +126,47 @@ def globex(live: LiveServer) -> Tenant:
     return live.tenant("globex")
 
 
+@dataclass
+class DocumentServer:
+    """JSON documents served over HTTP on loopback: ``documents[path] = body``; ``hits`` lists the
+    paths asked for, in order; unknown paths get 404."""
+
+    url: str
+    documents: dict[str, bytes]
+    hits: list[str]
+    cache_control: str = ""
+
+
+@pytest.fixture
+def document_server() -> Iterator[DocumentServer]:
+    import http.server
+
+    served = DocumentServer("", {}, [])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.hits.append(self.path)
+            body = served.documents.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "application/json")
+            if served.cache_control:
+                self.send_header("Cache-Control", served.cache_control)
+            self.end_headers()
+            self.wfile.write(body or b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    served.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextmanager
 def refresh_grace_seconds(seconds: int) -> Iterator[None]:
     """DOT's refresh grace period set for the live server (its settings object, not Django's)."""

@@ -28,9 +28,13 @@ class Browser(ProbeBrowser):
     password: str = PASSWORD
 
 
-def signed_in(tenant: Tenant, email: str, **metadata) -> tuple[Client, Browser]:
-    """A freshly registered client and a browser signed in as ``email``."""
-    client = register(tenant, **metadata)
+def signed_in_browser(tenant: Tenant, email: str) -> Browser:
+    """A browser signed in to ``tenant`` as ``email``."""
     browser = Browser(tenant, email)
     browser.login()
-    return client, browser
+    return browser
+
+
+def signed_in(tenant: Tenant, email: str, **metadata) -> tuple[Client, Browser]:
+    """A freshly registered client and a browser signed in as ``email``."""
+    return register(tenant, **metadata), signed_in_browser(tenant, email)

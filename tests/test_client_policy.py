@@ -18,7 +18,16 @@ from crm.models import Contact
 from oauth.models import ClientProfile
 from oauth.shared.models import ChallengeChannelRule
 from tests.mcp_raw import call
-from tests.oauth_flow import REDIRECT_URI, Browser, Client, Tenant, authorize_url, obtain_tokens, pkce_pair
+from tests.oauth_flow import (
+    REDIRECT_URI,
+    Browser,
+    Client,
+    Tenant,
+    authorize_url,
+    obtain_tokens,
+    pkce_pair,
+    signed_in_browser,
+)
 from tests.test_mcp_oauth_flow import cimd_document_server  # noqa: F401  (the loopback document server)
 
 CHATGPT_REDIRECT = "https://chatgpt.com/connector_platform_oauth_redirect"
@@ -42,8 +51,7 @@ def profile_of(client_id: str) -> ClientProfile:
 
 
 def member_browser(tenant: Tenant) -> Browser:
-    browser = Browser(tenant, "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(tenant, "member@acme.test")
     return browser
 
 

@@ -19,7 +19,7 @@ from oauth.models import ClientProfile
 from tests.conftest import PASSWORD
 from tests.mcp_client import connect, provider
 from tests.mcp_raw import HANDSHAKE, MODERN, call, modern_request
-from tests.oauth_flow import Browser, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in, signed_in_browser
 
 
 def token_for(live, slug: str, email: str, scope: str = "crm.read", **reg) -> tuple[str, str]:
@@ -46,8 +46,7 @@ def error_of(response: httpx.Response) -> dict:
 
 def test_step_up_with_the_sdk_client_keeps_earlier_scopes(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(live.tenant("acme"), "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(live.tenant("acme"), "member@acme.test")
     oauth, consent = provider(url, browser)
     contact_id = contact_ids("acme")[0]
     before = note_count("acme")
@@ -77,8 +76,7 @@ def test_step_up_with_the_sdk_client_keeps_earlier_scopes(live):
 
 def test_handshake_era_client_works(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(live.tenant("acme"), "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(live.tenant("acme"), "member@acme.test")
     oauth, _ = provider(url, browser)
 
     async def scenario():

@@ -16,7 +16,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from tests.oauth_flow import Browser, query_params, redirect_params
+from tests.oauth_flow import query_params, redirect_params, signed_in_browser
 
 HARNESS = Path(__file__).parent / "node" / "ts_sdk1"
 
@@ -53,8 +53,7 @@ def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
     assert node, "node is required for this test"
     assert (HARNESS / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), "run `make test` (npm ci)"
     acme = live.tenant("acme")
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(acme, "member@acme.test")
     contact = _first_contact_id()
     notes_before = _note_count(contact)
 

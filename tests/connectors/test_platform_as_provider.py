@@ -22,7 +22,7 @@ from connectors.models import ConnectedAccount, Credential
 from connectors.services import add_provider
 from oauth.models import ClientProfile
 from tests.conftest import LiveServer
-from tests.oauth_flow import Browser, hidden_inputs
+from tests.oauth_flow import Browser, hidden_inputs, signed_in_browser
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,8 +66,7 @@ def setup_provider(live: LiveServer, unique: str) -> tuple[str, str, str]:
 
 def connect(live: LiveServer, key: str) -> httpx.Response:
     """acme's member connects the globex account of member@globex.test (one browser, two tenants)."""
-    acme = Browser(live.tenant("acme"), "member@acme.test")
-    acme.login()
+    acme = signed_in_browser(live.tenant("acme"), "member@acme.test")
     globex = Browser(live.tenant("globex"), "member@globex.test", http=acme.http)
     globex.login()  # per-tenant session cookies: both sessions live in one cookie jar
     page = acme.http.get(live.tenant_url("acme", f"connections/{key}/connect/"))

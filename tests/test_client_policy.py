@@ -17,6 +17,7 @@ from oauth2_provider.models import AccessToken, Application
 from crm.models import Contact
 from oauth.models import ClientProfile
 from oauth.shared.models import ChallengeChannelRule
+from tests.factories import application
 from tests.mcp_raw import call
 from tests.oauth_flow import (
     REDIRECT_URI,
@@ -212,13 +213,7 @@ def test_rule_table_is_in_the_platform_admin_and_the_flag_in_the_tenant_admin(cl
 
     client.post("/t/acme/admin/login/", {"username": "admin@acme.test", "password": PASSWORD})
     with schema_context("acme"):
-        app = Application.objects.create(
-            name="rs",
-            client_type="confidential",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://rs.example/cb",
-        )
-        ClientProfile.objects.create(application=app)
+        app = application("rs", client_type="confidential", profile=True, redirect_uris="https://rs.example/cb")
     page = client.get(f"/t/acme/admin/oauth2_provider/application/{app.pk}/change/")
     assert page.status_code == 200 and 'name="profile-0-is_resource_server"' in page.content.decode()
 

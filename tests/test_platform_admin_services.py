@@ -12,11 +12,12 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from oauth2_provider.models import AccessToken, Application, RefreshToken
+from oauth2_provider.models import AccessToken, RefreshToken
 
 from tenants.models import Membership, Tenant
 from tenants.services import deactivate_tenant
 from tests.conftest import PASSWORD
+from tests.factories import application
 
 pytestmark = pytest.mark.django_db
 
@@ -27,12 +28,7 @@ def _token_pair(slug: str, email: str) -> tuple[int, int]:
 
     user = User.objects.get(email=email)
     with schema_context(slug):
-        app = Application.objects.create(
-            name="Admin service test",
-            client_type="public",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://app.example/cb",
-        )
+        app = application("Admin service test")
         access = AccessToken.objects.create(
             user=user,
             application=app,

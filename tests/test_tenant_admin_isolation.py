@@ -22,6 +22,7 @@ from tenants.admin_site import _is_user_field, tenant_admin_site
 from tenants.services import add_user
 from tests.admin_http import AdminSession
 from tests.conftest import PASSWORD
+from tests.factories import application
 from tests.oauth_flow import obtain_tokens, signed_in
 
 User = get_user_model()
@@ -45,12 +46,8 @@ def globex_rows(live, unique):
     obtain_tokens(browser, client, scope="crm.read")
     member = User.objects.get(email="member@globex.test")
     with schema_context("globex"):
-        owned = Application.objects.create(
-            name=f"Owned {unique}",
-            user=member,
-            client_type="confidential",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://owned.example/cb",
+        owned = application(
+            f"Owned {unique}", user=member, client_type="confidential", redirect_uris="https://owned.example/cb"
         )
         change = ToolPolicyChange.objects.create(tool_name=f"probe-{unique}", changed_by=member, after={})
         provider = Provider.objects.create(

@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 from declarations.tools import all_tools
 from mcp_tools.models import ToolPolicy, ToolPolicyChange
 from tests.conftest import PASSWORD
+from tests.factories import application
 
 
 @pytest.fixture
@@ -101,18 +102,11 @@ def test_platform_admin_ending_a_membership_fires_the_revocation_event(
 
 @pytest.mark.django_db
 def test_challenge_channel_is_settable_per_client_and_tokens_are_masked(admin_client):
-    from oauth2_provider.models import AccessToken, Application
+    from oauth2_provider.models import AccessToken
 
-    from oauth.models import ClientProfile
 
     with schema_context("acme"):
-        app = Application.objects.create(
-            name="Channel client",
-            client_type="public",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://app.example/cb",
-        )
-        ClientProfile.objects.create(application=app)
+        app = application("Channel client", profile=True)
     page = admin_client.get(f"/t/acme/admin/oauth2_provider/application/{app.pk}/change/")
     assert page.status_code == 200 and "challenge_channel" in page.content.decode()
     assert admin_client.get("/t/acme/admin/oauth2_provider/accesstoken/").status_code == 200

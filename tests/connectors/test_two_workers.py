@@ -9,8 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -22,6 +20,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from connectors.models import ConnectedAccount
+from probe.ready import wait_until_up
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
@@ -49,14 +48,7 @@ def gunicorn(live_server_url) -> Iterator[str]:
     command += ["--workers", "2", "--threads", "10", "--log-level", "warning"]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/t/acme/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("gunicorn did not start")
+        assert wait_until_up(f"{base}/t/acme/healthz"), "gunicorn did not start"
         yield base
     finally:
         server.terminate()

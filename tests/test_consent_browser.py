@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import sync_playwright
 
+from tests.chromium import chromium_context
 from tests.conftest import PASSWORD
 from tests.oauth_flow import authorize_url, exchange, pkce_pair, query_params, register
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium refuses "unsafe" ports such as 9 before any routing, so the browser tests use another one.
 CALLBACK = "http://127.0.0.1:47123/callback"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
-def page(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required for the browser tests (make test installs it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context()
+def page():
+    with chromium_context() as context:
         yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def test_consent_in_a_real_browser(live, page, tmp_path):

@@ -143,11 +143,18 @@ def refresh(client: Client, refresh_token: str, **extra: str) -> httpx.Response:
     return httpx.post(client.tenant.url("token/"), data=data, auth=auth, timeout=20)
 
 
-def obtain_tokens(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> dict:
+def authorization_code(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> tuple[str, str]:
+    """Authorize ``client`` as the signed-in ``browser`` (consenting if asked): the code and its PKCE
+    verifier."""
     verifier, challenge = pkce_pair()
     params = redirect_params(browser.authorize(authorize_url(client, scope=scope, challenge=challenge, **extra)))
     assert "code" in params, params
-    response = exchange(client, params["code"], verifier)
+    return params["code"], verifier
+
+
+def obtain_tokens(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> dict:
+    code, verifier = authorization_code(browser, client, scope, **extra)
+    response = exchange(client, code, verifier)
     assert response.status_code == 200, response.text
     return response.json()
 

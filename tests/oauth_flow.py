@@ -8,6 +8,7 @@ from probe.oauth_flow import (  # noqa: F401  (re-exported for the tests)
     REDIRECT_URI,
     Client,
     Tenant,
+    authorization_code,
     authorize_url,
     exchange,
     hidden_inputs,

@@ -49,13 +49,6 @@ def error_text(response: httpx.Response) -> str:
     return html.unescape(found.group(1)).strip()
 
 
-def assert_one_error(failures: dict[str, httpx.Response]) -> None:
-    """Every refused login shows the page again with the platform's one generic error."""
-    for what, response in failures.items():
-        assert response.status_code == 200, what
-        assert error_text(response) == LOGIN_FAILED, what
-
-
 @pytest.fixture
 def people(live, unique) -> dict[str, str]:
     """Committed users for one test: a superuser, a user whose acme membership ended, an inactive
@@ -79,41 +72,51 @@ def people(live, unique) -> dict[str, str]:
     return emails  # left in place: a user's rows reach into every tenant schema (unique emails)
 
 
-def test_tenant_login_gives_one_error_for_every_failure(live, people):
-    url = live.tenant_url("acme", "login/")
-    failures = {
-        "wrong password": attempt(url, "member@acme.test", WRONG),
-        "unknown account": attempt(url, "nobody@acme.test", PASSWORD),
-        "member of another tenant only": attempt(url, "member@globex.test", PASSWORD),
-        "ended membership": attempt(url, people["ended"], PASSWORD),
-        "inactive account": attempt(url, people["inactive"], PASSWORD),
-    }
-    assert_one_error(failures)
-    assert attempt(url, "member@acme.test", PASSWORD).status_code == 302  # the right answer still signs in
-
-
-def test_tenant_admin_login_gives_one_error_for_every_failure(live, people):
-    url = live.tenant_url("acme", "admin/login/")
-    failures = {
-        "wrong password": attempt(url, "admin@acme.test", WRONG),
-        "member, not admin": attempt(url, "member@acme.test", PASSWORD),
-        "admin of another tenant": attempt(url, "admin@globex.test", PASSWORD),
-        "ended membership": attempt(url, people["ended"], PASSWORD),
-        "platform superuser, not a member": attempt(url, people["superuser"], PASSWORD),
-    }
-    assert_one_error(failures)
-    assert attempt(url, "admin@acme.test", PASSWORD).status_code == 302
-
-
-def test_platform_admin_login_gives_one_error_for_every_failure(live, people):
-    url = f"{live.url}/admin/login/"
-    failures = {
-        "wrong password": attempt(url, people["superuser"], WRONG),
-        "tenant admin, not superuser": attempt(url, "admin@acme.test", PASSWORD),
-        "member, not superuser": attempt(url, "member@acme.test", PASSWORD),
-    }
-    assert_one_error(failures)
-    assert attempt(url, people["superuser"], PASSWORD).status_code == 302
+@pytest.mark.parametrize(
+    ("page", "refused", "signs_in"),
+    [
+        (
+            "/t/acme/login/",
+            {
+                "wrong password": ("member@acme.test", WRONG),
+                "unknown account": ("nobody@acme.test", PASSWORD),
+                "member of another tenant only": ("member@globex.test", PASSWORD),
+                "ended membership": ("ended", PASSWORD),
+                "inactive account": ("inactive", PASSWORD),
+            },
+            "member@acme.test",
+        ),
+        (
+            "/t/acme/admin/login/",
+            {
+                "wrong password": ("admin@acme.test", WRONG),
+                "member, not admin": ("member@acme.test", PASSWORD),
+                "admin of another tenant": ("admin@globex.test", PASSWORD),
+                "ended membership": ("ended", PASSWORD),
+                "platform superuser, not a member": ("superuser", PASSWORD),
+            },
+            "admin@acme.test",
+        ),
+        (
+            "/admin/login/",
+            {
+                "wrong password": ("superuser", WRONG),
+                "tenant admin, not superuser": ("admin@acme.test", PASSWORD),
+                "member, not superuser": ("member@acme.test", PASSWORD),
+            },
+            "superuser",
+        ),
+    ],
+    ids=["tenant", "tenant-admin", "platform-admin"],
+)
+def test_login_gives_one_error_for_every_failure(live, people, page, refused, signs_in):
+    """``people`` keys stand for that fixture's users; anything else is an email."""
+    url = live.url + page
+    for what, (who, password) in refused.items():
+        response = attempt(url, people.get(who, who), password)
+        assert response.status_code == 200, what
+        assert error_text(response) == LOGIN_FAILED, what
+    assert attempt(url, people.get(signs_in, signs_in), PASSWORD).status_code == 302  # the right answer still works
 
 
 def _forget_attempts() -> None:

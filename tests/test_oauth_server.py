@@ -11,6 +11,7 @@ from tests.conftest import refresh_grace_seconds
 from tests.oauth_flow import (
     Browser,
     Tenant,
+    authorization_code,
     authorize_url,
     exchange,
     obtain_tokens,
@@ -209,8 +210,7 @@ def test_grace_window_expires(acme, settings):
 
 def test_authorization_code_replay_revokes_issued_tokens(acme):
     client, browser = signed_in(acme, "member@acme.test")
-    verifier, challenge = pkce_pair()
-    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    code, verifier = authorization_code(browser, client)
     tokens = exchange(client, code, verifier).json()
     replay = exchange(client, code, verifier)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
@@ -229,8 +229,7 @@ def test_authorization_code_replay_revokes_issued_tokens(acme):
 def test_code_replay_without_the_verifier_is_refused_and_revokes_nothing(acme, verifier):
     """Someone holding a spent code and the public client id cannot end the user's session."""
     client, browser = signed_in(acme, "member@acme.test")
-    right, challenge = pkce_pair()
-    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    code, right = authorization_code(browser, client)
     tokens = exchange(client, code, right).json()
     extra = {"code_verifier": pkce_pair()[0]} if verifier == "wrong" else {}
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
@@ -243,8 +242,7 @@ def test_code_replay_without_the_verifier_is_refused_and_revokes_nothing(acme, v
 def test_code_replay_by_another_client_is_refused_and_revokes_nothing(acme):
     client, browser = signed_in(acme, "member@acme.test")
     other = register(acme)
-    verifier, challenge = pkce_pair()
-    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    code, verifier = authorization_code(browser, client)
     tokens = exchange(client, code, verifier).json()
     replay = exchange(other, code, verifier)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
@@ -290,16 +288,14 @@ def test_redirect_uri_mismatch_is_refused_without_redirecting(acme):
     assert "<strong>invalid_request</strong>" in response.text and "Mismatching redirect URI" in response.text
     assert "location" not in response.headers
     # and at the token endpoint the redirect_uri must match the one authorized
-    verifier, challenge = pkce_pair()
-    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    code, verifier = authorization_code(browser, client)
     mismatch = exchange(client, code, verifier, redirect_uri="http://127.0.0.1:9/other")
     assert mismatch.status_code == 400 and mismatch.json()["error"] == "invalid_request"
 
 
 def test_wrong_pkce_verifier_is_refused(acme):
     client, browser = signed_in(acme, "member@acme.test")
-    _, challenge = pkce_pair()
-    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    code, _ = authorization_code(browser, client)
     other_verifier, _ = pkce_pair()
     response = exchange(client, code, other_verifier)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
@@ -307,8 +303,7 @@ def test_wrong_pkce_verifier_is_refused(acme):
 
 def test_token_request_for_another_resource_is_refused(acme):
     client, browser = signed_in(acme, "member@acme.test")
-    verifier, challenge = pkce_pair()
-    code = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))["code"]
+    code, verifier = authorization_code(browser, client)
     response = exchange(client, code, verifier, resource="https://elsewhere.example/mcp")
     assert response.status_code == 400 and response.json()["error"] == "invalid_target"
 

@@ -266,3 +266,44 @@ def test_one_browser_can_be_signed_in_to_two_tenants(client):
     # a tenant's cookie presented under another tenant's name is just an unknown session there
     client.cookies["sessionid_globex"] = client.cookies["sessionid_acme"].value
     assert client.get("/t/globex/admin/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_auth_sql_mirrors_membership_active(unique):
+    """The bearer check's SQL (``mcp_tools.auth.active_role_sql``) and ``Membership.objects.active()``
+    agree on every kind of (non-)member: active, ended, inactive user, deactivated tenant, stranger."""
+    from accounts.models import User
+    from mcp_tools.auth import active_role_sql
+    from tenants.services import add_user
+
+    emails = {kind: f"{kind}-{unique}@mirror.test" for kind in ("active", "ended", "inactive", "stranger")}
+    for kind, email in emails.items():
+        if kind != "stranger":
+            add_user(slug="acme", email=email, password=PASSWORD, role="admin")
+            add_user(slug="globex", email=email, password=PASSWORD, role="member")
+    User.objects.create_user(email=emails["stranger"], password=PASSWORD)
+    Membership.objects.filter(user__email=emails["ended"], tenant__schema_name="acme").update(is_active=False)
+    User.objects.filter(email=emails["inactive"]).update(is_active=False)
+    Tenant.objects.filter(schema_name="globex").update(is_active=False)
+    users = dict(User.objects.filter(email__in=emails.values()).values_list("email", "pk"))
+
+    sql = f"SELECT u.id, {active_role_sql('u.id')} FROM public.{User._meta.db_table} u WHERE u.id = ANY(%s)"
+    seen = {}
+    for tenant in Tenant.objects.filter(schema_name__in=("acme", "globex")):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [tenant.pk, list(users.values())])
+            in_sql = dict(cursor.fetchall())
+        in_python = dict(Membership.objects.active().filter(tenant=tenant).values_list("user_id", "role"))
+        for email, pk in users.items():
+            assert in_sql[pk] == in_python.get(pk), (tenant.slug, email)
+            seen[(tenant.slug, email.split("-")[0])] = in_sql[pk]
+    assert seen == {
+        ("acme", "active"): "admin",
+        ("acme", "ended"): None,
+        ("acme", "inactive"): None,
+        ("acme", "stranger"): None,
+        ("globex", "active"): None,  # the tenant is deactivated
+        ("globex", "ended"): None,
+        ("globex", "inactive"): None,
+        ("globex", "stranger"): None,
+    }

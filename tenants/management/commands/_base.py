@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.services import Outcome, TenantServiceError
+from tenants.errors import TenantServiceError
+from tenants.services import Outcome
 
 
 class ProvisioningCommand(BaseCommand):

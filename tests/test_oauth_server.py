@@ -498,7 +498,7 @@ def test_cors_preflight_on_token_and_registration(acme):
     error = httpx.post(
         acme.url("token/"), data={"grant_type": "authorization_code"}, headers={"Origin": "https://chat.example"}
     )
-    assert error.status_code == 401 and error.json()["error"] == "invalid_client"
+    assert error.status_code == 400 and error.json()["error"] == "invalid_request"
     assert error.headers["access-control-allow-origin"] == "*"
 
 

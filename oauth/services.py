@@ -126,6 +126,7 @@ def expire_unused_clients(*, now=None) -> int:
     return count
 
 
+@transaction.atomic
 def drop_expired_refresh_state(*, now=None) -> int:
     """Forget successor pairs past the refresh grace window (normally dropped when the successor is
     used) and step-up challenges past theirs."""

@@ -52,7 +52,8 @@ def active_role_sql(user_id_column: str) -> str:
     """The role of the user in ``user_id_column`` in the tenant given as the one parameter, NULL unless
     an active member: the SQL mirror of ``Membership.objects.active()`` (tenants.models), the
     membership, its user and its tenant all active. Change both together
-    (tests/test_tenancy.py::test_auth_sql_mirrors_membership_active checks they agree)."""
+    (tests/test_tenancy.py::test_auth_sql_mirrors_membership_active checks they agree). The
+    subquery's own aliases are m, u and mt: ``user_id_column`` must not use them."""
     member, user, tenant = Membership._meta.db_table, User._meta.db_table, Tenant._meta.db_table
     return f"""(SELECT m.role FROM public.{member} m
                   JOIN public.{user} u ON u.id = m.user_id

@@ -287,7 +287,8 @@ def test_auth_sql_mirrors_membership_active(unique):
     Tenant.objects.filter(schema_name="globex").update(is_active=False)
     users = dict(User.objects.filter(email__in=emails.values()).values_list("email", "pk"))
 
-    sql = f"SELECT u.id, {active_role_sql('u.id')} FROM public.{User._meta.db_table} u WHERE u.id = ANY(%s)"
+    users_table = User._meta.db_table
+    sql = f"SELECT x.id, {active_role_sql('x.id')} FROM public.{users_table} x WHERE x.id = ANY(%s)"
     seen = {}
     for tenant in Tenant.objects.filter(schema_name__in=("acme", "globex")):
         with connection.cursor() as cursor:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from probe.ready import wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,12 +60,7 @@ def gunicorn(port: int, workers: int = 2) -> Iterator[str]:
         env=env,
     )
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/t/acme/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_until_up(f"{base}/t/acme/healthz")
         yield base
     finally:
         server.terminate()

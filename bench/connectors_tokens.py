@@ -18,10 +18,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, setup_django
+from probe.oauth_flow import query_params
 
 CLIENT_ID, CLIENT_SECRET = "bench-connector", "bench-only-secret"
 REDIRECT = "http://127.0.0.1:9/t/acme/connections/callback/"  # never contacted: the callback runs in-process
@@ -49,7 +50,7 @@ def connect(provider, user_id: int, account_name: str) -> None:
     with httpx.Client(follow_redirects=False, cookies={"test_account": account_name}) as browser:
         while not url.startswith(REDIRECT):
             url = urljoin(url, browser.get(url).headers["location"])
-    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    query = query_params(url)
     params = CallbackParams(query["state"], query["code"], "", "", query.get("iss", ""))
     complete_connect(params=params, session_key="bench", user_id=user_id)
 

@@ -10,7 +10,7 @@ from tenants.guard import HasTenant, tenant_write
 EDITABLE_FIELDS = ("name", "email", "company", "phone")
 
 
-def create_note(principal: HasTenant, *, contact_id: int, body: str) -> Note:
+def create_note(*, principal: HasTenant, contact_id: int, body: str) -> Note:
     with tenant_write(principal):
         contact = Contact.objects.select_for_update().filter(pk=contact_id).first()
         if contact is None:
@@ -18,7 +18,7 @@ def create_note(principal: HasTenant, *, contact_id: int, body: str) -> Note:
         return Note.objects.create(contact=contact, body=body, author_user_id=principal.user_id)
 
 
-def update_contact(principal: HasTenant, *, contact_id: int, changes: dict[str, str]) -> Contact:
+def update_contact(*, principal: HasTenant, contact_id: int, changes: dict[str, str]) -> Contact:
     with tenant_write(principal):
         contact = Contact.objects.select_for_update().filter(pk=contact_id).first()
         if contact is None:
@@ -31,7 +31,7 @@ def update_contact(principal: HasTenant, *, contact_id: int, changes: dict[str, 
         return contact
 
 
-def delete_contact(principal: HasTenant, *, contact_id: int) -> None:
+def delete_contact(*, principal: HasTenant, contact_id: int) -> None:
     with tenant_write(principal):
         deleted, _ = Contact.objects.filter(pk=contact_id).delete()
         if not deleted:

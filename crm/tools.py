@@ -105,7 +105,7 @@ def get_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     read_only=False,
 )
 def create_note(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    note = _call(services.create_note, ctx.principal, contact_id=args["contact_id"], body=args["body"])
+    note = _call(services.create_note, principal=ctx.principal, contact_id=args["contact_id"], body=args["body"])
     return {"id": note.pk, "contact_id": note.contact_id, "body": note.body}
 
 
@@ -131,7 +131,7 @@ def create_note(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 )
 def update_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     changes = {k: v for k, v in args.items() if k != "contact_id"}
-    contact = _call(services.update_contact, ctx.principal, contact_id=args["contact_id"], changes=changes)
+    contact = _call(services.update_contact, principal=ctx.principal, contact_id=args["contact_id"], changes=changes)
     return contact_data(contact)
 
 
@@ -150,5 +150,5 @@ def update_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     destructive=True,
 )
 def delete_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    _call(services.delete_contact, ctx.principal, contact_id=args["contact_id"])
+    _call(services.delete_contact, principal=ctx.principal, contact_id=args["contact_id"])
     return {"id": args["contact_id"], "deleted": True}

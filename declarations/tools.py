@@ -1,5 +1,6 @@
 """Tools are declared in code, each with its scope decision; the tenant's matrix may tighten or
-loosen the scopes later (mcp_tools.matrix), but a tool without a decision cannot be registered.
+loosen the scopes later (mcp_tools.selectors, mcp_tools.services), but a tool without a decision
+cannot be registered.
 
 Apps declare their tools in their ``tools.py`` with ``@tool``; the scopes they name may be declared
 by any app, so they are checked once everything is discovered (``check_declared_scopes``)."""

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from mcp_tools.matrix import ensure_policies, save_policy, validate_policy
 from mcp_tools.models import ToolPolicy, ToolPolicyChange
+from mcp_tools.services import save_policy, validate_policy
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 
 EDITABLE = ("enabled", "scopes", "noauth", "allow_noauth_write")
@@ -30,21 +30,16 @@ class ToolPolicyForm(forms.ModelForm):
 class ToolPolicyAdmin(TenantModelAdmin):
     form = ToolPolicyForm
     list_display = ("tool_name", "enabled", "scopes", "noauth", "updated_at")
-    list_editable = ()
     readonly_fields = ("tool_name",)
 
     def has_add_permission(self, request) -> bool:
-        return False  # one row per registered tool, created from the code's declarations
+        return False  # one row per registered tool, created after migrate (mcp_tools.receivers)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def changelist_view(self, request, extra_context=None):
-        ensure_policies()
-        return super().changelist_view(request, extra_context)
-
     def save_model(self, request, obj, form, change) -> None:
-        save_policy(obj, changed_by_id=request.user.pk)
+        save_policy(policy=obj, changed_by_id=request.user.pk)
 
 
 class ToolPolicyChangeAdmin(TenantModelAdmin):

@@ -19,3 +19,9 @@ class McpToolsConfig(AppConfig):
         autodiscover_modules("scopes")
         autodiscover_modules("tools")
         check_declared_scopes()
+
+        from django.db.models.signals import post_migrate
+
+        from mcp_tools.receivers import ensure_policies_after_migrate
+
+        post_migrate.connect(ensure_policies_after_migrate, sender=self)

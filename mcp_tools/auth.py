@@ -48,17 +48,30 @@ def anonymous(tenant: Tenant) -> Caller:
     return Caller(principal, ChallengeChannel.HTTP)
 
 
+def active_role_sql(user_id_column: str) -> str:
+    """The role of the user in ``user_id_column`` in the tenant given as the one parameter, NULL unless
+    an active member: the SQL mirror of ``Membership.objects.active()`` (tenants.models), the
+    membership, its user and its tenant all active. Change both together
+    (tests/test_tenancy.py::test_auth_sql_mirrors_membership_active checks they agree). The
+    subquery's own aliases are m, u and mt: ``user_id_column`` must not use them."""
+    member, user, tenant = Membership._meta.db_table, User._meta.db_table, Tenant._meta.db_table
+    return f"""(SELECT m.role FROM public.{member} m
+                  JOIN public.{user} u ON u.id = m.user_id
+                  JOIN public.{tenant} mt ON mt.id = m.tenant_id
+                 WHERE m.user_id = {user_id_column} AND m.tenant_id = %s
+                   AND m.is_active AND u.is_active AND mt.is_active)"""  # noqa: S608 (metadata names)
+
+
 def _token_query() -> str:
     """One statement: the token, its client, the caller's role in this tenant (NULL if not an active
-    member) and the client's challenge channel. Written as SQL because this runs on every MCP request
-    and the ORM's compilation of the equivalent Exists/Subquery annotations costs more than the query."""
+    member: ``active_role_sql``) and the client's challenge channel. Written as SQL because this runs
+    on every MCP request and the ORM's compilation of the equivalent Exists/Subquery annotations costs
+    more than the query."""
     token, app = AccessToken._meta.db_table, Application._meta.db_table
-    member, user = Membership._meta.db_table, User._meta.db_table
     profile, policy = ClientProfile._meta.db_table, ToolPolicy._meta.db_table
     return f"""
         SELECT t.user_id, t.scope, t.expires, t.resource, a.client_id,
-               (SELECT m.role FROM public.{member} m JOIN public.{user} u ON u.id = m.user_id
-                 WHERE m.user_id = t.user_id AND m.tenant_id = %s AND m.is_active AND u.is_active) AS role,
+               {active_role_sql("t.user_id")} AS role,
                (SELECT p.challenge_channel FROM {profile} p WHERE p.application_id = t.application_id) AS channel,
                tp.enabled, tp.scopes, tp.noauth
           FROM {token} t

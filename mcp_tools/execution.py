@@ -21,8 +21,8 @@ from declarations.tools import ToolArgumentError, ToolConnectorError, ToolSpec
 from mcp_tools.auth import Caller
 from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.elicitation import Elicitation, connector_result
-from mcp_tools.matrix import EffectivePolicy
 from mcp_tools.protocol import ProtocolError
+from mcp_tools.selectors import EffectivePolicy
 from tenants.guard import TenantGuardError
 
 logger = logging.getLogger(__name__)

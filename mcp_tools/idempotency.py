@@ -41,9 +41,9 @@ from declarations.idempotency import IDEMPOTENCY_META_KEY, IDEMPOTENCY_TOOL_META
 from mcp_tools.auth import Caller
 from mcp_tools.elicitation import Elicitation
 from mcp_tools.execution import call_tool, check_arguments
-from mcp_tools.matrix import EffectivePolicy
 from mcp_tools.models import IdempotencyRecord
 from mcp_tools.protocol import ProtocolError
+from mcp_tools.selectors import EffectivePolicy
 
 IDEMPOTENCY_IN_PROGRESS_CODE = -32009  # implementation-defined server error range (JSON-RPC)
 _TABLE = IdempotencyRecord._meta.db_table

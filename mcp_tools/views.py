@@ -19,8 +19,8 @@ from mcp_tools.cors import origin_allowed, preflight, with_cors
 from mcp_tools.elicitation import for_request
 from mcp_tools.execution import required_failure, tool_result_challenge
 from mcp_tools.idempotency import call_tool_once, tool_meta
-from mcp_tools.matrix import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.protocol import Incoming, ProtocolError
+from mcp_tools.selectors import EffectivePolicy, effective_policies, load_policy, policy_for
 from mcp_tools.stepup import note_http_challenge
 from oauth.issuer import resource_metadata_url
 from oauth.models import ChallengeChannel

@@ -43,6 +43,14 @@ class ApplicationAdmin(dot_admin.application_admin_class, TenantModelAdmin):
     inlines = (ClientProfileInline,)
 
 
+def revoke_selected(model_admin: admin.ModelAdmin, request, queryset, *, kind: str) -> None:
+    """The revoke action of the token admins: ``kind`` is "access" or "refresh"."""
+    ids = list(queryset.values_list("pk", flat=True))
+    services.revoke_tokens(**{f"{kind}_token_ids": ids})
+    message = ngettext("Revoked %d %s token.", "Revoked %d %s tokens.", len(ids))
+    model_admin.message_user(request, message % (len(ids), kind))
+
+
 class AccessTokenAdmin(ViewAndRevokeAdmin, dot_admin.access_token_admin_class, TenantModelAdmin):
     list_display = ("pk", "user", "application", "scope", "expires")
     fields = ("user", "application", "scope", "resource", "expires", "created", "updated")
@@ -51,11 +59,7 @@ class AccessTokenAdmin(ViewAndRevokeAdmin, dot_admin.access_token_admin_class, T
 
     @admin.action(description="Revoke selected access tokens (and their sessions)", permissions=["revoke"])
     def revoke_tokens(self, request, queryset) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        services.revoke_tokens(access_token_ids=ids)
-        self.message_user(
-            request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", len(ids)) % len(ids)
-        )
+        revoke_selected(self, request, queryset, kind="access")
 
 
 class RefreshTokenAdmin(ViewAndRevokeAdmin, dot_admin.refresh_token_admin_class, TenantModelAdmin):
@@ -67,11 +71,7 @@ class RefreshTokenAdmin(ViewAndRevokeAdmin, dot_admin.refresh_token_admin_class,
 
     @admin.action(description="Revoke selected refresh tokens (and their sessions)", permissions=["revoke"])
     def revoke_tokens(self, request, queryset) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        services.revoke_tokens(refresh_token_ids=ids)
-        self.message_user(
-            request, ngettext("Revoked %d refresh token.", "Revoked %d refresh tokens.", len(ids)) % len(ids)
-        )
+        revoke_selected(self, request, queryset, kind="refresh")
 
 
 class ConsentGrantAdmin(ViewAndRevokeAdmin, TenantModelAdmin):

@@ -12,7 +12,7 @@ from tenants.signals import membership_ended, tenant_deactivated
 @receiver(membership_ended)
 def revoke_tokens_of_ended_membership(sender, tenant, user, membership, **kwargs) -> None:
     with tenant_context(tenant):
-        revoke_user_tokens(user.pk)
+        revoke_user_tokens(user_id=user.pk)
 
 
 @receiver(tenant_deactivated)

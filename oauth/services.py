@@ -1,11 +1,11 @@
-"""Writes and reads on the platform's OAuth state (the current tenant's schema)."""
+"""Writes on the platform's OAuth state (the current tenant's schema); every service takes keyword
+arguments only. Reads are in ``oauth.selectors``."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -15,25 +15,20 @@ from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
 from oauth.client_policy import ClientFacts
-from oauth.models import ChallengeChannel, ClientProfile, ConsentGrant, RefreshSuccessor, StepUpChallenge
-from oauth.shared.selectors import channel_from_rules
+from oauth.models import ClientProfile, ConsentGrant, RefreshSuccessor, StepUpChallenge
+from oauth.selectors import choose_challenge_channel
 
 logger = logging.getLogger(__name__)
 
 
-def prior_consent(user, application: Application) -> set[str]:
-    grant = ConsentGrant.objects.filter(user=user, application=application).only("scope").first()
-    return grant.scopes if grant else set()
-
-
-def record_consent(user, application: Application, scopes: list[str]) -> None:
+def record_consent(*, user, application: Application, scopes: list[str]) -> None:
     with transaction.atomic():
         grant, _ = ConsentGrant.objects.select_for_update().get_or_create(user=user, application=application)
         grant.scope = " ".join(sorted(grant.scopes | set(scopes)))
         grant.save(update_fields=["scope", "updated_at"])
 
 
-def revoke_user_tokens(user_id: int) -> int:
+def revoke_user_tokens(*, user_id: int) -> int:
     """Revoke every token and pending code the user holds in the current tenant; forget their consents."""
     with transaction.atomic():
         ConsentGrant.objects.filter(user_id=user_id).delete()
@@ -85,18 +80,6 @@ def _revoke(**owner: int) -> int:
     return deleted
 
 
-def choose_challenge_channel(facts: ClientFacts, *, client_id_host: str = "") -> str:
-    """The explicit ``mcp_challenge_channel`` wins; then the platform's rule table (CIMD client_id
-    host, redirect URI hosts, software_id); otherwise the HTTP channel."""
-    if facts.declared_channel:
-        return facts.declared_channel
-    redirect_hosts = [urlsplit(uri).hostname or "" for uri in facts.redirect_uris]
-    ruled = channel_from_rules(
-        client_id_host=client_id_host, redirect_hosts=redirect_hosts, software_id=facts.software_id
-    )
-    return ruled or ChallengeChannel.HTTP
-
-
 def create_client_profile(*, application: Application, facts: ClientFacts, client_id_host: str = "") -> ClientProfile:
     """Record a newly registered client's profile (DCR and first sight of a CIMD client), choosing its
     challenge channel. The channel is chosen once; afterwards only an admin changes it."""
@@ -105,7 +88,7 @@ def create_client_profile(*, application: Application, facts: ClientFacts, clien
             application=application,
             application_type=facts.application_type,
             software_id=facts.software_id,
-            challenge_channel=choose_challenge_channel(facts, client_id_host=client_id_host),
+            challenge_channel=choose_challenge_channel(facts=facts, client_id_host=client_id_host),
         )
 
 
@@ -123,7 +106,7 @@ def update_client_profile(*, application: Application, facts: ClientFacts, clien
         return profile
 
 
-def expire_unused_clients(now=None) -> int:
+def expire_unused_clients(*, now=None) -> int:
     """Delete dynamically registered and CIMD clients nobody has used for
     ``OAUTH_DCR_CLIENT_IDLE_SECONDS`` (counted from their last token, or their registration / first
     sight if they never got one). A CIMD client that comes back is re-created from its document."""
@@ -143,7 +126,8 @@ def expire_unused_clients(now=None) -> int:
     return count
 
 
-def drop_expired_refresh_state(now=None) -> int:
+@transaction.atomic
+def drop_expired_refresh_state(*, now=None) -> int:
     """Forget successor pairs past the refresh grace window (normally dropped when the successor is
     used) and step-up challenges past theirs."""
     now = now or timezone.now()

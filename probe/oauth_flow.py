@@ -31,6 +31,19 @@ def hidden_inputs(html: str) -> dict[str, str]:
     return fields
 
 
+def query_params(url: str) -> dict[str, str]:
+    """The query of ``url`` (a redirect's Location, an authorization URL) as a dict of first values."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def submit_login(http: httpx.Client, url: str, username: str, password: str, **fields: str) -> httpx.Response:
+    """GET the login form at ``url`` (CSRF cookie and token, hidden fields), then POST the credentials
+    with ``fields``, as a browser would. Returns the POST's response (302 when signed in)."""
+    form = hidden_inputs(http.get(url).text)
+    data = {**form, "username": username, "password": password, **fields}
+    return http.post(url, data=data, headers={"Referer": url})
+
+
 @dataclass
 class Tenant:
     base: str  # http://127.0.0.1:PORT/t/acme
@@ -61,14 +74,9 @@ class Browser:
     password: str
     http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False, timeout=20))
 
-    def login(self) -> None:
-        page = self.http.get(self.tenant.url("login/"))
-        token = hidden_inputs(page.text)["csrfmiddlewaretoken"]
-        response = self.http.post(
-            self.tenant.url("login/"),
-            data={"csrfmiddlewaretoken": token, "username": self.email, "password": self.password},
-            headers={"Referer": self.tenant.url("login/")},
-        )
+    def login(self, path: str = "login/", **fields: str) -> None:
+        """Sign in on the tenant's login page (or another one under the tenant, e.g. ``admin/login/``)."""
+        response = submit_login(self.http, self.tenant.url(path), self.email, self.password, **fields)
         assert response.status_code == 302, response.text[:500]
 
     def authorize(self, authorize_url: str, *, allow: bool = True) -> httpx.Response:
@@ -113,8 +121,7 @@ def authorize_url(client: Client, *, scope: str, challenge: str, state: str = "s
 
 def redirect_params(response: httpx.Response) -> dict[str, str]:
     assert response.status_code == 302, (response.status_code, response.text[:500])
-    location = response.headers["location"]
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    return query_params(response.headers["location"])
 
 
 def exchange(client: Client, code: str, verifier: str, **extra: str) -> httpx.Response:
@@ -136,11 +143,18 @@ def refresh(client: Client, refresh_token: str, **extra: str) -> httpx.Response:
     return httpx.post(client.tenant.url("token/"), data=data, auth=auth, timeout=20)
 
 
-def obtain_tokens(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> dict:
+def authorization_code(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> tuple[str, str]:
+    """Authorize ``client`` as the signed-in ``browser`` (consenting if asked): the code and its PKCE
+    verifier."""
     verifier, challenge = pkce_pair()
     params = redirect_params(browser.authorize(authorize_url(client, scope=scope, challenge=challenge, **extra)))
     assert "code" in params, params
-    response = exchange(client, params["code"], verifier)
+    return params["code"], verifier
+
+
+def obtain_tokens(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> dict:
+    code, verifier = authorization_code(browser, client, scope, **extra)
+    response = exchange(client, code, verifier)
     assert response.status_code == 200, response.text
     return response.json()
 

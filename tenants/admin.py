@@ -39,7 +39,7 @@ class TenantAdmin(admin.ModelAdmin):
         if change and "is_active" in form.changed_data and not obj.is_active:
             obj.is_active = True  # the service flips it, revokes the tokens and records the time
             super().save_model(request, obj, form, change)
-            deactivate_tenant(obj.schema_name)
+            deactivate_tenant(slug=obj.schema_name)
             obj.refresh_from_db()
             return
         if change and "is_active" in form.changed_data and obj.is_active:
@@ -48,7 +48,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate selected tenants (revokes their tokens)")
     def deactivate(self, request, queryset) -> None:
-        done = sum(deactivate_tenant(tenant.schema_name)[1].created for tenant in queryset)
+        done = sum(deactivate_tenant(slug=tenant.schema_name)[1].changed for tenant in queryset)
         self.message_user(
             request, ngettext("Deactivated %d tenant.", "Deactivated %d tenants.", done) % done, messages.SUCCESS
         )
@@ -82,13 +82,13 @@ class MembershipAdmin(admin.ModelAdmin):
         if change and "is_active" in form.changed_data and not obj.is_active:
             obj.is_active = True
             super().save_model(request, obj, form, change)
-            end_membership(obj)
+            end_membership(membership=obj)
         else:
             super().save_model(request, obj, form, change)
 
     @admin.action(description="End selected memberships (revokes their tokens)")
     def end_selected(self, request, queryset) -> None:
-        done = sum(end_membership(membership) for membership in queryset)
+        done = sum(end_membership(membership=membership) for membership in queryset)
         self.message_user(
             request, ngettext("Ended %d membership.", "Ended %d memberships.", done) % done, messages.SUCCESS
         )

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from accounts.forms import SuperuserLoginForm
 from tenants.forms import TenantAdminLoginForm  # the one tenant login form (tenants.forms)
+from tenants.models import Membership
 from tenants.selectors import active_membership
 
 
@@ -49,7 +50,8 @@ class TenantAdminSite(admin.AdminSite):
 
 def tenant_members(request: HttpRequest) -> QuerySet:
     """The users a tenant admin may pick or see: active members of the request's tenant only."""
-    return get_user_model().objects.filter(memberships__tenant=request.tenant, memberships__is_active=True)
+    members = Membership.objects.active().filter(tenant=request.tenant).values("user_id")
+    return get_user_model().objects.filter(pk__in=members)
 
 
 def _is_user_field(db_field: object) -> bool:

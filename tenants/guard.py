@@ -44,14 +44,9 @@ def tenant_write(principal: HasTenant) -> Iterator[Tenant]:
         raise TenantGuardError("anonymous callers cannot write")
     with transaction.atomic():
         still_member = (
-            Membership.objects.select_for_update(no_key=True, of=("self",))
-            .filter(
-                user_id=principal.user_id,
-                tenant_id=tenant.pk,
-                is_active=True,
-                tenant__is_active=True,
-                user__is_active=True,
-            )
+            Membership.objects.active()
+            .select_for_update(no_key=True, of=("self",))
+            .filter(user_id=principal.user_id, tenant_id=tenant.pk)
             .values_list("id", flat=True)[:1]
         )
         if not list(still_member):

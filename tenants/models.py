@@ -52,6 +52,14 @@ class Domain(DomainMixin):
     """An optional own host name for a tenant (the path prefix ``/t/<slug>/`` always works)."""
 
 
+class MembershipQuerySet(models.QuerySet):
+    def active(self) -> MembershipQuerySet:
+        """The "active member" rule, the one place it is written in Python: the membership is active,
+        and so are its user and its tenant. ``mcp_tools.auth.active_role_sql`` mirrors it in SQL (the
+        ``role`` subquery); change both together."""
+        return self.filter(is_active=True, user__is_active=True, tenant__is_active=True)
+
+
 class Membership(models.Model):
     class Role(models.TextChoices):
         MEMBER = "member", "Member"
@@ -64,6 +72,8 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=("user", "tenant"), name="unique_membership")]

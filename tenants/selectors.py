@@ -1,7 +1,10 @@
+"""Reads on tenants, domains and memberships."""
+
 from __future__ import annotations
 
 from django.db import connection
 
+from tenants.errors import TenantServiceError
 from tenants.models import Domain, Membership, Tenant
 
 _TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
@@ -29,9 +32,19 @@ def tenant_by_host(host: str) -> Tenant | None:
     return _one_tenant(_TENANT_BY_HOST, host)
 
 
+def get_tenant(slug: str) -> Tenant:
+    """The tenant named ``slug`` (active or not); ``TenantServiceError("unknown_tenant")`` if none."""
+    tenant = Tenant.objects.filter(schema_name=slug).first()
+    if tenant is None:
+        raise TenantServiceError("unknown_tenant", f"no tenant {slug!r}")
+    return tenant
+
+
 def active_membership(user_id: int, tenant_id: int) -> Membership | None:
+    """The user's membership of the tenant if it counts (``Membership.objects.active()``)."""
     return (
-        Membership.objects.filter(user_id=user_id, tenant_id=tenant_id, is_active=True, user__is_active=True)
+        Membership.objects.active()
+        .filter(user_id=user_id, tenant_id=tenant_id)
         .only("id", "role", "is_active")
         .first()
     )

@@ -1,4 +1,6 @@
-"""Writes on tenants, domains and memberships. Views, admin and commands call these, nothing else."""
+"""Writes on tenants, domains and memberships. Views, admin and commands call these, nothing else;
+every service takes keyword arguments only and commits all of its rows or none. Reads are in
+``tenants.selectors``."""
 
 from __future__ import annotations
 
@@ -11,28 +13,26 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from tenants.errors import TenantServiceError
 from tenants.models import Domain, Membership, Tenant, validate_slug
+from tenants.selectors import get_tenant
 from tenants.signals import membership_ended, tenant_deactivated
 
 User = get_user_model()
 
 
-class TenantServiceError(Exception):
-    """A refused provisioning request; ``code`` is stable, the message is for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 @dataclass(frozen=True)
 class Outcome:
-    created: bool
+    """What a service did: ``changed`` is False when the call found everything already as asked."""
+
+    changed: bool
     detail: str
 
 
-def create_tenant(slug: str, *, name: str, domain: str | None = None) -> tuple[Tenant, Outcome]:
-    """Create the tenant and its schema; idempotent when called again with the same facts."""
+@transaction.atomic
+def create_tenant(*, slug: str, name: str, domain: str | None = None) -> tuple[Tenant, Outcome]:
+    """Create the tenant, its schema (migrated; post_migrate receivers fill it) and its domain in one
+    transaction; idempotent when called again with the same facts."""
     try:
         validate_slug(slug)
     except ValidationError as exc:
@@ -65,15 +65,8 @@ def _ensure_domain(tenant: Tenant, host: str) -> Domain:
     return domain
 
 
-def get_tenant(slug: str) -> Tenant:
-    tenant = Tenant.objects.filter(schema_name=slug).first()
-    if tenant is None:
-        raise TenantServiceError("unknown_tenant", f"no tenant {slug!r}")
-    return tenant
-
-
 @transaction.atomic
-def add_user(slug: str, email: str, *, password: str | None, role: str) -> tuple[Membership, Outcome]:
+def add_user(*, slug: str, email: str, password: str | None, role: str) -> tuple[Membership, Outcome]:
     """Create the user if missing and give them an active membership with ``role``."""
     tenant = get_tenant(slug)
     if role not in Membership.Role.values:
@@ -106,7 +99,8 @@ def add_user(slug: str, email: str, *, password: str | None, role: str) -> tuple
     return membership, Outcome(False, f"{email} is already a {role} of {slug}")
 
 
-def remove_user(slug: str, email: str) -> tuple[Membership, Outcome]:
+@transaction.atomic
+def remove_user(*, slug: str, email: str) -> tuple[Membership, Outcome]:
     """End the membership; receivers of ``membership_ended`` revoke what the user held in the tenant."""
     tenant = get_tenant(slug)
     email = email.strip().lower()
@@ -116,12 +110,12 @@ def remove_user(slug: str, email: str) -> tuple[Membership, Outcome]:
     membership = Membership.objects.filter(user=user, tenant=tenant).first()
     if membership is None:
         raise TenantServiceError("not_a_member", f"{email} is not a member of {slug}")
-    if not end_membership(membership):
+    if not end_membership(membership=membership):
         return membership, Outcome(False, f"{email}'s membership of {slug} had already ended")
     return membership, Outcome(True, f"{email}'s membership of {slug} ended")
 
 
-def end_membership(membership: Membership) -> bool:
+def end_membership(*, membership: Membership) -> bool:
     """End an active membership (CLI, platform admin); False if it had already ended."""
     with transaction.atomic():
         locked = Membership.objects.select_for_update().select_related("tenant", "user").get(pk=membership.pk)
@@ -137,7 +131,7 @@ def end_membership(membership: Membership) -> bool:
     return True
 
 
-def deactivate_tenant(slug: str) -> tuple[Tenant, Outcome]:
+def deactivate_tenant(*, slug: str) -> tuple[Tenant, Outcome]:
     """Deactivate the tenant (CLI, platform admin). Receivers of ``tenant_deactivated`` revoke its
     tokens once the deactivation is committed, as for ``end_membership``."""
     with transaction.atomic():

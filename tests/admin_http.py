@@ -1,41 +1,23 @@
-"""A signed-in admin session over real HTTP (httpx against the live server), for admin tests."""
+"""A signed-in tenant admin session over real HTTP (httpx against the live server), for admin tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
-from tests.conftest import PASSWORD
-from tests.oauth_flow import hidden_inputs
+from tests.oauth_flow import Browser
 
 
 @dataclass
-class AdminSession:
-    """``base`` is the admin root, e.g. ``http://127.0.0.1:PORT/t/globex/admin``."""
-
-    base: str
-    email: str
-    password: str = PASSWORD
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False, timeout=20))
+class AdminSession(Browser):
+    """``AdminSession(live.tenant("globex"), "admin@globex.test").login()``; paths are under ``/admin/``."""
 
     def url(self, path: str = "") -> str:
-        return f"{self.base}/{path.lstrip('/')}"
+        return self.tenant.url(f"admin/{path.lstrip('/')}")
 
     def login(self) -> AdminSession:
-        login = self.url("login/")
-        page = self.http.get(login)
-        response = self.http.post(
-            login,
-            data={
-                "csrfmiddlewaretoken": hidden_inputs(page.text)["csrfmiddlewaretoken"],
-                "username": self.email,
-                "password": self.password,
-                "next": self.url(""),
-            },
-            headers={"Referer": login},
-        )
-        assert response.status_code == 302, response.text[:500]
+        super().login("admin/login/", next=self.url(""))
         return self
 
     def get(self, path: str, **params: str) -> httpx.Response:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connections
 from django_tenants.utils import schema_context
+
+from probe.oauth_flow import Tenant  # re-exported by tests.oauth_flow: the tenant the OAuth helpers take
 
 TEST_TENANTS = {"acme": "Acme Corp", "globex": "Globex Corporation"}
 PASSWORD = "correct-horse-battery-staple"  # test-only
@@ -48,9 +51,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
             verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set(), keepdb=django_db_keepdb
         )
         for slug, name in TEST_TENANTS.items():
-            create_tenant(slug, name=name)
-            add_user(slug, f"admin@{slug}.test", password=PASSWORD, role="admin")
-            add_user(slug, f"member@{slug}.test", password=PASSWORD, role="member")
+            create_tenant(slug=slug, name=name)
+            add_user(slug=slug, email=f"admin@{slug}.test", password=PASSWORD, role="admin")
+            add_user(slug=slug, email=f"member@{slug}.test", password=PASSWORD, role="member")
             with schema_context(slug):
                 seed_contacts(slug)
     yield
@@ -77,6 +80,10 @@ class LiveServer:
     def tenant_url(self, slug: str, path: str = "") -> str:
         return f"{self.url}/t/{slug}/{path.lstrip('/')}"
 
+    def tenant(self, slug: str) -> Tenant:
+        """The tenant ``slug`` on this server, as the OAuth helpers (tests.oauth_flow) take it."""
+        return Tenant(f"{self.url}/t/{slug}", slug)
+
 
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:
@@ -101,6 +108,76 @@ def live(live_server_url: LiveServer) -> LiveServer:
     """Committed-database access for tests that talk to the live server; leaves no open transaction."""
     yield live_server_url
     connections.close_all()
+
+
+@pytest.fixture
+def tenant(live: LiveServer) -> Callable[[str], Tenant]:
+    """``tenant("acme")``: a live tenant for the OAuth helpers (any slug, e.g. one a test created)."""
+    return live.tenant
+
+
+@pytest.fixture
+def acme(live: LiveServer) -> Tenant:
+    return live.tenant("acme")
+
+
+@pytest.fixture
+def globex(live: LiveServer) -> Tenant:
+    return live.tenant("globex")
+
+
+@dataclass
+class DocumentServer:
+    """JSON documents served over HTTP on loopback: ``documents[path] = body``; ``hits`` lists the
+    paths asked for, in order; unknown paths get 404."""
+
+    url: str
+    documents: dict[str, bytes]
+    hits: list[str]
+    cache_control: str = ""
+
+
+@pytest.fixture
+def document_server() -> Iterator[DocumentServer]:
+    import http.server
+
+    served = DocumentServer("", {}, [])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.hits.append(self.path)
+            body = served.documents.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "application/json")
+            if served.cache_control:
+                self.send_header("Cache-Control", served.cache_control)
+            self.end_headers()
+            self.wfile.write(body or b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    served.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def refresh_grace_seconds(seconds: int) -> Iterator[None]:
+    """DOT's refresh grace period set for the live server (its settings object, not Django's)."""
+    from oauth2_provider.settings import oauth2_settings
+
+    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
+    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = seconds
+    try:
+        yield
+    finally:
+        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
 
 
 @pytest.fixture

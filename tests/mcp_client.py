@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import httpx2
@@ -14,7 +13,7 @@ from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-from tests.oauth_flow import REDIRECT_URI, Browser
+from tests.oauth_flow import REDIRECT_URI, Browser, query_params
 
 
 @dataclass
@@ -47,7 +46,7 @@ class HeadlessConsent:
         self.authorize_urls.append(url)
         response = await anyio.to_thread.run_sync(self.browser.authorize, url)
         location = response.headers.get("location", "")
-        query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        query = query_params(location)
         assert "code" in query, f"no code in {response.status_code} {location} {response.text[:300]}"
         self._result = AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
 

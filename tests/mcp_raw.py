@@ -7,7 +7,10 @@ from typing import Any
 
 import httpx
 
+# the MCP protocol revisions the tests speak, in one place: the current (stateless) one and the
+# latest of the handshake era
 MODERN = "2026-07-28"
+HANDSHAKE = "2025-11-25"
 _ids = itertools.count(1)
 
 

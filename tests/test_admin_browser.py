@@ -6,33 +6,25 @@ from __future__ import annotations
 
 import re
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from tenants.admin_site import tenant_admin_site
+from tests.chromium import chromium_context
 from tests.conftest import PASSWORD
-from tests.oauth_flow import Tenant as OAuthTenant
 from tests.oauth_flow import obtain_tokens, signed_in
-from tests.test_consent_browser import ARGS, CHROMIUM
 
 HEADER_BG = "rgb(65, 118, 144)"  # Django admin's --header-bg (#417690) in the light theme
 
 
 @pytest.fixture
 def page():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required for the browser tests (make test installs it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(color_scheme="light", viewport={"width": 1280, "height": 800})
+    with chromium_context(color_scheme="light", viewport={"width": 1280, "height": 800}) as context:
         yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def _sign_in(page: Page, admin_url: str, email: str) -> None:
@@ -83,7 +75,7 @@ def admin_pages(live):
     from tenants.models import Membership, Tenant
 
     # a token pair and a consent in acme, so their view pages are opened too
-    client, browser = signed_in(OAuthTenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
     obtain_tokens(browser, client, scope="crm.read")
     tenant_pages = []
     for model in tenant_admin_site._registry:

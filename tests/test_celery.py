@@ -19,7 +19,7 @@ from django_tenants.utils import schema_context
 from oauth2_provider.models import Application
 
 from oauth.models import ClientProfile
-from tests.oauth_flow import Tenant, register
+from tests.oauth_flow import register
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_fan_out_task_expires_stale_clients_in_every_tenant(live, worker):
 
     stale = {}
     for slug in ("acme", "globex"):
-        client = register(Tenant(live.tenant_url(slug).rstrip("/"), slug))
+        client = register(live.tenant(slug))
         with schema_context(slug):
             ClientProfile.objects.filter(application__client_id=client.client_id).update(
                 created_at=timezone.now() - timedelta(seconds=settings.OAUTH_DCR_CLIENT_IDLE_SECONDS + 60)

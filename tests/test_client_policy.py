@@ -17,16 +17,21 @@ from oauth2_provider.models import AccessToken, Application
 from crm.models import Contact
 from oauth.models import ClientProfile
 from oauth.shared.models import ChallengeChannelRule
+from tests.conftest import DocumentServer
+from tests.factories import application
 from tests.mcp_raw import call
-from tests.oauth_flow import REDIRECT_URI, Browser, Client, Tenant, authorize_url, obtain_tokens, pkce_pair
-from tests.test_mcp_oauth_flow import cimd_document_server  # noqa: F401  (the loopback document server)
+from tests.oauth_flow import (
+    REDIRECT_URI,
+    Browser,
+    Client,
+    Tenant,
+    authorize_url,
+    obtain_tokens,
+    pkce_pair,
+    signed_in_browser,
+)
 
 CHATGPT_REDIRECT = "https://chatgpt.com/connector_platform_oauth_redirect"
-
-
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
 
 
 def post_register(tenant: Tenant, **metadata) -> httpx.Response:
@@ -47,8 +52,7 @@ def profile_of(client_id: str) -> ClientProfile:
 
 
 def member_browser(tenant: Tenant) -> Browser:
-    browser = Browser(tenant, "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(tenant, "member@acme.test")
     return browser
 
 
@@ -209,13 +213,7 @@ def test_rule_table_is_in_the_platform_admin_and_the_flag_in_the_tenant_admin(cl
 
     client.post("/t/acme/admin/login/", {"username": "admin@acme.test", "password": PASSWORD})
     with schema_context("acme"):
-        app = Application.objects.create(
-            name="rs",
-            client_type="confidential",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://rs.example/cb",
-        )
-        ClientProfile.objects.create(application=app)
+        app = application("rs", client_type="confidential", profile=True, redirect_uris="https://rs.example/cb")
     page = client.get(f"/t/acme/admin/oauth2_provider/application/{app.pk}/change/")
     assert page.status_code == 200 and 'name="profile-0-is_resource_server"' in page.content.decode()
 
@@ -223,8 +221,13 @@ def test_rule_table_is_in_the_platform_admin_and_the_flag_in_the_tenant_admin(cl
 # --- CIMD clients are first-class (issue 7 item 4) -------------------------------------------------
 
 
-def cimd_client(settings, server, tenant: Tenant, path: str, host: str = "chatgpt.com", **document) -> Client:
-    origin, documents = server
+def cimd_client(
+    settings, server: DocumentServer, tenant: Tenant, path: str, host: str = "chatgpt.com", **document
+) -> Client:
+    """A client whose metadata document is served on loopback (the test-only CIMD allowance maps the
+    https client_id host to it)."""
+    server.cache_control = "max-age=600"
+    origin, documents = server.url, server.documents
     client_id = f"https://{host}/{path}"
     documents[f"/{path}"] = json.dumps(
         {
@@ -245,12 +248,12 @@ def test_cimd_client_gets_a_profile_channel_from_the_rule_and_expires(
     live,
     acme,
     settings,
-    cimd_document_server,  # noqa: F811  (the imported fixture)
+    document_server,
     unique,
 ):
     from oauth.services import expire_unused_clients
 
-    client = cimd_client(settings, cimd_document_server, acme, f"cimd/{unique}.json")
+    client = cimd_client(settings, document_server, acme, f"cimd/{unique}.json")
     tokens = obtain_tokens(member_browser(acme), client, scope="crm.read")
     with schema_context("acme"):
         app = Application.objects.get(client_id=client.client_id)
@@ -277,11 +280,11 @@ def test_cimd_explicit_field_wins_and_software_id_is_kept(
     live,
     acme,
     settings,
-    cimd_document_server,  # noqa: F811  (the imported fixture)
+    document_server,
     unique,
 ):
     client = cimd_client(
-        settings, cimd_document_server, acme, f"cimd/{unique}.json", mcp_challenge_channel="http", software_id="sw-1"
+        settings, document_server, acme, f"cimd/{unique}.json", mcp_challenge_channel="http", software_id="sw-1"
     )
     obtain_tokens(member_browser(acme), client, scope="crm.read")
     profile = profile_of(client.client_id)
@@ -303,12 +306,12 @@ def test_cimd_documents_pass_the_redirect_policy(
     live,
     acme,
     settings,
-    cimd_document_server,  # noqa: F811  (the imported fixture)
+    document_server,
     unique,
     document,
 ):
     host = f"c-{unique}.example.test"
-    client = cimd_client(settings, cimd_document_server, acme, f"cimd/{unique}.json", host=host, **document)
+    client = cimd_client(settings, document_server, acme, f"cimd/{unique}.json", host=host, **document)
     browser = member_browser(acme)
     _verifier, challenge = pkce_pair()
     response = browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge))

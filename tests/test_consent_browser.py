@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
-from playwright.sync_api import sync_playwright
 
+from tests.chromium import chromium_context
 from tests.conftest import PASSWORD
-from tests.oauth_flow import Tenant, authorize_url, exchange, pkce_pair, register
+from tests.oauth_flow import authorize_url, exchange, pkce_pair, query_params, register
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium refuses "unsafe" ports such as 9 before any routing, so the browser tests use another one.
 CALLBACK = "http://127.0.0.1:47123/callback"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
-def page(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required for the browser tests (make test installs it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context()
+def page():
+    with chromium_context() as context:
         yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def test_consent_in_a_real_browser(live, page, tmp_path):
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     client = register(acme, client_name="Browser Test Client", redirect_uris=[CALLBACK])
     verifier, challenge = pkce_pair()
     url = authorize_url(client, scope="crm.read crm.write", challenge=challenge, state="browser-state")
@@ -63,14 +42,14 @@ def test_consent_in_a_real_browser(live, page, tmp_path):
     page.click("#allow")
     page.wait_for_url(f"{CALLBACK}**")
     assert captured, "the browser was not sent back to the client"
-    query = {k: v[0] for k, v in parse_qs(urlsplit(captured[0]).query).items()}
+    query = query_params(captured[0])
     assert query["state"] == "browser-state" and query["iss"] == f"{live.url}/t/acme"
     tokens = exchange(client, query["code"], verifier)
     assert tokens.status_code == 200 and set(tokens.json()["scope"].split()) == {"crm.read", "crm.write"}
 
 
 def test_deny_in_a_real_browser(live, page):
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     client = register(acme, redirect_uris=[CALLBACK])
     _, challenge = pkce_pair()
     captured: list[str] = []

@@ -25,15 +25,11 @@ from tests.oauth_flow import (
     pkce_pair,
     redirect_params,
     signed_in,
+    submit_login,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-
-
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
 
 
 def post_mcp(acme: Tenant, body: bytes, **headers: str) -> httpx.Response:
@@ -230,13 +226,7 @@ def test_utf8_charset_is_still_accepted(acme):
 
 def test_nul_in_login_form_is_a_400(acme):
     browser = Browser(acme, "member@acme.test")
-    page = browser.http.get(acme.url("login/"))
-    token = hidden_inputs(page.text)["csrfmiddlewaretoken"]
-    response = browser.http.post(
-        acme.url("login/"),
-        data={"csrfmiddlewaretoken": token, "username": "member\x00@acme.test", "password": "x"},
-        headers={"Referer": acme.url("login/")},
-    )
+    response = submit_login(browser.http, acme.url("login/"), "member\x00@acme.test", "x")
     assert response.status_code == 400
 
 
@@ -257,68 +247,53 @@ def test_overlong_state_gets_an_error_page_not_a_redirect(acme):
     assert response.status_code == 400 and "location" not in response.headers
 
 
-def _consent_form(browser: Browser, client, scope: str = "crm.read") -> tuple[str, dict[str, str]]:
+def _post_consent(acme: Tenant, *, email: str = "member@acme.test", **changes: str) -> httpx.Response:
+    """Open the consent page (``prompt=consent``) for a fresh client as ``email``, change ``changes``
+    in its form (no ``allow``: the user denies) and submit it."""
+    client, browser = signed_in(acme, email)
     _, challenge = pkce_pair()
-    url = authorize_url(client, scope=scope, challenge=challenge, prompt="consent")
+    url = authorize_url(client, scope="crm.read", challenge=challenge, prompt="consent")
     page = browser.http.get(url)
     assert page.status_code == 200 and 'id="authorizationForm"' in page.text, page.text[:300]
-    return url, hidden_inputs(page.text)
+    form = {**hidden_inputs(page.text), **changes}
+    return browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
 
 
 def test_consent_post_with_unknown_client_is_a_400(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    url, form = _consent_form(browser, client)
-    form.update(client_id="no-such-client", allow="Authorize")
-    response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+    response = _post_consent(acme, client_id="no-such-client", allow="Authorize")
     assert response.status_code == 400 and "location" not in response.headers
 
 
 def test_consent_post_with_long_code_challenge_is_refused(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    url, form = _consent_form(browser, client)
-    form.update(code_challenge="B" * 200, allow="Authorize")
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    params = redirect_params(_post_consent(acme, code_challenge="B" * 200, allow="Authorize"))
     assert params["error"] == "invalid_request" and "code" not in params
 
 
 @pytest.mark.parametrize("redirect_uri", ["http://[::1/cb", "https://evil.example/cb", "http://127.0.0.1:9/other"])
 def test_deny_with_a_bad_or_unregistered_redirect_uri_does_not_redirect(acme, redirect_uri):
-    client, browser = signed_in(acme, "member@acme.test")
-    url, form = _consent_form(browser, client)
-    form["redirect_uri"] = redirect_uri  # Deny: no "allow"
-    response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+    response = _post_consent(acme, redirect_uri=redirect_uri)
     assert response.status_code == 400 and "location" not in response.headers
 
 
 def test_consent_post_with_overlong_state_is_not_echoed(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    url, form = _consent_form(browser, client)
-    form.update(state="s" * 30_000, allow="Authorize")
-    response = browser.http.post(url.split("?")[0], data=form, headers={"Referer": url})
+    response = _post_consent(acme, state="s" * 30_000, allow="Authorize")
     assert response.status_code == 400 and "location" not in response.headers
 
 
 def test_deny_with_the_registered_redirect_uri_still_redirects(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    url, form = _consent_form(browser, client)
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    params = redirect_params(_post_consent(acme))
     assert params["error"] == "access_denied"
 
 
 def test_admin_only_scope_is_checked_on_the_consent_post(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    url, form = _consent_form(browser, client, scope="crm.read")
-    form.update(scope="crm.read crm.admin", allow="Authorize")
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    params = redirect_params(_post_consent(acme, scope="crm.read crm.admin", allow="Authorize"))
     assert params["error"] == "access_denied" and "code" not in params
     assert "crm.admin" in params["error_description"]
 
 
 def test_admin_may_still_grant_admin_scope_on_post(acme):
-    client, browser = signed_in(acme, "admin@acme.test")
-    url, form = _consent_form(browser, client, scope="crm.read")
-    form.update(scope="crm.read crm.admin", allow="Authorize")
-    params = redirect_params(browser.http.post(url.split("?")[0], data=form, headers={"Referer": url}))
+    granted = _post_consent(acme, email="admin@acme.test", scope="crm.read crm.admin", allow="Authorize")
+    params = redirect_params(granted)
     assert "code" in params
 
 

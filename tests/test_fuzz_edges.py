@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.mcp_raw import MODERN
-from tests.oauth_flow import Browser, Client, Tenant, authorize_url, obtain_tokens, pkce_pair, signed_in
+from tests.mcp_raw import HANDSHAKE, MODERN
+from tests.oauth_flow import Browser, Client, authorize_url, obtain_tokens, pkce_pair, signed_in
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))  # per endpoint family; raise it for a deeper run
 FUZZ = settings(
@@ -89,11 +89,6 @@ def field_dict(names: list[str]) -> st.SearchStrategy[dict[str, str]]:
 
 
 @pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
-
-
-@pytest.fixture
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=30, follow_redirects=False) as client:
         yield client
@@ -158,7 +153,7 @@ mcp_body = st.one_of(
 mcp_headers = st.fixed_dictionaries(
     {},
     optional={
-        "MCP-Protocol-Version": st.one_of(st.sampled_from([MODERN, "2025-11-25", "2025-06-18"]), printable),
+        "MCP-Protocol-Version": st.one_of(st.sampled_from([MODERN, HANDSHAKE, "2025-06-18"]), printable),
         "Mcp-Method": st.one_of(mcp_method.filter(str.isprintable).filter(str.isascii), printable),
         "Mcp-Name": printable,
         "Origin": st.sampled_from(["https://chatgpt.com", "https://evil.example", "null"]),

@@ -18,7 +18,7 @@ from django_tenants.utils import schema_context
 from accounts.forms import LOGIN_FAILED
 from accounts.lockout import LOCKED_OUT
 from tests.conftest import PASSWORD
-from tests.oauth_flow import hidden_inputs
+from tests.oauth_flow import submit_login
 
 WRONG = "not-the-password-123"
 _addresses = itertools.count(1)
@@ -37,10 +37,7 @@ def attempt(url: str, email: str, password: str, *, address: str | None = None) 
     """GET the login page (CSRF cookie and token), then POST the credentials, as a browser would."""
     headers = {"X-Forwarded-For": address} if address else {}
     with httpx.Client(follow_redirects=False, timeout=20, headers=headers) as http:
-        page = http.get(url)
-        assert page.status_code == 200, (url, page.status_code)
-        form = hidden_inputs(page.text)
-        return http.post(url, data={**form, "username": email, "password": password}, headers={"Referer": url})
+        return submit_login(http, url, email, password)
 
 
 def error_text(response: httpx.Response) -> str:
@@ -68,26 +65,58 @@ def people(live, unique) -> dict[str, str]:
     }
     User.objects.create_superuser(emails["superuser"], PASSWORD)
     for key in ("ended", "inactive", "both"):
-        add_user("acme", emails[key], password=PASSWORD, role="admin")
-    add_user("globex", emails["both"], password=PASSWORD, role="member")
+        add_user(slug="acme", email=emails[key], password=PASSWORD, role="admin")
+    add_user(slug="globex", email=emails["both"], password=PASSWORD, role="member")
     Membership.objects.filter(user__email=emails["ended"]).update(is_active=False)
     User.objects.filter(email=emails["inactive"]).update(is_active=False)
     return emails  # left in place: a user's rows reach into every tenant schema (unique emails)
 
 
-def test_tenant_login_gives_one_error_for_every_failure(live, people):
-    url = live.tenant_url("acme", "login/")
-    failures = {
-        "wrong password": attempt(url, "member@acme.test", WRONG),
-        "unknown account": attempt(url, "nobody@acme.test", PASSWORD),
-        "member of another tenant only": attempt(url, "member@globex.test", PASSWORD),
-        "ended membership": attempt(url, people["ended"], PASSWORD),
-        "inactive account": attempt(url, people["inactive"], PASSWORD),
-    }
-    for what, response in failures.items():
+@pytest.mark.parametrize(
+    ("page", "refused", "signs_in"),
+    [
+        (
+            "/t/acme/login/",
+            {
+                "wrong password": ("member@acme.test", WRONG),
+                "unknown account": ("nobody@acme.test", PASSWORD),
+                "member of another tenant only": ("member@globex.test", PASSWORD),
+                "ended membership": ("ended", PASSWORD),
+                "inactive account": ("inactive", PASSWORD),
+            },
+            "member@acme.test",
+        ),
+        (
+            "/t/acme/admin/login/",
+            {
+                "wrong password": ("admin@acme.test", WRONG),
+                "member, not admin": ("member@acme.test", PASSWORD),
+                "admin of another tenant": ("admin@globex.test", PASSWORD),
+                "ended membership": ("ended", PASSWORD),
+                "platform superuser, not a member": ("superuser", PASSWORD),
+            },
+            "admin@acme.test",
+        ),
+        (
+            "/admin/login/",
+            {
+                "wrong password": ("superuser", WRONG),
+                "tenant admin, not superuser": ("admin@acme.test", PASSWORD),
+                "member, not superuser": ("member@acme.test", PASSWORD),
+            },
+            "superuser",
+        ),
+    ],
+    ids=["tenant", "tenant-admin", "platform-admin"],
+)
+def test_login_gives_one_error_for_every_failure(live, people, page, refused, signs_in):
+    """``people`` keys stand for that fixture's users; anything else is an email."""
+    url = live.url + page
+    for what, (who, password) in refused.items():
+        response = attempt(url, people.get(who, who), password)
         assert response.status_code == 200, what
         assert error_text(response) == LOGIN_FAILED, what
-    assert attempt(url, "member@acme.test", PASSWORD).status_code == 302  # the right answer still signs in
+    assert attempt(url, people.get(signs_in, signs_in), PASSWORD).status_code == 302  # the right answer still works
 
 
 def test_an_overlong_username_is_an_ordinary_failure(live):
@@ -96,34 +125,6 @@ def test_an_overlong_username_is_an_ordinary_failure(live):
         response = attempt(url, "A" * 256, WRONG, address=fresh_address())
         assert response.status_code == 200, (url, response.status_code)
         assert error_text(response) == LOGIN_FAILED, url
-
-
-def test_tenant_admin_login_gives_one_error_for_every_failure(live, people):
-    url = live.tenant_url("acme", "admin/login/")
-    failures = {
-        "wrong password": attempt(url, "admin@acme.test", WRONG),
-        "member, not admin": attempt(url, "member@acme.test", PASSWORD),
-        "admin of another tenant": attempt(url, "admin@globex.test", PASSWORD),
-        "ended membership": attempt(url, people["ended"], PASSWORD),
-        "platform superuser, not a member": attempt(url, people["superuser"], PASSWORD),
-    }
-    for what, response in failures.items():
-        assert response.status_code == 200, what
-        assert error_text(response) == LOGIN_FAILED, what
-    assert attempt(url, "admin@acme.test", PASSWORD).status_code == 302
-
-
-def test_platform_admin_login_gives_one_error_for_every_failure(live, people):
-    url = f"{live.url}/admin/login/"
-    failures = {
-        "wrong password": attempt(url, people["superuser"], WRONG),
-        "tenant admin, not superuser": attempt(url, "admin@acme.test", PASSWORD),
-        "member, not superuser": attempt(url, "member@acme.test", PASSWORD),
-    }
-    for what, response in failures.items():
-        assert response.status_code == 200, what
-        assert error_text(response) == LOGIN_FAILED, what
-    assert attempt(url, people["superuser"], PASSWORD).status_code == 302
 
 
 def _forget_attempts() -> None:

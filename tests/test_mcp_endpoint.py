@@ -11,21 +11,19 @@ import httpx
 from django.core.management import call_command
 from django_tenants.utils import schema_context
 
+from bench.common import tool_policy_override
 from crm.models import Contact, Note
+from declarations.tools import all_tools
 from mcp_tools.models import ToolPolicy
 from oauth.models import ClientProfile
 from tests.conftest import PASSWORD
 from tests.mcp_client import connect, provider
-from tests.mcp_raw import call, modern_request
-from tests.oauth_flow import Browser, Tenant, obtain_tokens, signed_in
-
-
-def tenant(live, slug: str) -> Tenant:
-    return Tenant(live.tenant_url(slug).rstrip("/"), slug)
+from tests.mcp_raw import HANDSHAKE, MODERN, call, modern_request
+from tests.oauth_flow import obtain_tokens, signed_in, signed_in_browser
 
 
 def token_for(live, slug: str, email: str, scope: str = "crm.read", **reg) -> tuple[str, str]:
-    client, browser = signed_in(tenant(live, slug), email, **reg)
+    client, browser = signed_in(live.tenant(slug), email, **reg)
     return obtain_tokens(browser, client, scope=scope)["access_token"], client.client_id
 
 
@@ -48,8 +46,7 @@ def error_of(response: httpx.Response) -> dict:
 
 def test_step_up_with_the_sdk_client_keeps_earlier_scopes(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(tenant(live, "acme"), "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(live.tenant("acme"), "member@acme.test")
     oauth, consent = provider(url, browser)
     contact_id = contact_ids("acme")[0]
     before = note_count("acme")
@@ -79,13 +76,12 @@ def test_step_up_with_the_sdk_client_keeps_earlier_scopes(live):
 
 def test_handshake_era_client_works(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(tenant(live, "acme"), "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(live.tenant("acme"), "member@acme.test")
     oauth, _ = provider(url, browser)
 
     async def scenario():
         async with connect(url, oauth, mode="legacy") as client:
-            assert client.protocol_version == "2025-11-25"
+            assert client.protocol_version == HANDSHAKE
             result = await client.call_tool("crm_search_contacts", {"query": "Grace"})
             assert not result.is_error and result.structured_content["contacts"][0]["name"] == "Grace Hopper"
 
@@ -106,11 +102,7 @@ def test_anonymous_requests_need_an_enabled_noauth_tool(live):
     )
     assert error_of(response)["data"]["class"] == "AUTH_REQUIRED"
 
-    with schema_context("globex"):
-        ToolPolicy.objects.update_or_create(
-            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
-        )
-    try:
+    with tool_policy_override("globex", "tenant_info", enabled=True, noauth=True, scopes=""):
         listed = modern_request(url, "tools/list")
         assert listed.status_code == 200
         tools = {t["name"]: t for t in listed.json()["result"]["tools"]}
@@ -124,9 +116,6 @@ def test_anonymous_requests_need_an_enabled_noauth_tool(live):
         # a protected tool still needs a token
         refused = call(url, None, "crm_search_contacts")
         assert refused.status_code == 401 and 'scope="crm.read tenant.read"' in refused.headers["www-authenticate"]
-    finally:
-        with schema_context("globex"):
-            ToolPolicy.objects.filter(tool_name="tenant_info").delete()
 
 
 # --- challenges ----------------------------------------------------------------------------------
@@ -236,7 +225,6 @@ def test_membership_ended_mid_session(live, unique):
     assert call(url, token, "crm_create_note", {"contact_id": contact, "body": "before"}).status_code == 200
     before = note_count("acme")
 
-    # the revocation hook ran: the token is gone
     from tenants.signals import membership_ended
 
     membership_ended.disconnect(receivers.revoke_tokens_of_ended_membership)
@@ -248,6 +236,7 @@ def test_membership_ended_mid_session(live, unique):
         assert error_of(response)["data"]["retryable"] is False
     finally:
         membership_ended.connect(receivers.revoke_tokens_of_ended_membership)
+    # then with the hook on: re-added and removed again, the revocation hook deletes the token itself
     call_command("tenant_add_user", "acme", email, stdout=io.StringIO())
     call_command("tenant_remove_user", "acme", email, stdout=io.StringIO())
     response = call(url, token, "crm_create_note", {"contact_id": contact, "body": "after"})
@@ -259,9 +248,7 @@ def test_matrix_tightened_mid_session(live):
     url = live.tenant_url("acme", "mcp")
     token, _ = token_for(live, "acme", "member@acme.test")
     assert call(url, token, "crm_search_contacts").status_code == 200
-    with schema_context("acme"):
-        ToolPolicy.objects.update_or_create(tool_name="crm_search_contacts", defaults={"scopes": "crm.read crm.admin"})
-    try:
+    with tool_policy_override("acme", "crm_search_contacts", scopes="crm.read crm.admin", enabled=True):
         response = call(url, token, "crm_search_contacts")
         assert response.status_code == 403 and error_of(response)["data"]["class"] == "INSUFFICIENT_SCOPE"
         assert 'scope="crm.admin crm.read"' in response.headers["www-authenticate"]
@@ -269,9 +256,6 @@ def test_matrix_tightened_mid_session(live):
             ToolPolicy.objects.filter(tool_name="crm_search_contacts").update(enabled=False)
         disabled = call(url, token, "crm_search_contacts")
         assert disabled.status_code == 400 and error_of(disabled)["code"] == -32602
-    finally:
-        with schema_context("acme"):
-            ToolPolicy.objects.filter(tool_name="crm_search_contacts").delete()
     assert call(url, token, "crm_search_contacts").status_code == 200
 
 
@@ -279,8 +263,10 @@ def test_tenant_deactivated_mid_session(live, unique):
     from tenants.services import add_user, create_tenant
 
     slug = f"t{unique}"
-    create_tenant(slug, name="Short-lived")
-    add_user(slug, f"admin@{slug}.test", password=PASSWORD, role="admin")
+    create_tenant(slug=slug, name="Short-lived")
+    add_user(slug=slug, email=f"admin@{slug}.test", password=PASSWORD, role="admin")
+    with schema_context(slug):  # the new tenant's scope matrix holds every tool's code defaults
+        assert set(ToolPolicy.objects.values_list("tool_name", flat=True)) == set(all_tools())
     url = live.tenant_url(slug, "mcp")
     token, _ = token_for(live, slug, f"admin@{slug}.test", scope="crm.read crm.write")
     with schema_context(slug):
@@ -307,7 +293,7 @@ def test_demoted_admin_loses_admin_only_scope(live, unique):
     with schema_context("acme"):
         assert Contact.objects.filter(pk=victim.pk).exists()
     # and a plain member cannot be granted it at all
-    client, browser = signed_in(tenant(live, "acme"), "member@acme.test")
+    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
     from tests.oauth_flow import authorize_url, pkce_pair, redirect_params
 
     _, challenge = pkce_pair()
@@ -409,7 +395,7 @@ def test_malformed_requests_are_classified_never_500(live):
             modern_request(
                 url,
                 "initialize",
-                {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}},
+                {"protocolVersion": MODERN, "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}},
                 token=token,
             ),
             404,
@@ -420,11 +406,11 @@ def test_malformed_requests_are_classified_never_500(live):
         assert response.status_code == status, (index, response.status_code, response.text[:200])
         assert response.json()["error"]["code"] == code, (index, response.text[:200])
     unsupported = modern_request(url, "tools/list", token=token, version="2099-01-01").json()["error"]["data"]
-    assert "2026-07-28" in unsupported["supported"] and "2025-11-25" in unsupported["supported"]
+    assert MODERN in unsupported["supported"] and HANDSHAKE in unsupported["supported"]
     # a notification is accepted with 202 and no body
     notification = post(
         json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        {**json_headers, "MCP-Protocol-Version": "2025-11-25"},
+        {**json_headers, "MCP-Protocol-Version": HANDSHAKE},
     )
     assert notification.status_code == 202 and notification.content == b""
     assert note_count("acme") == before
@@ -432,19 +418,12 @@ def test_malformed_requests_are_classified_never_500(live):
 
 def test_results_carry_result_type_and_discover_works(live):
     url = live.tenant_url("acme", "mcp")
-    with schema_context("acme"):
-        ToolPolicy.objects.update_or_create(
-            tool_name="tenant_info", defaults={"enabled": True, "noauth": True, "scopes": ""}
-        )
-    try:
+    with tool_policy_override("acme", "tenant_info", enabled=True, noauth=True, scopes=""):
         discover = modern_request(url, "server/discover")
         assert discover.status_code == 200, discover.text
         result = discover.json()["result"]
-        assert result["supportedVersions"] == ["2026-07-28"] and result["resultType"] == "complete"
+        assert result["supportedVersions"] == [MODERN] and result["resultType"] == "complete"
         assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "Acme Corp MCP"
         assert "mcp-session-id" not in discover.headers
         info = call(url, None, "tenant_info").json()["result"]
         assert info["resultType"] == "complete" and info["isError"] is False
-    finally:
-        with schema_context("acme"):
-            ToolPolicy.objects.filter(tool_name="tenant_info").delete()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import anyio
-import pytest
 from django_tenants.utils import schema_context
 
 from tests.mcp_client import connect, provider
-from tests.oauth_flow import Browser
+from tests.mcp_raw import MODERN
+from tests.oauth_flow import signed_in_browser
 
 
 def run(coro_fn, *args):
@@ -16,8 +16,7 @@ def run(coro_fn, *args):
 
 def test_sdk_client_discovers_registers_authorizes_and_calls(live):
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(type("T", (), {"url": lambda self, p: live.tenant_url("acme", p)})(), "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(live.tenant("acme"), "member@acme.test")
     oauth, consent = provider(url, browser)
 
     async def scenario():
@@ -31,46 +30,22 @@ def test_sdk_client_discovers_registers_authorizes_and_calls(live):
             return client.protocol_version
 
     version = run(scenario)
-    assert version == "2026-07-28"
+    assert version == MODERN
     assert len(consent.authorize_urls) == 1
     assert "resource=" in consent.authorize_urls[0] and "code_challenge_method=S256" in consent.authorize_urls[0]
 
 
-@pytest.fixture
-def cimd_document_server():
-    """A client's metadata document, served over HTTP on loopback (the test-only CIMD allowance maps
-    the https client_id host to it)."""
-    import http.server
-    import threading
-
-    documents: dict[str, bytes] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = documents.get(self.path)
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "max-age=600")
-            self.end_headers()
-            self.wfile.write(body or b"{}")
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", documents
-    server.shutdown()
-
-
-def test_sdk_client_with_a_client_id_metadata_document(live, settings, cimd_document_server, unique):
+def test_sdk_client_with_a_client_id_metadata_document(live, settings, document_server, unique):
     import json
 
     from oauth2_provider.models import Application
 
     from tests.oauth_flow import REDIRECT_URI
 
-    origin, documents = cimd_document_server
+    # the client's metadata document on loopback (the test-only CIMD allowance maps the https
+    # client_id host to it)
+    document_server.cache_control = "max-age=600"
+    origin, documents = document_server.url, document_server.documents
     client_id = f"https://client-{unique}.example.test/oauth/client.json"
     documents["/oauth/client.json"] = json.dumps(
         {
@@ -85,8 +60,7 @@ def test_sdk_client_with_a_client_id_metadata_document(live, settings, cimd_docu
     settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS = {f"client-{unique}.example.test": origin}
 
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(type("T", (), {"url": lambda self, p: live.tenant_url("acme", p)})(), "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(live.tenant("acme"), "member@acme.test")
     oauth, consent = provider(url, browser, client_metadata_url=client_id)
 
     async def scenario():
@@ -112,8 +86,7 @@ def test_token_refresh_through_the_sdk_client(live):
     from tests.mcp_client import MemoryStorage
 
     url = live.tenant_url("acme", "mcp")
-    browser = Browser(type("T", (), {"url": lambda self, p: live.tenant_url("acme", p)})(), "member@acme.test")
-    browser.login()
+    browser = signed_in_browser(live.tenant("acme"), "member@acme.test")
     storage = MemoryStorage()
     oauth, consent = provider(url, browser, storage=storage)
 

@@ -12,11 +12,12 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from oauth2_provider.models import AccessToken, Application, RefreshToken
+from oauth2_provider.models import AccessToken, RefreshToken
 
 from tenants.models import Membership, Tenant
 from tenants.services import deactivate_tenant
 from tests.conftest import PASSWORD
+from tests.factories import application
 
 pytestmark = pytest.mark.django_db
 
@@ -27,12 +28,7 @@ def _token_pair(slug: str, email: str) -> tuple[int, int]:
 
     user = User.objects.get(email=email)
     with schema_context(slug):
-        app = Application.objects.create(
-            name="Admin service test",
-            client_type="public",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://app.example/cb",
-        )
+        app = application("Admin service test")
         access = AccessToken.objects.create(
             user=user,
             application=app,
@@ -160,13 +156,13 @@ def test_unticking_a_membership_revokes_with_the_real_receiver(root, django_capt
 def test_deactivate_tenant_signals_only_after_commit(django_capture_on_commit_callbacks):
     pair = _token_pair("acme", "member@acme.test")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        tenant, outcome = deactivate_tenant("acme")
-    assert outcome.created and not tenant.is_active
+        tenant, outcome = deactivate_tenant(slug="acme")
+    assert outcome.changed and not tenant.is_active
     assert _alive("acme", pair)  # nothing revoked before the commit
     assert len(callbacks) == 1
     callbacks[0]()
     assert not _alive("acme", pair)
-    assert deactivate_tenant("acme")[1].created is False
+    assert deactivate_tenant(slug="acme")[1].changed is False
 
 
 def test_deactivate_tenant_is_atomic(django_capture_on_commit_callbacks):
@@ -176,7 +172,7 @@ def test_deactivate_tenant_is_atomic(django_capture_on_commit_callbacks):
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        deactivate_tenant("acme")
+        deactivate_tenant(slug="acme")
         raise RuntimeError("the surrounding work failed")
     acme = Tenant.objects.get(schema_name="acme")
     assert acme.is_active and acme.deactivated_at is None

@@ -11,7 +11,6 @@ import logging.config
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from django_tenants.utils import schema_context
 
 from tests.conftest import PASSWORD
 from tests.mcp_raw import modern_request
-from tests.oauth_flow import Browser, Tenant, authorize_url, pkce_pair, redirect_params, register
+from tests.oauth_flow import authorize_url, pkce_pair, redirect_params, register, signed_in_browser
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -162,11 +161,10 @@ def test_debug_logging_never_shows_a_token_or_secret(live, settings):
     capture = _Capture()
     logging.getLogger().addHandler(capture)
     try:
-        tenant = Tenant(live.tenant_url("acme", "").rstrip("/"), "acme")
+        tenant = live.tenant("acme")
         client = register(tenant, token_endpoint_auth_method="client_secret_post")
         assert client.client_secret
-        browser = Browser(tenant, "member@acme.test")
-        browser.login()
+        browser = signed_in_browser(tenant, "member@acme.test")
         verifier, challenge = pkce_pair()
         url = authorize_url(client, scope="crm.read", challenge=challenge, resource=tenant.mcp)
         code = redirect_params(browser.authorize(url))["code"]
@@ -214,44 +212,21 @@ def test_debug_logging_never_shows_a_token_or_secret(live, settings):
 # --- CIMD -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def document_server():
-    import http.server
-
-    hits: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            document = {
-                "client_id": "https://cimd.example.test/client.json",
-                "client_name": "x",
-                "redirect_uris": ["https://cimd.example.test/callback"],
-                "token_endpoint_auth_method": "none",
-            }
-            body = json.dumps(document).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    server.shutdown()
-
-
 def test_cimd_loopback_allowance_is_refused_in_production(settings, document_server):
     from oauth2_provider.cimd import CIMDError
 
     from oauth.cimd import PlatformMetadataFetcher
 
-    origin, hits = document_server
-    settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS = {"cimd.example.test": origin}
     client_id = "https://cimd.example.test/client.json"
+    document = {
+        "client_id": client_id,
+        "client_name": "x",
+        "redirect_uris": ["https://cimd.example.test/callback"],
+        "token_endpoint_auth_method": "none",
+    }
+    document_server.documents["/client.json"] = json.dumps(document).encode()
+    hits = document_server.hits
+    settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS = {"cimd.example.test": document_server.url}
     settings.PRODUCTION = False
     assert PlatformMetadataFetcher().fetch(client_id)  # the allowance works outside production ...
     assert hits == ["/client.json"]

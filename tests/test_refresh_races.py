@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
+from tests.conftest import refresh_grace_seconds
 from tests.mcp_raw import call
-from tests.oauth_flow import Tenant, obtain_tokens, refresh, signed_in
+from tests.oauth_flow import obtain_tokens, refresh, signed_in
 
 PARALLEL = 10
 ROUNDS = 20
-
-
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
 
 
 def _live_families(client_id: str) -> list:
@@ -54,17 +48,11 @@ def test_parallel_refreshes_of_one_token_all_get_the_same_pair(acme):
 
 
 def test_after_the_grace_window_reuse_revokes_the_family(acme):
-    from oauth2_provider.settings import oauth2_settings
-
     client, browser = signed_in(acme, "member@acme.test")
     first = obtain_tokens(browser, client)
     second = refresh(client, first["refresh_token"]).json()
-    original = oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
-    oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = 0
-    try:
+    with refresh_grace_seconds(0):
         late = refresh(client, first["refresh_token"])
-    finally:
-        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS = original
     assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
     assert _live_families(client.client_id) == []
     assert refresh(client, second["refresh_token"]).json()["error"] == "invalid_grant"

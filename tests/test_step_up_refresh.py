@@ -3,17 +3,10 @@ modelcontextprotocol/typescript-sdk#2255), over real HTTP against the live serve
 
 from __future__ import annotations
 
-import pytest
-
 from tests.mcp_raw import call
 from tests.oauth_flow import Tenant, obtain_tokens, refresh, signed_in
 
 NOTE = {"contact_id": 1, "body": "step-up"}
-
-
-@pytest.fixture
-def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
 
 
 def _challenged(acme: Tenant):

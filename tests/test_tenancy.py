@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,7 +201,7 @@ def test_cli_errors_for_unknown_tenant_and_user():
 
 
 @pytest.mark.django_db
-def test_add_remove_readd_user_and_membership_ended_signal():
+def test_add_remove_readd_user_and_membership_ended_signal(django_capture_on_commit_callbacks):
     from tenants.signals import membership_ended
 
     seen = []
@@ -211,8 +213,13 @@ def test_add_remove_readd_user_and_membership_ended_signal():
     try:
         assert "added to acme as member" in run("tenant_add_user", "acme", "cycle@acme.test", "--password", PASSWORD)
         assert "already a member" in run("tenant_add_user", "acme", "cycle@acme.test")
-        assert "ended" in run("tenant_remove_user", "acme", "cycle@acme.test")
-        assert "had already ended" in run("tenant_remove_user", "acme", "cycle@acme.test")
+        # the signal is sent on commit (receivers see committed state): once, for the first removal only
+        with django_capture_on_commit_callbacks(execute=True) as removed:
+            assert "ended" in run("tenant_remove_user", "acme", "cycle@acme.test")
+        assert len(removed) == 1 and seen == [("acme", "cycle@acme.test", False)]
+        with django_capture_on_commit_callbacks(execute=True) as again:
+            assert "had already ended" in run("tenant_remove_user", "acme", "cycle@acme.test")
+        assert again == [] and len(seen) == 1
         membership = Membership.objects.get(user__email="cycle@acme.test", tenant__schema_name="acme")
         assert not membership.is_active and membership.ended_at is not None
         assert "again a admin" in run("tenant_add_user", "acme", "cycle@acme.test", "--role", "admin")
@@ -220,9 +227,6 @@ def test_add_remove_readd_user_and_membership_ended_signal():
         assert membership.is_active and membership.role == "admin" and membership.ended_at is None
     finally:
         membership_ended.disconnect(receiver)
-    # on_commit does not fire inside the test transaction; the service defers it so receivers see
-    # committed state. The live-server tests cover the committed path.
-    assert seen == []
 
 
 def test_nothing_imports_a_package_called_platform():
@@ -240,9 +244,15 @@ def test_nothing_imports_a_package_called_platform():
         if ".venv" not in p.parts and p.stem == "platform" and p.suffix in {"", ".py"}
     ]
     assert shadowing == []
-    import uuid
-
-    assert uuid.uuid4().version == 4  # uuid imports platform; it breaks when a package shadows it
+    # uuid imports platform; run from the project root (first on sys.path) as manage.py is
+    imported = subprocess.run(
+        [sys.executable, "-c", "import uuid, platform; print(platform.__file__)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(imported).parent == Path(sysconfig.get_paths()["stdlib"])
 
 
 @pytest.mark.django_db
@@ -256,3 +266,45 @@ def test_one_browser_can_be_signed_in_to_two_tenants(client):
     # a tenant's cookie presented under another tenant's name is just an unknown session there
     client.cookies["sessionid_globex"] = client.cookies["sessionid_acme"].value
     assert client.get("/t/globex/admin/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_auth_sql_mirrors_membership_active(unique):
+    """The bearer check's SQL (``mcp_tools.auth.active_role_sql``) and ``Membership.objects.active()``
+    agree on every kind of (non-)member: active, ended, inactive user, deactivated tenant, stranger."""
+    from accounts.models import User
+    from mcp_tools.auth import active_role_sql
+    from tenants.services import add_user
+
+    emails = {kind: f"{kind}-{unique}@mirror.test" for kind in ("active", "ended", "inactive", "stranger")}
+    for kind, email in emails.items():
+        if kind != "stranger":
+            add_user(slug="acme", email=email, password=PASSWORD, role="admin")
+            add_user(slug="globex", email=email, password=PASSWORD, role="member")
+    User.objects.create_user(email=emails["stranger"], password=PASSWORD)
+    Membership.objects.filter(user__email=emails["ended"], tenant__schema_name="acme").update(is_active=False)
+    User.objects.filter(email=emails["inactive"]).update(is_active=False)
+    Tenant.objects.filter(schema_name="globex").update(is_active=False)
+    users = dict(User.objects.filter(email__in=emails.values()).values_list("email", "pk"))
+
+    users_table = User._meta.db_table
+    sql = f"SELECT x.id, {active_role_sql('x.id')} FROM public.{users_table} x WHERE x.id = ANY(%s)"
+    seen = {}
+    for tenant in Tenant.objects.filter(schema_name__in=("acme", "globex")):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [tenant.pk, list(users.values())])
+            in_sql = dict(cursor.fetchall())
+        in_python = dict(Membership.objects.active().filter(tenant=tenant).values_list("user_id", "role"))
+        for email, pk in users.items():
+            assert in_sql[pk] == in_python.get(pk), (tenant.slug, email)
+            seen[(tenant.slug, email.split("-")[0])] = in_sql[pk]
+    assert seen == {
+        ("acme", "active"): "admin",
+        ("acme", "ended"): None,
+        ("acme", "inactive"): None,
+        ("acme", "stranger"): None,
+        ("globex", "active"): None,  # the tenant is deactivated
+        ("globex", "ended"): None,
+        ("globex", "inactive"): None,
+        ("globex", "stranger"): None,
+    }

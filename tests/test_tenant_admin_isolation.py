@@ -17,13 +17,13 @@ from django_tenants.utils import schema_context
 from oauth2_provider.models import Application
 
 from connectors.models import ConnectedAccount, Provider
-from mcp_tools.matrix import ensure_policies
 from mcp_tools.models import ToolPolicyChange
 from tenants.admin_site import _is_user_field, tenant_admin_site
 from tenants.services import add_user
 from tests.admin_http import AdminSession
 from tests.conftest import PASSWORD
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.factories import application
+from tests.oauth_flow import obtain_tokens, signed_in
 
 User = get_user_model()
 
@@ -40,19 +40,14 @@ def _admin_path(model, suffix: str = "") -> str:
 def globex_rows(live, unique):
     """Rows of every kind in globex (a real OAuth flow for tokens and consent), and an acme-only user."""
     probe = f"probe-{unique}@acme.test"
-    add_user("acme", probe, password=PASSWORD, role="admin")
+    add_user(slug="acme", email=probe, password=PASSWORD, role="admin")
     acme_user = User.objects.get(email=probe)
-    client, browser = signed_in(Tenant(live.tenant_url("globex").rstrip("/"), "globex"), "member@globex.test")
+    client, browser = signed_in(live.tenant("globex"), "member@globex.test")
     obtain_tokens(browser, client, scope="crm.read")
     member = User.objects.get(email="member@globex.test")
     with schema_context("globex"):
-        ensure_policies()
-        owned = Application.objects.create(
-            name=f"Owned {unique}",
-            user=member,
-            client_type="confidential",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://owned.example/cb",
+        owned = application(
+            f"Owned {unique}", user=member, client_type="confidential", redirect_uris="https://owned.example/cb"
         )
         change = ToolPolicyChange.objects.create(tool_name=f"probe-{unique}", changed_by=member, after={})
         provider = Provider.objects.create(
@@ -86,7 +81,7 @@ def _assert_clean(response, emails: set[str], where: str) -> None:
 def test_no_tenant_admin_page_shows_or_accepts_another_tenants_user(live, globex_rows):
     acme_user = globex_rows
     emails = _acme_emails(acme_user)
-    admin = AdminSession(live.tenant_url("globex", "admin").rstrip("/"), "admin@globex.test").login()
+    admin = AdminSession(live.tenant("globex"), "admin@globex.test").login()
     assert len(tenant_admin_site._registry) >= 6
 
     for model in tenant_admin_site._registry:
@@ -143,9 +138,9 @@ def test_application_user_field_offers_only_active_members(live, globex_rows, un
     from tenants.services import remove_user
 
     former = f"former-{unique}@globex.test"
-    add_user("globex", former, password=PASSWORD, role="member")
-    remove_user("globex", former)
-    admin = AdminSession(live.tenant_url("globex", "admin").rstrip("/"), "admin@globex.test").login()
+    add_user(slug="globex", email=former, password=PASSWORD, role="member")
+    remove_user(slug="globex", email=former)
+    admin = AdminSession(live.tenant("globex"), "admin@globex.test").login()
     page = admin.get(_admin_path(Application, "add/"))
     assert page.status_code == 200
     select = re.search(r'<select name="user"[^>]*>(.*?)</select>', page.text, re.S)

@@ -4,10 +4,14 @@ no-auth override, and the audit trail."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
+from declarations.tools import all_tools
 from mcp_tools.models import ToolPolicy, ToolPolicyChange
 from tests.conftest import PASSWORD
+from tests.factories import application
 
 
 @pytest.fixture
@@ -24,17 +28,30 @@ def _form(policy: ToolPolicy, **changes) -> dict:
 
 @pytest.mark.django_db
 def test_matrix_lists_every_tool_with_code_defaults(admin_client):
-    page = admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/")
-    assert page.status_code == 200
-    with schema_context("acme"):
+    with schema_context("acme"):  # the rows exist from the tenant's migrate, before any admin visit
         policies = {p.tool_name: p for p in ToolPolicy.objects.all()}
+    assert set(policies) == set(all_tools())
     assert policies["crm_create_note"].scopes == "crm.write" and policies["crm_create_note"].enabled
     assert policies["tenant_info"].noauth and not policies["tenant_info"].enabled  # no-auth is opt-in
+    page = admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/")
+    assert page.status_code == 200
+    assert all(f">{name}<" in page.content.decode() for name in all_tools())
+
+
+@pytest.mark.django_db
+def test_matrix_list_only_reads(admin_client):
+    with schema_context("acme"):
+        ToolPolicy.objects.filter(tool_name="tenant_info").delete()
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/").status_code == 200
+    writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert not [sql for sql in writes if ToolPolicy._meta.db_table in sql]
+    with schema_context("acme"):
+        assert not ToolPolicy.objects.filter(tool_name="tenant_info").exists()
 
 
 @pytest.mark.django_db
 def test_matrix_change_is_validated_and_audited(admin_client):
-    admin_client.get("/t/acme/admin/mcp_tools/toolpolicy/")
     with schema_context("acme"):
         note = ToolPolicy.objects.get(tool_name="crm_create_note")
     url = f"/t/acme/admin/mcp_tools/toolpolicy/{note.pk}/change/"
@@ -85,18 +102,11 @@ def test_platform_admin_ending_a_membership_fires_the_revocation_event(
 
 @pytest.mark.django_db
 def test_challenge_channel_is_settable_per_client_and_tokens_are_masked(admin_client):
-    from oauth2_provider.models import AccessToken, Application
+    from oauth2_provider.models import AccessToken
 
-    from oauth.models import ClientProfile
 
     with schema_context("acme"):
-        app = Application.objects.create(
-            name="Channel client",
-            client_type="public",
-            authorization_grant_type="authorization-code",
-            redirect_uris="https://app.example/cb",
-        )
-        ClientProfile.objects.create(application=app)
+        app = application("Channel client", profile=True)
     page = admin_client.get(f"/t/acme/admin/oauth2_provider/application/{app.pk}/change/")
     assert page.status_code == 200 and "challenge_channel" in page.content.decode()
     assert admin_client.get("/t/acme/admin/oauth2_provider/accesstoken/").status_code == 200

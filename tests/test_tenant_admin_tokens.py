@@ -15,7 +15,7 @@ from oauth2_provider.models import AccessToken, RefreshToken
 from oauth.models import ConsentGrant
 from tests.admin_http import AdminSession
 from tests.mcp_raw import call
-from tests.oauth_flow import Client, Tenant, obtain_tokens, refresh, signed_in
+from tests.oauth_flow import Client, obtain_tokens, refresh, signed_in
 
 
 def _sum(value: str) -> str:
@@ -35,7 +35,7 @@ class Issued:
 
 @pytest.fixture
 def issued(live) -> Issued:
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     client, browser = signed_in(acme, "member@acme.test")
     tokens = obtain_tokens(browser, client, scope="crm.read")
     with schema_context("acme"):
@@ -49,7 +49,7 @@ def issued(live) -> Issued:
 
 @pytest.fixture
 def admin(live) -> AdminSession:
-    return AdminSession(live.tenant_url("acme", "admin").rstrip("/"), "admin@acme.test").login()
+    return AdminSession(live.tenant("acme"), "admin@acme.test").login()
 
 
 def _path(model, suffix: str = "") -> str:

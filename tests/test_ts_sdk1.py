@@ -15,9 +15,8 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-from tests.oauth_flow import Browser, Tenant, redirect_params
+from tests.oauth_flow import query_params, redirect_params, signed_in_browser
 
 HARNESS = Path(__file__).parent / "node" / "ts_sdk1"
 
@@ -53,9 +52,8 @@ def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
     node = shutil.which("node")
     assert node, "node is required for this test"
     assert (HARNESS / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), "run `make test` (npm ci)"
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
-    browser = Browser(acme, "member@acme.test")
-    browser.login()
+    acme = live.tenant("acme")
+    browser = signed_in_browser(acme, "member@acme.test")
     contact = _first_contact_id()
     notes_before = _note_count(contact)
 
@@ -76,8 +74,7 @@ def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
             event = json.loads(line)
             events.append(event)
             if event["event"] == "authorize":
-                query = parse_qs(urlsplit(event["url"]).query)
-                requested_scopes.append(set(query["scope"][0].split()))
+                requested_scopes.append(set(query_params(event["url"])["scope"].split()))
                 code = redirect_params(browser.authorize(event["url"]))["code"]
                 process.stdin.write(json.dumps({"code": code}) + "\n")
                 process.stdin.flush()

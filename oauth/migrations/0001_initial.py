@@ -3,6 +3,7 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from oauth2_provider.settings import oauth2_settings
 
 
 class Migration(migrations.Migration):
@@ -10,8 +11,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        migrations.swappable_dependency(settings.OAUTH2_PROVIDER_APPLICATION_MODEL),
-        migrations.swappable_dependency(settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL),
+        migrations.swappable_dependency(oauth2_settings.APPLICATION_MODEL),
+        migrations.swappable_dependency(oauth2_settings.REFRESH_TOKEN_MODEL),
     ]
 
     operations = [
@@ -43,7 +44,7 @@ class Migration(migrations.Migration):
                     models.OneToOneField(
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="profile",
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                        to=oauth2_settings.APPLICATION_MODEL,
                     ),
                 ),
             ],
@@ -58,7 +59,7 @@ class Migration(migrations.Migration):
                     models.OneToOneField(
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="grace_redemption",
-                        to=settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL,
+                        to=oauth2_settings.REFRESH_TOKEN_MODEL,
                     ),
                 ),
             ],
@@ -75,7 +76,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="+",
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                        to=oauth2_settings.APPLICATION_MODEL,
                     ),
                 ),
             ],
@@ -91,7 +92,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="consents",
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                        to=oauth2_settings.APPLICATION_MODEL,
                     ),
                 ),
                 (

@@ -2,15 +2,15 @@
 
 import django.db.models.deletion
 import fernet_fields.fields
-from django.conf import settings
 from django.db import migrations, models
+from oauth2_provider.settings import oauth2_settings
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ('platform_oauth', '0002_clientprofile_is_resource_server'),
-        migrations.swappable_dependency(settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL),
+        migrations.swappable_dependency(oauth2_settings.REFRESH_TOKEN_MODEL),
     ]
 
     operations = [
@@ -40,8 +40,8 @@ class Migration(migrations.Migration):
                 ('token_family', models.UUIDField(db_index=True)),
                 ('pair', fernet_fields.fields.EncryptedJSONField()),
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('refresh_token', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='platform_successor', to=settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL)),
-                ('successor', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL)),
+                ('refresh_token', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='platform_successor', to=oauth2_settings.REFRESH_TOKEN_MODEL)),
+                ('successor', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=oauth2_settings.REFRESH_TOKEN_MODEL)),
             ],
         ),
         migrations.DeleteModel(

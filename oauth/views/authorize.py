@@ -18,7 +18,8 @@ from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error, InvalidRequestFata
 
 from declarations.scopes import admin_only_scopes, get_scope
 from oauth.issuer import allowed_resources, issuer
-from oauth.services import prior_consent, record_consent
+from oauth.selectors import prior_consent
+from oauth.services import record_consent
 from tenants.models import Membership
 from tenants.selectors import active_membership
 
@@ -151,5 +152,7 @@ class TenantAuthorizationView(AuthorizationView):
         if form.cleaned_data.get("allow") and response.status_code in (301, 302):
             location = response.get("Location", "")
             if "code=" in location:
-                record_consent(self.request.user, application, form.cleaned_data.get("scope", "").split())
+                record_consent(
+                    user=self.request.user, application=application, scopes=form.cleaned_data.get("scope", "").split()
+                )
         return response

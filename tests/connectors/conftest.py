@@ -18,7 +18,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from tests.conftest import LiveServer
-from tests.oauth_flow import Browser, Tenant, hidden_inputs
+from tests.oauth_flow import Browser, hidden_inputs
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node_oidc"
 CLIENT_ID = "platform-connector"
@@ -127,7 +127,7 @@ class ConnectBrowser:
     browser: Browser = field(init=False)
 
     def __post_init__(self) -> None:
-        self.browser = Browser(Tenant(self.live.tenant_url(self.slug).rstrip("/"), self.slug), self.email)
+        self.browser = Browser(self.live.tenant(self.slug), self.email)
         self.browser.login()
 
     @property

@@ -9,13 +9,13 @@ from django_tenants.utils import schema_context
 
 from connectors.models import Credential
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in
 
 pytestmark = pytest.mark.timeout(90)
 
 
 def bearer(live, email: str, scope: str) -> dict[str, str]:
-    client, browser = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), email)
+    client, browser = signed_in(live.tenant("acme"), email)
     return {"Authorization": f"Bearer {obtain_tokens(browser, client, scope=scope)['access_token']}"}
 
 

@@ -3,14 +3,11 @@ oidc-provider: sign in, connect, see the account; the denial error page; disconn
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import sync_playwright
 
+from tests.chromium import chromium_context
 from tests.conftest import PASSWORD
 from tests.connectors.conftest import add_oidc_provider
-from tests.test_consent_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,14 +21,8 @@ def provider_key(live, oidc) -> str:
 
 @pytest.fixture
 def browser_context():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required for the browser tests (make test installs it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context()
+    with chromium_context() as context:
         yield context
-        context.close()
-        browser.close()
 
 
 def test_connect_deny_and_disconnect_in_a_real_browser(live, oidc, provider_key, browser_context):

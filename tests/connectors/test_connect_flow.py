@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import pytest
 from django.db import connection
@@ -11,7 +11,7 @@ from django_tenants.utils import schema_context
 from connectors.models import AuthorizationRequest, ConnectedAccount, Credential
 from tests.conftest import PASSWORD
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
-from tests.oauth_flow import hidden_inputs
+from tests.oauth_flow import hidden_inputs, query_params
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,10 +31,10 @@ def test_connect_stores_identity_scopes_and_encrypted_tokens(live, oidc):
     browser = ConnectBrowser(live, oidc)
     browser.steer(test_account="alice")
     authorize = browser.start(key)
-    query = parse_qs(urlsplit(authorize).query)
+    query = query_params(authorize)
     assert authorize.startswith(oidc.issuer)
-    assert query["code_challenge_method"] == ["S256"] and query["nonce"] and query["state"]
-    assert query["redirect_uri"] == [live.tenant_url("acme", "connections/callback/")]
+    assert query["code_challenge_method"] == "S256" and query["nonce"] and query["state"]
+    assert query["redirect_uri"] == live.tenant_url("acme", "connections/callback/")
     done = browser.http.get(browser.through_provider(authorize))
     assert done.status_code == 302 and done.headers["location"].endswith(f"?done=connected:{key}")
 

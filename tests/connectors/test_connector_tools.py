@@ -15,13 +15,13 @@ from django_tenants.utils import schema_context
 from connectors.models import ConnectedAccount, Credential
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import call
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in
 
 pytestmark = pytest.mark.timeout(90)
 
 
 def platform_token(live, scope: str = "connections") -> str:
-    client, browser = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
     return obtain_tokens(browser, client, scope=scope)["access_token"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -13,7 +12,7 @@ from django_tenants.utils import schema_context
 from connectors import tokens
 from connectors.models import ConnectedAccount, Credential
 from tests.connectors.conftest import CLIENT_SECRET, ConnectBrowser, add_oidc_provider
-from tests.oauth_flow import hidden_inputs
+from tests.oauth_flow import hidden_inputs, query_params
 
 TEST_CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's own HTTP client logs the URLs it requests
 
@@ -25,8 +24,8 @@ def test_no_secret_reaches_the_logs_of_a_whole_flow(live, oidc, caplog):
     authorize = browser.start(key)
     callback = browser.through_provider(authorize)
     secrets = {
-        parse_qs(urlsplit(authorize).query)["state"][0],
-        parse_qs(urlsplit(callback).query)["code"][0],
+        query_params(authorize)["state"],
+        query_params(callback)["code"],
         CLIENT_SECRET,
     }
     assert browser.http.get(callback).status_code == 302

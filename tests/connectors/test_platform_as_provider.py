@@ -22,7 +22,7 @@ from connectors.models import ConnectedAccount, Credential
 from connectors.services import add_provider
 from oauth.models import ClientProfile
 from tests.conftest import LiveServer
-from tests.oauth_flow import Browser, Tenant, hidden_inputs
+from tests.oauth_flow import Browser, hidden_inputs, signed_in_browser
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,9 +69,8 @@ def setup_provider(live: LiveServer, unique: str, *, api: bool = False) -> tuple
 
 def connect(live: LiveServer, key: str) -> httpx.Response:
     """acme's member connects the globex account of member@globex.test (one browser, two tenants)."""
-    acme = Browser(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
-    acme.login()
-    globex = Browser(Tenant(live.tenant_url("globex").rstrip("/"), "globex"), "member@globex.test", http=acme.http)
+    acme = signed_in_browser(live.tenant("acme"), "member@acme.test")
+    globex = Browser(live.tenant("globex"), "member@globex.test", http=acme.http)
     globex.login()  # per-tenant session cookies: both sessions live in one cookie jar
     page = acme.http.get(live.tenant_url("acme", f"connections/{key}/connect/"))
     started = acme.http.post(
@@ -172,7 +171,7 @@ def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(l
 
     key, _, _ = setup_provider(live, unique)
     url = live.tenant_url("acme", "mcp")
-    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     before = call(url, token, "connector_crm_search", {"provider": key}).json()["result"]
     assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
@@ -200,7 +199,7 @@ def test_a_tool_in_acme_reads_globex_contacts_through_globex_api_and_refreshes_o
 
     key, client_id, _ = setup_provider(live, unique, api=True)
     url = live.tenant_url("acme", "mcp")
-    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     before = call(url, token, "connector_crm_contacts", {"provider": key}).json()["result"]
     assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"

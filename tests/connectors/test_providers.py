@@ -36,7 +36,7 @@ def test_every_required_preset_is_there():
 def test_each_preset_creates_a_provider(name):
     with schema_context("acme"):
         provider, outcome = add_provider(key=f"p-{name}", preset_name=name, client_id="id", client_secret="secret")
-        assert outcome.created
+        assert outcome.changed
         assert provider.authorization_endpoint.startswith("https://")
         assert provider.token_endpoint.startswith("https://") and provider.default_scopes
         assert "{" not in provider.authorization_endpoint + provider.token_endpoint
@@ -104,7 +104,7 @@ def test_plain_http_is_refused_except_loopback_in_development():
             add_provider(key="plain", endpoints=endpoints, client_id="id", client_secret="s")
         assert error.value.code == "insecure_url"
         loopback = {"authorization_endpoint": "http://127.0.0.1:9/a", "token_endpoint": "http://127.0.0.1:9/t"}
-        assert add_provider(key="dev", endpoints=loopback, client_id="id", client_secret="s")[1].created
+        assert add_provider(key="dev", endpoints=loopback, client_id="id", client_secret="s")[1].changed
         with override_settings(PRODUCTION=True), pytest.raises(ConnectorError) as prod:
             add_provider(key="prod", endpoints=loopback, client_id="id", client_secret="s")
         assert prod.value.code == "insecure_url"

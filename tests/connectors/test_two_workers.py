@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +26,10 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from connectors.models import ConnectedAccount
+from probe.ready import wait_until_up
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import call
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,14 +73,7 @@ def gunicorn(live_server_url, tmp_path_factory) -> Iterator[Gunicorn]:
     command += ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %(m)s %(U)s %(s)s"]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/t/acme/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("gunicorn did not start")
+        assert wait_until_up(f"{base}/t/acme/healthz"), "gunicorn did not start"
         yield Gunicorn(base, access_log)
     finally:
         server.terminate()
@@ -95,7 +88,7 @@ def test_twenty_concurrent_tool_calls_across_two_workers_refresh_once(live, oidc
     assert browser.connect(key).status_code == 302
     # the platform token comes from the live server (the test process's password hasher); gunicorn is
     # addressed under the live server's host name, so the token's audience (RFC 8707) matches there
-    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     same_host = {"Host": live.url.removeprefix("http://")}
     with schema_context("acme"):

@@ -3,7 +3,8 @@ from django_tenants.utils import schema_context
 
 from connectors.errors import ConnectorError
 from connectors.services import add_provider
-from tenants.services import TenantServiceError, get_tenant
+from tenants.errors import TenantServiceError
+from tenants.selectors import get_tenant
 
 
 class Command(BaseCommand):
@@ -58,4 +59,4 @@ class Command(BaseCommand):
                 )
         except (TenantServiceError, ConnectorError) as exc:
             raise CommandError(f"{exc} [{exc.code}]") from exc
-        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.created else outcome.detail)
+        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.changed else outcome.detail)

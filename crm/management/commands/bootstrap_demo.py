@@ -22,12 +22,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         passwords = {"admin": os.environ["DEMO_ADMIN_PASSWORD"], "member": os.environ["DEMO_MEMBER_PASSWORD"]}
         for slug, name in DEMO_TENANTS.items():
-            tenant, outcome = create_tenant(slug, name=name)
+            tenant, outcome = create_tenant(slug=slug, name=name)
             self.stdout.write(outcome.detail)
             for role, password in passwords.items():
                 email = f"{role}@{slug}.example"
                 is_new = not User.objects.filter(email=email).exists()
-                add_user(slug, email, password=password if is_new else None, role=role)
+                add_user(slug=slug, email=email, password=password if is_new else None, role=role)
                 if is_new:
                     self.stdout.write(f"  demo {role}: {email} / {password}")
             with tenant_context(tenant):

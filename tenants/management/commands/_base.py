@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.services import Outcome, TenantServiceError
+from tenants.errors import TenantServiceError
+from tenants.services import Outcome
 
 
 class ProvisioningCommand(BaseCommand):
@@ -16,5 +17,5 @@ class ProvisioningCommand(BaseCommand):
             obj, outcome = call()
         except TenantServiceError as exc:
             raise CommandError(f"{exc} [{exc.code}]") from exc
-        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.created else outcome.detail)
+        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.changed else outcome.detail)
         return obj

@@ -13,4 +13,4 @@ class Command(ProvisioningCommand):
         parser.add_argument("--role", choices=Membership.Role.values, default=Membership.Role.MEMBER)
 
     def handle(self, *args, slug, email, password, role, **options):
-        self.run_service(lambda: add_user(slug, email, password=password, role=role))
+        self.run_service(lambda: add_user(slug=slug, email=email, password=password, role=role))

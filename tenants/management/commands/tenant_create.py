@@ -11,4 +11,4 @@ class Command(ProvisioningCommand):
         parser.add_argument("--domain", help="an optional own host name for the tenant")
 
     def handle(self, *args, slug, name, domain, **options):
-        self.run_service(lambda: create_tenant(slug, name=name, domain=domain))
+        self.run_service(lambda: create_tenant(slug=slug, name=name, domain=domain))

@@ -9,4 +9,4 @@ class Command(ProvisioningCommand):
         parser.add_argument("slug")
 
     def handle(self, *args, slug, **options):
-        self.run_service(lambda: deactivate_tenant(slug))
+        self.run_service(lambda: deactivate_tenant(slug=slug))

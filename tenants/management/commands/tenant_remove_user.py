@@ -10,4 +10,4 @@ class Command(ProvisioningCommand):
         parser.add_argument("email")
 
     def handle(self, *args, slug, email, **options):
-        self.run_service(lambda: remove_user(slug, email))
+        self.run_service(lambda: remove_user(slug=slug, email=email))

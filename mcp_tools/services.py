@@ -1,54 +1,14 @@
-"""The effective scope matrix: the tenant's ToolPolicy rows over the code's declared defaults."""
+"""Writes on the scope matrix: the audited change of a tool's policy and the rows of the code
+defaults (reads: ``mcp_tools.selectors``). Services take keyword arguments only."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from declarations.scopes import unknown
-from declarations.tools import ToolSpec, all_tools
+from declarations.tools import all_tools
 from mcp_tools.models import ToolPolicy, ToolPolicyChange
-
-
-@dataclass(frozen=True)
-class EffectivePolicy:
-    spec: ToolSpec
-    enabled: bool
-    scopes: tuple[str, ...]
-    noauth: bool
-
-    @property
-    def security_schemes(self) -> list[dict[str, object]]:
-        if self.noauth:
-            return [{"type": "noauth"}]
-        return [{"type": "oauth2", "scopes": list(self.scopes)}]
-
-
-def effective_policies() -> dict[str, EffectivePolicy]:
-    """One query: every registered tool's policy in the current tenant."""
-    rows = {
-        name: (enabled, scopes, noauth)
-        for name, enabled, scopes, noauth in ToolPolicy.objects.values_list("tool_name", "enabled", "scopes", "noauth")
-    }
-    return {name: policy_for(name, rows.get(name)) for name in all_tools()}
-
-
-def policy_for(name: str, row: tuple[bool, str, bool] | None) -> EffectivePolicy | None:
-    """The effective policy of one tool from its matrix row (``(enabled, scopes, noauth)`` or None)."""
-    spec = all_tools().get(name)
-    if spec is None:
-        return None
-    if row is None:
-        return EffectivePolicy(spec, spec.enabled_by_default, spec.scopes, spec.noauth)
-    enabled, scopes, noauth = row
-    return EffectivePolicy(spec, enabled, tuple(scopes.split()), noauth)
-
-
-def load_policy(name: str) -> EffectivePolicy | None:
-    row = ToolPolicy.objects.filter(tool_name=name).values_list("enabled", "scopes", "noauth").first()
-    return policy_for(name, row)
 
 
 def policy_snapshot(policy: ToolPolicy) -> dict[str, object]:
@@ -74,8 +34,11 @@ def validate_policy(policy: ToolPolicy) -> None:
         raise ValidationError({"noauth": f"{spec.name} writes data; 'no auth' needs the explicit override flag"})
 
 
+@transaction.atomic
 def ensure_policies() -> None:
-    """Materialize the code defaults as rows, so the admin shows every tool."""
+    """Materialize the code defaults of tools that have no row yet, so the admin shows every tool.
+    Runs after every ``migrate`` of a tenant schema (``mcp_tools.receivers``), so also when
+    a tenant is created; existing rows (an admin's choices) are left as they are."""
     existing = set(ToolPolicy.objects.values_list("tool_name", flat=True))
     ToolPolicy.objects.bulk_create(
         [
@@ -89,7 +52,8 @@ def ensure_policies() -> None:
     )
 
 
-def save_policy(policy: ToolPolicy, *, changed_by_id: int | None) -> ToolPolicy:
+def save_policy(*, policy: ToolPolicy, changed_by_id: int | None) -> ToolPolicy:
+    """Validate and save an admin's change to a tool's policy, with its audit row, atomically."""
     validate_policy(policy)
     with transaction.atomic():
         before = ToolPolicy.objects.select_for_update().filter(pk=policy.pk).first() if policy.pk else None

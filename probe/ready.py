@@ -1,0 +1,17 @@
+"""Waiting for a freshly started server (gunicorn in the benchmarks and the multi-worker tests)."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+
+def wait_until_up(url: str, *, attempts: int = 150, interval: float = 0.2) -> bool:
+    """Poll ``url`` until it answers with a success status; False if it never did."""
+    for _ in range(attempts):
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 (a loopback URL the caller built)
+            return True
+        except OSError:
+            time.sleep(interval)
+    return False

@@ -3,7 +3,10 @@ the contract as soon as they can be, counts the critical failures, and always cl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import io
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from lifecycle import checks
@@ -61,7 +64,27 @@ def attempt(check: Check, world: World) -> Result:
     return Result(True)
 
 
+CLIENT_LOGGERS = ("httpx", "httpx2", "mcp")  # one INFO line per request of this command's own clients
+
+
+@contextlib.contextmanager
+def quiet_clients() -> Iterator[None]:
+    levels = {name: logging.getLogger(name).level for name in CLIENT_LOGGERS}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def run(*, base_url: str, write: Callable[[str], None]) -> int:
+    with quiet_clients():
+        return _run(base_url=base_url, write=write)
+
+
+def _run(*, base_url: str, write: Callable[[str], None]) -> int:
     """Run every check against ``base_url``; return the number of failed lines."""
     results: dict[str, Result] = {}
     printed = 0
@@ -75,7 +98,8 @@ def run(*, base_url: str, write: Callable[[str], None]) -> int:
     world: World | None = None
     problems: list[str] = []
     try:
-        world = provision(base_url)
+        with contextlib.redirect_stdout(io.StringIO()):  # the new schemas' migration log
+            world = provision(base_url)
         order = [c for c in CHECKS if c.name not in RUN_LAST] + [c for c in CHECKS if c.name in RUN_LAST]
         for check in order:
             results[check.name] = attempt(check, world)
@@ -86,7 +110,8 @@ def run(*, base_url: str, write: Callable[[str], None]) -> int:
             results.setdefault(check.name, Result(False, reason))
     finally:
         if world is not None:
-            problems = cleanup(world)
+            with contextlib.redirect_stdout(io.StringIO()):
+                problems = cleanup(world)
     flush()
     failed = sum(not r.ok for r in results.values())
     if problems:

@@ -73,3 +73,23 @@ def test_an_unreachable_deployment_fails_every_line(live):
     assert error is not None and error.returncode == 1
     assert len(lines) == len(CHECKS) + 1 and all(line.startswith("[FAIL] ") for line in lines[:-1]), lines
     assert throwaway_tenants() == []
+
+
+def test_scopes_unchecked_at_execution_fail_every_line_that_relies_on_them(live, monkeypatch):
+    """A second deliberate break: the endpoint stops checking scopes when a tool runs."""
+    from mcp_tools import execution, views
+
+    monkeypatch.setattr(
+        views, "required_failure", lambda caller, policy: None if caller else execution.required_failure(caller, policy)
+    )
+    lines, error = run_command(live.url)
+    assert error is not None and error.returncode == 1, lines
+    failed = {line.split(":")[0].removeprefix("[FAIL] ") for line in lines if line.startswith("[FAIL]")}
+    assert failed >= {
+        "challenge via mcp/www_authenticate",
+        "scope validation at tool execution",
+        "admin demotion drops admin scopes",
+        "step-up keeps earlier grants",
+    }, lines
+    assert "[ok] code+pkce exchange" in lines and "[ok] refresh-token reuse revokes the family" in lines
+    assert int(lines[-1].removeprefix("critical_auth_failures=")) >= 3

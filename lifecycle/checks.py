@@ -36,6 +36,7 @@ from probe.oauth_flow import (
     refresh,
     register,
 )
+from tenants.services import add_user, deactivate_tenant, remove_user
 
 # a redirect URI host the default challenge-channel rules map to the tool-result channel (README,
 # "Auth failures"); never contacted: redirects are read, not followed
@@ -133,7 +134,7 @@ def scope_validation_at_execution(world: World) -> None:
         policy = ToolPolicy.objects.get(tool_name="crm_search_contacts")
         before = policy.scopes
         policy.scopes = "crm.write"
-        save_policy(policy, changed_by_id=None)
+        save_policy(policy=policy, changed_by_id=None)
     try:
         now = call(url, token, "crm_search_contacts")
         require(not now.ok, "the same token still searched after the matrix started to require crm.write")
@@ -141,7 +142,7 @@ def scope_validation_at_execution(world: World) -> None:
     finally:
         with schema_context(world.a):
             policy.scopes = before
-            save_policy(policy, changed_by_id=None)
+            save_policy(policy=policy, changed_by_id=None)
     works(call(url, token, "crm_search_contacts").ok, "the search failed after the matrix was restored")
 
 
@@ -256,8 +257,6 @@ def stale_membership(world: World) -> None:
     client, tokens = world.tokens(world.a, world.leaver, "crm.read")
     url = world.mcp(world.a)
     works(call(url, tokens["access_token"], "crm_search_contacts").ok, "the call before removal failed")
-    from tenants.services import remove_user
-
     remove_user(slug=world.a, email=world.leaver)
     after = call(url, tokens["access_token"], "crm_search_contacts")
     require(not after.ok, "a removed member's token still works")
@@ -270,8 +269,6 @@ def deactivated_tenant(world: World) -> None:
     client, tokens = world.tokens(world.b, world.member, "crm.read")
     url = world.mcp(world.b)
     works(call(url, tokens["access_token"], "crm_search_contacts").ok, "the call before deactivation failed")
-    from tenants.services import deactivate_tenant
-
     deactivate_tenant(slug=world.b)
     after = call(url, tokens["access_token"], "crm_search_contacts")
     require(not after.ok, "a deactivated tenant's token still works")
@@ -308,8 +305,6 @@ def admin_demotion(world: World) -> None:
     url, token = world.mcp(world.a), tokens["access_token"]
     first, second = world.contact_ids(world.a)[-2:]
     works(call(url, token, "crm_delete_contact", {"contact_id": first}).ok, "the admin could not delete")
-    from tenants.services import add_user
-
     add_user(slug=world.a, email=world.admin, password=None, role="member")
     after = call(url, token, "crm_delete_contact", {"contact_id": second})
     require(not after.ok, "a demoted admin's token still deleted a contact")

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean-db
+.PHONY: run test lint bench clean-db lifecycle
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python 3.11+ required" && exit 1)
@@ -24,3 +24,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run_all.py
+
+# issue 12: the whole auth lifecycle against a running platform (default: the one `make run` started)
+lifecycle: $(VENV)/.installed
+	$(PY) manage.py auth_lifecycle_test --base-url $${BASE_URL:-http://127.0.0.1:$${PORT:-8000}}

@@ -57,6 +57,8 @@ SHARED_APPS = [
     # platform-wide OAuth client policy (challenge-channel rules) in the public schema; oauth/shared/
     "oauth.shared",
     "axes",  # login lockout: platform admin attempts (public schema)
+    # lifecycle (issue 12): no models, only `manage.py auth_lifecycle_test` (lifecycle/)
+    "lifecycle",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",

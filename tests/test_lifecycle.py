@@ -1,0 +1,95 @@
+"""``manage.py auth_lifecycle_test`` against the live test server: every line [ok] on the platform as
+it is, and a [FAIL] line, a non-zero exit and a critical count when a property is turned off."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_tenants.utils import schema_context
+
+from lifecycle.runner import CHECKS
+from tenants.models import Tenant
+
+pytestmark = pytest.mark.timeout(240)
+
+CONTRACT = [
+    "[ok] challenge via mcp/www_authenticate",
+    "[ok] code+pkce exchange",
+    "[ok] scope validation at tool execution",
+    "[ok] refresh rotation",
+    "[ok] revoked token path",
+    "[ok] tenant-safe identity propagation",
+]
+REUSE = "refresh-token reuse revokes the family"
+
+
+def run_command(base_url: str) -> tuple[list[str], CommandError | None]:
+    out = io.StringIO()
+    try:
+        call_command("auth_lifecycle_test", base_url=base_url, stdout=out)
+    except CommandError as exc:
+        return out.getvalue().splitlines(), exc
+    return out.getvalue().splitlines(), None
+
+
+def throwaway_tenants() -> list[str]:
+    with schema_context("public"):
+        return list(Tenant.objects.filter(schema_name__startswith="lifecycle_").values_list("schema_name", flat=True))
+
+
+def test_every_line_is_ok_and_nothing_is_left_behind(live):
+    from accounts.models import User
+
+    lines, error = run_command(live.url)
+    assert error is None, "\n".join(lines)
+    assert lines[:6] == CONTRACT
+    assert lines[6:-1] == [f"[ok] {check.name}" for check in CHECKS[6:]]
+    assert len(CHECKS) == 14
+    assert lines[-1] == "critical_auth_failures=0"
+    assert throwaway_tenants() == []
+    assert not User.objects.filter(email__endswith="@lifecycle.test").exists()
+
+
+def test_reuse_protection_turned_off_is_a_critical_failure(live, monkeypatch):
+    """The deliberate break: the family revocation on refresh-token reuse does nothing."""
+    from oauth2_provider.models import RefreshToken
+
+    monkeypatch.setattr(RefreshToken, "revoke_family", classmethod(lambda cls, token_family: None))
+    lines, error = run_command(live.url)
+    assert error is not None and error.returncode == 1, lines
+    assert lines[:6] == CONTRACT  # the break is seen where it is, and only there
+    failed = [line for line in lines if line.startswith("[FAIL]")]
+    assert len(failed) == 1 and failed[0].startswith(f"[FAIL] {REUSE}: "), lines
+    critical = int(lines[-1].removeprefix("critical_auth_failures="))
+    assert critical >= 1
+    assert throwaway_tenants() == []  # cleaned up after a failure too
+
+
+def test_an_unreachable_deployment_fails_every_line(live):
+    """Nothing is reported as ok when the checks could not run."""
+    lines, error = run_command("http://127.0.0.1:9")
+    assert error is not None and error.returncode == 1
+    assert len(lines) == len(CHECKS) + 1 and all(line.startswith("[FAIL] ") for line in lines[:-1]), lines
+    assert throwaway_tenants() == []
+
+
+def test_scopes_unchecked_at_execution_fail_every_line_that_relies_on_them(live, monkeypatch):
+    """A second deliberate break: the endpoint stops checking scopes when a tool runs."""
+    from mcp_tools import execution, views
+
+    monkeypatch.setattr(
+        views, "required_failure", lambda caller, policy: None if caller else execution.required_failure(caller, policy)
+    )
+    lines, error = run_command(live.url)
+    assert error is not None and error.returncode == 1, lines
+    failed = {line.split(":")[0].removeprefix("[FAIL] ") for line in lines if line.startswith("[FAIL]")}
+    assert failed >= {
+        "challenge via mcp/www_authenticate",
+        "scope validation at tool execution",
+        "admin demotion drops admin scopes",
+        "step-up keeps earlier grants",
+    }, lines
+    assert "[ok] code+pkce exchange" in lines and "[ok] refresh-token reuse revokes the family" in lines
+    assert int(lines[-1].removeprefix("critical_auth_failures=")) >= 3

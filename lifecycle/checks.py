@@ -20,6 +20,7 @@ from oauth2_provider.models import AccessToken, RefreshToken
 from connectors.models import ConnectedAccount, Credential
 from connectors.services import add_provider
 from crm.models import Contact, Note
+from declarations.idempotency import IDEMPOTENCY_META_KEY, IDEMPOTENT_REPLAY_META
 from lifecycle.wire import call, revoke, sdk_call
 from lifecycle.world import World
 from mcp_tools.models import ToolPolicy
@@ -31,6 +32,7 @@ from probe.oauth_flow import (
     authorize_url,
     exchange,
     hidden_inputs,
+    obtain_tokens,
     pkce_pair,
     redirect_params,
     refresh,
@@ -425,3 +427,32 @@ def _connect(in_a: Browser, in_b: Browser, key: str) -> None:
     )
     done = in_a.http.get(callback)
     works(done.status_code == 302, f"the callback answered {done.status_code}")
+
+
+def mutating_retry_applies_once(world: World) -> None:
+    """Issue 13: a write refused for scope, retried after the user re-authorizes (step-up) with the same
+    idempotency key, is applied; a retry after a refresh (the answer was lost) and another with the same
+    key return the stored result instead of writing again; other arguments under the key are refused."""
+    url, marker = world.mcp(world.a), f"lifecycle {world.run} exactly once"
+    contact = world.contact_ids(world.a)[0]
+    arguments, key = {"contact_id": contact, "body": marker}, f"lifecycle-{world.run}-once"
+    meta = {IDEMPOTENCY_META_KEY: key}
+    client, narrow = world.tokens(world.a, world.member, "crm.read")
+    refused = call(url, narrow["access_token"], "crm_create_note", arguments, meta=meta)
+    require(not refused.ok and not _note_exists(world.a, marker), "a crm.read token wrote a note")
+    wide = obtain_tokens(world.browser(world.a, world.member), client, scope="crm.read crm.write")  # step-up
+    first = call(url, wide["access_token"], "crm_create_note", arguments, meta=meta)
+    works(first.ok, f"the write after step-up failed: {first.describe()}")
+    renewed = refresh(client, wide["refresh_token"])
+    works(renewed.status_code == 200, f"the refresh failed (HTTP {renewed.status_code})")
+    again = call(url, renewed.json()["access_token"], "crm_create_note", arguments, meta=meta)
+    works(again.ok, f"the retry after the refresh failed: {again.describe()}")
+    first_id = first.body["result"]["structuredContent"]["id"]
+    require(again.body["result"]["structuredContent"]["id"] == first_id, "the retry wrote another note")
+    require((again.body["result"].get("_meta") or {}).get(IDEMPOTENT_REPLAY_META), "the retry was not a replay")
+    with schema_context(world.a):
+        require(Note.objects.filter(body=marker).count() == 1, "the write was applied more than once")
+    other = call(url, renewed.json()["access_token"], "crm_create_note", {**arguments, "body": "other"}, meta=meta)
+    require(not other.ok, "the key was accepted again with other arguments")
+    require(not _note_exists(world.a, "other"), "other arguments under a used key were written")
+

@@ -36,6 +36,7 @@ CHECKS = [
     Check("admin demotion drops admin scopes", checks.admin_demotion),
     Check("step-up keeps earlier grants", checks.step_up_keeps_grants),
     Check("connector refresh, upstream revocation -> reconnect", checks.connector_lifecycle),
+    Check("mutating call retried after re-auth applies once", checks.mutating_retry_applies_once),
 ]
 RUN_LAST = {"deactivated tenant denied"}  # deactivates tenant B, which the later checks still need
 

@@ -48,8 +48,11 @@ def challenge_field(challenge: str, name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def call(url: str, token: str, name: str, arguments: dict[str, Any] | None = None) -> Answer:
-    """One ``tools/call`` of the current revision (stateless), with a bearer token."""
+def call(
+    url: str, token: str, name: str, arguments: dict[str, Any] | None = None, *, meta: dict[str, Any] | None = None
+) -> Answer:
+    """One ``tools/call`` of the current revision (stateless), with a bearer token; ``meta`` adds
+    entries to the request's ``_meta`` (e.g. an idempotency key)."""
     params = {
         "name": name,
         "arguments": arguments or {},
@@ -57,6 +60,7 @@ def call(url: str, token: str, name: str, arguments: dict[str, Any] | None = Non
             "io.modelcontextprotocol/protocolVersion": VERSION,
             "io.modelcontextprotocol/clientCapabilities": {},
             "io.modelcontextprotocol/clientInfo": {"name": "auth-lifecycle-test", "version": "1"},
+            **(meta or {}),
         },
     }
     headers = {

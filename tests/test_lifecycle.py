@@ -46,7 +46,7 @@ def test_every_line_is_ok_and_nothing_is_left_behind(live):
     assert error is None, "\n".join(lines)
     assert lines[:6] == CONTRACT
     assert lines[6:-1] == [f"[ok] {check.name}" for check in CHECKS[6:]]
-    assert len(CHECKS) == 14
+    assert len(CHECKS) == 15
     assert lines[-1] == "critical_auth_failures=0"
     assert throwaway_tenants() == []
     assert not User.objects.filter(email__endswith="@lifecycle.test").exists()

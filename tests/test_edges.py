@@ -240,6 +240,15 @@ def test_code_challenge_longer_than_the_column_is_refused(acme):
     assert params["error"] == "invalid_request" and "code_challenge" in params["error_description"]
 
 
+@pytest.mark.parametrize("challenge", ["", "A" * 42])
+def test_code_challenge_shorter_than_rfc_7636_allows_is_refused(acme, challenge):
+    client, browser = signed_in(acme, "member@acme.test")
+    response = browser.http.get(authorize_url(client, scope="crm.read", challenge=challenge))
+    params = redirect_params(response)
+    assert "code" not in params
+    assert params["error"] == "invalid_request" and "code_challenge" in params["error_description"]
+
+
 def test_overlong_state_gets_an_error_page_not_a_redirect(acme):
     client, browser = signed_in(acme, "member@acme.test")
     _, challenge = pkce_pair()

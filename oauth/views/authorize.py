@@ -25,6 +25,7 @@ from tenants.selectors import active_membership
 
 # RFC 7636 §4.2: an S256 challenge is 43 characters and a verifier at most 128; the grant's column is
 # varchar(128). DOT stores whatever arrives, so longer values are refused here first.
+CODE_CHALLENGE_MIN = 43
 CODE_CHALLENGE_MAX = 128
 NONCE_MAX = 255  # the grant's nonce column
 # state is echoed in the redirect; a longer one is refused with an error page (echoing it would make a
@@ -35,6 +36,10 @@ STATE_MAX = 2048
 def _parameter_problem(params: Mapping[str, Any]) -> str | None:
     if len(params.get("code_challenge") or "") > CODE_CHALLENGE_MAX:
         return f"code_challenge is longer than {CODE_CHALLENGE_MAX} characters"
+    # RFC 7636 §4.2: 43 to 128 characters; oauthlib only checks that the parameter is present, so an
+    # empty one would get a code that no verifier can ever redeem
+    if "code_challenge" in params and len(params.get("code_challenge") or "") < CODE_CHALLENGE_MIN:
+        return f"code_challenge is shorter than {CODE_CHALLENGE_MIN} characters (RFC 7636)"
     if len(params.get("nonce") or "") > NONCE_MAX:
         return f"nonce is longer than {NONCE_MAX} characters"
     return None

@@ -4,7 +4,8 @@ or ``CONNECTOR_UNAVAILABLE`` in ``structuredContent``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,6 +44,19 @@ def connector_failure(context: ToolContext, provider_key: str, exc: ConnectorErr
     )
 
 
+@contextmanager
+def connector_failures(context: ToolContext, provider_key: str) -> Iterator[None]:
+    """Whatever goes wrong with a connected account becomes the tool's connector answer."""
+    try:
+        yield
+    except http.OutboundError as exc:
+        raise connector_failure(context, provider_key, ProviderUnavailable(exc.code, str(exc))) from exc
+    except (ReauthRequired, ProviderUnavailable) as exc:
+        raise connector_failure(context, provider_key, exc) from exc
+    except ConnectorError as exc:
+        raise connector_failure(context, provider_key, ProviderUnavailable(exc.code, str(exc))) from exc
+
+
 @tool(
     name="connector_profile",
     title="Connected account profile",
@@ -62,7 +76,7 @@ def connector_profile(context: ToolContext, arguments: dict[str, Any]) -> dict[s
     if provider is None or not provider.userinfo_endpoint:
         raise ToolArgumentError(f"no provider {key!r} with a userinfo endpoint in this workspace")
     user_id = context.principal.user_id
-    try:
+    with connector_failures(context, key):
         token = tokens.access_token(user_id=user_id, provider_key=key)
         try:
             info = upstream.userinfo(provider, token)
@@ -73,10 +87,6 @@ def connector_profile(context: ToolContext, arguments: dict[str, Any]) -> dict[s
             account = selectors.account_of_user(user_id, key)
             token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
             info = upstream.userinfo(provider, token)
-    except (ReauthRequired, ProviderUnavailable) as exc:
-        raise connector_failure(context, key, exc) from exc
-    except ConnectorError as exc:
-        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
     return {"provider": key, "profile": {k: info[k] for k in PROFILE_FIELDS if k in info}}
 
 
@@ -131,27 +141,7 @@ def _call_upstream_tool(
 )
 def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     key = arguments["provider"]
-    provider = selectors.provider_by_key(key)
-    if provider is None or not provider.mcp_endpoint:
-        raise ToolArgumentError(f"no provider {key!r} with an MCP endpoint in this workspace")
-    user_id = context.principal.user_id
-    upstream_arguments = {"query": arguments.get("query", "")}
-    try:
-        response = _with_one_refresh(
-            user_id,
-            key,
-            lambda token: _call_upstream_tool(provider.mcp_endpoint, token, "crm_search_contacts", upstream_arguments),
-        )
-        body = response.json()
-        if response.status != 200 or not isinstance(body, dict) or "result" not in body:
-            raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
-    except http.OutboundError as exc:
-        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
-    except (ReauthRequired, ProviderUnavailable) as exc:
-        raise connector_failure(context, key, exc) from exc
-    except ConnectorError as exc:
-        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
-    result = body["result"]
+    result = _upstream_tool_result(context, key, "crm_search_contacts", {"query": arguments.get("query", "")})
     if result.get("isError"):
         raise ToolArgumentError("the connected workspace refused the search")
     return {"provider": key, "contacts": (result.get("structuredContent") or {}).get("contacts", [])}
@@ -167,6 +157,26 @@ def _with_one_refresh(user_id: int, key: str, send: Callable[[str], http.Respons
     if response.status in (401, 403):
         raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that API")
     return response
+
+
+def _upstream_tool_result(
+    context: ToolContext, key: str, name: str, arguments: dict[str, Any], *, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """``tools/call`` of ``name`` at the provider's MCP endpoint through the user's connected account
+    (one forced refresh on a 401); the JSON-RPC ``result``."""
+    provider = selectors.provider_by_key(key)
+    if provider is None or not provider.mcp_endpoint:
+        raise ToolArgumentError(f"no provider {key!r} with an MCP endpoint in this workspace")
+    with connector_failures(context, key):
+        response = _with_one_refresh(
+            context.principal.user_id,
+            key,
+            lambda token: _call_upstream_tool(provider.mcp_endpoint, token, name, arguments, idempotency_key),
+        )
+        body = response.json()
+        if response.status != 200 or not isinstance(body, dict) or "result" not in body:
+            raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
+    return body["result"]
 
 
 @tool(
@@ -194,19 +204,13 @@ def connector_crm_contacts(context: ToolContext, arguments: dict[str, Any]) -> d
     if provider is None or not provider.api_base_url:
         raise ToolArgumentError(f"no provider {key!r} with a REST API in this workspace")
     url = f"{provider.api_base_url}/crm/contacts?{urlencode({'query': arguments.get('query', '')})}"
-    try:
+    with connector_failures(context, key):
         response = _with_one_refresh(
             context.principal.user_id, key, lambda token: http.request("GET", url, bearer=token)
         )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict) or not isinstance(body.get("contacts"), list):
             raise ProviderUnavailable("upstream_error", f"the provider's API answered HTTP {response.status}")
-    except http.OutboundError as exc:
-        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
-    except (ReauthRequired, ProviderUnavailable) as exc:
-        raise connector_failure(context, key, exc) from exc
-    except ConnectorError as exc:
-        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
     fields = ("id", "name", "email", "company", "phone")
     contacts = [{f: c.get(f) for f in fields if f in c} for c in body["contacts"] if isinstance(c, dict)]
     return {"provider": key, "contacts": contacts}
@@ -238,29 +242,11 @@ def connector_crm_create_note(context: ToolContext, arguments: dict[str, Any]) -
     for this call (``ToolContext.upstream_idempotency_key``); after a refresh forced by a 401 (expired or
     revoked upstream) the request is sent again, once, with the same key."""
     key = arguments["provider"]
-    provider = selectors.provider_by_key(key)
-    if provider is None or not provider.mcp_endpoint:
-        raise ToolArgumentError(f"no provider {key!r} with an MCP endpoint in this workspace")
     upstream_arguments = {"contact_id": arguments["contact_id"], "body": arguments["body"]}
-    idem = context.upstream_idempotency_key
-    try:
-        response = _with_one_refresh(
-            context.principal.user_id,
-            key,
-            lambda token: _call_upstream_tool(
-                provider.mcp_endpoint, token, "crm_create_note", upstream_arguments, idem
-            ),
-        )
-        body = response.json()
-        if response.status != 200 or not isinstance(body, dict) or "result" not in body:
-            raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
-    except http.OutboundError as exc:  # no answer: a retry with the same key is safe (the provider dedups)
-        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
-    except (ReauthRequired, ProviderUnavailable) as exc:
-        raise connector_failure(context, key, exc) from exc
-    except ConnectorError as exc:
-        raise connector_failure(context, key, ProviderUnavailable(exc.code, str(exc))) from exc
-    result = body["result"]
+    # no answer from the provider is safe to retry with the same key: the provider dedups
+    result = _upstream_tool_result(
+        context, key, "crm_create_note", upstream_arguments, idempotency_key=context.upstream_idempotency_key
+    )
     if result.get("isError"):
         raise ToolArgumentError("the connected workspace refused the note")
     note = result.get("structuredContent") or {}

@@ -20,12 +20,16 @@ def challenged(request: HttpRequest, failure: AuthFailure, channel: str, caller:
     if tool:
         metrics.tool_call(tenant, tool, "denied")
     principal = caller.principal if caller is not None else None
+    # a token that was found but refused (expired, audience, not a member) still names its user and client
+    user_id, client_id = (principal.user_id, principal.client_id) if principal else (
+        getattr(request, "audit_subject", (None, ""))
+    )
     audit.record(
         event="challenge",
         auth_class=failure.kind.name,
         outcome=channel,
-        user_id=principal.user_id if principal else None,
-        client_id=principal.client_id if principal else "",
+        user_id=user_id,
+        client_id=client_id,
         tool=tool,
         request=request,
         request_id_value=principal.request_id if principal else "",

@@ -105,8 +105,12 @@ class TenantOAuth2Validator(OAuth2Validator):
     # --- refresh tokens -----------------------------------------------------------------------
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         valid = self._validate_refresh_token(refresh_token, client, request, *args, **kwargs)
-        if not valid:
-            observe.refresh("refused")  # observability; a step-up refusal is counted as it raises below
+        if not valid:  # observability: DOT's reuse protection revoked the family, or a plain refusal
+            family = _revoked_family(refresh_token)
+            if family is not None:
+                observe.family_revoked("refresh_token", client_id=client.client_id, user_id=_family_user(family))
+            else:
+                observe.refresh("refused")
         return valid
 
     def _validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
@@ -229,6 +233,16 @@ class TenantOAuth2Validator(OAuth2Validator):
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
         client = getattr(request, "client", None)
         observe.revoked(client_id=getattr(client, "client_id", None), user_id=None)
+
+
+def _revoked_family(refresh_token: str):
+    """The family of a revoked refresh token presented again (DOT revokes it as reuse), else None."""
+    return (
+        RefreshToken.objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=False)
+        .exclude(token_family=None)
+        .values_list("token_family", flat=True)
+        .first()
+    )
 
 
 def _family_user(token_family) -> int | None:

@@ -12,7 +12,7 @@ from tenants.models import Membership
 from tenants.services import add_user
 from tests.conftest import PASSWORD
 from tests.mcp_raw import call
-from tests.oauth_flow import Browser, Tenant, exchange, obtain_tokens, refresh, register
+from tests.oauth_flow import Browser, Tenant, obtain_tokens, refresh, register
 from tests.observability_helpers import samples, scrape, value
 
 

@@ -79,17 +79,12 @@ ALL = (
 
 
 def exported_names() -> set[str]:
-    """Every sample name the platform exports (counters as ``*_total``, histograms' series)."""
+    """Every series name the platform exports: counters as ``*_total``, histograms as ``*_bucket``,
+    ``*_sum`` and ``*_count`` (what PromQL expressions can name)."""
     names: set[str] = set()
     for metric in ALL:
-        for family in metric.collect():
-            names.add(family.name)
-            names.update(sample.name for sample in family.samples)
         base = metric._name
-        if isinstance(metric, Counter):
-            names.add(f"{base}_total")
-        else:
-            names.update({f"{base}_bucket", f"{base}_sum", f"{base}_count"})
+        names.update({f"{base}_total"} if isinstance(metric, Counter) else {f"{base}_{s}" for s in ("bucket", "sum", "count")})
     return names
 
 

@@ -84,7 +84,8 @@ def exported_names() -> set[str]:
     names: set[str] = set()
     for metric in ALL:
         base = metric._name
-        names.update({f"{base}_total"} if isinstance(metric, Counter) else {f"{base}_{s}" for s in ("bucket", "sum", "count")})
+        suffixes = ("total",) if isinstance(metric, Counter) else ("bucket", "sum", "count")
+        names.update(f"{base}_{suffix}" for suffix in suffixes)
     return names
 
 

@@ -8,6 +8,12 @@ made them has its own issuance event. ``AUDIT_ENABLED=0`` turns recording off.
 
 Recording never changes the decision: a failed insert is logged and swallowed, inside a savepoint
 when the caller is in a transaction. Nothing here accepts a token or secret.
+
+Cost: one INSERT per recorded decision. Outside a caller's transaction it commits with
+``synchronous_commit = off`` (for that transaction only), so a denial does not wait for a WAL flush:
+a flood of refused requests cannot turn the audit trail into an fsync per request. PostgreSQL's
+asynchronous commit never corrupts or reorders; a server crash can lose the last fraction of a second
+of audit rows (at most three ``wal_writer_delay``), an accepted trade for a trail of refusals.
 """
 
 from __future__ import annotations
@@ -65,11 +71,14 @@ def record(
         source_address=client_address(request) if request is not None else None,
     )
     try:
-        if connection.in_atomic_block:
+        if connection.in_atomic_block:  # the caller's transaction commits it (a savepoint guards it)
             with transaction.atomic():
                 row.save(force_insert=True)
-        else:
-            row.save(force_insert=True)
+        else:  # its own transaction, committed without waiting for the WAL flush (see the docstring)
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                row.save(force_insert=True)
     except DatabaseError:
         logger.exception("audit: could not record a %s event", row.event)
 

@@ -1,5 +1,6 @@
-"""What the MCP endpoint reports to observability: challenges (metrics + audit trail, both channels)
-and tool calls (metrics; audit only for denials and sampled successes). Called from ``views`` in one
+"""What the MCP endpoint reports to observability: challenges (metrics + audit trail, both channels;
+``AUTH_REQUIRED``, a request without credentials, is counted only) and tool calls (metrics; audit
+only for denials and sampled successes). Called from ``views`` in one
 line per place, so the endpoint reads as before."""
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ def challenged(request: HttpRequest, failure: AuthFailure, channel: str, caller:
     metrics.challenge(tenant, failure.kind.name, channel)
     if tool:
         metrics.tool_call(tenant, tool, "denied")
+    if failure.kind is AuthClass.AUTH_REQUIRED:
+        return  # no credentials: the start of every OAuth flow, nobody to attribute (counted above)
     principal = caller.principal if caller is not None else None
     # a token that was found but refused (expired, audience, not a member) still names its user and client
     user_id, client_id = (principal.user_id, principal.client_id) if principal else (

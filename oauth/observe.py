@@ -37,6 +37,8 @@ def token_answer(request: HttpRequest, response: HttpResponse, client_id: str | 
             error = None
         outcome = error if error in ERRORS else "error"
     metrics.token_answer(_tenant(), grant_type, outcome)
+    if outcome == "slow_down":
+        return  # over the rate limit: counted only, so a flood of refused requests writes no rows
     audit.record(
         event=f"token.{grant_type}",
         outcome=outcome,

@@ -58,7 +58,7 @@ def test_refresh_outcomes_latency_and_proactive_headroom(live, oidc, settings):
 
     before = _snapshot()
     oidc.fail_next(1, status=503)
-    with pytest.raises(ProviderUnavailable):
+    with schema_context("acme"), pytest.raises(ProviderUnavailable):
         tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
     after = _snapshot()
     assert delta("platform_connector_refresh_total", tenant="acme", outcome="unavailable") == 1
@@ -67,7 +67,7 @@ def test_refresh_outcomes_latency_and_proactive_headroom(live, oidc, settings):
         stale = Credential.objects.get(account=account).refresh_token
     assert oidc.refresh_directly(stale).status_code == 200  # rotated behind the platform's back
     before = _snapshot()
-    with pytest.raises(ReauthRequired):
+    with schema_context("acme"), pytest.raises(ReauthRequired):
         tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
     after = _snapshot()
     assert delta("platform_connector_refresh_total", tenant="acme", outcome="needs_reauth") == 1

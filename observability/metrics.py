@@ -164,7 +164,7 @@ def proactive_headroom(tenant: str, seconds: float) -> None:
 
 @_safe
 def job_result(tenant: str, job: str, result: str, amount: float) -> None:
-    if amount:
+    if amount >= 0:  # zero too: the series shows the job ran
         SWEEP_RESULTS.labels(tenant, job, result).inc(amount)
 
 

@@ -116,6 +116,7 @@ def main() -> int:
             f"  acme tenant admin  {base}/t/acme/admin/\n"
             f"  globex             {base}/t/globex/\n"
             f"  demo passwords     var/dev.env (DEMO_ADMIN_PASSWORD, DEMO_MEMBER_PASSWORD)\n"
+            f"  metrics            {base}/metrics   (Authorization: Bearer METRICS_TOKEN from var/dev.env)\n"
             "Ctrl-C stops everything.",
             flush=True,
         )

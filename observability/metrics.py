@@ -43,7 +43,9 @@ TOKEN_REUSE = Counter(
     ["tenant", "reason"],
 )
 TOKEN_REVOCATIONS = Counter(
-    "platform_oauth_revocations", "Token revocations by reason (revoke endpoint, reuse, code replay)",
+    "platform_oauth_revocations",
+    "Token revocations by reason (revoke_endpoint requests, refresh_token reuse, authorization_code replay, "
+    "membership_ended and tenant_deactivated: access tokens revoked)",
     ["tenant", "reason"],
 )
 CONNECTOR_REFRESH = Counter(
@@ -137,8 +139,8 @@ def reuse(tenant: str, reason: str) -> None:
 
 
 @_safe
-def revocation(tenant: str, reason: str) -> None:
-    TOKEN_REVOCATIONS.labels(tenant, reason).inc()
+def revocation(tenant: str, reason: str, amount: int = 1) -> None:
+    TOKEN_REVOCATIONS.labels(tenant, reason).inc(max(amount, 0))
 
 
 @_safe

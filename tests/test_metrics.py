@@ -128,3 +128,23 @@ def test_the_purge_has_its_own_beat_row():
 
     row = PeriodicTask.objects.get(task="observability.purge_auth_events_everywhere")
     assert row.enabled and row.crontab is not None
+
+
+def test_revocations_of_an_ended_membership_are_counted(live, unique):
+    from tenants.services import add_user, remove_user
+    from tests.conftest import PASSWORD
+    from tests.oauth_flow import Browser, Tenant, obtain_tokens, register
+
+    email = f"ended-{unique}@acme.test"
+    add_user(slug="acme", email=email, password=PASSWORD, role="member")
+    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    browser = Browser(acme, email)
+    browser.login()
+    client = register(acme)
+    for _ in range(2):
+        obtain_tokens(browser, client, scope="crm.read")
+    labels = {"tenant": "acme", "reason": "membership_ended"}
+    before = value(samples(scrape(live.url)), "platform_oauth_revocations_total", **labels)
+    remove_user(slug="acme", email=email)
+    after = value(samples(scrape(live.url)), "platform_oauth_revocations_total", **labels)
+    assert after - before == 2

@@ -22,6 +22,7 @@ _GENERATED = {
     "FERNET_KEYS": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "DEMO_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
     "DEMO_MEMBER_PASSWORD": lambda: secrets.token_urlsafe(12),
+    "METRICS_TOKEN": lambda: secrets.token_urlsafe(32),  # observability: the /metrics scrape token
 }
 
 

@@ -9,3 +9,13 @@ method, path, protocol, status, size, duration in ms and user agent.
 
 accesslog = "-"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
+def child_exit(server, worker) -> None:
+    """Prometheus multiprocess mode: drop a dead worker's live-gauge files (observability.metrics)."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

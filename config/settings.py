@@ -73,6 +73,7 @@ TENANT_APPS = [
     "crm",
     "connectors",
     "axes",  # login lockout: each tenant's attempts in its own schema (accounts.lockout)
+    "observability",  # issue 12: the audit trail (AuthEvent) in each tenant's schema, metrics, health page
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
@@ -330,3 +331,13 @@ CONNECTORS_RETRY_BASE_DELAY_SECONDS = env.float("CONNECTORS_RETRY_BASE_DELAY_SEC
 CONNECTORS_RETRY_MAX_DELAY_SECONDS = env.float("CONNECTORS_RETRY_MAX_DELAY_SECONDS", default=10.0)
 CONNECTORS_LOCK_WAIT_SECONDS = env.int("CONNECTORS_LOCK_WAIT_SECONDS", default=30)
 CONNECTORS_PROACTIVE_REFRESH_SECONDS = env.int("CONNECTORS_PROACTIVE_REFRESH_SECONDS", default=300)
+
+# --- observability (issue 12): metrics and the audit trail ------------------------------------------
+# H/metrics answers only a scraper presenting this bearer token (a generated default in var/dev.env in
+# development; unset in production = /metrics refuses everyone). Multiprocess metrics: make run sets
+# PROMETHEUS_MULTIPROC_DIR for gunicorn and Celery (observability.metrics).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+AUDIT_ENABLED = env.bool("AUDIT_ENABLED", default=True)
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=90)
+# successful tools/call are counted in metrics; this fraction of them is also an AuthEvent (0 = none)
+AUDIT_TOOL_CALL_SAMPLE_RATE = env.float("AUDIT_TOOL_CALL_SAMPLE_RATE", default=0.0)

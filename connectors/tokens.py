@@ -34,6 +34,7 @@ from django.utils import timezone
 from connectors import upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Credential
+from observability import audit, metrics
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,26 @@ def _mark_needs_reauth(account_id: int, reason: str) -> None:
     )
 
 
+@contextmanager
+def _observed_refresh(account_id: int) -> Iterator[None]:
+    outcome = "error"
+    try:
+        with metrics.stopwatch() as elapsed:
+            try:
+                yield
+                outcome = "ok"
+            except ProviderUnavailable:
+                outcome = "unavailable"
+                raise
+            except ConnectorError as exc:
+                outcome = "needs_reauth" if exc.code == "invalid_grant" else "error"
+                raise
+    finally:
+        metrics.connector_refresh(connection.schema_name, outcome, elapsed[0])
+        user_id = ConnectedAccount.objects.filter(pk=account_id).values_list("user_id", flat=True).first()
+        audit.record(event="connector_refresh", outcome=outcome, user_id=user_id)
+
+
 def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> str:
     """Refresh under the single-flight guard (see the module docstring); returns the access token.
     ``margin_seconds``: refresh only if the token expires within it (re-checked under the lock)."""
@@ -126,7 +147,8 @@ def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> st
         # committed: the refreshing mark is visible; the lock still keeps other refreshers out
         attempt = upstream.RefreshOutcome()
         try:
-            tokens = upstream.refresh(provider, refresh_token, attempt)
+            with _observed_refresh(account_id):  # observability: outcome, latency, audit event
+                tokens = upstream.refresh(provider, refresh_token, attempt)
         except ProviderUnavailable:
             if not attempt.ambiguous:  # every try got an answer: nothing rotated, the account is as before
                 ConnectedAccount.objects.filter(pk=account_id).update(status=Status.ACTIVE, refreshing_since=None)
@@ -165,20 +187,22 @@ def refresh_expiring_accounts(*, within_seconds: int, limit: int = 500) -> dict[
     within ``within_seconds`` and can be refreshed. Each goes through the single-flight guard, so
     on-demand callers and this job never refresh the same account twice."""
     horizon = timezone.now() + timedelta(seconds=within_seconds)
-    ids = list(
+    due = list(
         ConnectedAccount.objects.filter(
             status__in=(Status.ACTIVE, Status.REFRESHING),
             expires_at__lte=horizon,
             credential__refresh_token__isnull=False,
         )
         .order_by("expires_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "expires_at")[:limit]
     )
     counts = {"refreshed": 0, "needs_reauth": 0, "unavailable": 0}
-    for account_id in ids:
+    for account_id, expires_at in due:
         try:
             refresh_account(account_id=account_id, margin_seconds=within_seconds)
             counts["refreshed"] += 1
+            # observability: how much time the old token still had (<= 0: refreshed late)
+            metrics.proactive_headroom(connection.schema_name, (expires_at - timezone.now()).total_seconds())
         except ReauthRequired:
             counts["needs_reauth"] += 1
         except ProviderUnavailable:

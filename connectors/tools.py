@@ -13,7 +13,13 @@ from connectors import http, selectors, tokens, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from declarations.idempotency import IDEMPOTENCY_META_KEY
 from declarations.principal import ToolContext
-from declarations.tools import ToolArgumentError, ToolConnectorError, tool
+from declarations.tools import (
+    CONNECTOR_REAUTH_REQUIRED,
+    CONNECTOR_UNAVAILABLE,
+    ToolArgumentError,
+    ToolConnectorError,
+    tool,
+)
 from tenants.resources import canonical_base_url
 
 PROFILE_FIELDS = ("sub", "email", "email_verified", "name", "preferred_username", "login", "id")
@@ -29,13 +35,13 @@ def connector_failure(context: ToolContext, provider_key: str, exc: ConnectorErr
     if isinstance(exc, ProviderUnavailable):
         return ToolConnectorError(
             f"{provider_key} is unavailable right now; try again later",
-            {"class": "CONNECTOR_UNAVAILABLE", "provider": provider_key, "reason": exc.code, "retryable": True},
+            {"class": CONNECTOR_UNAVAILABLE, "provider": provider_key, "reason": exc.code, "retryable": True},
         )
     url = connect_url(context, provider_key)
     return ToolConnectorError(
         f"Connect your {provider_key} account first: {url}",
         {
-            "class": "CONNECTOR_REAUTH_REQUIRED",
+            "class": CONNECTOR_REAUTH_REQUIRED,
             "provider": provider_key,
             "reason": exc.code,
             "connect_url": url,

@@ -34,6 +34,12 @@ class ToolArgumentError(Exception):
     """Arguments that pass the schema but name something that does not exist (here)."""
 
 
+# the classes a ToolConnectorError carries in its structured answer (never HTTP 401/403 challenges)
+CONNECTOR_REAUTH_REQUIRED = "CONNECTOR_REAUTH_REQUIRED"
+CONNECTOR_UNAVAILABLE = "CONNECTOR_UNAVAILABLE"
+CONNECTOR_CLASSES = frozenset({CONNECTOR_REAUTH_REQUIRED, CONNECTOR_UNAVAILABLE})
+
+
 class ToolConnectorError(Exception):
     """The tool needs a connected account that is missing, needs re-authorization or whose provider
     is unavailable. Not an auth failure of the MCP token: the endpoint answers an ``isError`` result

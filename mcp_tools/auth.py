@@ -93,6 +93,7 @@ def authenticate(request: HttpRequest, tenant: Tenant, raw_token: str, tool_name
     if row is None:
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", base_scopes())
     user_id, scope, expires, resource, client_id, role, channel, enabled, scopes, noauth = row
+    request.audit_subject = (user_id, client_id)  # who a refusal below concerns (mcp_tools.observe)
     if expires <= timezone.now():
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token has expired", base_scopes())
     # RFC 8707: the token must name exactly this MCP endpoint; an empty audience is not "anything"

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mcp_types import jsonrpc
 
 from declarations.scopes import base_scopes
-from mcp_tools import protocol
+from mcp_tools import observe, protocol
 from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
@@ -47,6 +47,8 @@ def _protocol_error(error: ProtocolError) -> JsonResponse:
 
 
 def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> JsonResponse:
+    if not getattr(request, "challenge_observed", False):  # observability: metrics + audit trail
+        observe.challenged(request, failure, "http", None)
     metadata = resource_metadata_url(request)
     challenge = failure.http_challenge(metadata)
     error = ProtocolError(
@@ -183,8 +185,12 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
         elicitation = for_request(incoming, params)
         arguments = params.arguments or {}
         result = call_tool_once(effective_caller, policy, arguments, meta, incoming.request_id, elicitation)
+        observe.tool_called(request, effective_caller, params.name, result)
     except AuthFailure as failure:
-        if caller is None or caller.channel != ChallengeChannel.TOOL_RESULT:
+        channel = "http" if caller is None or caller.channel != ChallengeChannel.TOOL_RESULT else "tool_result"
+        observe.challenged(request, failure, channel, caller, params.name)
+        request.challenge_observed = True
+        if channel == "http":
             note_http_challenge(request, failure)
             raise
         logger.info("tools/call %s refused: %s", params.name, failure.kind.name)

@@ -38,6 +38,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
+from oauth import observe
 from oauth.backends import allowed_resources
 from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor
 from oauth.stepup import pending_step_up
@@ -81,6 +82,8 @@ class TenantOAuth2Validator(OAuth2Validator):
         if replayed is not None and replayed.token_family and _verifier_matches(replayed, request.code_verifier):
             RefreshToken.revoke_family(replayed.token_family)
             logger.warning("authorization code replayed: token family revoked", extra={"client": client_id})
+            user_id = _family_user(replayed.token_family)
+            observe.family_revoked("authorization_code", client_id=client_id, user_id=user_id)
         return False
 
     # --- the grant, read once per token request --------------------------------------------------
@@ -103,6 +106,16 @@ class TenantOAuth2Validator(OAuth2Validator):
 
     # --- refresh tokens -----------------------------------------------------------------------
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
+        valid = self._validate_refresh_token(refresh_token, client, request, *args, **kwargs)
+        if not valid:  # observability: DOT's reuse protection revoked the family, or a plain refusal
+            family = _revoked_family(refresh_token)
+            if family is not None:
+                observe.family_revoked("refresh_token", client_id=client.client_id, user_id=_family_user(family))
+            else:
+                observe.refresh("refused")
+        return valid
+
+    def _validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         rt = request.refresh_token_instance
@@ -112,6 +125,7 @@ class TenantOAuth2Validator(OAuth2Validator):
             return False
         challenged = pending_step_up(rt.token_family, (request.scope or "").split())
         if challenged is not None:
+            observe.refresh("step_up_refused")
             raise errors.InvalidGrantError(
                 description=f"the resource server asked for scope \"{challenged}\": authorize again with it",
                 request=request,
@@ -131,6 +145,9 @@ class TenantOAuth2Validator(OAuth2Validator):
             RefreshToken.revoke_family(reuse.token_family)
             RefreshSuccessor.objects.filter(token_family=reuse.token_family).delete()
             logger.warning("refresh token reused: token family revoked", extra={"client": request.client_id})
+            observe.family_revoked(
+                "refresh_token", client_id=request.client_id, user_id=_family_user(reuse.token_family)
+            )
             raise errors.InvalidGrantError(description="refresh token reused", request=request) from None
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
@@ -186,6 +203,7 @@ class TenantOAuth2Validator(OAuth2Validator):
                 token_family=rt.token_family,
                 pair={"access_token": token["access_token"], "refresh_token": token["refresh_token"]},
             )
+            observe.refresh("rotated")
             return
         self._answer_duplicate(token, request, rt)
 
@@ -209,6 +227,29 @@ class TenantOAuth2Validator(OAuth2Validator):
         token["refresh_token"] = kept.pair["refresh_token"]
         token["scope"] = access.scope
         token["expires_in"] = int((access.expires - now).total_seconds())
+        observe.refresh("duplicate")
+
+
+    # --- revocation endpoint (RFC 7009): DOT revokes, observability counts ------------------------
+    def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:
+        super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        client = getattr(request, "client", None)
+        observe.revoked(client_id=getattr(client, "client_id", None), user_id=None)
+
+
+def _revoked_family(refresh_token: str):
+    """The family of a revoked refresh token presented again (DOT revokes it as reuse), else None."""
+    return (
+        RefreshToken.objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=False)
+        .exclude(token_family=None)
+        .values_list("token_family", flat=True)
+        .first()
+    )
+
+
+def _family_user(token_family) -> int | None:
+    """The user of a token family (for the audit trail of a replay)."""
+    return RefreshToken.objects.filter(token_family=token_family).values_list("user_id", flat=True).first()
 
 
 def _drop_stale_successors(token_family) -> None:

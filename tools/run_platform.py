@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.dev_secrets import ensure_dev_env  # noqa: E402
+from config.dev_secrets import VAR_DIR, ensure_dev_env  # noqa: E402
 from config.embedded_db import embedded_database_url, stop_embedded_database  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -62,6 +62,7 @@ def main() -> int:
     base = os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     started = time.monotonic()
+    metrics_dir = prepare_metrics_dir(os.environ)
 
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate_schemas", "--executor", "standard", "-v", "0"], check=True)
@@ -96,6 +97,8 @@ def main() -> int:
                 child.kill()
         if embedded:
             stop_embedded_database()
+        for stale in metrics_dir.glob("*.db"):  # the samples of processes that are gone
+            stale.unlink()
 
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
@@ -113,6 +116,7 @@ def main() -> int:
             f"  acme tenant admin  {base}/t/acme/admin/\n"
             f"  globex             {base}/t/globex/\n"
             f"  demo passwords     var/dev.env (DEMO_ADMIN_PASSWORD, DEMO_MEMBER_PASSWORD)\n"
+            f"  metrics            {base}/metrics   (Authorization: Bearer METRICS_TOKEN from var/dev.env)\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
@@ -124,6 +128,17 @@ def main() -> int:
         return 0
     finally:
         stop()
+
+
+def prepare_metrics_dir(environ) -> Path:
+    """Prometheus multiprocess mode for gunicorn and Celery (observability.metrics): one directory all
+    of them write to, emptied at start so counters do not carry over from an earlier run."""
+    directory = Path(environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+    if directory.exists():
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def _wait_healthy(url: str, children: list[subprocess.Popen], timeout: float = 60) -> None:

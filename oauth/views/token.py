@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import TokenView
 
+from oauth import observe
 from oauth.ratelimit import hit
 from tenants.http import client_address
 
@@ -76,6 +77,11 @@ def token_rate_refusal(request: HttpRequest) -> HttpResponse | None:
 
 class PlatformTokenView(TokenView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = self._answer(request, *args, **kwargs)
+        observe.token_answer(request, response, requested_client_id(request))  # metrics + audit trail
+        return response
+
+    def _answer(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if refusal := token_rate_refusal(request):
             return refusal
         if request.POST.get("grant_type") == DEVICE_CODE_GRANT:

@@ -1,0 +1,69 @@
+"""What the MCP endpoint reports to observability: challenges (metrics + audit trail, both channels;
+``AUTH_REQUIRED``, a request without credentials, is counted only) and tool calls (metrics; audit
+only for denials and sampled successes). Called from ``views`` in one
+line per place, so the endpoint reads as before."""
+
+from __future__ import annotations
+
+import mcp_types as t
+from django.http import HttpRequest
+
+from declarations.tools import CONNECTOR_CLASSES, CONNECTOR_REAUTH_REQUIRED
+from mcp_tools.auth import Caller
+from mcp_tools.challenges import AuthClass, AuthFailure
+from observability import audit, metrics
+
+
+def challenged(request: HttpRequest, failure: AuthFailure, channel: str, caller: Caller | None, tool: str = "") -> None:
+    tenant = request.tenant.slug
+    metrics.challenge(tenant, failure.kind.name, channel)
+    if tool:
+        metrics.tool_call(tenant, tool, "denied")
+    if failure.kind is AuthClass.AUTH_REQUIRED:
+        return  # no credentials: the start of every OAuth flow, nobody to attribute (counted above)
+    principal = caller.principal if caller is not None else None
+    # a token that was found but refused (expired, audience, not a member) still names its user and client
+    user_id, client_id = (principal.user_id, principal.client_id) if principal else (
+        getattr(request, "audit_subject", (None, ""))
+    )
+    audit.record(
+        event="challenge",
+        auth_class=failure.kind.name,
+        outcome=channel,
+        user_id=user_id,
+        client_id=client_id,
+        tool=tool,
+        request=request,
+        request_id_value=principal.request_id if principal else "",
+    )
+
+
+def tool_called(
+    request: HttpRequest, caller: Caller, tool: str, result: t.CallToolResult | t.InputRequiredResult
+) -> None:
+    if isinstance(result, t.InputRequiredResult):  # a URL elicitation to (re)connect an account
+        connector_class, is_error = CONNECTOR_REAUTH_REQUIRED, True
+    else:
+        structured = result.structured_content if isinstance(result.structured_content, dict) else {}
+        is_error = bool(result.is_error)
+        connector_class = structured.get("class") if is_error else None
+    if not is_error:
+        outcome = "ok"
+    elif connector_class in CONNECTOR_CLASSES:
+        outcome = "connector"
+    else:
+        outcome = "tool_error"
+    tenant = request.tenant.slug
+    metrics.tool_call(tenant, tool, outcome)
+    if outcome == "connector":  # a connector challenge: always the tool-result channel
+        metrics.challenge(tenant, connector_class, "tool_result")
+    elif outcome == "ok" and not audit.sample_tool_call():
+        return
+    principal = caller.principal
+    audit.record(
+        event="challenge" if outcome == "connector" else "tool_call",
+        auth_class=connector_class if outcome == "connector" else "",
+        outcome="tool_result" if outcome == "connector" else outcome,
+        user_id=principal.user_id, client_id=principal.client_id, tool=tool,
+        request=request, request_id_value=principal.request_id,
+    )

@@ -1,0 +1,88 @@
+"""Recording auth decisions in the audit trail (``AuthEvent``, tenant schema).
+
+What is recorded (``docs/ops/auth-runbook.md``, "Audit trail"): every challenge and denial, every
+token-endpoint answer, refresh-token reuse and authorization-code replay, revocations, upstream
+(connector) refreshes, cross-tenant denials. Successful tool calls are *counted* in metrics and only
+sampled here (``AUDIT_TOOL_CALL_SAMPLE_RATE``, default 0): they are the hot path, and the token that
+made them has its own issuance event. ``AUDIT_ENABLED=0`` turns recording off.
+
+Recording never changes the decision: a failed insert is logged and swallowed, inside a savepoint
+when the caller is in a transaction. Nothing here accepts a token or secret.
+
+Cost: one INSERT per recorded decision. Outside a caller's transaction it commits with
+``synchronous_commit = off`` (for that transaction only), so a denial does not wait for a WAL flush:
+a flood of refused requests cannot turn the audit trail into an fsync per request. PostgreSQL's
+asynchronous commit never corrupts or reorders; a server crash can lose the last fraction of a second
+of audit rows (at most three ``wal_writer_delay``), an accepted trade for a trail of refusals.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.http import HttpRequest
+
+from observability.models import AuthEvent
+from tenants.http import client_address
+
+logger = logging.getLogger(__name__)
+PUBLIC = "public"
+
+
+def request_id(request: HttpRequest | None) -> str:
+    """One id per request, shared by every event it records (the MCP principal's when there is one)."""
+    if request is None:
+        return ""
+    rid = getattr(request, "audit_request_id", None)
+    if rid is None:
+        rid = request.audit_request_id = uuid.uuid4().hex
+    return rid
+
+
+def record(
+    *,
+    event: str,
+    outcome: str = "",
+    auth_class: str = "",
+    user_id: int | None = None,
+    client_id: str | None = "",
+    tool: str = "",
+    request: HttpRequest | None = None,
+    request_id_value: str = "",
+) -> None:
+    if not settings.AUDIT_ENABLED:
+        return
+    schema = connection.schema_name
+    if schema == PUBLIC:
+        return
+    row = AuthEvent(
+        tenant=schema,
+        event=event[:40],
+        outcome=outcome[:40],
+        auth_class=auth_class[:40],
+        user_id=user_id,
+        client_id=(client_id or "")[:255],
+        tool=tool[:100],
+        request_id=(request_id_value or request_id(request))[:64],
+        source_address=client_address(request) if request is not None else None,
+    )
+    try:
+        if connection.in_atomic_block:  # the caller's transaction commits it (a savepoint guards it)
+            with transaction.atomic():
+                row.save(force_insert=True)
+        else:  # its own transaction, committed without waiting for the WAL flush (see the docstring)
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                row.save(force_insert=True)
+    except DatabaseError:
+        logger.exception("audit: could not record a %s event", row.event)
+
+
+def sample_tool_call() -> bool:
+    rate = settings.AUDIT_TOOL_CALL_SAMPLE_RATE
+    return bool(settings.AUDIT_ENABLED and rate > 0 and (rate >= 1 or random.random() < rate))  # noqa: S311

@@ -1,0 +1,52 @@
+"""Reads of the audit trail for the auth health page."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db.models import Count
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from observability.models import AuthEvent
+
+REFRESH_EVENTS = ("token.refresh_token", "refresh_reuse", "connector_refresh")
+
+
+def hours_ending(now: datetime, hours: int = 24) -> list[datetime]:
+    last = now.replace(minute=0, second=0, microsecond=0)
+    return [last - timedelta(hours=hours - 1 - i) for i in range(hours)]
+
+
+def _hourly(queryset, now: datetime, series_of) -> tuple[list[datetime], dict[str, list[int]]]:
+    hours = hours_ending(now)
+    index = {hour: i for i, hour in enumerate(hours)}
+    series: dict[str, list[int]] = defaultdict(lambda: [0] * len(hours))
+    rows = (
+        queryset.filter(created_at__gte=hours[0])
+        .annotate(hour=TruncHour("created_at"))
+        .values("hour", "event", "auth_class", "outcome")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        position = index.get(row["hour"])
+        if position is not None:
+            series[series_of(row)][position] += row["n"]
+    return hours, dict(sorted(series.items()))
+
+
+def events_by_class(now: datetime | None = None) -> tuple[list[datetime], dict[str, list[int]]]:
+    """Auth events of the last 24 hours per hour, by class (the challenge class, else the event)."""
+    return _hourly(AuthEvent.objects.all(), now or timezone.now(), lambda r: r["auth_class"] or r["event"])
+
+
+def refresh_outcomes(now: datetime | None = None) -> tuple[list[datetime], dict[str, list[int]]]:
+    """Platform refresh-token answers, reuse detections and upstream refreshes of the last 24 hours."""
+    names = {"token.refresh_token": "platform refresh", "refresh_reuse": "platform refresh",
+             "connector_refresh": "connector refresh"}
+    return _hourly(
+        AuthEvent.objects.filter(event__in=REFRESH_EVENTS),
+        now or timezone.now(),
+        lambda r: f"{names[r['event']]}: {'reuse' if r['event'] == 'refresh_reuse' else r['outcome']}",
+    )

@@ -73,7 +73,10 @@ def bulk_accounts(oidc: OidcServer, slug: str, template_key: str, email: str, co
             [ConnectedAccount(user=user, provider=p, expires_at=expires, granted_scopes=["openid"]) for p in providers]
         )
         Credential.objects.bulk_create(
-            [Credential(account=a, access_token="expiring-soon", refresh_token=t) for a, t in zip(accounts, tokens)]
+            [
+                Credential(account=a, access_token="expiring-soon", refresh_token=t)
+                for a, t in zip(accounts, tokens, strict=True)
+            ]
         )
         return [a.pk for a in accounts]
 
@@ -275,3 +278,21 @@ def test_a_deactivated_tenants_tokens_stop_working_and_its_accounts_are_not_refr
         assert not Credential.objects.filter(account_id__in=ids).exists()
     assert [oidc.introspect(t)["active"] for t in minted] == [False] * 3
     assert not JobRun.objects.filter(job="connectors.refresh_expiring_in_tenant", tenant_slug=slug).exists()
+
+
+def test_platform_admin_shows_the_last_runs_and_runs_a_job_now(live, unique):
+    from accounts.models import User
+    from connectors.tasks import REENCRYPT, reencrypt_in_tenant
+    from tests.admin_http import AdminSession
+
+    reencrypt_in_tenant("globex")  # a first run, recorded
+    run = JobRun.objects.get(job=REENCRYPT, tenant_slug="globex")
+    assert run.outcome == "ok" and "examined" in run.counts
+    User.objects.create_superuser(f"root-{unique}@platform.test", PASSWORD)
+    admin = AdminSession(f"{live.url}/admin", f"root-{unique}@platform.test").login()
+    page = admin.get("jobs/jobrun/")
+    assert page.status_code == 200 and REENCRYPT in page.text and "globex" in page.text
+    response = admin.post("jobs/jobrun/", {"action": "run_now", "_selected_action": [str(run.pk)], "index": "0"})
+    assert response.status_code == 302, response.text[:500]
+    with workers(1) as procs:
+        wait_for(lambda: JobRun.objects.get(pk=run.pk).runs == run.runs + 1, "the queued run", procs)

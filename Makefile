@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean-db
+.PHONY: run test lint bench chaos clean-db
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python 3.11+ required" && exit 1)
@@ -24,3 +24,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run_all.py
+
+# the lifecycle jobs under faults (issue 11): its own PostgreSQL and redis-server; not in CI
+chaos: $(VENV)/.installed
+	$(PY) tools/chaos.py

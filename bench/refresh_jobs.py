@@ -1,8 +1,9 @@
 """Throughput of the proactive refresh job: accounts refreshed per second at 100, 1,000 and 10,000
-due accounts with 1 and 2 Celery worker processes (solo pool), against a loopback token endpoint
+due accounts with 1 and 2 Celery worker processes, against a loopback token endpoint
 (bench/loopback_provider.py). Each worker runs 8 threads (``--pool threads``): a refresh spends its
-time waiting on PostgreSQL round trips and commits, so threads overlap those waits. Through the real path: dispatcher task -> claimed batches -> the
-single-flight refresh (advisory lock, row lock, encrypted credential write) -> provider.
+time waiting on PostgreSQL round trips and commits, so threads overlap those waits. The real path:
+dispatcher task -> claimed batches -> the single-flight refresh (advisory lock, row lock, encrypted
+credential write) -> provider.
 
 Run: ``DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/refresh_jobs.py [--sizes 100,1000,10000]``
 (uses the database and Redis it is given; creates the tenant ``benchjobs`` and its users once)."""
@@ -153,9 +154,8 @@ def refreshed_count() -> int:
 
 
 def run_round(size: int, workers: int, provider_url: str, timeout: float) -> dict:
-    from connectors.tasks import refresh_expiring_in_tenant
-
     from config.celery import app
+    from connectors.tasks import refresh_expiring_in_tenant
 
     app.control.purge()  # nothing left over from the previous round
     with celery_workers(workers):

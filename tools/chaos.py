@@ -94,8 +94,13 @@ class Redis:
 def start_worker(name: str) -> subprocess.Popen:
     log = open(CHAOS_DIR / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the worker)
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-n", f"{name}@chaos"]
-        + ["-l", "warning", "--without-gossip", "--without-mingle"],
+        [
+            sys.executable,
+            "-m",
+            *("celery", "-A", "config", "worker", "--pool", "solo", "-n", f"{name}@chaos"),
+            "-l",
+            "warning",
+        ],
         env={**os.environ, **WORKER_ENV},
         stdout=log,
         stderr=subprocess.STDOUT,

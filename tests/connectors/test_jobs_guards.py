@@ -21,7 +21,7 @@ from jobs.runner import exclusive
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.connectors.test_jobs_workers import park_other_due_accounts
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(300)  # includes creating the test database on a busy machine
 
 
 def connected_expiring(live, oidc) -> tuple[str, ConnectedAccount]:
@@ -118,3 +118,62 @@ def test_ended_members_accounts_are_not_refreshed(live, oidc, unique):
     assert counts["batches"] == 0 and oidc.refresh_grants() == before
     run = JobRun.objects.get(job=REFRESH, tenant_slug="acme")
     assert run.counts["refreshed"] == 0
+
+
+@pytest.mark.django_db
+def test_every_job_has_its_own_admin_managed_schedule():
+    from django_celery_beat.models import PeriodicTask
+
+    rows = {row.task: row for row in PeriodicTask.objects.all()}
+    for task in ("connectors.refresh_expiring", "connectors.sweep", "connectors.reencrypt", "oauth.revoke_departed"):
+        assert rows[task].enabled and rows[task].interval is not None, task
+    assert rows["connectors.refresh_expiring"].interval.every == 60
+    assert rows["oauth.purge_tokens"].crontab is not None
+
+
+@pytest.mark.django_db
+def test_the_purge_removes_expired_platform_tokens_and_keeps_live_ones(django_user_model):
+    from oauth2_provider.models import AccessToken, Application
+
+    from oauth.tasks import purge_tokens_in_tenant
+
+    user = django_user_model.objects.get(email="member@acme.test")
+    with schema_context("acme"):
+        app = Application.objects.create(
+            name="purge test", client_type="public", authorization_grant_type="authorization-code"
+        )
+        expired = AccessToken.objects.create(
+            user=user, application=app, token="purge-expired", expires=timezone.now() - timedelta(days=1), scope="x"
+        )
+        live = AccessToken.objects.create(
+            user=user, application=app, token="purge-live", expires=timezone.now() + timedelta(hours=1), scope="x"
+        )
+    counts = purge_tokens_in_tenant("acme")
+    assert counts["access_tokens_purged"] >= 1
+    with schema_context("acme"):
+        assert not AccessToken.objects.filter(pk=expired.pk).exists()
+        assert AccessToken.objects.filter(pk=live.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_key_job_reencrypts_credentials_under_an_old_key(django_user_model):
+    from django.conf import settings as django_settings
+    from django.test import override_settings
+
+    from connectors.models import Credential
+    from connectors.services import add_provider
+    from connectors.tasks import reencrypt_in_tenant
+
+    user = django_user_model.objects.get(email="member@globex.test")
+    with schema_context("globex"):
+        provider, _ = add_provider(key="jobrot", preset_name="google", client_id="id", client_secret="s")
+        account = ConnectedAccount.objects.create(user=user, provider=provider)
+        Credential.objects.create(account=account, access_token="at-job", refresh_token="rt-job")
+    with override_settings(FERNET_KEYS=["another-test-only-fernet-key", *django_settings.FERNET_KEYS]):
+        first = reencrypt_in_tenant("globex")
+        again = reencrypt_in_tenant("globex")
+    assert first["rotated"] >= 3  # the client secret and both tokens
+    assert again["rotated"] == 0 and again["already_current"] >= 3
+    with override_settings(FERNET_KEYS=["another-test-only-fernet-key"]), schema_context("globex"):
+        credential = Credential.objects.get(account=account)
+        assert (credential.access_token, credential.refresh_token) == ("at-job", "rt-job")

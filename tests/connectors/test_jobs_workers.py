@@ -24,7 +24,7 @@ from tests.connectors.conftest import ConnectBrowser, OidcServer, add_oidc_provi
 from tests.mcp_raw import call
 from tests.oauth_flow import Tenant, obtain_tokens, signed_in
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)  # includes creating the test database on a busy machine
 
 
 @pytest.fixture(autouse=True)

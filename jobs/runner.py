@@ -13,8 +13,9 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context, tenant_context
 
@@ -41,9 +42,12 @@ def exclusive(name: str) -> Iterator[bool]:
     try:
         yield held
     finally:
-        if held and connection.connection is not None:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:  # the connection died: the server released the lock with it
+                connection.close()
 
 
 def error_label(exc: BaseException) -> str:
@@ -71,7 +75,7 @@ def record(*, job: str, slug: str, run_id: str, counts: Counts, errors: list[str
             row.duration_ms = max(row.duration_ms, int((now - row.started_at).total_seconds() * 1000))
         else:
             row.run_id, row.counts, row.errors = run_id, counts, errors[:MAX_ERRORS]
-            row.started_at = now - timezone.timedelta(milliseconds=elapsed_ms)
+            row.started_at = now - timedelta(milliseconds=elapsed_ms)
             row.duration_ms = elapsed_ms
             row.runs += 1
         row.outcome, row.finished_at = outcome, now
@@ -118,7 +122,6 @@ def run_in_tenant(
             except Exception:  # the database may be what failed
                 log.warning("job=%s tenant=%s run could not be recorded", job, slug)
             raise
-        errors.extend(counts.pop("_errors", []) if isinstance(counts.get("_errors"), list) else [])  # type: ignore[arg-type]
         summary(job, slug, "failed" if errors else "ok", counts, started)
         record(job=job, slug=slug, run_id=run_id, counts=counts, errors=errors, started=started)
         return counts

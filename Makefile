@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean-db lifecycle
+.PHONY: run test lint bench chaos clean-db lifecycle
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python 3.11+ required" && exit 1)
@@ -28,3 +28,7 @@ bench: $(VENV)/.installed
 # issue 12: the whole auth lifecycle against a running platform (default: the one `make run` started)
 lifecycle: $(VENV)/.installed
 	$(PY) manage.py auth_lifecycle_test --base-url $${BASE_URL:-http://127.0.0.1:$${PORT:-8000}}
+
+# the lifecycle jobs under faults (issue 11): its own PostgreSQL and redis-server; not in CI
+chaos: $(VENV)/.installed
+	$(PY) tools/chaos.py

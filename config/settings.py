@@ -44,6 +44,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 SHARED_APPS = [
     "django_tenants",
     "tenants",
+    "jobs",  # last run of each periodic job per tenant (issue 11), public schema
     "accounts",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -341,3 +342,18 @@ AUDIT_ENABLED = env.bool("AUDIT_ENABLED", default=True)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=90)
 # successful tools/call are counted in metrics; this fraction of them is also an AuthEvent (0 = none)
 AUDIT_TOOL_CALL_SAMPLE_RATE = env.float("AUDIT_TOOL_CALL_SAMPLE_RATE", default=0.0)
+
+# --- lifecycle jobs (issue 11) ----------------------------------------------------------------------
+CELERY_TASK_ACKS_LATE = True  # a task killed mid-run is redelivered; every job is idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker reserves one task at a time: parallel workers share
+CONNECTORS_REFRESH_WINDOW_SECONDS = env.int("CONNECTORS_REFRESH_WINDOW_SECONDS", default=600)
+CONNECTORS_REFRESH_JITTER_SECONDS = env.float("CONNECTORS_REFRESH_JITTER_SECONDS", default=20.0)
+CONNECTORS_REFRESH_BATCH_SIZE = env.int("CONNECTORS_REFRESH_BATCH_SIZE", default=50)
+CONNECTORS_REFRESH_PARALLEL_TASKS = env.int("CONNECTORS_REFRESH_PARALLEL_TASKS", default=4)
+CONNECTORS_REFRESH_LEASE_SECONDS = env.int("CONNECTORS_REFRESH_LEASE_SECONDS", default=120)
+CONNECTORS_REFRESH_BACKOFF_BASE_SECONDS = env.float("CONNECTORS_REFRESH_BACKOFF_BASE_SECONDS", default=30.0)
+CONNECTORS_REFRESH_BACKOFF_MAX_SECONDS = env.float("CONNECTORS_REFRESH_BACKOFF_MAX_SECONDS", default=900.0)
+CONNECTORS_REFRESH_GIVE_UP_SECONDS = env.int("CONNECTORS_REFRESH_GIVE_UP_SECONDS", default=6 * 3600)
+CONNECTORS_REVOCATION_BACKOFF_MAX_SECONDS = env.float("CONNECTORS_REVOCATION_BACKOFF_MAX_SECONDS", default=3600.0)
+OAUTH_SWEEP_BATCH_SIZE = env.int("OAUTH_SWEEP_BATCH_SIZE", default=500)

@@ -7,8 +7,9 @@ from typing import Any
 
 SCHEDULES = [
     # (name, task, every N seconds)
-    ("Refresh connector tokens about to expire", "connectors.refresh_expiring", 120),
-    ("Connector sweep: retry failed revocations, purge old connect attempts", "connectors.sweep", 900),
+    ("Refresh connector tokens about to expire", "connectors.refresh_expiring", 60),
+    ("Connector sweep: revoke departed members' accounts, retry failed revocations", "connectors.sweep", 900),
+    ("Connector keys: re-encrypt credentials under the newest FERNET_KEYS key", "connectors.reencrypt", 3600),
 ]
 
 
@@ -20,7 +21,7 @@ def ensure_schedules(**kwargs: Any) -> None:
     if connection.schema_name != get_public_schema_name():
         return
     for name, task, seconds in SCHEDULES:
-        if PeriodicTask.objects.filter(name=name).exists():
+        if PeriodicTask.objects.filter(task=task).exists():
             continue
         interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
         PeriodicTask.objects.create(name=name, task=task, interval=interval)

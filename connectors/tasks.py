@@ -1,54 +1,95 @@
-"""Celery jobs of the connectors app: proactive refresh and the revocation sweep, fanned out per
-active tenant (one task per tenant, started with jitter so tenants do not hit providers in step).
-Thin: each calls a service inside one tenant."""
+"""Celery jobs of the connectors app, thin over ``connectors.lifecycle``. Dispatchers fan out per
+tenant (with jitter); each tenant task carries its tenant's slug, acknowledges late (a worker killed
+mid-run gets the task redelivered) and is idempotent. ``jobs.runner`` records each run and logs one
+summary line.
+
+- ``connectors.refresh_expiring`` -> ``connectors.refresh_expiring_in_tenant`` (active tenants):
+  refresh accounts expiring within ``CONNECTORS_REFRESH_WINDOW_SECONDS``; when many are due, extra
+  ``connectors.refresh_batches_in_tenant`` tasks let other workers claim batches in parallel.
+- ``connectors.sweep`` -> ``connectors.sweep_in_tenant`` (every tenant, also deactivated ones):
+  revoke at the provider and delete the credentials of ended members / deactivated tenants, retry
+  failed revocations with backoff, purge old connect attempts.
+- ``connectors.reencrypt`` -> ``connectors.reencrypt_in_tenant``: re-encrypt under the newest key.
+"""
 
 from __future__ import annotations
 
-import random
+import math
+import uuid
 
 from celery import shared_task
 from django.conf import settings
-from django_tenants.utils import tenant_context
 
-from connectors.services import purge_authorization_requests, retry_pending_revocations
-from connectors.tokens import refresh_expiring_accounts
+from connectors import lifecycle
+from connectors.services import purge_authorization_requests
+from jobs.runner import Counts, run_in_tenant
+from tenants.fanout import fan_out
 from tenants.models import Tenant
 
-
-def _active_slugs() -> list[str]:
-    return list(Tenant.objects.filter(is_active=True).values_list("schema_name", flat=True))
-
-
-@shared_task(name="connectors.refresh_expiring_in_tenant")
-def refresh_expiring_in_tenant(slug: str) -> dict[str, int]:
-    tenant = Tenant.objects.filter(schema_name=slug, is_active=True).first()
-    if tenant is None:
-        return {}
-    with tenant_context(tenant):
-        return refresh_expiring_accounts(within_seconds=settings.CONNECTORS_PROACTIVE_REFRESH_SECONDS)
+REFRESH = "connectors.refresh_expiring_in_tenant"
+REFRESH_PART = "connectors.refresh_batches_in_tenant"
+SWEEP = "connectors.sweep_in_tenant"
+REENCRYPT = "connectors.reencrypt_in_tenant"
 
 
-@shared_task(name="connectors.refresh_expiring")
+def _refresh(*, max_batches: int | None = None) -> Counts:
+    return lifecycle.refresh_due_accounts(
+        within_seconds=settings.CONNECTORS_REFRESH_WINDOW_SECONDS,
+        batch_size=settings.CONNECTORS_REFRESH_BATCH_SIZE,
+        max_batches=max_batches,
+    )
+
+
+@shared_task(name=REFRESH, acks_late=True)
+def refresh_expiring_in_tenant(slug: str, run_id: str = "") -> Counts:
+    run_id = run_id or uuid.uuid4().hex
+
+    def work(tenant: Tenant) -> Counts:
+        due = lifecycle.due_count(within_seconds=settings.CONNECTORS_REFRESH_WINDOW_SECONDS)
+        helpers = min(
+            settings.CONNECTORS_REFRESH_PARALLEL_TASKS, math.ceil(due / settings.CONNECTORS_REFRESH_BATCH_SIZE)
+        )
+        for _ in range(helpers - 1):  # other workers claim batches beside this one
+            refresh_batches_in_tenant.delay(slug, run_id)
+        return _refresh()
+
+    return run_in_tenant(job=REFRESH, slug=slug, work=work, run_id=run_id, single=False)
+
+
+@shared_task(name=REFRESH_PART, acks_late=True)
+def refresh_batches_in_tenant(slug: str, run_id: str = "") -> Counts:
+    return run_in_tenant(job=REFRESH, slug=slug, work=lambda _: _refresh(), run_id=run_id, single=False)
+
+
+@shared_task(name="connectors.refresh_expiring", acks_late=True)
 def refresh_expiring_everywhere() -> int:
-    slugs = _active_slugs()
-    for slug in slugs:
-        refresh_expiring_in_tenant.apply_async((slug,), countdown=random.uniform(0, 30))  # noqa: S311 (jitter)
-    return len(slugs)
+    """Every minute (admin-editable): one refresh task per active tenant, started with jitter."""
+    return fan_out(refresh_expiring_in_tenant, jitter_seconds=settings.CONNECTORS_REFRESH_JITTER_SECONDS)
 
 
-@shared_task(name="connectors.sweep_in_tenant")
-def sweep_in_tenant(slug: str) -> int:
-    tenant = Tenant.objects.filter(schema_name=slug, is_active=True).first()
-    if tenant is None:
-        return 0
-    with tenant_context(tenant):
-        purge_authorization_requests()
-        return retry_pending_revocations()
+def _sweep(tenant: Tenant) -> Counts:
+    counts = lifecycle.sweep_upstream(tenant_active=tenant.is_active)
+    counts["connect_attempts_purged"] = purge_authorization_requests()
+    return counts
 
 
-@shared_task(name="connectors.sweep")
+@shared_task(name=SWEEP, acks_late=True)
+def sweep_in_tenant(slug: str, run_id: str = "") -> Counts:
+    return run_in_tenant(job=SWEEP, slug=slug, work=_sweep, run_id=run_id, include_inactive=True)
+
+
+@shared_task(name="connectors.sweep", acks_late=True)
 def sweep_everywhere() -> int:
-    slugs = _active_slugs()
-    for slug in slugs:
-        sweep_in_tenant.delay(slug)
-    return len(slugs)
+    return fan_out(sweep_in_tenant, include_inactive=True)
+
+
+@shared_task(name=REENCRYPT, acks_late=True)
+def reencrypt_in_tenant(slug: str, run_id: str = "") -> Counts:
+    return run_in_tenant(
+        job=REENCRYPT, slug=slug, work=lambda _: lifecycle.reencrypt(), run_id=run_id, include_inactive=True
+    )
+
+
+@shared_task(name="connectors.reencrypt", acks_late=True)
+def reencrypt_everywhere() -> int:
+    return fan_out(reencrypt_in_tenant, include_inactive=True)

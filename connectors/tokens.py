@@ -171,6 +171,7 @@ def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> st
             credential.token_type = tokens.token_type
             credential.save()
             account.status, account.status_reason, account.refreshing_since = Status.ACTIVE, "", None
+            account.refresh_failures, account.refresh_failing_since, account.next_refresh_at = 0, None, None
             account.expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
             if tokens.scopes is not None:
                 account.granted_scopes = tokens.scopes

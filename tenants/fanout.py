@@ -1,24 +1,35 @@
-"""Periodic jobs run per tenant: a dispatcher queues one task per active tenant, so one tenant's
-failure or slowness does not hold up the others, and each task runs inside its tenant's schema."""
+"""Periodic jobs run per tenant: a dispatcher queues one task per tenant, so one tenant's failure or
+slowness does not hold up the others, and each task runs inside its tenant's schema."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Task
-from django_tenants.utils import tenant_context
+from django_tenants.utils import get_public_schema_name, tenant_context
 
 from tenants.models import Tenant
 
 T = TypeVar("T")
 
 
-def fan_out(task: Task, *args: Any) -> int:
-    """Queue ``task(slug, *args)`` for every active tenant; return how many were queued."""
-    slugs = list(Tenant.objects.filter(is_active=True).values_list("schema_name", flat=True))
+def tenant_slugs(*, include_inactive: bool = False) -> list[str]:
+    tenants = Tenant.objects.exclude(schema_name=get_public_schema_name())
+    if not include_inactive:
+        tenants = tenants.filter(is_active=True)
+    return list(tenants.values_list("schema_name", flat=True))
+
+
+def fan_out(task: Task, *args: Any, jitter_seconds: float = 0.0, include_inactive: bool = False) -> int:
+    """Queue ``task(slug, *args)`` for every active tenant (every tenant with ``include_inactive``,
+    for sweeps that clean up after deactivated ones), each delayed by a random 0..``jitter_seconds``
+    so tenants do not hit providers in step; return how many were queued."""
+    slugs = tenant_slugs(include_inactive=include_inactive)
     for slug in slugs:
-        task.delay(slug, *args)
+        countdown = random.uniform(0, jitter_seconds) if jitter_seconds else None  # noqa: S311 (jitter)
+        task.apply_async((slug, *args), countdown=countdown)
     return len(slugs)
 
 

@@ -47,6 +47,14 @@ class OidcServer:
         params = {"count": count, "ms": ms}
         assert httpx.post(f"{self.issuer}/_test/delay", params=params, timeout=10).status_code == 204
 
+    def mint(self, count: int, prefix: str) -> list[str]:
+        """``count`` refresh tokens of accounts ``prefix-0..``, as completed authorizations would have
+        issued them (bulk set-up, no browser): test-only route of tests/node_oidc/server.mjs."""
+        params = {"client_id": CLIENT_ID, "count": count, "prefix": prefix}
+        response = httpx.post(f"{self.issuer}/_test/mint", params=params, timeout=60)
+        assert response.status_code == 200, response.text
+        return [item["refresh_token"] for item in response.json()]
+
     def introspect(self, token: str) -> dict:
         response = httpx.post(
             f"{self.issuer}/token/introspection", data={"token": token}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=10

@@ -18,6 +18,8 @@
 //   POST /_test/fail?count=N&status=503&retry_after=1[&path=/token/revocation]   the next N POSTs to
 //        the token endpoint (or path) fail with that status
 //   POST /_test/delay?count=N&ms=3000   the next N token answers are held back after processing
+//   POST /_test/mint?client_id=C&count=N&prefix=P   N refresh tokens of accounts P-0..P-(N-1), as a
+//        completed authorization would have issued them (bulk set-up for the lifecycle-job tests)
 import http from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -132,6 +134,23 @@ server.listen(0, '127.0.0.1', () => {
       delayNext.count = Number(ctx.query.count || 1);
       delayNext.ms = Number(ctx.query.ms || 1000);
       ctx.status = 204;
+      return;
+    }
+    if (ctx.path === '/_test/mint' && ctx.method === 'POST') {
+      const client = await provider.Client.find(String(ctx.query.client_id));
+      const scope = 'openid offline_access email profile';
+      const minted = [];
+      for (let i = 0; i < Number(ctx.query.count || 1); i += 1) {
+        const accountId = `${ctx.query.prefix || 'bulk'}-${i}`;
+        const grant = new provider.Grant({ accountId, clientId: client.clientId });
+        grant.addOIDCScope(scope);
+        const grantId = await grant.save();
+        const token = new provider.RefreshToken({
+          accountId, client, grantId, scope, gty: 'authorization_code', iiat: Math.floor(Date.now() / 1000), rotations: 0,
+        });
+        minted.push({ account: accountId, refresh_token: await token.save() });
+      }
+      ctx.body = minted;
       return;
     }
     if (ctx.path.startsWith('/interaction/') && ctx.method === 'GET') {

@@ -1,0 +1,213 @@
+"""Throughput of the proactive refresh job: accounts refreshed per second at 100, 1,000 and 10,000
+due accounts with 1 and 2 Celery worker processes, against a loopback token endpoint
+(bench/loopback_provider.py). Each worker runs 8 threads (``--pool threads``): a refresh spends its
+time waiting on PostgreSQL round trips and commits, so threads overlap those waits. The real path:
+dispatcher task -> claimed batches -> the single-flight refresh (advisory lock, row lock, encrypted
+credential write) -> provider.
+
+Run: ``DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/refresh_jobs.py [--sizes 100,1000,10000]``
+(uses the database and Redis it is given; creates the tenant ``benchjobs`` and its users once)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import setup_django  # noqa: E402
+
+SLUG = "benchjobs"
+WORKER_ENV = {
+    "CONNECTORS_REFRESH_JITTER_SECONDS": "0",
+    "CONNECTORS_REFRESH_BATCH_SIZE": "25",
+    "CONNECTORS_REFRESH_PARALLEL_TASKS": "16",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+@contextmanager
+def loopback_provider(delay_ms: int = 0):
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "loopback_provider.py"), str(delay_ms)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield json.loads(process.stdout.readline())["url"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def get_json(url: str, method: str = "GET") -> dict:
+    import httpx
+
+    return httpx.request(method, url, timeout=10).json()
+
+
+@contextmanager
+def celery_workers(count: int, env: dict[str, str] | None = None, log_dir: Path | None = None, threads: int = 8):
+    from config.celery import app
+
+    with ExitStack() as stack:
+        procs = []
+        for i in range(count):
+            out = open(log_dir / f"worker{i}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+            if log_dir:
+                stack.callback(out.close)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", f"w{i}-{os.getpid()}@bench"]
+                + (["--pool", "threads", "--concurrency", str(threads)] if threads > 1 else ["--pool", "solo"])
+                + ["-l", "warning", "--without-gossip", "--without-mingle"],
+                cwd=ROOT,
+                env={**os.environ, **WORKER_ENV, **(env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            procs.append(proc)
+            stack.callback(_stop, proc)
+        deadline = time.monotonic() + 60
+        while len(app.control.ping(timeout=0.5) or []) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield procs
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def prepare(users: int, provider_url: str) -> None:
+    """The tenant, ``users`` members and one provider at the loopback endpoint (idempotent)."""
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+    from connectors.services import add_provider
+    from tenants.models import Membership, Tenant
+    from tenants.services import create_tenant
+
+    create_tenant(SLUG, name="Refresh benchmark")
+    tenant = Tenant.objects.get(schema_name=SLUG)
+    emails = [f"bench-{i}@benchjobs.example" for i in range(users)]
+    have = set(User.objects.filter(email__in=emails).values_list("email", flat=True))
+    User.objects.bulk_create([User(email=e, password="!") for e in emails if e not in have], batch_size=2000)
+    ids = dict(User.objects.filter(email__in=emails).values_list("email", "pk"))
+    members = set(Membership.objects.filter(tenant=tenant).values_list("user_id", flat=True))
+    Membership.objects.bulk_create(
+        [Membership(user_id=ids[e], tenant=tenant) for e in emails if ids[e] not in members], batch_size=2000
+    )
+    with schema_context(SLUG):
+        add_provider(
+            key="loopback",
+            client_id="bench",
+            client_secret="bench-secret",  # a loopback endpoint that ignores it
+            endpoints={
+                "authorization_endpoint": f"{provider_url}/authorize",
+                "token_endpoint": f"{provider_url}/token",
+                "revocation_endpoint": f"{provider_url}/revoke",
+            },
+            auth_method="client_secret_post",
+        )
+
+
+def create_due_accounts(count: int, expires_in: int = 300) -> list[int]:
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+    from connectors.models import ConnectedAccount, Credential, Provider
+
+    emails = [f"bench-{i}@benchjobs.example" for i in range(count)]
+    users = list(User.objects.filter(email__in=emails).order_by("pk").values_list("pk", flat=True))
+    with schema_context(SLUG):
+        ConnectedAccount.objects.all().delete()
+        provider = Provider.objects.get(key="loopback")
+        expires = timezone.now() + timedelta(seconds=expires_in)
+        accounts = ConnectedAccount.objects.bulk_create(
+            [ConnectedAccount(user_id=u, provider=provider, expires_at=expires) for u in users], batch_size=2000
+        )
+        Credential.objects.bulk_create(
+            [Credential(account=a, access_token="old", refresh_token=f"rt.{a.pk}.0") for a in accounts], batch_size=2000
+        )
+        return [a.pk for a in accounts]
+
+
+def refreshed_count() -> int:
+    from django_tenants.utils import schema_context
+
+    from connectors.models import ConnectedAccount
+
+    with schema_context(SLUG):
+        return ConnectedAccount.objects.filter(refresh_count__gte=1).count()
+
+
+def run_round(size: int, workers: int, provider_url: str, timeout: float) -> dict:
+    from config.celery import app
+    from connectors.tasks import refresh_expiring_in_tenant
+
+    app.control.purge()  # nothing left over from the previous round
+    with celery_workers(workers):
+        create_due_accounts(size)
+        get_json(f"{provider_url}/reset", "POST")
+        started = time.monotonic()
+        refresh_expiring_in_tenant.delay(SLUG)
+        done = 0
+        while done < size and time.monotonic() - started < timeout:
+            time.sleep(0.1)
+            done = refreshed_count()
+        elapsed = time.monotonic() - started
+    stats = get_json(f"{provider_url}/stats")
+    return {
+        "due": size,
+        "workers": workers,
+        "refreshed": done,
+        "seconds": round(elapsed, 2),
+        "accounts_per_second": round(done / elapsed, 1),
+        "provider_refreshes": stats["refreshes"],
+        "refreshed_twice": stats["accounts_refreshed_twice"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    setup_django()
+    from config.celery import app
+
+    app.control.purge()
+    rows = []
+    with loopback_provider() as url:
+        prepare(max(sizes), url)
+        for size in sizes:
+            for workers in [int(w) for w in args.workers.split(",")]:
+                row = run_round(size, workers, url, args.timeout)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print()
+    print("| due accounts | workers | seconds | accounts/s | provider refreshes | refreshed twice |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['due']:,} | {r['workers']} | {r['seconds']} | {r['accounts_per_second']} "
+            f"| {r['provider_refreshes']:,} | {r['refreshed_twice']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

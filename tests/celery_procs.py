@@ -1,0 +1,78 @@
+"""Real Celery worker and beat processes over the test database and the configured broker (Redis on
+loopback when ``REDIS_URL`` is set), for the lifecycle-job tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    socket = (db.get("OPTIONS") or {}).get("host")
+    if socket:
+        return f"postgresql://{db['USER']}@/{db['NAME']}?host={quote(socket)}"
+    return (
+        f"postgresql://{db['USER']}:{db.get('PASSWORD') or ''}@{db.get('HOST')}:{db.get('PORT') or 5432}/{db['NAME']}"
+    )
+
+
+@contextmanager
+def celery_process(kind: str, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """``celery -A config <kind> ...``; yields the process and the file its output goes to."""
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "INFO",
+        "CONNECTORS_REFRESH_JITTER_SECONDS": "0",
+        **(env or {}),
+    }
+    with tempfile.NamedTemporaryFile("w+b", suffix=f".{kind}.log", delete=False) as out:
+        log_path = Path(out.name)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", kind, *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def workers(count: int, env: dict[str, str] | None = None) -> Iterator[list[tuple[subprocess.Popen, Path]]]:
+    with ExitStack() as stack:
+        started = []
+        for _ in range(count):
+            name = f"jobs-{uuid.uuid4().hex[:6]}@127.0.0.1"
+            args = ("worker", "--pool", "solo", "-n", name, "-l", "info", "--without-gossip", "--without-mingle")
+            started.append(stack.enter_context(celery_process(*args, env=env)))
+        yield started
+
+
+@contextmanager
+def beat(env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, Path]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ("beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--max-interval", "1", "-l", "info")
+        with celery_process(*args, "--pidfile", str(Path(tmp) / "beat.pid"), env=env) as started:
+            yield started

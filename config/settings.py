@@ -331,7 +331,6 @@ CONNECTORS_REFRESH_ATTEMPTS = env.int("CONNECTORS_REFRESH_ATTEMPTS", default=3)
 CONNECTORS_RETRY_BASE_DELAY_SECONDS = env.float("CONNECTORS_RETRY_BASE_DELAY_SECONDS", default=0.5)
 CONNECTORS_RETRY_MAX_DELAY_SECONDS = env.float("CONNECTORS_RETRY_MAX_DELAY_SECONDS", default=10.0)
 CONNECTORS_LOCK_WAIT_SECONDS = env.int("CONNECTORS_LOCK_WAIT_SECONDS", default=30)
-CONNECTORS_PROACTIVE_REFRESH_SECONDS = env.int("CONNECTORS_PROACTIVE_REFRESH_SECONDS", default=300)
 
 # --- observability (issue 12): metrics and the audit trail ------------------------------------------
 # H/metrics answers only a scraper presenting this bearer token (a generated default in var/dev.env in

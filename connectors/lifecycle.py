@@ -22,6 +22,7 @@ from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequire
 from connectors.models import ConnectedAccount, Credential
 from connectors.services import _revoke_and_forget
 from connectors.tokens import refresh_account
+from observability import metrics
 from tenants.models import Membership
 
 Status = ConnectedAccount.Status
@@ -110,6 +111,7 @@ def refresh_due_accounts(*, within_seconds: int, batch_size: int, max_batches: i
             break
         batches += 1
         started = timezone.now()
+        expiries = dict(ConnectedAccount.objects.filter(pk__in=ids).values_list("pk", "expires_at"))
         other = 0  # accounts of this batch that ended in something other than success
         for account_id in ids:
             try:
@@ -123,7 +125,16 @@ def refresh_due_accounts(*, within_seconds: int, batch_size: int, max_batches: i
                 outcome = "failed"
             counts[outcome] = counts.get(outcome, 0) + 1
             other += 1
-        refreshed = ConnectedAccount.objects.filter(pk__in=ids, last_refreshed_at__gte=started).count()
+        done = list(
+            ConnectedAccount.objects.filter(pk__in=ids, last_refreshed_at__gte=started).values_list(
+                "pk", "last_refreshed_at"
+            )
+        )
+        for account_id, refreshed_at in done:  # how much time the old token still had (<= 0: late)
+            expired_at = expiries.get(account_id)
+            if expired_at is not None:
+                metrics.proactive_headroom(connection.schema_name, (expired_at - refreshed_at).total_seconds())
+        refreshed = len(done)
         counts["refreshed"] += refreshed
         counts["already_fresh"] += len(ids) - refreshed - other
     counts["batches"] = batches

@@ -181,31 +181,3 @@ def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> st
         # committed: the rotated refresh token is durable before the access token is used
         log.info("connectors: account %s refreshed", account_id)
         return tokens.access_token
-
-
-def refresh_expiring_accounts(*, within_seconds: int, limit: int = 500) -> dict[str, int]:
-    """Proactive refresh: every active account of the current schema whose access token expires
-    within ``within_seconds`` and can be refreshed. Each goes through the single-flight guard, so
-    on-demand callers and this job never refresh the same account twice."""
-    horizon = timezone.now() + timedelta(seconds=within_seconds)
-    due = list(
-        ConnectedAccount.objects.filter(
-            status__in=(Status.ACTIVE, Status.REFRESHING),
-            expires_at__lte=horizon,
-            credential__refresh_token__isnull=False,
-        )
-        .order_by("expires_at")
-        .values_list("pk", "expires_at")[:limit]
-    )
-    counts = {"refreshed": 0, "needs_reauth": 0, "unavailable": 0}
-    for account_id, expires_at in due:
-        try:
-            refresh_account(account_id=account_id, margin_seconds=within_seconds)
-            counts["refreshed"] += 1
-            # observability: how much time the old token still had (<= 0: refreshed late)
-            metrics.proactive_headroom(connection.schema_name, (expires_at - timezone.now()).total_seconds())
-        except ReauthRequired:
-            counts["needs_reauth"] += 1
-        except ProviderUnavailable:
-            counts["unavailable"] += 1
-    return counts

@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 from observability import audit
 from observability.models import AuthEvent
 from tests.mcp_raw import call
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in
 
 
 @pytest.mark.django_db
@@ -38,7 +38,7 @@ def test_the_public_schema_has_no_trail():
 @pytest.mark.parametrize("rate, audited", [(0.0, 0), (1.0, 1)])
 def test_successful_tool_calls_are_audited_only_when_sampled(live, settings, rate, audited):
     settings.AUDIT_TOOL_CALL_SAMPLE_RATE = rate
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     client, browser = signed_in(acme, "member@acme.test")
     token = obtain_tokens(browser, client, scope="crm.read")["access_token"]
     answer = call(acme.mcp, token, "crm_search_contacts", {"query": "a"})

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    return live.tenant("acme")
 
 
 def a_contact() -> int:

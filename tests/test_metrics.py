@@ -133,11 +133,11 @@ def test_the_purge_has_its_own_beat_row():
 def test_revocations_of_an_ended_membership_are_counted(live, unique):
     from tenants.services import add_user, remove_user
     from tests.conftest import PASSWORD
-    from tests.oauth_flow import Browser, Tenant, obtain_tokens, register
+    from tests.oauth_flow import Browser, obtain_tokens, register
 
     email = f"ended-{unique}@acme.test"
     add_user(slug="acme", email=email, password=PASSWORD, role="member")
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     browser = Browser(acme, email)
     browser.login()
     client = register(acme)

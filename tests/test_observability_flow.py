@@ -12,12 +12,12 @@ from tenants.models import Membership
 from tenants.services import add_user
 from tests.conftest import PASSWORD
 from tests.mcp_raw import call
-from tests.oauth_flow import Browser, Tenant, obtain_tokens, refresh, register
+from tests.oauth_flow import Browser, obtain_tokens, refresh, register
 from tests.observability_helpers import samples, scrape, value
 
 
 def test_one_flow_is_counted_and_audited(live, unique):
-    acme = Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    acme = live.tenant("acme")
     email = f"flow-{unique}@acme.test"
     add_user(slug="acme", email=email, password=PASSWORD, role="member")
     before = samples(scrape(live.url))

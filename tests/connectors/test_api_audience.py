@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def acme(live) -> Tenant:
-    return Tenant(live.tenant_url("acme").rstrip("/"), "acme")
+    return live.tenant("acme")
 
 
 def api_resource(live) -> str:

@@ -25,7 +25,7 @@ from tests.connectors.test_platform_as_provider import (
     register_platform_client,
 )
 from tests.idempotency_client import keyed_call
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,7 +57,7 @@ def test_a_refresh_in_the_middle_of_an_upstream_write_applies_once_at_the_provid
     key, client_id, _ = writable_provider(live, unique)
     assert connect(live, key).status_code == 302
     _, credential = account_and_credential(key)
-    client, member = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     with schema_context("globex"):
         contact_id = Contact.objects.order_by("pk").values_list("pk", flat=True).first()

@@ -19,13 +19,13 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import MODERN
-from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.oauth_flow import obtain_tokens, signed_in
 
 pytestmark = pytest.mark.timeout(90)
 
 
 def platform_token(live) -> str:
-    client, browser = signed_in(Tenant(live.tenant_url("acme").rstrip("/"), "acme"), "member@acme.test")
+    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
     return obtain_tokens(browser, client, scope="connections")["access_token"]
 
 

@@ -39,9 +39,25 @@ def throwaway_tenants() -> list[str]:
         return list(Tenant.objects.filter(schema_name__startswith="lifecycle_").values_list("schema_name", flat=True))
 
 
-def test_every_line_is_ok_and_nothing_is_left_behind(live):
+def test_every_line_is_ok_and_nothing_is_left_behind(live, monkeypatch):
+    """Also the observability of one full run (issue 12): its metrics and its audit events. The audit
+    rows live in the throwaway schemas, so they are read just before the command drops them."""
     from accounts.models import User
+    from lifecycle import runner
+    from observability.models import AuthEvent
+    from tests.observability_helpers import samples, scrape
 
+    audited: dict[str, list[tuple[str, str, str]]] = {}
+    real_cleanup = runner.cleanup
+
+    def read_the_trail_then_clean_up(world):
+        for slug in world.slugs:
+            with schema_context(slug):
+                audited[slug] = list(AuthEvent.objects.values_list("event", "auth_class", "outcome"))
+        return real_cleanup(world)
+
+    monkeypatch.setattr(runner, "cleanup", read_the_trail_then_clean_up)
+    before = samples(scrape(live.url))
     lines, error = run_command(live.url)
     assert error is None, "\n".join(lines)
     assert lines[:6] == CONTRACT
@@ -50,6 +66,34 @@ def test_every_line_is_ok_and_nothing_is_left_behind(live):
     assert lines[-1] == "critical_auth_failures=0"
     assert throwaway_tenants() == []
     assert not User.objects.filter(email__endswith="@lifecycle.test").exists()
+
+    after, slugs = samples(scrape(live.url)), set(audited)
+    assert len(slugs) == 2
+
+    def delta(name: str, **labels: str) -> float:
+        """The increase of ``name`` with ``labels`` summed over the run's two tenants."""
+        return sum(
+            value - before.get(key, 0.0)
+            for key, value in after.items()
+            if key[0] == name and dict(key[1]).get("tenant") in slugs and labels.items() <= dict(key[1]).items()
+        )
+
+    assert delta("platform_oauth_tokens_issued_total", grant_type="authorization_code", outcome="issued") >= 10
+    assert delta("platform_oauth_refresh_total", outcome="rotated") >= 3
+    assert delta("platform_oauth_refresh_total", outcome="duplicate") >= 1  # parallel refreshes
+    assert delta("platform_oauth_reuse_detected_total", reason="refresh_token") >= 1
+    assert delta("platform_auth_challenges_total", **{"class": "INSUFFICIENT_SCOPE"}, channel="tool_result") >= 1
+    assert delta("platform_auth_challenges_total", **{"class": "INSUFFICIENT_SCOPE"}, channel="http") >= 1
+    assert delta("platform_auth_challenges_total", **{"class": "INVALID_TOKEN"}) >= 1
+    assert delta("platform_tool_calls_total", outcome="ok") >= 5
+    assert delta("platform_connector_refresh_total", outcome="ok") >= 1
+
+    trail = [row for rows in audited.values() for row in rows]
+    assert ("refresh_reuse", "", "family_revoked") in trail, trail
+    assert ("challenge", "INSUFFICIENT_SCOPE", "tool_result") in trail, trail
+    assert ("challenge", "INSUFFICIENT_SCOPE", "http") in trail, trail
+    assert ("challenge", "INVALID_TOKEN", "http") in trail, trail  # revoked, stale membership, replay
+    assert sum(1 for row in trail if row == ("token.authorization_code", "", "issued")) >= 10, trail
 
 
 def test_reuse_protection_turned_off_is_a_critical_failure(live, monkeypatch):

@@ -11,7 +11,7 @@ class ConnectorsConfig(AppConfig):
         from django.test.signals import setting_changed
 
         from connectors.crypto import reset_field_keys
-        from connectors.schedules import ensure_schedules
+        from connectors.schedules import create_schedules
 
         def on_setting_changed(*, setting: str, **kwargs: object) -> None:
             if setting in {"FERNET_KEYS", "FERNET_USE_HKDF"}:
@@ -19,4 +19,4 @@ class ConnectorsConfig(AppConfig):
 
         setting_changed.connect(on_setting_changed, weak=False, dispatch_uid="connectors.fernet_keys")
         # the app's own beat rows, once the public schema is migrated (connectors is tenant-only)
-        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="connectors.schedules")
+        post_migrate.connect(create_schedules, sender=self, dispatch_uid="connectors.schedules")

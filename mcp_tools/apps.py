@@ -12,9 +12,9 @@ class McpToolsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from declarations.tools import check_declared_scopes
-        from mcp_tools.schedules import ensure_schedules
+        from mcp_tools.schedules import create_schedules
 
-        post_migrate.connect(ensure_schedules, sender=self)  # the idempotency purge's beat row
+        post_migrate.connect(create_schedules, sender=self)  # the idempotency purge's beat row
 
         autodiscover_modules("scopes")
         autodiscover_modules("tools")

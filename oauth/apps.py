@@ -13,8 +13,8 @@ class OAuthConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from oauth import cimd, receivers  # noqa: F401  (connects lifecycle and CIMD-profile receivers)
-        from oauth.schedules import ensure_schedules
+        from oauth.schedules import create_schedules
 
-        post_migrate.connect(ensure_schedules, sender=self)
+        post_migrate.connect(create_schedules, sender=self)
 
         autodiscover_modules("scopes")  # each app's scopes.py, read through oauth.scope_backend

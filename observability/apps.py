@@ -12,7 +12,7 @@ class ObservabilityConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from observability import receivers  # noqa: F401  (DOT's app_authorized, Celery task results)
-        from observability.schedules import ensure_schedules
+        from observability.schedules import create_schedules
 
-        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="observability.schedules")
+        post_migrate.connect(create_schedules, sender=self, dispatch_uid="observability.schedules")
         autodiscover_modules("health_panels")  # each app's panels for the auth health page

@@ -161,6 +161,23 @@ def _stored(result: t.CallToolResult) -> str:
     return json.dumps(result.model_dump(by_alias=True, exclude_none=True, mode="json"), ensure_ascii=False)
 
 
+def _existing(cursor: Any, scope: list[Any], digest: str, request_id: Any) -> tuple[int, str, Any, datetime] | None:
+    """The record under this key, locked: ``(id, state, stored result, updated_at)``. None when there
+    is none, or when it had expired (deleted here, so the key can be claimed again). The same key with
+    other arguments is refused."""
+    cursor.execute(_FIND + " FOR UPDATE", scope)
+    found = cursor.fetchone()
+    if found is None:
+        return None
+    found_id, found_hash, state, stored, created_at, updated_at = found
+    if _expired(created_at):
+        cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s", [found_id])  # noqa: S608
+        return None
+    if found_hash != digest:
+        raise key_reused(request_id)
+    return found_id, state, stored, updated_at
+
+
 class _Discard(Exception):  # control flow: roll the record back, answer this result
     def __init__(self, result: t.CallToolResult | t.InputRequiredResult) -> None:
         self.result = result
@@ -182,16 +199,10 @@ def _local(
                 record_id = _claim(cursor, scope, digest)  # a concurrent duplicate waits here
                 if record_id is not None:
                     break
-                cursor.execute(_FIND + " FOR UPDATE", scope)
-                found = cursor.fetchone()
+                found = _existing(cursor, scope, digest, request_id)
                 if found is None:
                     continue
-                found_id, found_hash, state, stored, created_at, _ = found
-                if _expired(created_at):
-                    cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s", [found_id])  # noqa: S608
-                    continue
-                if found_hash != digest:
-                    raise key_reused(request_id)
+                _, state, stored, _ = found
                 if state != IdempotencyRecord.State.DONE:
                     raise IdempotencyInProgress(request_id)
                 return _replay(stored)
@@ -221,21 +232,16 @@ def _upstream(
         with transaction.atomic(), connection.cursor() as cursor:
             record_id = _claim(cursor, scope, digest)
             if record_id is None:
-                cursor.execute(_FIND + " FOR UPDATE", scope)
-                found = cursor.fetchone()
-                if found is not None:
-                    found_id, found_hash, state, stored, created_at, updated_at = found
-                    lease = timedelta(seconds=settings.IDEMPOTENCY_PENDING_LEASE_SECONDS)
-                    if _expired(created_at):
-                        cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s", [found_id])  # noqa: S608
-                        continue
-                    if found_hash != digest:
-                        raise key_reused(request_id)
-                    if state == IdempotencyRecord.State.DONE:
-                        return _replay(stored)
-                    if updated_at < timezone.now() - lease:  # the claimant died: take the call over
-                        IdempotencyRecord.objects.filter(pk=found_id).update(updated_at=timezone.now())
-                        record_id = found_id
+                found = _existing(cursor, scope, digest, request_id)
+                if found is None:  # none, or it had expired: claim again at once
+                    continue
+                found_id, state, stored, updated_at = found
+                if state == IdempotencyRecord.State.DONE:
+                    return _replay(stored)
+                lease = timedelta(seconds=settings.IDEMPOTENCY_PENDING_LEASE_SECONDS)
+                if updated_at < timezone.now() - lease:  # the claimant died: take the call over
+                    IdempotencyRecord.objects.filter(pk=found_id).update(updated_at=timezone.now())
+                    record_id = found_id
         if record_id is not None:
             break
         if time.monotonic() >= deadline:

@@ -22,6 +22,14 @@ from declarations.tools import (
 )
 from tenants.resources import canonical_base_url
 
+# a provider key as connectors.models.Provider.key allows it
+PROVIDER = {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}
+PROVIDER_AND_QUERY = {
+    "type": "object",
+    "properties": {"provider": PROVIDER, "query": {"type": "string", "maxLength": 200}},
+    "required": ["provider"],
+    "additionalProperties": False,
+}
 PROFILE_FIELDS = ("sub", "email", "email_verified", "name", "preferred_username", "login", "id")
 
 
@@ -69,7 +77,7 @@ def connector_failures(context: ToolContext, provider_key: str) -> Iterator[None
     description="Your profile at a connected provider (OpenID userinfo), e.g. to confirm which account is connected.",
     input_schema={
         "type": "object",
-        "properties": {"provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}},
+        "properties": {"provider": PROVIDER},
         "required": ["provider"],
         "additionalProperties": False,
     },
@@ -133,15 +141,7 @@ def _call_upstream_tool(
         "Search the CRM contacts of another workspace you connected (a provider with an MCP endpoint), "
         "through your connected account there."
     ),
-    input_schema={
-        "type": "object",
-        "properties": {
-            "provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
-            "query": {"type": "string", "maxLength": 200},
-        },
-        "required": ["provider"],
-        "additionalProperties": False,
-    },
+    input_schema=PROVIDER_AND_QUERY,
     scopes=("connections",),
     read_only=True,
 )
@@ -192,15 +192,7 @@ def _upstream_tool_result(
         "Search the CRM contacts of another workspace you connected (a provider with a REST API), "
         "through your connected account there."
     ),
-    input_schema={
-        "type": "object",
-        "properties": {
-            "provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
-            "query": {"type": "string", "maxLength": 200},
-        },
-        "required": ["provider"],
-        "additionalProperties": False,
-    },
+    input_schema=PROVIDER_AND_QUERY,
     scopes=("connections",),
     read_only=True,
 )
@@ -232,7 +224,7 @@ def connector_crm_contacts(context: ToolContext, arguments: dict[str, Any]) -> d
     input_schema={
         "type": "object",
         "properties": {
-            "provider": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+            "provider": PROVIDER,
             "contact_id": {"type": "integer", "minimum": 1},
             "body": {"type": "string", "minLength": 1, "maxLength": 5000},
         },

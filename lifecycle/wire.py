@@ -3,7 +3,6 @@ status and challenge of a refusal), RFC 7009 revocation, and running one officia
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +13,8 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.types import CallToolResult
 
 from probe.mcp_client import connect
+from probe.mcp_wire import modern_request
 from probe.oauth_flow import Client
-
-VERSION = "2026-07-28"
-_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -53,26 +50,10 @@ def call(
 ) -> Answer:
     """One ``tools/call`` of the current revision (stateless), with a bearer token; ``meta`` adds
     entries to the request's ``_meta`` (e.g. an idempotency key)."""
-    params = {
-        "name": name,
-        "arguments": arguments or {},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": VERSION,
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "auth-lifecycle-test", "version": "1"},
-            **(meta or {}),
-        },
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": VERSION,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-        "Authorization": f"Bearer {token}",
-    }
-    body = {"jsonrpc": "2.0", "id": next(_ids), "method": "tools/call", "params": params}
-    response = httpx.post(url, json=body, headers=headers, timeout=30)
+    params = {"name": name, "arguments": arguments or {}}
+    response = modern_request(
+        url, "tools/call", params, token=token, meta=meta, client_name="auth-lifecycle-test", timeout=30
+    )
     try:
         data = response.json()
     except ValueError:

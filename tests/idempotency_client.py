@@ -3,7 +3,6 @@ before the answer arrives (a response lost after commit)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import socket
 from typing import Any
@@ -12,33 +11,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from declarations.idempotency import IDEMPOTENCY_META_KEY
-from tests.mcp_raw import MODERN
-
-_ids = itertools.count(10_000)
+from probe.mcp_wire import modern_message
 
 
 def _request(name: str, arguments: dict[str, Any], key: str | None) -> tuple[dict[str, Any], dict[str, str]]:
-    meta: dict[str, Any] = {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "idempotency-test", "version": "1"},
-    }
-    if key is not None:
-        meta[IDEMPOTENCY_META_KEY] = key
-    body = {
-        "jsonrpc": "2.0",
-        "id": next(_ids),
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments, "_meta": meta},
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": MODERN,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-    }
-    return body, headers
+    meta = {IDEMPOTENCY_META_KEY: key} if key is not None else None
+    return modern_message(
+        "tools/call", {"name": name, "arguments": arguments}, meta=meta, client_name="idempotency-test"
+    )
 
 
 def keyed_call(url: str, token: str, name: str, arguments: dict[str, Any], key: str | None) -> httpx.Response:

@@ -9,7 +9,6 @@ retries, and the retried call works. Everyone else gets the ``isError`` result w
 from __future__ import annotations
 
 import anyio
-import httpx
 import httpx2
 import mcp_types as t
 import pytest
@@ -18,7 +17,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
-from tests.mcp_raw import MODERN
+from tests.mcp_raw import modern_request
 from tests.oauth_flow import obtain_tokens, signed_in
 
 pytestmark = pytest.mark.timeout(90)
@@ -33,27 +32,9 @@ def with_capabilities(capabilities: dict):
     """``modern_request`` with the given client capabilities in ``_meta``."""
 
     def send(url: str, token: str, params: dict) -> dict:
-        body = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "tools/call",
-            "params": {
-                **params,
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": MODERN,
-                    "io.modelcontextprotocol/clientCapabilities": capabilities,
-                    "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1"},
-                },
-            },
-        }
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": MODERN,
-            "Mcp-Method": "tools/call",
-            "Mcp-Name": params["name"],
-        }
-        response = httpx.post(url, json=body, headers=headers, timeout=20)
+        response = modern_request(
+            url, "tools/call", params, token=token, meta={"io.modelcontextprotocol/clientCapabilities": capabilities}
+        )
         assert response.status_code == 200 and "www-authenticate" not in response.headers, response.text
         result = response.json()["result"]
         assert "mcp/www_authenticate" not in (result.get("_meta") or {})

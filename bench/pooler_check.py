@@ -17,7 +17,8 @@ Configurations:
   (django-tenants backend, ``TENANT_LIMIT_SET_CALLS=True``);
 - ``transaction-set-every-cursor``: the same with ``TENANT_LIMIT_SET_CALLS=False`` (``SET`` before
   every cursor, still as a statement of its own);
-- ``session``: PgBouncer ``pool_mode=session``;
+- ``session``: PgBouncer ``pool_mode=session``, ``CONN_MAX_AGE=0`` (persistent connections would each
+  hold a server connection for good, and the workers beyond ``--pool-size`` would wait forever);
 - ``transaction+statement-path``: transaction pooling with ``DATABASE_POOLER_TRANSACTION_MODE=1``
   (``config.transaction_pooling``: ``SET LOCAL search_path`` sent with every statement).
 
@@ -50,7 +51,8 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import gunicorn, setup_django
+from bench.common import setup_django
+from probe.ready import wait_until_up
 
 TENANTS = ("acme", "globex")
 MARKER_ID = 900_001
@@ -59,7 +61,9 @@ CONFIGS = {
     "direct": (None, {}),
     "transaction": ("transaction", {}),
     "transaction-set-every-cursor": ("transaction", {"TENANT_LIMIT_SET_CALLS": "0"}),
-    "session": ("session", {}),
+    # session pooling holds a server connection per client connection: Django closes it after each
+    # request (CONN_MAX_AGE=0) so 4 workers can share 2 server connections
+    "session": ("session", {"CONN_MAX_AGE": "0"}),
     "transaction+statement-path": ("transaction", {"DATABASE_POOLER_TRANSACTION_MODE": "1"}),
 }
 
@@ -259,6 +263,21 @@ def main() -> None:
 @contextmanager
 def _direct(url: str) -> Iterator[str]:
     yield url
+
+
+@contextmanager
+def gunicorn(port: int, workers: int) -> Iterator[str]:
+    """gunicorn on loopback with persistent connections unless the configuration says otherwise."""
+    base = f"http://127.0.0.1:{port}"
+    env = {"CONN_MAX_AGE": "600", **os.environ, "PUBLIC_BASE_URL": base, "BENCH_VIEWS": "1"}
+    command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
+    server = subprocess.Popen([*command, "--workers", str(workers), "--log-level", "warning"], env=env)
+    try:
+        wait_until_up(f"{base}/t/{TENANTS[0]}/healthz")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 if __name__ == "__main__":

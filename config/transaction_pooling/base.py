@@ -22,6 +22,7 @@ session-level advisory locks, ``LISTEN``, temporary tables, ``SET`` without ``LO
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -29,6 +30,9 @@ from django.db.backends.postgresql.base import Cursor as DjangoCursor
 from django_tenants.postgresql_backend import base as tenants_base
 from django_tenants.utils import quote_schema_name
 from psycopg import sql
+
+# statements PostgreSQL refuses inside a transaction block, which no search path affects
+_OUTSIDE_TRANSACTIONS = re.compile(r"\s*(CREATE\s+DATABASE|DROP\s+DATABASE|VACUUM|ALTER\s+SYSTEM)\b", re.IGNORECASE)
 
 
 class SearchPathCursor(DjangoCursor):
@@ -38,7 +42,7 @@ class SearchPathCursor(DjangoCursor):
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> SearchPathCursor:
         prefix = self.search_path_sql
-        if not prefix:
+        if not prefix or (isinstance(query, str) and _OUTSIDE_TRANSACTIONS.match(query)):
             return super().execute(query, params, **kwargs)
         if params is not None and "%" in prefix:
             prefix = prefix.replace("%", "%%")

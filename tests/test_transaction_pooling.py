@@ -133,7 +133,7 @@ def test_transactions_savepoints_and_executemany_stay_in_the_tenant(client_pair,
             )
         try:
             with transaction.atomic(using=a):
-                Contact.objects.using(a).filter(email=emails[0]).update(name="rolled back")
+                assert Contact.objects.using(a).filter(email=emails[0]).update(name="rolled back") == 1
                 raise RuntimeError
         except RuntimeError:
             pass
@@ -142,6 +142,11 @@ def test_transactions_savepoints_and_executemany_stay_in_the_tenant(client_pair,
     with connections[a].cursor() as cursor:  # executemany in autocommit: its own transaction
         cursor.executemany("UPDATE crm_contact SET company = %s WHERE email = %s", [("acme", e) for e in emails])
     assert _alternate(a, b, rounds=2) == [("acme", "globex")] * 2
+    created = Contact.objects.using(a).create(name="returning", email=f"{unique}-r@pool.example")  # RETURNING id
+    _schema(b)
+    assert Contact.objects.using(a).get(pk=created.pk).email == created.email
+    assert not Contact.objects.using(b).filter(email=created.email).exists()
+    created.delete()
     mine = Contact.objects.using(a).filter(email__in=emails)
     assert sorted(mine.values_list("name", "company")) == [("pooled", "acme")] * 3
     assert not Contact.objects.using(b).filter(email__in=emails).exists()

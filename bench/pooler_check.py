@@ -209,13 +209,48 @@ def lock_child(threads: int, rounds: int) -> None:
     print(json.dumps(results))
 
 
+def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, float]:
+    """Median microseconds per ORM read in one tenant, directly against PostgreSQL (no pooler), the
+    django-tenants backend and ``config.transaction_pooling`` in alternating blocks in one process:
+    what sending ``SET LOCAL search_path`` with every statement costs."""
+    import statistics
+
+    from django.db import connections
+
+    from crm.models import Contact
+
+    engines = {
+        "django-tenants backend": "django_tenants.postgresql_backend",
+        "statement path (DATABASE_POOLER_TRANSACTION_MODE)": "config.transaction_pooling",
+    }
+    base = connections["default"].settings_dict
+    for name, engine in engines.items():
+        backend = __import__(f"{engine}.base", fromlist=["DatabaseWrapper"])
+        settings_dict = {**base, "ENGINE": engine, "DISABLE_SERVER_SIDE_CURSORS": True}
+        connections[name] = backend.DatabaseWrapper(settings_dict, name)
+        connections[name].set_schema(TENANTS[0])
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    try:
+        for _ in range(blocks):
+            for name in engines:
+                started = time.perf_counter()
+                for _ in range(per_block):
+                    Contact.objects.using(name).filter(id=MARKER_ID).first()
+                samples[name].append((time.perf_counter() - started) / per_block * 1e6)
+    finally:
+        for name in engines:
+            connections[name].close()
+            del connections[name]
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--pool-size", type=int, default=2, help="PgBouncer server connections")
-    parser.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS), help="none: overhead only")
     args = parser.parse_args()
     bench_port = int(os.environ.get("BENCH_PORT", "8751"))
     bouncer_port = bench_port + 2
@@ -242,6 +277,7 @@ def main() -> None:
         rows.append((name, outcomes, args.requests / elapsed, locks))
         print(f"{name}: {dict(outcomes)} locks {locks}", file=sys.stderr)
 
+    overhead = statement_overhead()
     load = os.getloadavg()
     print(
         f"\n{args.requests} requests, {args.clients} concurrent clients, {args.workers} gunicorn workers, "
@@ -258,6 +294,11 @@ def main() -> None:
             f"| {name} | {outcomes['ok']} | {outcomes['leak']} | {errors} | {rate:.0f} "
             f"| {locks.get('unlock found no lock', 0)} | {locks.get('still held on the server', 0)} |"
         )
+    first = next(iter(overhead.values()))
+    print("\n| backend, direct to PostgreSQL, one tenant | µs per ORM read (median of 10 blocks) | ratio |")
+    print("|---|---:|---:|")
+    for name, value in overhead.items():
+        print(f"| {name} | {value:.0f} | {value / first:.2f} |")
 
 
 @contextmanager

@@ -130,11 +130,17 @@ else:
 
     DATABASES = {"default": env.db_url_config(embedded_database_url())}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+# Behind a transaction-mode pooler (PgBouncer pool_mode=transaction) the search path must travel with
+# every statement (config.transaction_pooling; docs/scaling.md). Server-side cursors need a session.
+DATABASE_POOLER_TRANSACTION_MODE = env.bool("DATABASE_POOLER_TRANSACTION_MODE", default=False)
+if DATABASE_POOLER_TRANSACTION_MODE:
+    DATABASES["default"]["ENGINE"] = "config.transaction_pooling"
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 # set search_path only when the schema changes, not before every cursor (halves the queries)
-TENANT_LIMIT_SET_CALLS = True
+TENANT_LIMIT_SET_CALLS = env.bool("TENANT_LIMIT_SET_CALLS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- security ---------------------------------------------------------------------------------------

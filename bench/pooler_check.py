@@ -1,0 +1,328 @@
+"""Does schema-per-tenant survive a connection pooler? On demand only (needs ``pgbouncer`` on PATH;
+``apt-get install pgbouncer``), not in CI.
+
+For each configuration below it starts its own PgBouncer on loopback (trust auth, config in a temp
+directory) in front of ``DATABASE_URL``'s PostgreSQL, then a gunicorn (sync workers, persistent
+connections) whose ``DATABASE_URL`` points at that PgBouncer, and sends concurrent HTTP requests
+to two tenants: ``GET /t/<slug>/api/bench/contacts-noauth/<id>`` (the full request path: routing,
+``use_schema``, the CRM selector), where contact ``<id>`` exists in both tenants with a name naming
+its tenant. Every answer is classified: its own tenant's row (ok), the other tenant's row (leak),
+anything else (error). Then, in one process through the same PgBouncer, threads take and release
+session-level advisory locks (what ``jobs.runner.exclusive`` and ``connectors.tokens.refresh_lock``
+do) and count unlocks that did not find their lock, and locks left held on the server.
+
+Configurations:
+- ``direct``: no pooler (the reference);
+- ``transaction``: PgBouncer ``pool_mode=transaction``, the platform as configured today
+  (django-tenants backend, ``TENANT_LIMIT_SET_CALLS=True``);
+- ``transaction-set-every-cursor``: the same with ``TENANT_LIMIT_SET_CALLS=False`` (``SET`` before
+  every cursor, still as a statement of its own);
+- ``session``: PgBouncer ``pool_mode=session``, ``CONN_MAX_AGE=0`` (persistent connections would each
+  hold a server connection for good, and the workers beyond ``--pool-size`` would wait forever);
+- ``transaction+statement-path``: transaction pooling with ``DATABASE_POOLER_TRANSACTION_MODE=1``
+  (``config.transaction_pooling``: ``SET LOCAL search_path`` sent with every statement).
+
+Usage (DATABASE_URL: the PostgreSQL itself)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/h5 REDIS_URL=redis://127.0.0.1:6379/5 \\
+      .venv/bin/python bench/pooler_check.py [--requests 2000] [--clients 8] [--pool-size 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import setup_django
+from probe.ready import wait_until_up
+
+TENANTS = ("acme", "globex")
+MARKER_ID = 900_001
+CONFIGS = {
+    # name: (pool_mode or None for direct, extra environment of the platform)
+    "direct": (None, {}),
+    "transaction": ("transaction", {}),
+    "transaction-set-every-cursor": ("transaction", {"TENANT_LIMIT_SET_CALLS": "0"}),
+    # session pooling holds a server connection per client connection: Django closes it after each
+    # request (CONN_MAX_AGE=0) so 4 workers can share 2 server connections
+    "session": ("session", {"CONN_MAX_AGE": "0"}),
+    "transaction+statement-path": ("transaction", {"DATABASE_POOLER_TRANSACTION_MODE": "1"}),
+}
+
+
+def marker_name(slug: str) -> str:
+    return f"poolcheck marker of {slug}"
+
+
+def ensure_markers() -> None:
+    from django_tenants.utils import schema_context
+
+    from crm.models import Contact
+
+    for slug in TENANTS:
+        with schema_context(slug):
+            Contact.objects.update_or_create(id=MARKER_ID, defaults={"name": marker_name(slug)})
+
+
+@contextmanager
+def pgbouncer(upstream: str, pool_mode: str, port: int, pool_size: int) -> Iterator[str]:
+    """A PgBouncer on 127.0.0.1:``port`` with one database ``poolcheck`` -> ``upstream``'s database."""
+    exe = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(exe).exists():
+        raise SystemExit("pgbouncer is not installed (apt-get install -y pgbouncer)")
+    url = urlsplit(upstream)
+    user = url.username or "postgres"
+    directory = Path(tempfile.mkdtemp(prefix="poolcheck-", dir="/tmp"))
+    (directory / "users.txt").write_text(f'"{user}" ""\n')
+    (directory / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"poolcheck = host={url.hostname} port={url.port or 5432} dbname={url.path.lstrip('/')} "
+        f"pool_mode={pool_mode} pool_size={pool_size}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {directory / 'users.txt'}\n"
+        f"logfile = {directory / 'pgbouncer.log'}\nmax_client_conn = 500\n"
+    )
+    command = [exe, str(directory / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # pgbouncer refuses to run as root
+        shutil.chown(directory, "postgres")
+        for child in directory.iterdir():
+            shutil.chown(child, "postgres")
+        command[1:1] = ["-u", "postgres"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port)
+        yield f"postgres://{user}@127.0.0.1:{port}/poolcheck"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_port(port: int) -> None:
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"pgbouncer did not listen on {port}")
+
+
+def http_check(base: str, requests: int, clients: int) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    rng = random.Random(14)
+    plan = [rng.choice(TENANTS) for _ in range(requests)]
+
+    def one(slug: str) -> None:
+        try:
+            with urllib.request.urlopen(f"{base}/t/{slug}/api/bench/contacts-noauth/{MARKER_ID}", timeout=30) as r:
+                name = json.loads(r.read()).get("name")
+        except urllib.error.HTTPError as exc:
+            outcome = f"error {exc.code}"
+        except Exception as exc:
+            outcome = f"error {type(exc).__name__}"
+        else:
+            if name == marker_name(slug):
+                outcome = "ok"
+            elif name in {marker_name(t) for t in TENANTS}:
+                outcome = "leak"
+            else:
+                outcome = "error other"
+        with lock:
+            outcomes[outcome] += 1
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, plan))
+    return outcomes
+
+
+def lock_check(database_url: str, threads: int, rounds: int) -> dict[str, int]:
+    """In a child process (its own settings): session-level advisory locks through the pooler."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    out = subprocess.run(
+        [sys.executable, __file__, "--lock-child", str(threads), str(rounds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def lock_child(threads: int, rounds: int) -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.db import connection
+
+    results: Counter[str] = Counter()
+    guard = threading.Lock()
+
+    def worker(n: int) -> None:
+        for i in range(rounds):
+            key = 14_000_000 + n * 10_000 + i
+            with connection.cursor() as cursor:  # the jobs.runner.exclusive pattern, autocommit
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+                held = cursor.fetchone()[0]
+                cursor.execute("SELECT 1")  # the work in between
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+                released = cursor.fetchone()[0]
+            with guard:
+                results["taken" if held else "not taken"] += 1
+                results["released" if released else "unlock found no lock"] += 1
+        connection.close()
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND objid BETWEEN 14000000 AND 14999999"
+        )
+        results["still held on the server"] = cursor.fetchone()[0]
+    print(json.dumps(results))
+
+
+def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, float]:
+    """Median microseconds per ORM read in one tenant, directly against PostgreSQL (no pooler), the
+    django-tenants backend and ``config.transaction_pooling`` in alternating blocks in one process:
+    what sending ``SET LOCAL search_path`` with every statement costs."""
+    import statistics
+
+    from django.db import connections
+
+    from crm.models import Contact
+
+    engines = {
+        "django-tenants backend": "django_tenants.postgresql_backend",
+        "statement path (DATABASE_POOLER_TRANSACTION_MODE)": "config.transaction_pooling",
+    }
+    base = connections["default"].settings_dict
+    for name, engine in engines.items():
+        backend = __import__(f"{engine}.base", fromlist=["DatabaseWrapper"])
+        settings_dict = {**base, "ENGINE": engine, "DISABLE_SERVER_SIDE_CURSORS": True}
+        connections[name] = backend.DatabaseWrapper(settings_dict, name)
+        connections[name].set_schema(TENANTS[0])
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    try:
+        for _ in range(blocks):
+            for name in engines:
+                started = time.perf_counter()
+                for _ in range(per_block):
+                    Contact.objects.using(name).filter(id=MARKER_ID).first()
+                samples[name].append((time.perf_counter() - started) / per_block * 1e6)
+    finally:
+        for name in engines:
+            connections[name].close()
+            del connections[name]
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--pool-size", type=int, default=2, help="PgBouncer server connections")
+    parser.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS), help="none: overhead only")
+    args = parser.parse_args()
+    bench_port = int(os.environ.get("BENCH_PORT", "8751"))
+    bouncer_port = bench_port + 2
+    upstream = os.environ["DATABASE_URL"]
+    setup_django()
+    ensure_markers()
+
+    rows = []
+    for name in args.only:
+        pool_mode, extra = CONFIGS[name]
+        with pgbouncer(upstream, pool_mode, bouncer_port, args.pool_size) if pool_mode else _direct(upstream) as url:
+            saved = dict(os.environ)
+            os.environ.update({"DATABASE_URL": url, **extra})
+            try:
+                started = time.monotonic()
+                with gunicorn(bench_port, workers=args.workers) as base:
+                    started = time.monotonic()
+                    outcomes = http_check(base, args.requests, args.clients)
+                    elapsed = time.monotonic() - started
+                locks = lock_check(url, threads=args.clients, rounds=50)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+        rows.append((name, outcomes, args.requests / elapsed, locks))
+        print(f"{name}: {dict(outcomes)} locks {locks}", file=sys.stderr)
+
+    overhead = statement_overhead()
+    load = os.getloadavg()
+    print(
+        f"\n{args.requests} requests, {args.clients} concurrent clients, {args.workers} gunicorn workers, "
+        f"PgBouncer pool_size {args.pool_size}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
+    )
+    print(
+        "| configuration | own tenant | other tenant's row | errors | req/s "
+        "| advisory unlocks that found no lock | locks left held |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, outcomes, rate, locks in rows:
+        errors = ", ".join(f"{v} x {k[6:]}" for k, v in sorted(outcomes.items()) if k.startswith("error")) or "0"
+        print(
+            f"| {name} | {outcomes['ok']} | {outcomes['leak']} | {errors} | {rate:.0f} "
+            f"| {locks.get('unlock found no lock', 0)} | {locks.get('still held on the server', 0)} |"
+        )
+    first = next(iter(overhead.values()))
+    print("\n| backend, direct to PostgreSQL, one tenant | µs per ORM read (median of 10 blocks) | ratio |")
+    print("|---|---:|---:|")
+    for name, value in overhead.items():
+        print(f"| {name} | {value:.0f} | {value / first:.2f} |")
+
+
+@contextmanager
+def _direct(url: str) -> Iterator[str]:
+    yield url
+
+
+@contextmanager
+def gunicorn(port: int, workers: int) -> Iterator[str]:
+    """gunicorn on loopback with persistent connections unless the configuration says otherwise."""
+    base = f"http://127.0.0.1:{port}"
+    env = {"CONN_MAX_AGE": "600", **os.environ, "PUBLIC_BASE_URL": base, "BENCH_VIEWS": "1"}
+    command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
+    server = subprocess.Popen([*command, "--workers", str(workers), "--log-level", "warning"], env=env)
+    try:
+        wait_until_up(f"{base}/t/{TENANTS[0]}/healthz")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--lock-child":
+        lock_child(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()

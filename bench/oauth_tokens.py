@@ -156,7 +156,11 @@ def queries_in(tree: Path) -> dict[str, list[str]]:
     env = {**os.environ, "BENCH_TREE": str(tree)}
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--queries-only"],
-        cwd=tree, env=env, capture_output=True, text=True, check=True,
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 

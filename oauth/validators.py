@@ -19,6 +19,9 @@
 - After the resource server answered ``insufficient_scope``, a refresh of that family that does not
   ask for the challenged scope is refused for a short window (oauth.stepup; TS SDK 1.x step-up).
 - Refresh tokens also have an absolute lifetime, counted from the start of their family.
+- Client secrets are checked with the client-secret hasher as the preferred one (``oauth.hashers``:
+  one HMAC-SHA256, not a million PBKDF2 rounds); one stored under another hasher is rehashed at its
+  next successful use.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, identify_hasher
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -41,6 +45,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 from oauth import observe
 from oauth.backends import allowed_resources
 from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor
+from oauth.services import rehash_client_secret
 from oauth.stepup import pending_step_up
 
 logger = logging.getLogger(__name__)
@@ -60,6 +65,19 @@ class _Reuse(Exception):
 
 
 class TenantOAuth2Validator(OAuth2Validator):
+    # --- client secrets ---------------------------------------------------------------------------
+    def _check_secret(self, provided_secret, stored_secret) -> bool:
+        try:
+            identify_hasher(stored_secret)
+        except ValueError:  # stored unhashed (hash_client_secret=False): DOT's constant-time compare
+            return super()._check_secret(provided_secret, stored_secret)
+        return check_password(
+            provided_secret,
+            stored_secret,
+            setter=lambda secret: rehash_client_secret(stored=stored_secret, secret=secret),
+            preferred=oauth2_settings.CLIENT_SECRET_HASHER,
+        )
+
     # --- RFC 8707 ------------------------------------------------------------------------------
     def _check_and_set_request_resource(self, request) -> None:
         super()._check_and_set_request_resource(request)
@@ -127,7 +145,7 @@ class TenantOAuth2Validator(OAuth2Validator):
         if challenged is not None:
             observe.refresh("step_up_refused")
             raise errors.InvalidGrantError(
-                description=f"the resource server asked for scope \"{challenged}\": authorize again with it",
+                description=f'the resource server asked for scope "{challenged}": authorize again with it',
                 request=request,
             )
         return True
@@ -228,7 +246,6 @@ class TenantOAuth2Validator(OAuth2Validator):
         token["scope"] = access.scope
         token["expires_in"] = int((access.expires - now).total_seconds())
         observe.refresh("duplicate")
-
 
     # --- revocation endpoint (RFC 7009): DOT revokes, observability counts ------------------------
     def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:

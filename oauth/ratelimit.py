@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
 
@@ -37,15 +37,16 @@ def hit_all(limits: Sequence[tuple[str, int, int]]) -> tuple[bool, int]:
     round trip costs a wait for the CPU as well. Keys are the cache's own (tenant-prefixed), so ``hit``
     and ``reset`` see the same counters."""
     now = int(time.time())
-    if not isinstance(cache, RedisCache):
+    backend = caches["default"]  # ``cache`` is a proxy to it
+    if not isinstance(backend, RedisCache):
         for bucket, limit, window in limits:
             allowed, retry_after = hit(bucket, limit, window)
             if not allowed:
                 return False, retry_after
         return True, 0
-    keys = [cache.make_and_validate_key(_key(bucket, window, now)) for bucket, _, window in limits]
+    keys = [backend.make_and_validate_key(_key(bucket, window, now)) for bucket, _, window in limits]
     # the cache API has no pipeline; its client factory (Django's RedisCacheClient) hands out the client
-    pipe = cache._cache.get_client(keys[0], write=True).pipeline(transaction=False)
+    pipe = backend._cache.get_client(keys[0], write=True).pipeline(transaction=False)
     for key, (_, _, window) in zip(keys, limits, strict=True):
         pipe.set(key, 0, ex=window + 5, nx=True)
         pipe.incr(key)

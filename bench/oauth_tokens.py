@@ -1,7 +1,8 @@
 """Cost of an authorization-code exchange and of a refresh at the token endpoint (medians), and the
 SQL statements each one runs.
 
-    .venv/bin/python bench/oauth_tokens.py [--rounds 200] [--before ../perf-token-base]
+    .venv/bin/python bench/oauth_tokens.py [--rounds 200] [--before ../perf-token-base] [--show-sql]
+    .venv/bin/python bench/oauth_tokens.py --profile-only 100      # cProfile in-process (run it in each tree)
 
 Against gunicorn (2 sync workers) on loopback: registers a public client (PKCE,
 ``token_endpoint_auth_method`` ``none``, what MCP clients register) and a confidential one
@@ -119,13 +120,10 @@ class Side:
             self.chains[kind] = response.json()["refresh_token"]
 
 
-def count_queries() -> dict[str, list[str]]:
-    """The SQL of the second exchange and the second refresh of each kind of client, run through the
-    WSGI application in this process (``--queries-only``, run in each tree)."""
+def _in_process():
+    """An HTTP client on the WSGI application in this process, and the demo member signed in."""
     import httpx
     from django.core.wsgi import get_wsgi_application
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     from probe.oauth_flow import Browser, Tenant
 
@@ -133,6 +131,40 @@ def count_queries() -> dict[str, list[str]]:
     tenant = Tenant("http://127.0.0.1:8000/t/acme", "acme")
     browser = Browser(tenant, "member@acme.example", password=os.environ["DEMO_MEMBER_PASSWORD"], http=http)
     browser.login()
+    return http, tenant, browser
+
+
+def profile(rounds: int, top: int = 25) -> None:
+    """cProfile of ``rounds`` exchanges and refreshes of the public client, in this process
+    (``--profile-only``, run in each tree): the top entries by own time and by cumulative time."""
+    import cProfile
+    import pstats
+
+    http, tenant, browser = _in_process()
+    client = _register(http, tenant, "public")
+    current = _exchange(http, client, *_code(browser, client)).json()["refresh_token"]
+    profiler = cProfile.Profile()
+    for _ in range(rounds):
+        code, verifier = _code(browser, client)
+        profiler.enable()
+        response = _exchange(http, client, code, verifier)
+        refreshed = _refresh(http, client, current)
+        profiler.disable()
+        assert response.status_code == 200 and refreshed.status_code == 200, (response.text, refreshed.text)
+        current = refreshed.json()["refresh_token"]
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    print(f"{rounds} exchanges + {rounds} refreshes, in-process")
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(r"oauth|oauthlib|ratelimit|audit|psycopg.*wait", top)
+
+
+def count_queries() -> dict[str, list[str]]:
+    """The SQL of the second exchange and the second refresh of each kind of client, run through the
+    WSGI application in this process (``--queries-only``, run in each tree)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    http, tenant, browser = _in_process()
     statements: dict[str, list[str]] = {}
     for kind in KINDS:
         client = _register(http, tenant, kind)
@@ -181,14 +213,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--before", type=Path, help="another worktree of the project, run side by side")
     parser.add_argument("--queries-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-only", type=int, metavar="ROUNDS", help="cProfile this tree in-process, then stop")
     parser.add_argument("--show-sql", action="store_true", help="print every statement counted")
     args = parser.parse_args()
-    # hundreds of exchanges from one address: lift the token rate limits (their own cost stays measured)
-    os.environ.setdefault("OAUTH_TOKEN_RATE_LIMIT", "1000000")
-    os.environ.setdefault("OAUTH_TOKEN_CLIENT_RATE_LIMIT", "1000000")
+    # hundreds of exchanges and a few registrations per run from one address: lift the rate limits
+    # (the token limits' own cost stays measured)
+    for limit in ("OAUTH_TOKEN_RATE_LIMIT", "OAUTH_TOKEN_CLIENT_RATE_LIMIT", "OAUTH_DCR_RATE_LIMIT"):
+        os.environ.setdefault(limit, "1000000")
     setup_django()
     if args.queries_only:
         print(json.dumps(count_queries()))
+        return
+    if args.profile_only:
+        profile(args.profile_only)
         return
 
     port = int(os.environ.get("BENCH_PORT", "8766"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -279,8 +280,9 @@ def main() -> None:
         for name, found in queries.items():
             for key, statements in found.items():
                 print(f"\n{name} {key}: {len(statements)} statements")
-                for sql in statements:
-                    print(f"  {sql[:160]}")
+                for sql in statements:  # long literals (codes, checksums, ciphertext) masked
+                    masked = re.sub(r"'[^']{16,}'", "'…'", sql)
+                    print(f"  {masked[:160]}")
 
 
 if __name__ == "__main__":

@@ -248,7 +248,8 @@ class TenantOAuth2Validator(OAuth2Validator):
         """DOT's rotation (``_save_bearer_token`` with ``ROTATE_REFRESH_TOKEN``) on the row locked above:
         its access token deleted and the token revoked in one statement (DOT: a savepoint, the token
         locked and read again, the access token read, a collector's UPDATE and DELETE, a full UPDATE),
-        the new pair created by DOT's own methods, then the successor kept (``_keep_successor``)."""
+        the new pair created by DOT's own methods, then the successor kept (``_keep_successor``). The
+        platform always rotates (``ROTATE_REFRESH_TOKEN``, asserted by tests/test_oauth_settings.py)."""
         request.refresh_token_instance = rt
         self._check_and_set_request_resource(request)
         expires_in = token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)

@@ -12,7 +12,7 @@ class OAuthConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django.utils.module_loading import autodiscover_modules
 
-        from oauth import cimd, receivers  # noqa: F401  (connects lifecycle and CIMD-profile receivers)
+        from oauth import checks, cimd, receivers  # noqa: F401  (receivers: lifecycle, CIMD profile; checks)
         from oauth.schedules import create_schedules
 
         post_migrate.connect(create_schedules, sender=self)

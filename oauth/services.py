@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +16,7 @@ from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
 from oauth.client_policy import ClientFacts
+from oauth.hashers import MIN_RANDOM_LENGTH
 from oauth.models import ClientProfile, ConsentGrant, RefreshSuccessor, StepUpChallenge
 from oauth.selectors import choose_challenge_channel
 
@@ -26,6 +28,17 @@ def record_consent(*, user, application: Application, scopes: list[str]) -> None
         grant, _ = ConsentGrant.objects.select_for_update().get_or_create(user=user, application=application)
         grant.scope = " ".join(sorted(grant.scopes | set(scopes)))
         grant.save(update_fields=["scope", "updated_at"])
+
+
+def rehash_client_secret(*, stored: str, secret: str) -> None:
+    """Store ``secret`` (just verified against ``stored``) under the client-secret hasher: a secret
+    hashed before it (PBKDF2, a million iterations) becomes fast to check from its next use on. Matched
+    on the old hash (salted, so one application), so of two concurrent upgrades the second does
+    nothing. A short, typed secret keeps the password hasher (``oauth.hashers``)."""
+    if len(secret) < MIN_RANDOM_LENGTH:
+        return
+    rehashed = make_password(secret, hasher=oauth2_settings.CLIENT_SECRET_HASHER)
+    Application.objects.filter(client_secret=stored).update(client_secret=rehashed)
 
 
 def revoke_user_tokens(*, user_id: int) -> int:

@@ -48,13 +48,21 @@ def pending_step_up(token_family: uuid.UUID | None, requested: Iterable[str]) ->
     if the family was challenged within the window; ``None`` when the refresh may go ahead."""
     if token_family is None:
         return None
-    since = timezone.now() - timedelta(seconds=settings.OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS)
     challenged = (
-        StepUpChallenge.objects.filter(token_family=token_family, challenged_at__gt=since)
+        StepUpChallenge.objects.filter(token_family=token_family, challenged_at__gt=challenge_window_start())
         .values_list("scope", flat=True)
         .first()
     )
+    return uncovered(challenged, requested)
+
+
+def challenge_window_start():
+    return timezone.now() - timedelta(seconds=settings.OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS)
+
+
+def uncovered(challenged: str | None, requested: Iterable[str]) -> str | None:
+    """``challenged`` (a family's scope challenged within the window, read with the refresh token by
+    ``oauth.validators``) unless ``requested`` covers it."""
     if challenged is None or set(challenged.split()) <= set(requested):
         return None
     return challenged
-

@@ -19,20 +19,25 @@
 - After the resource server answered ``insufficient_scope``, a refresh of that family that does not
   ask for the challenged scope is refused for a short window (oauth.stepup; TS SDK 1.x step-up).
 - Refresh tokens also have an absolute lifetime, counted from the start of their family.
+- Client secrets are checked with the client-secret hasher as the preferred one (``oauth.hashers``:
+  one HMAC-SHA256, not a million PBKDF2 rounds); one stored under another hasher is rehashed at its
+  next successful use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Min
+from django.contrib.auth.hashers import check_password, identify_hasher
+from django.db import connection
+from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 from fernet_fields import DecryptionError
-from oauth2_provider.models import Grant, RefreshToken
+from oauth2_provider.models import AccessToken, Grant, RefreshToken, refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
@@ -40,8 +45,9 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 
 from oauth import observe
 from oauth.backends import allowed_resources
-from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor
-from oauth.stepup import pending_step_up
+from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
+from oauth.services import rehash_client_secret
+from oauth.stepup import challenge_window_start, pending_step_up, uncovered
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +66,26 @@ class _Reuse(Exception):
 
 
 class TenantOAuth2Validator(OAuth2Validator):
+    # --- client secrets ---------------------------------------------------------------------------
+    def _check_secret(self, provided_secret, stored_secret) -> bool:
+        try:
+            identify_hasher(stored_secret)
+        except ValueError:  # stored unhashed (hash_client_secret=False): DOT's constant-time compare
+            return super()._check_secret(provided_secret, stored_secret)
+        return check_password(
+            provided_secret,
+            stored_secret,
+            setter=lambda secret: rehash_client_secret(stored=stored_secret, secret=secret),
+            preferred=oauth2_settings.CLIENT_SECRET_HASHER,
+        )
+
     # --- RFC 8707 ------------------------------------------------------------------------------
     def _check_and_set_request_resource(self, request) -> None:
-        super()._check_and_set_request_resource(request)
+        grant = getattr(request, "platform_grant", None)
+        if request.grant_type == "authorization_code" and grant is not None and grant.code == request.code:
+            _inherit_grant_resource(self, request, grant)  # DOT's, without reading the grant again
+        else:
+            super()._check_and_set_request_resource(request)
         allowed = list(allowed_resources.get())
         if not request.resource:
             request.resource = list(allowed[:1])
@@ -76,7 +99,7 @@ class TenantOAuth2Validator(OAuth2Validator):
 
     # --- authorization code replay ------------------------------------------------------------
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
-        if super().validate_code(client_id, code, client, request, *args, **kwargs):
+        if self._validate_grant(code, client, request):
             return True
         replayed = RedeemedCode.objects.filter(code_checksum=checksum(code), application=client).first()
         if replayed is not None and replayed.token_family and _verifier_matches(replayed, request.code_verifier):
@@ -87,13 +110,31 @@ class TenantOAuth2Validator(OAuth2Validator):
         return False
 
     # --- the grant, read once per token request --------------------------------------------------
-    # DOT reads the grant row separately for the redirect check, the PKCE challenge and its method.
+    # DOT reads the grant row for the code, the redirect check, the PKCE challenge, its method and the
+    # resource, then its user, and once more to delete it after the token transaction: one read here,
+    # with the user, and the deletion is the lock inside the token transaction (_save_code_exchange).
     def _grant(self, code: str, client, request) -> Grant:
         cached = getattr(request, "platform_grant", None)
         if cached is None or cached.code != code:
-            cached = Grant.objects.get(code=code, application=client)
+            cached = Grant.objects.select_related("user").get(code=code, application=client)
             request.platform_grant = cached
         return cached
+
+    def _validate_grant(self, code: str, client, request) -> bool:
+        """DOT's ``validate_code`` on the one read of the grant."""
+        try:
+            grant = self._grant(code, client, request)
+        except Grant.DoesNotExist:
+            return False
+        if grant.is_expired():
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            request.claims = json.loads(grant.claims)
+        return True
 
     def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs) -> bool:
         return self._grant(code, client, request).redirect_uri_allowed(redirect_uri)
@@ -103,6 +144,11 @@ class TenantOAuth2Validator(OAuth2Validator):
 
     def get_code_challenge_method(self, code, request):
         return self._grant(code, request.client, request).code_challenge_method or None
+
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
+        if getattr(request, "platform_grant_redeemed", False):
+            return  # deleted inside the token transaction (_save_code_exchange)
+        super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
 
     # --- refresh tokens -----------------------------------------------------------------------
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
@@ -116,14 +162,21 @@ class TenantOAuth2Validator(OAuth2Validator):
         return valid
 
     def _validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
-        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
-            return False
-        rt = request.refresh_token_instance
-        started = RefreshToken.objects.filter(token_family=rt.token_family).aggregate(m=Min("created"))["m"]
+        rt = _live_refresh_token(refresh_token)
+        if rt is None:  # unknown, or revoked (a duplicate within the grace window, or reuse): DOT decides
+            if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+                return False
+            rt = request.refresh_token_instance
+            started = RefreshToken.objects.filter(token_family=rt.token_family).aggregate(m=Min("created"))["m"]
+            challenged = pending_step_up(rt.token_family, (request.scope or "").split())
+        else:
+            if not _accept_live_refresh_token(rt, refresh_token, client, request):
+                return False
+            started = rt.family_started
+            challenged = uncovered(rt.challenged_scope, (request.scope or "").split())
         absolute = timedelta(seconds=settings.OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS)
         if started and started + absolute <= timezone.now():
             return False
-        challenged = pending_step_up(rt.token_family, (request.scope or "").split())
         if challenged is not None:
             observe.refresh("step_up_refused")
             raise errors.InvalidGrantError(
@@ -157,27 +210,20 @@ class TenantOAuth2Validator(OAuth2Validator):
             self._save_refresh(token, request, *args, **kwargs)
         else:
             super()._save_bearer_token(token, request, *args, **kwargs)
-        ClientProfile.objects.filter(application=request.client).update(last_used_at=timezone.now())
+            _touch_profile(request.client)
 
     def _save_code_exchange(self, token, request, *args, **kwargs) -> None:
-        # Lock the grant: of two concurrent exchanges of one code, the second waits here and then
-        # finds the code redeemed, instead of minting a second token pair.
-        if not Grant.objects.select_for_update().filter(code=request.code, application=request.client).exists():
-            raise errors.InvalidGrantError(request=request)
+        # Delete the grant first: of two concurrent exchanges of one code, the second waits on the
+        # row lock and then deletes nothing (invalid_grant) instead of minting a second token pair; a
+        # failure below rolls the deletion back with the tokens.
         grant = self._grant(request.code, request.client, request)
+        if not _delete_grant(grant.pk):
+            raise errors.InvalidGrantError(request=request)
+        request.platform_grant_redeemed = True
         super()._save_bearer_token(token, request, *args, **kwargs)
         issued = getattr(request, "issued_refresh_token", None)
-        try:
-            with transaction.atomic():
-                RedeemedCode.objects.create(
-                    code_checksum=checksum(request.code),
-                    application=request.client,
-                    token_family=issued.token_family if issued else None,
-                    code_challenge=grant.code_challenge,
-                    code_challenge_method=grant.code_challenge_method,
-                )
-        except IntegrityError as exc:
-            raise errors.InvalidGrantError(request=request) from exc
+        if not _record_redeemed_code(request, grant, issued.token_family if issued else None):
+            raise errors.InvalidGrantError(request=request)
 
     def _save_refresh(self, token, request, *args, **kwargs) -> None:
         """Rotate the presented refresh token, or answer a duplicate with the pair it was rotated to.
@@ -189,23 +235,30 @@ class TenantOAuth2Validator(OAuth2Validator):
             rt = RefreshToken.objects.select_for_update().get(pk=request.refresh_token_instance.pk)
         except RefreshToken.DoesNotExist:  # deleted meanwhile (revocation, cleanup)
             raise errors.InvalidGrantError(request=request) from None
-        if rt.revoked is None:
-            request.refresh_token_instance = rt
-            request.issued_refresh_token = None
-            super()._save_bearer_token(token, request, *args, **kwargs)
-            successor = request.issued_refresh_token
-            if successor is None or not token.get("access_token") or not token.get("refresh_token"):
-                raise errors.InvalidGrantError(request=request)  # never hand out an empty or stored pair
-            _drop_stale_successors(rt.token_family)
-            RefreshSuccessor.objects.create(
-                refresh_token=rt,
-                successor=successor,
-                token_family=rt.token_family,
-                pair={"access_token": token["access_token"], "refresh_token": token["refresh_token"]},
-            )
-            observe.refresh("rotated")
+        if rt.revoked is not None:
+            self._answer_duplicate(token, request, rt)
+            _touch_profile(request.client)
             return
-        self._answer_duplicate(token, request, rt)
+        if not token.get("access_token") or not token.get("refresh_token") or "scope" not in token:
+            raise errors.InvalidGrantError(request=request)  # never hand out an empty or stored pair
+        self._rotate(token, request, rt)
+        observe.refresh("rotated")
+
+    def _rotate(self, token, request, rt: RefreshToken) -> None:
+        """DOT's rotation (``_save_bearer_token`` with ``ROTATE_REFRESH_TOKEN``) on the row locked above:
+        its access token deleted and the token revoked in one statement (DOT: a savepoint, the token
+        locked and read again, the access token read, a collector's UPDATE and DELETE, a full UPDATE),
+        the new pair created by DOT's own methods, then the successor kept (``_keep_successor``). The
+        platform always rotates (``ROTATE_REFRESH_TOKEN``, asserted by tests/test_oauth_settings.py)."""
+        request.refresh_token_instance = rt
+        self._check_and_set_request_resource(request)
+        expires_in = token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        expires = timezone.now() + timedelta(seconds=expires_in)
+        _retire(rt)
+        access = self._create_access_token(expires, request, token, source_refresh_token=rt)
+        successor = self._create_refresh_token(request, token["refresh_token"], access, rt)
+        request.refresh_token_instance = None  # as DOT leaves it after a rotation
+        _keep_successor(rt, successor, token, request.client)
 
     def _answer_duplicate(self, token, request, rt: RefreshToken) -> None:
         request.refresh_token_instance = rt
@@ -229,12 +282,143 @@ class TenantOAuth2Validator(OAuth2Validator):
         token["expires_in"] = int((access.expires - now).total_seconds())
         observe.refresh("duplicate")
 
-
     # --- revocation endpoint (RFC 7009): DOT revokes, observability counts ------------------------
     def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
         client = getattr(request, "client", None)
         observe.revoked(client_id=getattr(client, "client_id", None), user_id=None)
+
+
+def _inherit_grant_resource(validator: OAuth2Validator, request, grant: Grant) -> None:
+    """DOT's ``_check_and_set_request_resource`` for a code exchange (RFC 8707), on the grant already
+    read: the requested resources (repeated ``resource`` parameters recovered from the body) must be
+    absolute URIs and within the grant's; none requested inherits the grant's."""
+    resource = getattr(request, "resource", None)
+    if isinstance(resource, str):
+        repeated = [value for key, value in (getattr(request, "decoded_body", None) or []) if key == "resource"]
+        if len(repeated) > 1:
+            resource = repeated
+    if isinstance(resource, list):
+        request.resource = resource
+    elif isinstance(resource, str) and resource.strip():
+        request.resource = [resource]
+    else:
+        request.resource = []
+    validator._validate_resource_uris(request, request.resource)
+    granted = grant.resource or []
+    if request.resource and granted:
+        if any(res not in granted for res in request.resource):
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                description="the requested resource is beyond the authorization grant's",
+                request=request,
+            )
+    elif granted:
+        validator._validate_resource_uris(request, granted)
+        request.resource = granted
+
+
+def _delete_grant(grant_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Grant._meta.db_table} WHERE id = %s", [grant_id])  # noqa: S608 (model metadata)
+        return cursor.rowcount == 1
+
+
+def _record_redeemed_code(request, grant: Grant, token_family) -> bool:
+    """The ``RedeemedCode`` row and the client's ``last_used_at`` in one statement; False when the code
+    was already recorded (cannot happen once the grant row is deleted under lock; refused if it does)."""
+    redeemed, profile = RedeemedCode._meta.db_table, ClientProfile._meta.db_table
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s) "  # noqa: S608
+            f"INSERT INTO {redeemed} (code_checksum, application_id, token_family, code_challenge, "
+            "code_challenge_method, redeemed_at) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (code_checksum) DO NOTHING RETURNING id",
+            [
+                now,
+                request.client.pk,
+                checksum(request.code),
+                request.client.pk,
+                token_family,
+                grant.code_challenge,
+                grant.code_challenge_method,
+                now,
+            ],
+        )
+        return cursor.fetchone() is not None
+
+
+def _touch_profile(application) -> None:
+    ClientProfile.objects.filter(application=application).update(last_used_at=timezone.now())
+
+
+def _live_refresh_token(refresh_token: str) -> RefreshToken | None:
+    """The unrevoked refresh token presented, with its access token, its user, the start of its family
+    (absolute lifetime) and the family's step-up challenge within the window, in one statement."""
+    family = RefreshToken.objects.filter(token_family=OuterRef("token_family"))
+    challenge = StepUpChallenge.objects.filter(
+        token_family=OuterRef("token_family"), challenged_at__gt=challenge_window_start()
+    )
+    return (
+        RefreshToken.objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=True)
+        .select_related("access_token", "user")
+        .annotate(
+            family_started=Subquery(family.order_by("created").values("created")[:1]),
+            challenged_scope=Subquery(challenge.values("scope")[:1]),
+        )
+        .first()
+    )
+
+
+def _accept_live_refresh_token(rt: RefreshToken, refresh_token: str, client, request) -> bool:
+    """DOT's ``validate_refresh_token`` for an unrevoked token: an access token to refresh, not idle
+    past ``REFRESH_TOKEN_EXPIRE_SECONDS`` (counted from that access token's expiry), the client's own;
+    the user, raw token and row go on the request. The client is compared by id (DOT loads it)."""
+    if rt.access_token is None:
+        return False
+    idle = refresh_token_expire_timedelta()
+    if idle and rt.access_token.expires + idle <= timezone.now():
+        return False
+    request.user = rt.user
+    request.refresh_token = refresh_token
+    request.refresh_token_instance = rt
+    return rt.application_id == client.pk
+
+
+def _retire(rt: RefreshToken) -> None:
+    """Revoke a rotated refresh token and delete its access token (DOT's ``RefreshToken.revoke``). The
+    access token's only referrer is this refresh token's ``access_token``, cleared in the same
+    statement; nothing listens to its deletion."""
+    access, refresh = AccessToken._meta.db_table, RefreshToken._meta.db_table
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH gone AS (DELETE FROM {access} WHERE id = %s) "  # noqa: S608 (model metadata)
+            f"UPDATE {refresh} SET revoked = %s, updated = %s, access_token_id = NULL WHERE id = %s",
+            [rt.access_token_id, now, now, rt.pk],
+        )
+
+
+def _keep_successor(rt: RefreshToken, successor: RefreshToken, token: dict, application) -> None:
+    """In one statement: drop this family's older answers (their successor has just been used) and any
+    past the grace window (``SKIP LOCKED``: never wait on, or deadlock with, another family's refresh;
+    whatever is skipped goes on a later refresh or the daily sweep), keep the Fernet-encrypted pair
+    this token was rotated to, and touch the client's ``last_used_at``."""
+    table, profile = RefreshSuccessor._meta.db_table, ClientProfile._meta.db_table
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
+    pair = {"access_token": token["access_token"], "refresh_token": token["refresh_token"]}
+    encrypted = RefreshSuccessor._meta.get_field("pair").get_db_prep_save(pair, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH dropped AS (DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+            "WHERE token_family = %s OR created_at <= %s FOR UPDATE SKIP LOCKED)), "
+            f"touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s) "
+            f"INSERT INTO {table} (refresh_token_id, successor_id, token_family, pair, created_at) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [rt.token_family, cutoff, now, application.pk, rt.pk, successor.pk, rt.token_family, encrypted, now],
+        )
 
 
 def _revoked_family(refresh_token: str):
@@ -250,20 +434,6 @@ def _revoked_family(refresh_token: str):
 def _family_user(token_family) -> int | None:
     """The user of a token family (for the audit trail of a replay)."""
     return RefreshToken.objects.filter(token_family=token_family).values_list("user_id", flat=True).first()
-
-
-def _drop_stale_successors(token_family) -> None:
-    """Older answers of this family are stale (their successor has just been used), and any answer
-    past the grace window is dropped too. ``SKIP LOCKED``: never wait on, or deadlock with, another
-    family's refresh; whatever is skipped goes on a later refresh or the daily sweep."""
-    table = RefreshSuccessor._meta.db_table
-    cutoff = timezone.now() - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608 (model metadata)
-            "WHERE token_family = %s OR created_at <= %s FOR UPDATE SKIP LOCKED)",
-            [token_family, cutoff],
-        )
 
 
 def _verifier_matches(redeemed: RedeemedCode, verifier: str | None) -> bool:

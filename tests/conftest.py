@@ -40,7 +40,8 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     from tenants.services import add_user, create_tenant
 
     # test-only: a fast hasher, so logging in over HTTP does not dominate the suite's time
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # (the client-secret hasher stays registered, as in production: DOT identifies stored secrets by it)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "oauth.hashers.ClientSecretHasher"]
     settings.OAUTH_DCR_RATE_LIMIT = (100_000, 3600)  # the suite registers many clients from 127.0.0.1
     settings.OAUTH_TOKEN_RATE_LIMIT = (100_000, 60)  # ... and exchanges many tokens (tests/test_logins.py sets
     settings.OAUTH_TOKEN_CLIENT_RATE_LIMIT = (100_000, 60)  # these and the login lockout low where it tests them)

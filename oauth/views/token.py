@@ -31,7 +31,7 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import TokenView
 
 from oauth import observe
-from oauth.ratelimit import hit
+from oauth.ratelimit import hit_all
 from tenants.http import client_address
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -61,18 +61,13 @@ def _slow_down(retry_after: int) -> JsonResponse:
 
 def token_rate_refusal(request: HttpRequest) -> HttpResponse | None:
     schema = request.tenant.schema_name
-    limit, window = settings.OAUTH_TOKEN_RATE_LIMIT
-    allowed, retry_after = hit(f"token:addr:{schema}:{client_address(request)}", limit, window)
-    if not allowed:
-        return _slow_down(retry_after)
+    limits = [(f"token:addr:{schema}:{client_address(request)}", *settings.OAUTH_TOKEN_RATE_LIMIT)]
     client_id = requested_client_id(request)
     if client_id:
         digest = hashlib.sha256(client_id.encode()).hexdigest()[:32]  # any length or characters -> a short key
-        limit, window = settings.OAUTH_TOKEN_CLIENT_RATE_LIMIT
-        allowed, retry_after = hit(f"token:client:{schema}:{digest}", limit, window)
-        if not allowed:
-            return _slow_down(retry_after)
-    return None
+        limits.append((f"token:client:{schema}:{digest}", *settings.OAUTH_TOKEN_CLIENT_RATE_LIMIT))
+    allowed, retry_after = hit_all(limits)  # one Redis round trip for both
+    return None if allowed else _slow_down(retry_after)
 
 
 class PlatformTokenView(TokenView):

@@ -48,3 +48,23 @@ def test_successful_tool_calls_are_audited_only_when_sampled(live, settings, rat
     assert len(rows) == audited
     if audited:
         assert rows[0].outcome == "ok" and rows[0].tool == "crm_search_contacts" and rows[0].user_id
+
+
+def test_a_decision_outside_a_transaction_is_one_statement_committed_without_a_wal_wait(live, rf):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    request = rf.get("/t/acme/mcp", REMOTE_ADDR="192.0.2.7")
+    with schema_context("acme"):
+        assert not connection.in_atomic_block
+        AuthEvent.objects.filter(event="async-probe").delete()  # also puts the connection in the schema
+        with CaptureQueriesContext(connection) as queries:
+            audit.record(event="async-probe", auth_class="INVALID_TOKEN", outcome="http", user_id=7, request=request)
+        assert len(queries) == 1  # no BEGIN / SET LOCAL / COMMIT round trips
+        with connection.cursor() as cursor:  # the setting was local to that statement's transaction
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+        row = AuthEvent.objects.get(event="async-probe")
+        row.delete()
+    assert (row.tenant, row.auth_class, row.outcome, row.user_id) == ("acme", "INVALID_TOKEN", "http", 7)
+    assert row.source_address == "192.0.2.7" and row.created_at is not None and len(row.request_id) == 32

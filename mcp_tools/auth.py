@@ -27,6 +27,7 @@ from mcp_tools.models import ToolPolicy
 from oauth.issuer import mcp_resource
 from oauth.models import ChallengeChannel, ClientProfile
 from tenants.models import Membership, Tenant
+from tenants.prepared import fetch_prepared
 from tenants.routing import confirm_tenant
 
 
@@ -81,7 +82,8 @@ def _token_query() -> str:
     token, its client, the caller's role in this tenant (NULL if not an active member:
     ``active_role_sql``), the client's challenge channel and the tool's matrix row. Written as SQL
     because this runs on every MCP request and the ORM's compilation of the equivalent
-    Exists/Subquery annotations costs more than the query."""
+    Exists/Subquery annotations costs more than the query; prepared (``tenants.prepared``) because
+    PostgreSQL's planning of its eight relations costs more than executing it."""
     token, app = AccessToken._meta.db_table, Application._meta.db_table
     profile, policy = ClientProfile._meta.db_table, ToolPolicy._meta.db_table
     tenant_columns = ", ".join(f"tn.{name}" for name in _TENANT_FIELDS)
@@ -106,9 +108,8 @@ def authenticate(request: HttpRequest, raw_token: str, tool_name: str | None = N
     """``tool_name``: for ``tools/call``, the tool whose matrix row to read in the same query. Raises
     ``TenantRefused`` before any token check when the tenant is deactivated or gone, as routing would."""
     checksum = hashlib.sha256(raw_token.encode()).hexdigest()
-    with connection.cursor() as cursor:
-        cursor.execute(TOKEN_QUERY, [checksum, tool_name or "", request.tenant.schema_name])
-        row = cursor.fetchone()
+    rows = fetch_prepared(TOKEN_QUERY, [checksum, tool_name or "", request.tenant.schema_name])
+    row = rows[0] if rows else None
     fresh = Tenant.from_db(connection.alias, _TENANT_FIELDS, row[: len(_TENANT_FIELDS)]) if row else None
     refusal = confirm_tenant(request, fresh)
     if refusal is not None:

@@ -57,7 +57,11 @@ def gunicorn(
     # the token benchmark exchanges hundreds of codes from one address: lift the token rate limits
     # (the limits' own cost, a cache increment or two, stays in the measurement)
     limits = {"OAUTH_TOKEN_RATE_LIMIT": "1000000", "OAUTH_TOKEN_CLIENT_RATE_LIMIT": "1000000"}
-    env = {**limits, **os.environ, "PUBLIC_BASE_URL": base, "CONN_MAX_AGE": "600"}
+    # under ASGI every request runs in its own thread (Django's ThreadSensitiveContext), so persistent
+    # connections would pile up, one per request, until PostgreSQL refuses clients: Django's docs say
+    # to disable them there, which makes every ASGI request open a connection
+    max_age = "0" if worker_class == "uvicorn" else "600"
+    env = {**limits, **os.environ, "PUBLIC_BASE_URL": base, "CONN_MAX_AGE": max_age}
     klass, app = WORKER_CLASSES[worker_class]
     server = subprocess.Popen(
         [

@@ -1,10 +1,10 @@
 """MCP endpoint throughput against the DRF + django-oauth-toolkit baseline, from one run.
 
     .venv/bin/python bench/mcp_throughput.py [--duration 10] [--connections 8] [--rounds 3]
-        [--worker-class sync|gthread|uvicorn] [--threads 4] [--before-tree /work/wt/perf-mcp-base]
+        [--worker-class gthread|sync|uvicorn] [--threads 4] [--before-tree /work/wt/perf-mcp-base]
         [--profile 300]
 
-Starts gunicorn (2 workers; sync by default) on loopback over DATABASE_URL (or the embedded
+Starts gunicorn (2 workers, gthread x 4 like ``make run``, by default) on loopback over DATABASE_URL (or the embedded
 PostgreSQL), mints access tokens, then drives each endpoint with wrk and prints requests per second,
 the ratios, the in-process milliseconds per request and the database queries per request (the auth
 overhead counted explicitly). ``--before-tree`` serves another checkout of the project (say main's
@@ -351,7 +351,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", choices=("sync", "gthread", "uvicorn"), default="sync")
+    # the default is what `make run` serves (config/gunicorn.py)
+    parser.add_argument("--worker-class", choices=("sync", "gthread", "uvicorn"), default="gthread")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker with --worker-class gthread")
     parser.add_argument("--before-tree", type=Path, help="another checkout to measure side by side (before)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N in-process requests")

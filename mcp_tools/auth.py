@@ -14,7 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import ProgrammingError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
@@ -29,6 +29,7 @@ from oauth.models import ChallengeChannel, ClientProfile
 from tenants.models import Membership, Tenant
 from tenants.prepared import fetch_prepared
 from tenants.routing import confirm_tenant
+from tenants.selectors import tenant_by_slug
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,15 @@ def authenticate(request: HttpRequest, raw_token: str, tool_name: str | None = N
     """``tool_name``: for ``tools/call``, the tool whose matrix row to read in the same query. Raises
     ``TenantRefused`` before any token check when the tenant is deactivated or gone, as routing would."""
     checksum = hashlib.sha256(raw_token.encode()).hexdigest()
-    rows = fetch_prepared(TOKEN_QUERY, [checksum, tool_name or "", request.tenant.schema_name])
+    slug = request.tenant.schema_name
+    try:
+        rows = fetch_prepared(TOKEN_QUERY, [checksum, tool_name or "", slug])
+    except ProgrammingError:
+        # a tenant deleted, schema and all, since routing cached its identity: its tables are gone too
+        refusal = None if connection.in_atomic_block else confirm_tenant(request, tenant_by_slug(slug))
+        if refusal is not None:
+            raise TenantRefused(refusal) from None
+        raise
     row = rows[0] if rows else None
     fresh = Tenant.from_db(connection.alias, _TENANT_FIELDS, row[: len(_TENANT_FIELDS)]) if row else None
     refusal = confirm_tenant(request, fresh)

@@ -77,13 +77,13 @@ def confirm_tenant(request: HttpRequest, fresh: Tenant | None) -> HttpResponse |
     same refusals routing gives (404 for a tenant gone, 403 ``TENANT_INACTIVE``), else the fresh row
     replaces the provisional one on the request and the connection. None: carry on."""
     slug = request.tenant.schema_name
+    request.tenant_confirmed = True  # checked now, whatever the outcome
     if fresh is None:
         identities.discard(slug)
         return HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
     identities.put(slug, fresh.pk)  # the same pk, unless the tenant was deleted and created again
     request.tenant = fresh
     connection.tenant = fresh  # the schema name is the same: no SET search_path
-    request.tenant_confirmed = True
     if not fresh.is_active:
         return tenant_unavailable(request, fresh)
     return None

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpRes
 from tenants.edges import request_problem
 from tenants.models import SLUG_RE, Tenant
 from tenants.routing import (
+    confirm_tenant_now,
     confirmed_by_view,
     identities,
     inside_tenant,
@@ -50,7 +51,7 @@ class TenantRoutingMiddleware:
                 provisional = tenant is not None
             if tenant is None and well_formed:
                 tenant = tenant_by_slug(slug)
-                if tenant is not None:
+                if tenant is not None and rest in confirmed_by_view:
                     identities.put(slug, tenant.pk)
             if tenant is None:
                 return HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
@@ -74,8 +75,9 @@ class TenantRoutingMiddleware:
         with inside_tenant(request, tenant, script_prefix):
             response = self.get_response(request)
         if provisional and not request.tenant_confirmed:
-            # a view on a confirmed_by_view path answered without confirming: fail loudly (tests)
-            raise RuntimeError(f"{request.path} answered without confirming its tenant (tenants.routing)")
+            # answered before reaching the view (SecurityMiddleware's HTTPS redirect): the tenant check
+            # still comes first, as when routing made it, e.g. 403 for a deactivated tenant
+            return confirm_tenant_now(request) or response
         return response
 
 

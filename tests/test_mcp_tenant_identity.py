@@ -88,3 +88,14 @@ def test_identity_cache_is_bounded_least_recently_used_out():
             assert cache.get("t0") == 0  # kept warm: never the least recently used
     assert len(cache) == 100
     assert cache.get("t0") == 0 and cache.get("t4999") == 4999 and cache.get("t1") is None
+
+
+@pytest.mark.django_db
+def test_https_redirect_before_the_endpoint_still_checks_the_tenant_first(client, settings):
+    """SecurityMiddleware answers plain HTTP before the endpoint: routing then makes the check itself."""
+    settings.SECURE_SSL_REDIRECT = True
+    _warm(client)
+    assert _post(client, PING).status_code == 301
+    call_command("tenant_deactivate", "globex", stdout=io.StringIO())
+    response = _post(client, PING)
+    assert response.status_code == 403 and response.json()["class"] == "TENANT_INACTIVE"

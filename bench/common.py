@@ -39,21 +39,44 @@ def setup_django() -> None:
         call_command("bootstrap_demo", stdout=devnull)
 
 
+# gunicorn worker classes the benchmarks can switch between (bench/mcp_throughput.py --worker-class)
+WORKER_CLASSES = {
+    "sync": ("sync", "config.wsgi"),
+    "gthread": ("gthread", "config.wsgi"),
+    "uvicorn": ("uvicorn.workers.UvicornWorker", "config.asgi"),
+}
+
+
 @contextmanager
-def gunicorn(port: int, workers: int = 2) -> Iterator[str]:
+def gunicorn(
+    port: int, workers: int = 2, *, worker_class: str = "sync", threads: int = 1, root: Path | None = None
+) -> Iterator[str]:
+    """``root``: serve the code of another checkout (e.g. main's worktree, for before/after in one run)
+    with this virtualenv; the database and environment are this run's."""
     base = f"http://127.0.0.1:{port}"
     # the token benchmark exchanges hundreds of codes from one address: lift the token rate limits
     # (the limits' own cost, a cache increment or two, stays in the measurement)
     limits = {"OAUTH_TOKEN_RATE_LIMIT": "1000000", "OAUTH_TOKEN_CLIENT_RATE_LIMIT": "1000000"}
-    env = {**limits, **os.environ, "PUBLIC_BASE_URL": base, "CONN_MAX_AGE": "600"}
+    # under ASGI every request runs in its own thread (Django's ThreadSensitiveContext), so persistent
+    # connections would pile up, one per request, until PostgreSQL refuses clients: Django's docs say
+    # to disable them there, which makes every ASGI request open a connection
+    max_age = "0" if worker_class == "uvicorn" else "600"
+    env = {**limits, **os.environ, "PUBLIC_BASE_URL": base, "CONN_MAX_AGE": max_age}
+    klass, app = WORKER_CLASSES[worker_class]
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi",
+            app,
+            "--chdir",
+            str(root or ROOT),
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--worker-class",
+            klass,
+            "--threads",
+            str(threads),
             "--log-level",
             "warning",
         ],

@@ -25,3 +25,10 @@ class McpToolsConfig(AppConfig):
         from mcp_tools.receivers import ensure_policies_after_migrate
 
         post_migrate.connect(ensure_policies_after_migrate, sender=self)
+
+        # the endpoint confirms its tenant itself, in the bearer statement (mcp_tools.auth) or with
+        # tenants.routing.confirm_tenant_now: routing skips its tenant query on /mcp (issue 14)
+        from oauth.issuer import MCP_PATH
+        from tenants.routing import confirmed_by_view
+
+        confirmed_by_view.add(MCP_PATH)

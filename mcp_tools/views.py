@@ -13,7 +13,7 @@ from mcp_types import jsonrpc
 
 from declarations.scopes import base_scopes
 from mcp_tools import observe, protocol
-from mcp_tools.auth import Caller, anonymous, authenticate, bearer_token
+from mcp_tools.auth import Caller, TenantRefused, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
 from mcp_tools.elicitation import for_request
@@ -24,6 +24,7 @@ from mcp_tools.selectors import EffectivePolicy, effective_policies, load_policy
 from mcp_tools.stepup import note_http_challenge
 from oauth.issuer import resource_metadata_url
 from oauth.models import ChallengeChannel
+from tenants.routing import confirm_tenant_now
 
 logger = logging.getLogger(__name__)
 
@@ -57,38 +58,56 @@ def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> 
     return _json(error.body(), failure.kind.status, WWW_Authenticate=challenge)
 
 
+class _Answer(Exception):
+    """An answer given before the bearer statement (transport and protocol errors, notifications)."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+def _refused(request: HttpRequest, message: str, status: int, **headers: str) -> _Answer:
+    body = ProtocolError(jsonrpc.INVALID_REQUEST, message).body()
+    return _Answer(with_cors(request, _json(body, status, **headers)))
+
+
 @csrf_exempt
 def mcp_endpoint(request: HttpRequest) -> HttpResponse:
+    try:
+        incoming = _transport(request)
+    except _Answer as answer:
+        # routing left the tenant check to this view (tenants.routing.confirm_tenant): a deactivated
+        # or deleted tenant is refused before any other answer, as routing itself would
+        return confirm_tenant_now(request) or answer.response
+    return with_cors(request, _handle(request, incoming))
+
+
+def _transport(request: HttpRequest) -> Incoming:
+    """Origin, CORS preflight, method, size, content type and the JSON-RPC message; every refusal
+    (and a notification's 202) is raised as an ``_Answer``."""
     if not origin_allowed(request):  # DNS-rebinding protection; a refused origin gets no CORS headers
-        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403)
+        raise _Answer(_json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403))
     if request.method == "OPTIONS" and "HTTP_ORIGIN" in request.META:
-        return preflight(request)
-    return with_cors(request, _handle(request))
-
-
-def _handle(request: HttpRequest) -> HttpResponse:
+        raise _Answer(preflight(request))
     if request.method != "POST":
-        return _json(
-            ProtocolError(jsonrpc.INVALID_REQUEST, "Use POST (this server keeps no SSE streams)").body(),
-            405,
-            Allow="POST",
-        )
+        raise _refused(request, "Use POST (this server keeps no SSE streams)", 405, Allow="POST")
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit():
-        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Invalid Content-Length").body(), 400)
+        raise _refused(request, "Invalid Content-Length", 400)
     if int(length) > settings.MCP_MAX_BODY_BYTES:
-        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Request body too large").body(), 413)
+        raise _refused(request, "Request body too large", 413)
     if request.content_type != "application/json":
-        return _json(ProtocolError(jsonrpc.INVALID_REQUEST, "Content-Type must be application/json").body(), 415)
+        raise _refused(request, "Content-Type must be application/json", 415)
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         incoming = protocol.parse(request.body, headers)
     except ProtocolError as error:
-        return _protocol_error(error)
+        raise _Answer(with_cors(request, _protocol_error(error))) from None
     if incoming.is_notification:
-        return HttpResponse(status=202)
+        raise _Answer(with_cors(request, HttpResponse(status=202)))
+    return incoming
 
-    tenant = request.tenant
+
+def _handle(request: HttpRequest, incoming: Incoming) -> HttpResponse:
     token = bearer_token(request)
     caller: Caller | None = None
     if token is not None:
@@ -97,9 +116,16 @@ def _handle(request: HttpRequest) -> HttpResponse:
             name = incoming.message.params.get("name")
             tool_name = name if isinstance(name, str) else None
         try:
-            caller = authenticate(request, tenant, token, tool_name)
+            # the tenant row comes back with the token: confirmed (active, still there) here
+            caller = authenticate(request, token, tool_name)
+        except TenantRefused as refused:
+            return refused.response
         except AuthFailure as failure:
             return _auth_error(failure, request, incoming.request_id)
+    else:
+        refusal = confirm_tenant_now(request)
+        if refusal is not None:
+            return refusal
     try:
         return _dispatch(request, incoming, caller)
     except ProtocolError as error:

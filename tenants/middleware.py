@@ -17,7 +17,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpRes
 
 from tenants.edges import request_problem
 from tenants.models import SLUG_RE, Tenant
-from tenants.routing import inside_tenant, split_tenant_path, tenant_path_prefix, use_schema
+from tenants.routing import (
+    confirm_tenant_now,
+    confirmed_by_view,
+    identities,
+    inside_tenant,
+    provisional_tenant,
+    split_tenant_path,
+    tenant_path_prefix,
+    use_schema,
+)
 from tenants.selectors import tenant_by_host, tenant_by_slug
 from tenants.views import tenant_unavailable
 
@@ -30,10 +39,20 @@ class TenantRoutingMiddleware:
         routed = split_tenant_path(request.path_info)
         tenant: Tenant | None
         script_prefix = None
+        provisional = False
         if routed is not None:
             slug, rest = routed
             # only a well-formed slug reaches the database (a NUL would be a DataError there)
-            tenant = tenant_by_slug(slug) if SLUG_RE.fullmatch(slug) else None
+            well_formed = SLUG_RE.fullmatch(slug) is not None
+            tenant = None
+            if well_formed and rest in confirmed_by_view:
+                # the view confirms the tenant (active, still there) in a statement it runs anyway
+                tenant = provisional_tenant(slug)
+                provisional = tenant is not None
+            if tenant is None and well_formed:
+                tenant = tenant_by_slug(slug)
+                if tenant is not None and rest in confirmed_by_view:
+                    identities.put(slug, tenant.pk)
             if tenant is None:
                 return HttpResponseNotFound(b"unknown tenant", content_type="text/plain")
             if not rest:
@@ -49,10 +68,17 @@ class TenantRoutingMiddleware:
             use_schema(None)
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             return self.get_response(request)
-        if not tenant.is_active:
+        if provisional:
+            request.tenant_confirmed = False
+        elif not tenant.is_active:
             return tenant_unavailable(request, tenant)
         with inside_tenant(request, tenant, script_prefix):
-            return self.get_response(request)
+            response = self.get_response(request)
+        if provisional and not request.tenant_confirmed:
+            # answered before reaching the view (SecurityMiddleware's HTTPS redirect): the tenant check
+            # still comes first, as when routing made it, e.g. 403 for a deactivated tenant
+            return confirm_tenant_now(request) or response
+        return response
 
 
 class EdgeInputMiddleware:

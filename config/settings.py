@@ -136,6 +136,13 @@ DATABASE_POOLER_TRANSACTION_MODE = env.bool("DATABASE_POOLER_TRANSACTION_MODE", 
 if DATABASE_POOLER_TRANSACTION_MODE:
     DATABASES["default"]["ENGINE"] = "config.transaction_pooling"
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+# the MCP hot path's statements as server-side prepared statements (tenants.prepared). Never behind a
+# transaction-mode pooler: they would bypass the per-statement search path of config.transaction_pooling
+DATABASE_PREPARED_STATEMENTS = (
+    env.bool("DATABASE_PREPARED_STATEMENTS", default=True) and not DATABASE_POOLER_TRANSACTION_MODE
+)
+# slug -> tenant pk for /mcp routing (tenants.routing); bounded, holds nothing that can change
+TENANT_IDENTITY_CACHE_SIZE = env.int("TENANT_IDENTITY_CACHE_SIZE", default=4096)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]

@@ -11,7 +11,8 @@ Schema per tenant is safe: PostgreSQL re-analyses a prepared statement when ``se
 since its last use (PREPARE, "Notes"), so the same statement in another tenant reads that tenant's
 tables. psycopg keeps at most ``prepared_max`` (100) per connection and forgets them on reconnect.
 Behind a transaction-mode pooler, prepared statements need PgBouncer >= 1.21 with
-``max_prepared_statements`` set; otherwise set ``DATABASE_PREPARED_STATEMENTS = False``.
+``max_prepared_statements`` set, and they would bypass ``config.transaction_pooling``'s per-statement
+search path: ``DATABASE_POOLER_TRANSACTION_MODE`` turns them off (``DATABASE_PREPARED_STATEMENTS``).
 
 Queries are still recorded in ``connection.queries_log`` when Django logs queries (DEBUG,
 ``CaptureQueriesContext``), so query counts stay honest.
@@ -34,7 +35,7 @@ _EXPLICIT_ONLY = 2**31 - 1
 def fetch_prepared(sql: str, params: list[Any]) -> list[tuple]:
     """Run one read statement (``%s`` placeholders) prepared on the current connection; all rows."""
     with connection.cursor() as cursor:  # connection open, search_path set for the current tenant
-        if not getattr(settings, "DATABASE_PREPARED_STATEMENTS", True):
+        if not settings.DATABASE_PREPARED_STATEMENTS:
             cursor.execute(sql, params)
             return cursor.fetchall()
         raw = cursor.cursor.connection

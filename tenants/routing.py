@@ -53,7 +53,7 @@ class TenantIdentityCache:
         return len(self._items)
 
 
-identities = TenantIdentityCache(getattr(settings, "TENANT_IDENTITY_CACHE_SIZE", 4096))
+identities = TenantIdentityCache(settings.TENANT_IDENTITY_CACHE_SIZE)
 
 # Paths inside a tenant (``/mcp``) whose view confirms the tenant itself, folding the check into a
 # statement it runs anyway; registered by the app that owns the view (``mcp_tools.apps``), so this

@@ -1,4 +1,4 @@
-"""The test command (``make test``): browser for the consent-page tests, the npm harnesses of the
+"""The test command (``make test``): chromium and pgbouncer from Debian, the npm harnesses of the
 real Node clients (``npm ci`` where a ``tests/node*/**/package-lock.json`` is newer than its
 ``node_modules``), database, then pytest.
 
@@ -21,19 +21,22 @@ os.chdir(ROOT)
 from config.dev_secrets import ensure_dev_env  # noqa: E402
 from config.embedded_db import PGDATA, embedded_database_url, stop_embedded_database  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
+PACKAGES = {"chromium": "/usr/bin/chromium", "pgbouncer": "/usr/sbin/pgbouncer"}
 
 
-def ensure_chromium() -> None:
-    if Path(CHROMIUM).exists() or os.environ.get("SKIP_BROWSER_INSTALL"):
+def ensure_debian_packages() -> None:
+    """Debian's chromium (consent-page and admin browser tests) and pgbouncer (the transaction-pooling
+    backend is tested through a real one), installed when missing and this runs as root."""
+    missing = [package for package, binary in PACKAGES.items() if not Path(binary).exists()]
+    if not missing or os.environ.get("SKIP_BROWSER_INSTALL"):
         return
     if shutil.which("apt-get") and os.geteuid() == 0:
-        print("installing Debian's chromium for the consent-page browser tests", flush=True)
+        print(f"installing Debian's {', '.join(missing)} for the tests", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
     else:
-        print(f"{CHROMIUM} is missing and cannot be installed here; browser tests will fail", flush=True)
+        print(f"{', '.join(missing)} missing and cannot be installed here; their tests will fail or skip", flush=True)
 
 
 def ensure_node_harnesses() -> None:
@@ -53,7 +56,7 @@ def ensure_node_harnesses() -> None:
 
 
 def main() -> int:
-    ensure_chromium()
+    ensure_debian_packages()
     ensure_node_harnesses()
     for key, value in ensure_dev_env().items():
         os.environ.setdefault(key, value)

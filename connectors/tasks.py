@@ -8,7 +8,8 @@ summary line.
   ``connectors.refresh_batches_in_tenant`` tasks let other workers claim batches in parallel.
 - ``connectors.sweep`` -> ``connectors.sweep_in_tenant`` (every tenant, also deactivated ones):
   revoke at the provider and delete the credentials of ended members / deactivated tenants, retry
-  failed revocations with backoff, purge old connect attempts.
+  failed revocations with backoff, purge old connect attempts. Also queued at once for one tenant
+  when a membership ends or the tenant is deactivated (``connectors.receivers``).
 - ``connectors.reencrypt`` -> ``connectors.reencrypt_in_tenant``: re-encrypt under the newest key.
 """
 
@@ -74,8 +75,14 @@ def _sweep(tenant: Tenant) -> Counts:
 
 
 @shared_task(name=SWEEP, acks_late=True)
-def sweep_in_tenant(slug: str, run_id: str = "") -> Counts:
-    return run_in_tenant(job=SWEEP, slug=slug, work=_sweep, run_id=run_id, include_inactive=True)
+def sweep_in_tenant(slug: str, run_id: str = "", after_event: bool = False) -> Counts:
+    """``after_event``: queued by ``connectors.receivers`` when a membership ended or the tenant was
+    deactivated. It runs even while a periodic sweep of the tenant is running (that one may have
+    read the members before the change): the sweep's steps are safe side by side (an idempotent
+    UPDATE, revocations claimed with ``SKIP LOCKED`` and a lease)."""
+    return run_in_tenant(
+        job=SWEEP, slug=slug, work=_sweep, run_id=run_id, include_inactive=True, single=not after_event
+    )
 
 
 @shared_task(name="connectors.sweep", acks_late=True)

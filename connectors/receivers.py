@@ -2,16 +2,16 @@
 deactivated tenant, are revoked at the provider at once (``connectors.sweep`` every 15 minutes stays
 the safety net for a missed event).
 
-The tenants app sends ``membership_ended`` / ``tenant_deactivated`` once its transaction committed;
-the receiver queues the tenant's upstream sweep (``connectors.sweep_in_tenant``) after the current
-transaction, if any, commits too, and never raises: a broker that is down must not undo or hide the
-membership change, nor stop the other receivers (the platform-token revocation in ``oauth``)."""
+The tenants app sends ``membership_ended`` / ``tenant_deactivated`` from ``transaction.on_commit``
+(the change is committed: the sweep's worker sees it); the receiver queues the tenant's upstream
+sweep (``connectors.sweep_in_tenant``) and never raises: a broker that is down must not hide the
+membership change from its caller, nor stop the other receivers (the platform-token revocation in
+``oauth``)."""
 
 from __future__ import annotations
 
 import logging
 
-from django.db import transaction
 from django.dispatch import receiver
 
 from connectors.tasks import sweep_in_tenant
@@ -25,13 +25,10 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "i
 
 
 def queue_upstream_sweep(tenant: Tenant, reason: str) -> None:
-    def publish() -> None:
-        try:
-            sweep_in_tenant.apply_async((tenant.schema_name,), {"after_event": True}, retry_policy=PUBLISH_RETRY)
-        except Exception:  # any broker error: logged, the periodic sweep catches up
-            log.warning("connectors: could not queue the upstream sweep of %s after %s", tenant.schema_name, reason)
-
-    transaction.on_commit(publish)
+    try:
+        sweep_in_tenant.apply_async((tenant.schema_name,), {"after_event": True}, retry_policy=PUBLISH_RETRY)
+    except Exception:  # any broker error: logged, the periodic sweep catches up
+        log.warning("connectors: could not queue the upstream sweep of %s after %s", tenant.schema_name, reason)
 
 
 @receiver(membership_ended, dispatch_uid="connectors.sweep_after_membership_ended")

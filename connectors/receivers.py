@@ -4,9 +4,9 @@ the safety net for a missed event).
 
 The tenants app sends ``membership_ended`` / ``tenant_deactivated`` from ``transaction.on_commit``
 (the change is committed: the sweep's worker sees it); the receiver queues the tenant's upstream
-sweep (``connectors.sweep_in_tenant``) and never raises: a broker that is down must not hide the
-membership change from its caller, nor stop the other receivers (the platform-token revocation in
-``oauth``)."""
+sweep (``connectors.sweep_after_event_in_tenant``) and never raises: a broker that is down must not
+hide the membership change from its caller, nor stop the other receivers (the platform-token
+revocation in ``oauth``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import logging
 
 from django.dispatch import receiver
 
-from connectors.tasks import sweep_in_tenant
+from connectors.tasks import sweep_after_event_in_tenant
 from tenants.models import Tenant
 from tenants.signals import membership_ended, tenant_deactivated
 
@@ -26,7 +26,7 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "i
 
 def queue_upstream_sweep(tenant: Tenant, reason: str) -> None:
     try:
-        sweep_in_tenant.apply_async((tenant.schema_name,), {"after_event": True}, retry_policy=PUBLISH_RETRY)
+        sweep_after_event_in_tenant.apply_async((tenant.schema_name,), retry_policy=PUBLISH_RETRY)
     except Exception:  # any broker error: logged, the periodic sweep catches up
         log.warning("connectors: could not queue the upstream sweep of %s after %s", tenant.schema_name, reason)
 

@@ -327,7 +327,7 @@ def test_removing_a_member_revokes_their_upstream_account_at_the_provider_withou
 
         wait_for(revoked_at_the_provider, "the provider to see the revocation", procs)
         wait_for(lambda: credentials_left("acme", pk=upstream.pk) == 0, "the credential to be deleted", procs)
-        summary = "job=connectors.sweep_in_tenant tenant=acme outcome=ok"
+        summary = "job=connectors.sweep_after_event_in_tenant tenant=acme outcome=ok"
         wait_for(lambda: summary in procs[0][1].read_text(), "the sweep's summary line", procs)
         log = procs[0][1].read_text()
     assert oidc.introspect(upstream.access_token)["active"] is False

@@ -4,8 +4,8 @@ claimed batches and backoff, the upstream revocation sweep, key rotation. Tasks 
 Exactly once across workers: accounts are *claimed* in batches (``SELECT ... FOR UPDATE SKIP
 LOCKED``, then a committed lease in ``next_refresh_at``), so two workers or two runs never take the
 same account; the refresh itself goes through ``connectors.tokens``' single-flight guard
-(``refresh_claimed``), which re-checks the expiry under the lock. A worker killed mid-batch leaves its leases to
-expire; the next run picks those accounts up."""
+(``refresh_claimed``), which re-checks the expiry under the lock. A worker killed mid-batch leaves
+its leases to expire; the next run picks those accounts up."""
 
 from __future__ import annotations
 
@@ -102,12 +102,34 @@ def record_refresh_failure(account_id: int) -> str:
     return outcome
 
 
+def _refresh_one(
+    account_id: int, expired_at: datetime | None, within_seconds: int, providers: dict[int, Provider], ok: list[int]
+) -> str:
+    """Refresh one claimed account; returns the outcome counted for the run."""
+    try:
+        result = refresh_claimed(
+            account_id=account_id, margin_seconds=within_seconds, providers=providers, deferred_ok=ok
+        )
+    except RefreshBusy:
+        return "busy"
+    except ReauthRequired:
+        return "needs_reauth"
+    except ProviderUnavailable:
+        return record_refresh_failure(account_id)
+    except ConnectorError:
+        return "failed"
+    if not result.refreshed:
+        return "already_fresh"
+    if expired_at is not None and result.refreshed_at is not None:  # time the old token still had (<= 0: late)
+        metrics.proactive_headroom(connection.schema_name, (expired_at - result.refreshed_at).total_seconds())
+    return "refreshed"
+
+
 def refresh_due_accounts(*, within_seconds: int, batch_size: int, max_batches: int | None = None) -> Counts:
     """Claim and refresh due accounts batch by batch until none is left. Safe to run on many workers
     at once: each account is claimed by one of them. An account another process is refreshing at
     that moment (an on-demand refresh holds its lock) is left to it: ``busy``, its lease expires."""
     counts: Counts = dict.fromkeys(REFRESH_OUTCOMES, 0)
-    schema = connection.schema_name
     batches = 0
     while max_batches is None or batches < max_batches:
         claimed = claim_batch(within_seconds=within_seconds, size=batch_size)
@@ -116,28 +138,12 @@ def refresh_due_accounts(*, within_seconds: int, batch_size: int, max_batches: i
         batches += 1
         providers: dict[int, Provider] = {}  # loaded once per batch
         succeeded: list[int] = []  # user ids of the provider calls that succeeded: audited in bulk
-        for account_id, expired_at in claimed:
-            try:
-                result = refresh_claimed(
-                    account_id=account_id, margin_seconds=within_seconds, providers=providers, deferred_ok=succeeded
-                )
-            except RefreshBusy:
-                outcome = "busy"
-            except ReauthRequired:
-                outcome = "needs_reauth"
-            except ProviderUnavailable:
-                outcome = record_refresh_failure(account_id)
-            except ConnectorError:
-                outcome = "failed"
-            else:
-                if not result.refreshed:
-                    outcome = "already_fresh"
-                else:
-                    outcome = "refreshed"
-                    if expired_at is not None and result.refreshed_at is not None:  # <= 0: it was late
-                        metrics.proactive_headroom(schema, (expired_at - result.refreshed_at).total_seconds())
-            counts[outcome] = counts.get(outcome, 0) + 1
-        audit.record_many(event="connector_refresh", outcome="ok", user_ids=succeeded)
+        try:
+            for account_id, expired_at in claimed:
+                outcome = _refresh_one(account_id, expired_at, within_seconds, providers, succeeded)
+                counts[outcome] = counts.get(outcome, 0) + 1
+        finally:  # also when the batch stops on an unexpected error
+            audit.record_many(event="connector_refresh", outcome="ok", user_ids=succeeded)
     counts["batches"] = batches
     return counts
 

@@ -6,7 +6,11 @@ dispatcher task -> claimed batches -> the single-flight refresh (advisory lock, 
 credential write) -> provider.
 
 Run: ``DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/refresh_jobs.py [--sizes 100,1000,10000]``
-(uses the database and Redis it is given; creates the tenant ``benchjobs`` and its users once)."""
+(uses the database and Redis it is given; creates the tenant ``benchjobs`` and its users once).
+``--before ../other-worktree``: each round first with the workers running that checkout's code (e.g.
+``git worktree add ../base main``; same database, Redis and provider), then with this one's.
+``--profile N``: no Celery; N refreshes in one process under cProfile, with the PostgreSQL statements
+and commits per account."""
 
 from __future__ import annotations
 
@@ -53,7 +57,11 @@ def get_json(url: str, method: str = "GET") -> dict:
 
 
 @contextmanager
-def celery_workers(count: int, env: dict[str, str] | None = None, log_dir: Path | None = None, threads: int = 8):
+def celery_workers(
+    count: int, env: dict[str, str] | None = None, log_dir: Path | None = None, threads: int = 8, code: Path = ROOT
+):
+    """``count`` worker processes running the code in ``code`` (this checkout, or another worktree
+    for a side-by-side comparison: same database, same Redis, same provider)."""
     from config.celery import app
 
     with ExitStack() as stack:
@@ -66,8 +74,8 @@ def celery_workers(count: int, env: dict[str, str] | None = None, log_dir: Path 
                 [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", f"w{i}-{os.getpid()}@bench"]
                 + (["--pool", "threads", "--concurrency", str(threads)] if threads > 1 else ["--pool", "solo"])
                 + ["-l", "warning", "--without-gossip", "--without-mingle"],
-                cwd=ROOT,
-                env={**os.environ, **WORKER_ENV, **(env or {})},
+                cwd=code,
+                env={**os.environ, **WORKER_ENV, **(env or {}), "PYTHONPATH": str(code)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -98,7 +106,7 @@ def prepare(users: int, provider_url: str) -> None:
     from tenants.models import Membership, Tenant
     from tenants.services import create_tenant
 
-    create_tenant(SLUG, name="Refresh benchmark")
+    create_tenant(slug=SLUG, name="Refresh benchmark")
     tenant = Tenant.objects.get(schema_name=SLUG)
     emails = [f"bench-{i}@benchjobs.example" for i in range(users)]
     have = set(User.objects.filter(email__in=emails).values_list("email", flat=True))
@@ -153,12 +161,12 @@ def refreshed_count() -> int:
         return ConnectedAccount.objects.filter(refresh_count__gte=1).count()
 
 
-def run_round(size: int, workers: int, provider_url: str, timeout: float) -> dict:
+def run_round(size: int, workers: int, provider_url: str, timeout: float, threads: int, code: Path) -> dict:
     from config.celery import app
     from connectors.tasks import refresh_expiring_in_tenant
 
     app.control.purge()  # nothing left over from the previous round
-    with celery_workers(workers):
+    with celery_workers(workers, threads=threads, code=code):
         create_due_accounts(size)
         get_json(f"{provider_url}/reset", "POST")
         started = time.monotonic()
@@ -172,6 +180,7 @@ def run_round(size: int, workers: int, provider_url: str, timeout: float) -> dic
     return {
         "due": size,
         "workers": workers,
+        "threads": threads,
         "refreshed": done,
         "seconds": round(elapsed, 2),
         "accounts_per_second": round(done / elapsed, 1),
@@ -180,33 +189,130 @@ def run_round(size: int, workers: int, provider_url: str, timeout: float) -> dic
     }
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+@contextmanager
+def counting_round_trips():
+    """Count what one process sends PostgreSQL: statements (``execute_wrapper``) and transactions
+    (commits and rollbacks, each also one BEGIN)."""
+    from django.db import connection
+
+    counts = {"statements": 0, "commits": 0, "rollbacks": 0}
+
+    def count_statement(execute, sql, params, many, context):
+        counts["statements"] += 1
+        return execute(sql, params, many, context)
+
+    commit, rollback = connection.commit, connection.rollback
+
+    def counted_commit():
+        counts["commits"] += 1
+        return commit()
+
+    def counted_rollback():
+        counts["rollbacks"] += 1
+        return rollback()
+
+    connection.commit, connection.rollback = counted_commit, counted_rollback
+    try:
+        with connection.execute_wrapper(count_statement):
+            yield counts
+    finally:
+        del connection.commit, connection.rollback
+
+
+def profile(size: int, top: int) -> None:
+    """In-process, one thread, no Celery: the tenant task's work over ``size`` due accounts under
+    cProfile, with the statements and transactions sent per account."""
+    import cProfile
+    import pstats
+
+    from django.conf import settings
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+
+    from connectors import lifecycle
+    from tenants.models import Tenant
+
+    with loopback_provider() as url:
+        prepare(size, url)
+        create_due_accounts(size)
+        with tenant_context(Tenant.objects.get(schema_name=SLUG)):
+            connection.cursor().execute("SELECT 1")  # connect and set the search path outside the count
+            profiler = cProfile.Profile()
+            started = time.monotonic()
+            with counting_round_trips() as counts:
+                profiler.enable()
+                result = lifecycle.refresh_due_accounts(
+                    within_seconds=settings.CONNECTORS_REFRESH_WINDOW_SECONDS, batch_size=25
+                )
+                profiler.disable()
+            elapsed = time.monotonic() - started
+    n = max(1, result.get("refreshed", 0))
+    per = {k: round(v / n, 2) for k, v in counts.items()}
+    print(json.dumps({"accounts": size, "result": result, "ms_per_account": round(elapsed * 1000 / n, 2), **per}))
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--threads", type=int, default=8, help="worker concurrency (threads pool)")
+    parser.add_argument(
+        "--before", default="", help="a checkout of the old code (git worktree) to run side by side, same rounds"
+    )
+    parser.add_argument("--profile", type=int, default=0, help="profile N refreshes in-process instead")
+    parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     setup_django()
+    if args.profile:
+        profile(args.profile, args.top)
+        return
     from config.celery import app
 
     app.control.purge()
+    codes = {"after": ROOT}
+    if args.before:  # the old code first in each pair, then this checkout's
+        codes = {"before": Path(args.before).resolve(), **codes}
     rows = []
+    print(f"load average at start: {load()}", flush=True)
     with loopback_provider() as url:
         prepare(max(sizes), url)
         for size in sizes:
             for workers in [int(w) for w in args.workers.split(",")]:
-                row = run_round(size, workers, url, args.timeout)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                for name, code in codes.items():
+                    row = {"code": name, **run_round(size, workers, url, args.timeout, args.threads, code)}
+                    row["load"] = load()
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
     print()
-    print("| due accounts | workers | seconds | accounts/s | provider refreshes | refreshed twice |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(f"worker pool: threads, concurrency {args.threads}; load average at the end: {load()}")
+    print()
+    print("| due accounts | workers | code | seconds | accounts/s | provider refreshes | refreshed twice | load |")
+    print("|---:|---:|---|---:|---:|---:|---:|---|")
     for r in rows:
         print(
-            f"| {r['due']:,} | {r['workers']} | {r['seconds']} | {r['accounts_per_second']} "
-            f"| {r['provider_refreshes']:,} | {r['refreshed_twice']} |"
+            f"| {r['due']:,} | {r['workers']} | {r['code']} | {r['seconds']} | {r['accounts_per_second']} "
+            f"| {r['provider_refreshes']:,} | {r['refreshed_twice']} | {r['load']} |"
         )
+    if args.before:
+        print()
+        print("| due accounts | workers | before s | after s | speed-up |")
+        print("|---:|---:|---:|---:|---:|")
+        pairs: dict[tuple[int, int], dict[str, float]] = {}
+        for r in rows:
+            pairs.setdefault((r["due"], r["workers"]), {})[r["code"]] = r["seconds"]
+        for (due, workers), pair in pairs.items():
+            print(
+                f"| {due:,} | {workers} | {pair['before']} | {pair['after']} | {pair['before'] / pair['after']:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

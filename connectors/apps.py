@@ -10,6 +10,7 @@ class ConnectorsConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django.test.signals import setting_changed
 
+        from connectors import receivers  # noqa: F401  (queues the upstream sweep when a membership ends)
         from connectors.crypto import reset_field_keys
         from connectors.schedules import create_schedules
 

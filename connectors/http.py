@@ -4,6 +4,14 @@ that was checked (no second DNS lookup), no redirects, a time budget and a size 
 
 The address rule is DOT's CIMD fetcher's (``oauth2_provider.cimd._ip_is_public``: IPv4 embedded in
 IPv6 forms is judged as IPv4), so both outbound paths of the platform agree.
+
+Connections are kept alive per thread (``_pools``): the proactive refresh calls one token endpoint
+thousands of times a minute, and a new TCP (and TLS) connection per call cost more than the call.
+A pool is keyed by the *checked* address (and the host name for TLS and ``Host``), so the address
+rule still holds for every request: a name that now resolves elsewhere gets another pool or a refusal.
+A connection idle for more than ``KEEPALIVE_IDLE_SECONDS`` is not reused (servers close idle
+keep-alive connections after a few seconds; a request racing that close would fail without an answer,
+which the refresh must treat as "the provider may have acted").
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import ipaddress
 import json
 import socket
 import ssl
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -23,6 +33,8 @@ from django.conf import settings
 from oauth2_provider.cimd import _ip_is_public
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+KEEPALIVE_IDLE_SECONDS = 2.0
+MAX_POOLS_PER_THREAD = 16
 
 
 class OutboundError(Exception):
@@ -90,6 +102,37 @@ def _addresses(host: str, port: int) -> list[str]:
     return ips
 
 
+_local = threading.local()
+PoolKey = tuple[bool, str, int, str]
+
+
+def _pool(key: PoolKey) -> urllib3.HTTPConnectionPool:
+    """This thread's pool for (https, checked address, port, host), created or reused."""
+    pools: OrderedDict[PoolKey, tuple[urllib3.HTTPConnectionPool, float]] = _local.__dict__.setdefault(
+        "pools", OrderedDict()
+    )
+    found = pools.pop(key, None)
+    if found is not None:
+        pool, last_used = found
+        if time.monotonic() - last_used <= KEEPALIVE_IDLE_SECONDS:
+            return pool
+        pool.close()
+    https, ip, port, host = key
+    if https:
+        return urllib3.HTTPSConnectionPool(
+            host=ip, port=port, retries=False, maxsize=1, ssl_context=ssl.create_default_context(), server_hostname=host
+        )
+    return urllib3.HTTPConnectionPool(host=ip, port=port, retries=False, maxsize=1)
+
+
+def _keep(key: PoolKey, pool: urllib3.HTTPConnectionPool) -> None:
+    pools = _local.__dict__.setdefault("pools", OrderedDict())
+    pools[key] = (pool, time.monotonic())
+    while len(pools) > MAX_POOLS_PER_THREAD:
+        _, (oldest, _) = pools.popitem(last=False)
+        oldest.close()
+
+
 def request(
     method: str,
     url: str,
@@ -129,24 +172,18 @@ def request(
         if remaining <= 0:
             break
         timeout = urllib3.Timeout(connect=remaining, read=remaining, total=remaining)
-        if https:
-            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-                host=ip,
-                port=port,
-                timeout=timeout,
-                retries=False,
-                maxsize=1,
-                ssl_context=ssl.create_default_context(),
-                server_hostname=host,
-            )
-        else:
-            pool = urllib3.HTTPConnectionPool(host=ip, port=port, timeout=timeout, retries=False, maxsize=1)
+        key = (https, ip, port, host)
+        pool = _pool(key)
+        reusable = False
         try:
-            raw = pool.urlopen(method, path, body=body, headers=all_headers, redirect=False, preload_content=False)
+            raw = pool.urlopen(
+                method, path, body=body, headers=all_headers, redirect=False, preload_content=False, timeout=timeout
+            )
             try:
                 data = raw.read(max_bytes + 1)
                 if len(data) > max_bytes:
                     raise OutboundError("too_large", "the provider's response exceeds the size limit")
+                reusable = True
                 return Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, data)
             finally:
                 raw.release_conn()
@@ -157,5 +194,8 @@ def request(
             last = OutboundError("connection_failed", f"could not reach {host!r}", transient=True)
             last.__cause__ = exc
         finally:
-            pool.close()
+            if reusable:
+                _keep(key, pool)
+            else:
+                pool.close()
     raise last or OutboundError("timeout", f"{host!r} did not answer in time", transient=True)

@@ -3,14 +3,14 @@ claimed batches and backoff, the upstream revocation sweep, key rotation. Tasks 
 
 Exactly once across workers: accounts are *claimed* in batches (``SELECT ... FOR UPDATE SKIP
 LOCKED``, then a committed lease in ``next_refresh_at``), so two workers or two runs never take the
-same account; the refresh itself goes through ``connectors.tokens.refresh_account``'s single-flight
-guard, which re-checks the expiry under the lock. A worker killed mid-batch leaves its leases to
-expire; the next run picks those accounts up."""
+same account; the refresh itself goes through ``connectors.tokens``' single-flight guard
+(``refresh_claimed``), which re-checks the expiry under the lock. A worker killed mid-batch leaves
+its leases to expire; the next run picks those accounts up."""
 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,14 +19,15 @@ from django.utils import timezone
 
 from connectors.crypto import reencrypt_current_schema
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
-from connectors.models import ConnectedAccount, Credential
+from connectors.models import ConnectedAccount, Credential, Provider
 from connectors.services import _revoke_and_forget
-from connectors.tokens import refresh_account
-from observability import metrics
+from connectors.tokens import RefreshBusy, refresh_claimed
+from observability import audit, metrics
 from tenants.models import Membership
 
 Status = ConnectedAccount.Status
 Counts = dict[str, int]
+REFRESH_OUTCOMES = ("refreshed", "already_fresh", "busy", "needs_reauth", "backoff", "gave_up", "failed")
 
 
 def _active_member() -> Exists:
@@ -51,20 +52,21 @@ def due_accounts(*, within_seconds: int, now=None) -> QuerySet[ConnectedAccount]
     )
 
 
-def claim_batch(*, within_seconds: int, size: int) -> list[int]:
-    """Lease up to ``size`` due accounts to this worker (committed before any provider call)."""
+def claim_batch(*, within_seconds: int, size: int) -> list[tuple[int, datetime | None]]:
+    """Lease up to ``size`` due accounts to this worker (committed before any provider call).
+    Returns their ids with the expiry each had when claimed (for the headroom metric)."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
     with transaction.atomic():
-        ids = list(
+        claimed = list(
             due_accounts(within_seconds=within_seconds, now=now)
             .order_by("expires_at", "pk")
             .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:size]
+            .values_list("pk", "expires_at")[:size]
         )
-        if ids:
-            ConnectedAccount.objects.filter(pk__in=ids).update(next_refresh_at=lease)
-    return ids
+        if claimed:
+            ConnectedAccount.objects.filter(pk__in=[pk for pk, _ in claimed]).update(next_refresh_at=lease)
+    return claimed
 
 
 def backoff_delay(failures: int, *, base: float, cap: float) -> float:
@@ -100,43 +102,48 @@ def record_refresh_failure(account_id: int) -> str:
     return outcome
 
 
+def _refresh_one(
+    account_id: int, expired_at: datetime | None, within_seconds: int, providers: dict[int, Provider], ok: list[int]
+) -> str:
+    """Refresh one claimed account; returns the outcome counted for the run."""
+    try:
+        result = refresh_claimed(
+            account_id=account_id, margin_seconds=within_seconds, providers=providers, deferred_ok=ok
+        )
+    except RefreshBusy:
+        return "busy"
+    except ReauthRequired:
+        return "needs_reauth"
+    except ProviderUnavailable:
+        return record_refresh_failure(account_id)
+    except ConnectorError:
+        return "failed"
+    if not result.refreshed:
+        return "already_fresh"
+    if expired_at is not None and result.refreshed_at is not None:  # time the old token still had (<= 0: late)
+        metrics.proactive_headroom(connection.schema_name, (expired_at - result.refreshed_at).total_seconds())
+    return "refreshed"
+
+
 def refresh_due_accounts(*, within_seconds: int, batch_size: int, max_batches: int | None = None) -> Counts:
     """Claim and refresh due accounts batch by batch until none is left. Safe to run on many workers
-    at once: each account is claimed by one of them."""
-    counts: Counts = {"refreshed": 0, "already_fresh": 0, "needs_reauth": 0, "backoff": 0, "gave_up": 0, "failed": 0}
+    at once: each account is claimed by one of them. An account another process is refreshing at
+    that moment (an on-demand refresh holds its lock) is left to it: ``busy``, its lease expires."""
+    counts: Counts = dict.fromkeys(REFRESH_OUTCOMES, 0)
     batches = 0
     while max_batches is None or batches < max_batches:
-        ids = claim_batch(within_seconds=within_seconds, size=batch_size)
-        if not ids:
+        claimed = claim_batch(within_seconds=within_seconds, size=batch_size)
+        if not claimed:
             break
         batches += 1
-        started = timezone.now()
-        expiries = dict(ConnectedAccount.objects.filter(pk__in=ids).values_list("pk", "expires_at"))
-        other = 0  # accounts of this batch that ended in something other than success
-        for account_id in ids:
-            try:
-                refresh_account(account_id=account_id, margin_seconds=within_seconds)
-                continue
-            except ReauthRequired:
-                outcome = "needs_reauth"
-            except ProviderUnavailable:
-                outcome = record_refresh_failure(account_id)
-            except ConnectorError:
-                outcome = "failed"
-            counts[outcome] = counts.get(outcome, 0) + 1
-            other += 1
-        done = list(
-            ConnectedAccount.objects.filter(pk__in=ids, last_refreshed_at__gte=started).values_list(
-                "pk", "last_refreshed_at"
-            )
-        )
-        for account_id, refreshed_at in done:  # how much time the old token still had (<= 0: late)
-            expired_at = expiries.get(account_id)
-            if expired_at is not None:
-                metrics.proactive_headroom(connection.schema_name, (expired_at - refreshed_at).total_seconds())
-        refreshed = len(done)
-        counts["refreshed"] += refreshed
-        counts["already_fresh"] += len(ids) - refreshed - other
+        providers: dict[int, Provider] = {}  # loaded once per batch
+        succeeded: list[int] = []  # user ids of the provider calls that succeeded: audited in bulk
+        try:
+            for account_id, expired_at in claimed:
+                outcome = _refresh_one(account_id, expired_at, within_seconds, providers, succeeded)
+                counts[outcome] = counts.get(outcome, 0) + 1
+        finally:  # also when the batch stops on an unexpected error
+            audit.record_many(event="connector_refresh", outcome="ok", user_ids=succeeded)
     counts["batches"] = batches
     return counts
 

@@ -8,7 +8,9 @@ summary line.
   ``connectors.refresh_batches_in_tenant`` tasks let other workers claim batches in parallel.
 - ``connectors.sweep`` -> ``connectors.sweep_in_tenant`` (every tenant, also deactivated ones):
   revoke at the provider and delete the credentials of ended members / deactivated tenants, retry
-  failed revocations with backoff, purge old connect attempts.
+  failed revocations with backoff, purge old connect attempts. The same work is queued at once as
+  ``connectors.sweep_after_event_in_tenant`` when a membership ends or the tenant is deactivated
+  (``connectors.receivers``).
 - ``connectors.reencrypt`` -> ``connectors.reencrypt_in_tenant``: re-encrypt under the newest key.
 """
 
@@ -29,6 +31,7 @@ from tenants.models import Tenant
 REFRESH = "connectors.refresh_expiring_in_tenant"
 REFRESH_PART = "connectors.refresh_batches_in_tenant"
 SWEEP = "connectors.sweep_in_tenant"
+SWEEP_AFTER_EVENT = "connectors.sweep_after_event_in_tenant"
 REENCRYPT = "connectors.reencrypt_in_tenant"
 
 
@@ -76,6 +79,17 @@ def _sweep(tenant: Tenant) -> Counts:
 @shared_task(name=SWEEP, acks_late=True)
 def sweep_in_tenant(slug: str, run_id: str = "") -> Counts:
     return run_in_tenant(job=SWEEP, slug=slug, work=_sweep, run_id=run_id, include_inactive=True)
+
+
+@shared_task(name=SWEEP_AFTER_EVENT, acks_late=True)
+def sweep_after_event_in_tenant(slug: str, run_id: str = "") -> Counts:
+    """The same sweep, queued by ``connectors.receivers`` when a membership ended or the tenant was
+    deactivated, and recorded as its own job. It runs even while a periodic sweep of the tenant is
+    running (that one may have read the members before the change): the sweep's steps are safe side
+    by side (an idempotent UPDATE, revocations claimed with ``SKIP LOCKED`` and a lease)."""
+    return run_in_tenant(
+        job=SWEEP_AFTER_EVENT, slug=slug, work=_sweep, run_id=run_id, include_inactive=True, single=False
+    )
 
 
 @shared_task(name="connectors.sweep", acks_late=True)

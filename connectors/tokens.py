@@ -6,34 +6,49 @@ processes and machines:
 
 1. a PostgreSQL session-level advisory lock keyed by (schema, account) serialises refreshers; it is
    held across the call to the provider and released by PostgreSQL when the process dies;
-2. after acquiring it the account row is re-read under ``SELECT ... FOR UPDATE``: if another worker
-   refreshed meanwhile, its token is used and the provider is not called;
+2. after acquiring it the account row is re-read under a row lock: if another worker refreshed
+   meanwhile, its token is used and the provider is not called;
 3. the account is marked ``refreshing`` (with a timestamp) and that is committed before the provider
    is called, so a worker killed mid-refresh leaves a visible state;
-4. the rotated refresh token is committed before the new access token is handed to anyone.
+4. the rotated refresh token is committed (durably) before the new access token is handed to anyone.
 
 A ``refreshing`` mark found by the next refresher means the previous one died (or lost the answer):
 it refreshes with the stored token; if the provider refuses it (it had already rotated), the account
 becomes ``needs_reauth`` with reason ``refresh_lost``. ``invalid_grant`` otherwise gives
 ``needs_reauth``/``invalid_grant``; transient failures are retried (``connectors.upstream.refresh``)
 and then raise ``ProviderUnavailable`` without changing the account.
+
+Cost of one refresh (the proactive job runs thousands a minute): four round trips to PostgreSQL and
+one durable commit. ``pg_try_advisory_lock`` (the blocking form, with ``lock_timeout``, only when
+another refresher holds it); one ``UPDATE ... RETURNING`` that locks the row, re-checks it, marks it
+``refreshing`` and returns the stored refresh token (2. and 3.); after the provider call one
+statement writing the credential and the account together (4.); the unlock. The ``refreshing`` mark
+commits with ``synchronous_commit = off``: it is visible to every other session at once, only a crash
+of the PostgreSQL server itself within ~0.6 s could lose it, and then the rotated tokens (committed
+durably, which flushes the mark with them) were not stored either; the next refresher then sees
+``active`` instead of ``refreshing`` and a refused old token is reported as ``invalid_grant`` instead
+of ``refresh_lost`` (``needs_reauth`` either way). The rare cases (nothing to refresh, an unusable or
+unrefreshable account) take the ORM path, ``_mark_or_settle``. The two statements are hand-written
+SQL for the round trips; they mirror ``_mark_or_settle`` and ``Credential``/``ConnectedAccount``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from connectors import upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
-from connectors.models import ConnectedAccount, Credential
+from connectors.models import ConnectedAccount, Credential, Provider
 from observability import audit, metrics
 
 log = logging.getLogger(__name__)
@@ -41,26 +56,74 @@ log = logging.getLogger(__name__)
 Status = ConnectedAccount.Status
 
 
+class RefreshBusy(ProviderUnavailable):
+    """Another process is refreshing this account right now (the proactive job does not wait)."""
+
+    def __init__(self) -> None:
+        super().__init__("refresh_busy", "another refresh of this account is running")
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    access_token: str = field(repr=False)
+    refreshed: bool  # False: it was fresh already (another refresher did it while we waited)
+    user_id: int | None = None
+    refreshed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Marked:
+    """An account marked ``refreshing`` by this process, with what the provider call needs."""
+
+    interrupted: bool  # it was ``refreshing`` already: a previous refresher died
+    user_id: int
+    provider_id: int
+    refresh_token: str = field(repr=False)
+    provider: Provider | None = None
+
+
 def _lock_key(account_id: int) -> int:
     raw = hashlib.sha256(f"connectors.refresh:{connection.schema_name}:{account_id}".encode()).digest()
     return int.from_bytes(raw[:8], "big", signed=True)
 
 
-@contextmanager
-def refresh_lock(account_id: int) -> Iterator[None]:
-    """The cross-process single-flight guard for one account (session-level advisory lock)."""
-    key = _lock_key(account_id)
+def _try_lock(key: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        return bool(cursor.fetchone()[0])
+
+
+def _wait_lock(key: int) -> None:
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.CONNECTORS_LOCK_WAIT_SECONDS}s"])
             cursor.execute("SELECT pg_advisory_lock(%s)", [key])
     except OperationalError as exc:
         raise ProviderUnavailable("refresh_busy", "another refresh of this account is still running") from exc
+
+
+def _unlock(key: int) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    except DatabaseError:  # the session is broken: closing it is what releases the lock
+        connection.close()
+        raise
+
+
+@contextmanager
+def refresh_lock(account_id: int, *, wait: bool = True) -> Iterator[None]:
+    """The cross-process single-flight guard for one account (session-level advisory lock). Without
+    ``wait``, ``RefreshBusy`` when another process holds it."""
+    key = _lock_key(account_id)
+    if not _try_lock(key):
+        if not wait:
+            raise RefreshBusy()
+        _wait_lock(key)
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        _unlock(key)
 
 
 def _expiring(account: ConnectedAccount, margin_seconds: int | None = None) -> bool:
@@ -101,83 +164,175 @@ def _mark_needs_reauth(account_id: int, reason: str) -> None:
     )
 
 
-@contextmanager
-def _observed_refresh(account_id: int) -> Iterator[None]:
+# --- the two hand-written statements (see the module docstring) -------------------------------------
+
+_ACCOUNTS = ConnectedAccount._meta.db_table
+_CREDENTIALS = Credential._meta.db_table
+_ACCESS_TOKEN = Credential._meta.get_field("access_token")
+_REFRESH_TOKEN = Credential._meta.get_field("refresh_token")
+_GRANTED_SCOPES = ConnectedAccount._meta.get_field("granted_scopes")
+
+# the common case of ``_mark_or_settle``: refreshable (a credential with a refresh token) and either
+# expiring within the margin or left ``refreshing`` by a refresher that died
+_MARK = f"""
+WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+UPDATE {_ACCOUNTS} AS a SET status = 'refreshing', refreshing_since = %(now)s, updated_at = %(now)s
+FROM async, (SELECT id, status FROM {_ACCOUNTS} WHERE id = %(id)s FOR UPDATE) AS old, {_CREDENTIALS} AS c
+WHERE a.id = old.id AND c.account_id = a.id AND c.refresh_token IS NOT NULL
+  AND (a.status = 'refreshing' OR (a.status = 'active' AND a.expires_at <= %(due)s))
+RETURNING old.status, a.user_id, a.provider_id, c.refresh_token
+"""  # noqa: S608 (table names come from model metadata, values are parameters)
+
+# what the second transaction of the ORM version did: the rotated tokens and the account's new state
+# in one statement (one durable commit). The account goes back to ``active`` only if it is still
+# ``refreshing``: a disconnect or the sweep that revoked it meanwhile keeps its state.
+_STORE = f"""
+WITH c AS (
+  UPDATE {_CREDENTIALS} SET access_token = %(access)s, refresh_token = COALESCE(%(refresh)s, refresh_token),
+    token_type = %(token_type)s, updated_at = %(now)s
+  WHERE account_id = %(id)s RETURNING account_id
+)
+UPDATE {_ACCOUNTS} SET
+  status = CASE WHEN status = 'refreshing' THEN 'active' ELSE status END,
+  status_reason = CASE WHEN status = 'refreshing' THEN '' ELSE status_reason END,
+  refreshing_since = NULL, refresh_failures = 0, refresh_failing_since = NULL, next_refresh_at = NULL,
+  expires_at = %(expires_at)s, granted_scopes = COALESCE(%(scopes)s, granted_scopes),
+  last_refreshed_at = %(now)s, refresh_count = refresh_count + 1, updated_at = %(now)s
+WHERE id IN (SELECT account_id FROM c)
+RETURNING id
+"""  # noqa: S608 (table names come from model metadata, values are parameters)
+
+
+def _mark(account_id: int, now: datetime, due: datetime) -> _Marked | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK, {"id": account_id, "now": now, "due": due})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    status, user_id, provider_id, raw_refresh = row
+    refresh_token = _REFRESH_TOKEN.from_db_value(bytes(raw_refresh), None, connection)
+    return _Marked(status == Status.REFRESHING, user_id, provider_id, refresh_token)
+
+
+def _store(account_id: int, tokens: upstream.TokenSet, now: datetime) -> bool:
+    expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
+    params = {
+        "id": account_id,
+        "now": now,
+        "access": _ACCESS_TOKEN.get_db_prep_save(tokens.access_token, connection),
+        "refresh": _REFRESH_TOKEN.get_db_prep_save(tokens.refresh_token, connection) if tokens.refresh_token else None,
+        "token_type": tokens.token_type,
+        "expires_at": expires_at,
+        "scopes": _GRANTED_SCOPES.get_db_prep_save(tokens.scopes, connection) if tokens.scopes is not None else None,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE, params)
+        return cursor.fetchone() is not None
+
+
+def _mark_or_settle(account_id: int, margin_seconds: int | None) -> _Marked | Refreshed:
+    """The general case, through the ORM: refuse an unusable account, answer a fresh one, mark an
+    unrefreshable one ``needs_reauth``, or mark it ``refreshing``."""
+    with transaction.atomic():
+        account = ConnectedAccount.objects.select_for_update().select_related("provider").get(pk=account_id)
+        _refuse_unusable(account)
+        credential = Credential.objects.filter(account=account).first()
+        if credential is None:
+            raise ReauthRequired("not_connected", "the account has no credentials")
+        if account.status == Status.ACTIVE and not _expiring(account, margin_seconds):
+            return Refreshed(credential.access_token, refreshed=False, user_id=account.user_id)
+        interrupted = account.status == Status.REFRESHING
+        if not credential.refresh_token:
+            account.status, account.status_reason = Status.NEEDS_REAUTH, "expired"
+            account.save(update_fields=["status", "status_reason", "updated_at"])
+            raise ReauthRequired("expired", f"the {account.provider.key} token expired and cannot be refreshed")
+        account.status = Status.REFRESHING
+        account.refreshing_since = timezone.now()
+        account.save(update_fields=["status", "refreshing_since", "updated_at"])
+        return _Marked(interrupted, account.user_id, account.provider_id, credential.refresh_token, account.provider)
+
+
+def _call_provider(
+    provider: Provider, marked: _Marked, attempt: upstream.RefreshOutcome, deferred_ok: list[int] | None
+) -> upstream.TokenSet:
+    """The provider call, observed: outcome and latency in the metrics, one ``connector_refresh``
+    audit event (a success may be handed to the caller, ``deferred_ok``, to record in bulk)."""
     outcome = "error"
+    started = time.monotonic()
     try:
-        with metrics.stopwatch() as elapsed:
-            try:
-                yield
-                outcome = "ok"
-            except ProviderUnavailable:
-                outcome = "unavailable"
-                raise
-            except ConnectorError as exc:
-                outcome = "needs_reauth" if exc.code == "invalid_grant" else "error"
-                raise
+        tokens = upstream.refresh(provider, marked.refresh_token, attempt)
+        outcome = "ok"
+        return tokens
+    except ProviderUnavailable:
+        outcome = "unavailable"
+        raise
+    except ConnectorError as exc:
+        outcome = "needs_reauth" if exc.code == "invalid_grant" else "error"
+        raise
     finally:
-        metrics.connector_refresh(connection.schema_name, outcome, elapsed[0])
-        user_id = ConnectedAccount.objects.filter(pk=account_id).values_list("user_id", flat=True).first()
-        audit.record(event="connector_refresh", outcome=outcome, user_id=user_id)
+        metrics.connector_refresh(connection.schema_name, outcome, time.monotonic() - started)
+        if outcome == "ok" and deferred_ok is not None:
+            deferred_ok.append(marked.user_id)
+        else:
+            audit.record(event="connector_refresh", outcome=outcome, user_id=marked.user_id)
 
 
-def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> str:
-    """Refresh under the single-flight guard (see the module docstring); returns the access token.
-    ``margin_seconds``: refresh only if the token expires within it (re-checked under the lock)."""
+def _refresh(
+    account_id: int,
+    margin_seconds: int | None,
+    *,
+    wait: bool,
+    providers: dict[int, Provider] | None = None,
+    deferred_ok: list[int] | None = None,
+) -> Refreshed:
     if connection.in_atomic_block:
         raise RuntimeError("refresh_account commits as it goes: call it outside a transaction")
-    with refresh_lock(account_id):
-        with transaction.atomic():
-            account = ConnectedAccount.objects.select_for_update().select_related("provider").get(pk=account_id)
-            _refuse_unusable(account)
-            credential = Credential.objects.filter(account=account).first()
-            if credential is None:
-                raise ReauthRequired("not_connected", "the account has no credentials")
-            if account.status == Status.ACTIVE and not _expiring(account, margin_seconds):
-                return credential.access_token  # another worker refreshed while we waited
-            interrupted = account.status == Status.REFRESHING
-            if not credential.refresh_token:
-                account.status, account.status_reason = Status.NEEDS_REAUTH, "expired"
-                account.save(update_fields=["status", "status_reason", "updated_at"])
-                raise ReauthRequired("expired", f"the {account.provider.key} token expired and cannot be refreshed")
-            account.status = Status.REFRESHING
-            account.refreshing_since = timezone.now()
-            account.save(update_fields=["status", "refreshing_since", "updated_at"])
-            provider, refresh_token = account.provider, credential.refresh_token
+    margin = settings.CONNECTORS_REFRESH_MARGIN_SECONDS if margin_seconds is None else margin_seconds
+    with refresh_lock(account_id, wait=wait):
+        now = timezone.now()
+        marked = _mark(account_id, now, now + timedelta(seconds=margin)) or _mark_or_settle(account_id, margin)
+        if isinstance(marked, Refreshed):
+            return marked  # another worker refreshed while we waited
         # committed: the refreshing mark is visible; the lock still keeps other refreshers out
+        provider = marked.provider or (providers or {}).get(marked.provider_id)
+        if provider is None:
+            provider = Provider.objects.get(pk=marked.provider_id)
+            if providers is not None:
+                providers[provider.pk] = provider
         attempt = upstream.RefreshOutcome()
         try:
-            with _observed_refresh(account_id):  # observability: outcome, latency, audit event
-                tokens = upstream.refresh(provider, refresh_token, attempt)
+            tokens = _call_provider(provider, marked, attempt, deferred_ok)
         except ProviderUnavailable:
             if not attempt.ambiguous:  # every try got an answer: nothing rotated, the account is as before
                 ConnectedAccount.objects.filter(pk=account_id).update(status=Status.ACTIVE, refreshing_since=None)
             raise
         except ConnectorError as exc:
-            reason = "refresh_lost" if (interrupted or attempt.ambiguous) else exc.code
+            reason = "refresh_lost" if (marked.interrupted or attempt.ambiguous) else exc.code
             if exc.code == "invalid_grant":
                 _mark_needs_reauth(account_id, reason)
                 log.warning("connectors: account %s needs re-authorization (%s)", account_id, reason)
                 raise ReauthRequired(reason, f"the {provider.key} account needs to be connected again") from exc
             ConnectedAccount.objects.filter(pk=account_id).update(status=Status.ACTIVE, refreshing_since=None)
             raise
-        now = timezone.now()
-        with transaction.atomic():
-            account = ConnectedAccount.objects.select_for_update().get(pk=account_id)
-            credential = Credential.objects.select_for_update().get(account=account)
-            credential.access_token = tokens.access_token
-            if tokens.refresh_token:  # rotated: the old one is dead at the provider from now on
-                credential.refresh_token = tokens.refresh_token
-            credential.token_type = tokens.token_type
-            credential.save()
-            account.status, account.status_reason, account.refreshing_since = Status.ACTIVE, "", None
-            account.refresh_failures, account.refresh_failing_since, account.next_refresh_at = 0, None, None
-            account.expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
-            if tokens.scopes is not None:
-                account.granted_scopes = tokens.scopes
-            account.last_refreshed_at = now
-            account.refresh_count += 1
-            account.save()
+        refreshed_at = timezone.now()
+        if not _store(account_id, tokens, refreshed_at):
+            raise ReauthRequired("not_connected", "the account was disconnected during the refresh")
         # committed: the rotated refresh token is durable before the access token is used
         log.info("connectors: account %s refreshed", account_id)
-        return tokens.access_token
+        return Refreshed(tokens.access_token, refreshed=True, user_id=marked.user_id, refreshed_at=refreshed_at)
+
+
+def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> str:
+    """Refresh under the single-flight guard (see the module docstring); returns the access token.
+    ``margin_seconds``: refresh only if the token expires within it (re-checked under the lock)."""
+    return _refresh(account_id, margin_seconds, wait=True).access_token
+
+
+def refresh_claimed(
+    *, account_id: int, margin_seconds: int, providers: dict[int, Provider], deferred_ok: list[int]
+) -> Refreshed:
+    """The proactive job's refresh: the same guard, but ``RefreshBusy`` instead of waiting when
+    another process is refreshing the account (it is being refreshed: nothing for the job to do).
+    ``providers`` caches the providers over a batch; the user ids of successful provider calls are
+    appended to ``deferred_ok`` for the caller to audit in bulk (failures are audited at once)."""
+    return _refresh(account_id, margin_seconds, wait=False, providers=providers, deferred_ok=deferred_ok)

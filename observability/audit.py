@@ -97,3 +97,26 @@ def _insert_async_commit(row: AuthEvent) -> None:
 def sample_tool_call() -> bool:
     rate = settings.AUDIT_TOOL_CALL_SAMPLE_RATE
     return bool(settings.AUDIT_ENABLED and rate > 0 and (rate >= 1 or random.random() < rate))  # noqa: S311
+
+
+def record_many(*, event: str, outcome: str, user_ids: list[int | None]) -> None:
+    """One event per user id, in one INSERT (a batch job's successes: the connectors' proactive
+    refresh records its batch at once). Same rules as ``record``."""
+    if not settings.AUDIT_ENABLED or not user_ids:
+        return
+    schema = connection.schema_name
+    if schema == PUBLIC:
+        return
+    rows = [
+        AuthEvent(tenant=schema, event=event[:40], outcome=outcome[:40], user_id=user_id, client_id="")
+        for user_id in user_ids
+    ]
+    in_caller_transaction = connection.in_atomic_block
+    try:
+        with transaction.atomic():
+            if not in_caller_transaction:  # its own transaction: no WAL flush wait (see the docstring)
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            AuthEvent.objects.bulk_create(rows)
+    except DatabaseError:
+        logger.exception("audit: could not record %d %s events", len(rows), event)

@@ -109,8 +109,9 @@ def test_scheduled_refresh_renews_an_account_expiring_in_five_minutes_with_no_to
             wait_for(refreshed, "the scheduled refresh", everything)
 
             # beat keeps firing every 2 s: the later runs find nothing due
-            def runs() -> int:
-                return JobRun.objects.get(job="connectors.refresh_expiring_in_tenant", tenant_slug="acme").runs
+            def runs() -> int:  # the row is written after the run's work: it may not be there yet
+                row = JobRun.objects.filter(job="connectors.refresh_expiring_in_tenant", tenant_slug="acme").first()
+                return row.runs if row else 0
 
             wait_for(lambda: runs() >= runs_before + 3, "more scheduled runs", everything)
             time.sleep(1)
@@ -297,3 +298,75 @@ def test_platform_admin_shows_the_last_runs_and_runs_a_job_now(live, unique):
     assert response.status_code == 302, response.text[:500]
     with workers(1) as procs:
         wait_for(lambda: JobRun.objects.get(pk=run.pk).runs == run.runs + 1, "the queued run", procs)
+
+
+def test_removing_a_member_revokes_their_upstream_account_at_the_provider_without_the_periodic_sweep(
+    live, oidc, unique
+):
+    """Ending a membership queues the tenant's upstream sweep at once (``connectors.receivers``): with
+    a worker running and no beat, nothing else would revoke the account at the provider."""
+    from accounts.models import User
+    from tenants.services import add_user, remove_user
+
+    email = f"leaver-now-{unique}@acme.test"
+    add_user(slug="acme", email=email, password=PASSWORD, role="member")
+    key = add_oidc_provider(oidc)
+    browser = ConnectBrowser(live, oidc, email=email)
+    browser.steer(test_account=f"leaver-now-{unique}")
+    assert browser.connect(key).status_code == 302
+    user = User.objects.get(email=email)
+    with schema_context("acme"):
+        upstream = Credential.objects.get(account__user=user, account__provider__key=key)
+    assert oidc.introspect(upstream.refresh_token)["active"] is True
+    before = oidc.stats()["revocations"]
+    with workers(1) as procs:
+        remove_user(slug="acme", email=email)
+
+        def revoked_at_the_provider() -> bool:
+            return oidc.introspect(upstream.refresh_token)["active"] is False
+
+        wait_for(revoked_at_the_provider, "the provider to see the revocation", procs)
+        wait_for(lambda: credentials_left("acme", pk=upstream.pk) == 0, "the credential to be deleted", procs)
+        summary = "job=connectors.sweep_after_event_in_tenant tenant=acme outcome=ok"
+        wait_for(lambda: summary in procs[0][1].read_text(), "the sweep's summary line", procs)
+        log = procs[0][1].read_text()
+    assert oidc.introspect(upstream.access_token)["active"] is False
+    assert oidc.stats()["revocations"] >= before + 2
+    with schema_context("acme"):
+        account = ConnectedAccount.objects.get(user=user, provider__key=key)
+        assert not Credential.objects.filter(pk=upstream.pk).exists()
+    assert (account.status, account.status_reason, account.revocation_pending) == ("revoked", "membership_ended", False)
+    assert upstream.refresh_token not in log and upstream.access_token not in log
+
+
+def credentials_left(slug: str, **lookup) -> int:
+    with schema_context(slug):
+        return Credential.objects.filter(**lookup).count()
+
+
+def test_deactivating_a_tenant_revokes_its_upstream_accounts_at_the_provider_without_the_periodic_sweep(
+    live, oidc, unique
+):
+    from tenants.services import add_user, create_tenant, deactivate_tenant
+
+    slug = f"closing_{unique}"
+    create_tenant(slug=slug, name="Closing down")
+    email = f"member-{unique}@closing.test"
+    add_user(slug=slug, email=email, password=PASSWORD, role="member")
+    key = add_oidc_provider(oidc, slug)
+    ids = bulk_accounts(oidc, slug, key, email, 3, expires_in=3600)
+    with schema_context(slug):
+        minted = list(Credential.objects.filter(account_id__in=ids).values_list("refresh_token", flat=True))
+    assert [oidc.introspect(t)["active"] for t in minted] == [True] * 3
+    with workers(1) as procs:
+        deactivate_tenant(slug=slug)
+
+        def revoked_at_the_provider() -> bool:
+            return [oidc.introspect(t)["active"] for t in minted] == [False] * 3
+
+        wait_for(revoked_at_the_provider, "the provider to see the revocations", procs)
+        wait_for(lambda: credentials_left(slug, account_id__in=ids) == 0, "the credentials to be deleted", procs)
+    with schema_context(slug):
+        accounts = ConnectedAccount.objects.filter(pk__in=ids)
+        assert set(accounts.values_list("status_reason", flat=True)) == {"tenant_deactivated"}
+        assert not Credential.objects.filter(account_id__in=ids).exists()

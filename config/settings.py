@@ -90,6 +90,8 @@ TENANT_PATH_PREFIX = "t"
 TENANT_TEMPLATE_SCHEMA = "_tenant_template"
 TENANT_PROVISION_BY_COPY = env.bool("TENANT_PROVISION_BY_COPY", default=True)
 GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
+# tenants that already have every migration get only the post_migrate receivers, not a whole `migrate`
+TENANT_MIGRATE_SKIP_CURRENT = env.bool("TENANT_MIGRATE_SKIP_CURRENT", default=True)
 # migrate_schemas --executor=multiprocessing: worker processes (one per core is the useful maximum)
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env.int("TENANT_MIGRATION_PROCESSES", default=os.cpu_count() or 2)
 

@@ -199,3 +199,20 @@ def test_tenants_created_at_the_same_time(django_db_setup, django_db_blocker, un
     finally:
         with django_db_blocker.unblock():
             drop(one, two, same)
+
+
+@pytest.mark.django_db
+def test_migrate_schemas_recreates_the_template_and_runs_the_receivers_of_current_tenants() -> None:
+    """``migrate_schemas`` makes a missing template again (migrated, receivers included), and a tenant
+    that is already current still gets its post_migrate receivers (here: a scope-matrix row restored)."""
+    from mcp_tools.models import ToolPolicy
+
+    with schema_context("acme"):
+        ToolPolicy.objects.filter(tool_name="crm_get_contact").delete()
+    with connection.cursor() as cursor:  # undone when the test's transaction is rolled back
+        cursor.execute(f'DROP SCHEMA "{TEMPLATE}" CASCADE')
+    call_command("migrate_schemas", tenant=True, verbosity=0)
+    assert not missing_migrations(TEMPLATE)
+    assert_same_schema(TEMPLATE, "globex")
+    with schema_context("acme"):
+        assert ToolPolicy.objects.filter(tool_name="crm_get_contact").exists()

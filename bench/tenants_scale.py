@@ -11,15 +11,17 @@ latency with 1 tenant against N tenants provisioned, one tenant called or calls 
 3. Provisioning: a few tenants by running every migration and by django-tenants' ``CloneSchema``
    (for the ratio, dropped again), then ``--tenants`` tenants through ``tenants.services.create_tenant``
    (a copy of the template), each followed by its demo data (an admin and a member, three contacts
-   with a note each, a client and a token): median, p95, first 10 against last 10.
+   with a note each; then a client and a token each): median, p95, first 10 against last 10.
 4. The same latencies with N tenants: one tenant called, and calls spread round-robin over every
    tenant (each call changes schema, so ``TENANT_LIMIT_SET_CALLS`` saves nothing and PostgreSQL's
    per-backend catalog caches see every schema). Blocks alternate so drift hits both alike.
 5. What grows with the tenant count: this process's RSS and functools caches, the PostgreSQL backend's
    memory (``pg_backend_memory_contexts``), after calls spread over every tenant.
-6. ``--migrate``: ``migrate_schemas`` over every tenant (nothing to apply: the per-tenant cost of a
-   deploy's migrate) with ``--executor=multiprocessing`` (``TENANT_MIGRATION_PROCESSES``, default the
-   core count), and with the standard executor over a sample to extrapolate.
+6. ``--migrate`` (or ``--migrate-only``): ``migrate_schemas --tenant`` over every tenant with nothing
+   to apply (a deploy without tenant migrations): standard and multiprocessing executors
+   (``TENANT_MIGRATION_PROCESSES``, default the core count) with current tenants getting only their
+   post_migrate receivers, and multiprocessing with a whole ``migrate`` per tenant
+   (``TENANT_MIGRATE_SKIP_CURRENT=0``, the django-tenants way).
 
 Run on demand; never part of the tests.
 """
@@ -353,13 +355,34 @@ def project_caches() -> dict[str, int]:
 
 
 # --- migrate_schemas ---------------------------------------------------------------------------------
-def migrate_all(executor: str, schema: str | None = None) -> float:
+def migrate_all(executor: str, *, skip_current: bool) -> float:
+    """Wall time of ``migrate_schemas --tenant`` (template and every tenant) in its own process."""
     command = [sys.executable, "manage.py", "migrate_schemas", "--tenant", "--executor", executor, "-v", "0"]
-    if schema:
-        command += ["--schema", schema]
+    env = {**os.environ, "TENANT_MIGRATE_SKIP_CURRENT": "1" if skip_current else "0"}
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - started
+
+
+def migrate_report(full: bool) -> list[str]:
+    """migrate_schemas over every tenant with nothing to apply: the shortcut for current tenants
+    (standard and multiprocessing executors) and, with ``full``, a whole ``migrate`` per tenant."""
+    from tenants.models import Tenant
+
+    count = Tenant.objects.count()
+    connection.close()
+    runs = [("standard", True), ("multiprocessing", True)] + ([("multiprocessing", False)] if full else [])
+    processes = settings.TENANT_MULTIPROCESSING_MAX_PROCESSES
+    lines = [f"\n## migrate_schemas --tenant over {count} tenants + the template, nothing to apply ({load()})\n"]
+    lines += ["| executor | current tenants | wall time | per tenant |", "|---|---|---:|---:|"]
+    for executor, skip in runs:
+        print(f"migrate_schemas --executor={executor} skip_current={skip} ({load()})", flush=True)
+        took = migrate_all(executor, skip_current=skip)
+        label = f"{executor} ({processes} processes)" if executor == "multiprocessing" else executor
+        how = "post_migrate receivers only" if skip else "whole `migrate` each"
+        lines.append(f"| {label} | {how} | {took:.1f} s | {took / (count + 1) * 1000:.0f} ms |")
+    lines.append(f"\n({load()} at the end)")
+    return lines
 
 
 def main() -> None:
@@ -369,10 +392,13 @@ def main() -> None:
     parser.add_argument("--reset", action="store_true", help="drop the scale_* tenants of an earlier run first")
     parser.add_argument("--ways", type=int, default=3, help="tenants made each other way, for the ratio")
     parser.add_argument("--migrate", action="store_true", help="also time migrate_schemas over every tenant")
-    parser.add_argument("--sample", type=int, default=20, help="tenants migrated one by one (standard executor)")
+    parser.add_argument("--migrate-only", action="store_true", help="only time migrate_schemas (as --migrate)")
     parser.add_argument("--wrk", type=int, default=5, help="wrk seconds per round (0: no wrk)")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.migrate_only:
+        print("\n".join(migrate_report(full=True)))
+        return
     wrk = ensure_wrk() if args.wrk else None
     if args.reset:
         reset()
@@ -467,24 +493,7 @@ def main() -> None:
         report.append(f"| `{name}` entries | {cache_before.get(name, 0)} | {cache_after.get(name, 0)} |")
 
     if args.migrate:
-        connection.close()
-        print(f"\nmigrate_schemas over {after_count} tenants ({load()})", flush=True)
-        sample = slugs[: args.sample]
-        one_by_one = [migrate_all("standard", slug) for slug in sample]
-        parallel = migrate_all("multiprocessing")
-        processes = settings.TENANT_MULTIPROCESSING_MAX_PROCESSES
-        report.append(f"\n## migrate_schemas, nothing to apply ({load()})\n")
-        report.append("| run | wall time |")
-        report.append("|---|---:|")
-        report.append(
-            f"| `migrate_schemas --tenant --executor=multiprocessing` ({processes} processes), "
-            f"{after_count} tenants + template | {parallel:.1f} s |"
-        )
-        per = statistics.median(one_by_one)
-        report.append(
-            f"| one tenant, `--schema`, standard executor, own process (median of {len(sample)}) | {per:.2f} s |"
-        )
-        report.append(f"| per tenant in the parallel run | {parallel / (after_count + 1) * 1000:.0f} ms |")
+        report += migrate_report(full=True)
 
     print("\n".join(report))
 

@@ -381,6 +381,7 @@ def migrate_report(full: bool) -> list[str]:
         label = f"{executor} ({processes} processes)" if executor == "multiprocessing" else executor
         how = "post_migrate receivers only" if skip else "whole `migrate` each"
         lines.append(f"| {label} | {how} | {took:.1f} s | {took / (count + 1) * 1000:.0f} ms |")
+        print(lines[-1], flush=True)
     lines.append(f"\n({load()} at the end)")
     return lines
 

@@ -140,6 +140,8 @@ def mint_token(slug: str) -> tuple[str, int]:
                 "client_type": "public",
                 "authorization_grant_type": "authorization-code",
                 "redirect_uris": "https://bench.example/cb",
+                "client_secret": "",
+                "hash_client_secret": False,  # PBKDF2 of a secret a public client never uses: ~1 s each here
             },
         )
         token = AccessToken(
@@ -413,16 +415,28 @@ def main() -> None:
     print(f"\nbaseline with {before_count} tenants ({load()})", flush=True)
     base = interleaved({"one tenant (acme)": [acme]}, args.calls)["one tenant (acme)"]
     base_wrk = wrk_rounds(wrk, {"one": [acme]}, args.wrk, args.rounds)["one"] if wrk else None
+    print(f"  acme, in-process median {base * 1000:.2f} ms; wrk {base_wrk} req/s", flush=True)
     cache_before = project_caches()
     rss_before = rss_mb()
 
     # --- provisioning ------------------------------------------------------------------------------
     ways = other_ways(args.ways) if args.ways else {}
+    for way, values in ways.items():
+        print(f"  {way}: {', '.join(f'{v * 1000:.0f}' for v in values)} ms", flush=True)
     print(f"\nprovisioning up to {args.tenants} tenants ({load()})", flush=True)
     started = time.perf_counter()
     schema_times, data_times = provision(args.tenants)
     total = time.perf_counter() - started
     slugs = scale_slugs()[: args.tenants]
+    if schema_times:
+        print(
+            f"  schema median {statistics.median(schema_times) * 1000:.0f} ms,"
+            f" p95 {pct(schema_times, 95) * 1000:.0f} ms,"
+            f" first 10 {statistics.median(schema_times[:10]) * 1000:.0f} ms,"
+            f" last 10 {statistics.median(schema_times[-10:]) * 1000:.0f} ms; demo data median"
+            f" {statistics.median(data_times) * 1000:.0f} ms ({load()})",
+            flush=True,
+        )
     after_count = Tenant.objects.count()
 
     # --- after -------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ rows written by migrations and post_migrate (``django_migrations``, content type
 scope matrix's ``ToolPolicy`` defaults).
 
 Why not django-tenants' own ``TENANT_BASE_SCHEMA`` clone (``django_tenants.clone.CloneSchema``)? On
-this schema it took 0.41 s per tenant before its ``migrate_schemas --fake`` (0.3 s is the target);
-it recreates a 4,600-line PL/pgSQL function and ``DROP TYPE public.cloneparms CASCADE`` on every
-call (two tenants created at once race on them, and it leaves its types and functions in the public
-schema); and the ``--fake`` that follows marks as applied any migration the template lacks, so a stale
-template silently gives a tenant missing tables. Here the DDL is read from the template's catalog with
+this schema its clone alone, before its ``migrate_schemas --fake``, took 1.6-3 times as long as this
+copy (``bench/tenants_scale.py``, docs/benchmarks.md); it recreates a 4,600-line PL/pgSQL function
+and runs ``DROP TYPE public.cloneparms CASCADE`` on every call (two tenants created at once race on
+them, and it leaves its types and functions in the public schema); and the ``--fake`` that follows
+marks as applied any migration the template lacks, so a stale template silently gives a tenant
+missing tables. Here the DDL is read from the template's catalog with
 PostgreSQL's own ``pg_get_constraintdef``/``pg_get_indexdef``/``format_type`` (four queries), replayed
 in the new schema in one round trip, and the rows copied with ``INSERT ... SELECT``; a template that
 lags the code (a migration on disk it has not applied) is caught and the missing migrations are run
@@ -69,8 +70,8 @@ def template_lock() -> Iterator[None]:
 @cache
 def expected_migrations() -> frozenset[tuple[str, str]]:
     """Every migration on disk, as a migrated tenant schema records them (all apps: django-tenants
-    records the shared apps' migrations in tenant schemas too, as no-ops). Squashed migrations count
-    as their replaced ones, which is what the recorder writes."""
+    records the shared apps' migrations in tenant schemas too, as no-ops). A squashed migration and
+    the ones it replaces are all recorded once applied, so every file on disk counts."""
     loader = MigrationLoader(None, ignore_no_migrations=True, replace_migrations=False)
     return frozenset(loader.disk_migrations)
 

@@ -14,14 +14,15 @@ latency with 1 tenant against N tenants provisioned, one tenant called or calls 
    with a note each; then a client and a token each): median, p95, first 10 against last 10.
 4. The same latencies with N tenants: one tenant called, and calls spread round-robin over every
    tenant (each call changes schema, so ``TENANT_LIMIT_SET_CALLS`` saves nothing and PostgreSQL's
-   per-backend catalog caches see every schema). Blocks alternate so drift hits both alike.
+   per-backend catalog caches see every schema), first cold (each call the backend's first in its
+   schema), then warm. Blocks alternate so drift hits both alike.
 5. What grows with the tenant count: this process's RSS and functools caches, the PostgreSQL backend's
    memory (``pg_backend_memory_contexts``), after calls spread over every tenant.
-6. ``--migrate`` (or ``--migrate-only``): ``migrate_schemas --tenant`` over every tenant with nothing
-   to apply (a deploy without tenant migrations): standard and multiprocessing executors
-   (``TENANT_MIGRATION_PROCESSES``, default the core count) with current tenants getting only their
-   post_migrate receivers, and multiprocessing with a whole ``migrate`` per tenant
-   (``TENANT_MIGRATE_SKIP_CURRENT=0``, the django-tenants way).
+6. ``--migrate`` (or ``--migrate-only``): ``migrate_schemas --tenant --executor=multiprocessing`` over
+   every tenant with nothing to apply (a deploy without tenant migrations), current tenants getting
+   only their post_migrate receivers (the default) and a whole ``migrate`` each
+   (``TENANT_MIGRATE_SKIP_CURRENT=0``, the django-tenants way). Processes: ``TENANT_MIGRATION_PROCESSES``
+   (default the core count).
 
 Run on demand; never part of the tests.
 """

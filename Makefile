@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench chaos clean-db lifecycle
+.PHONY: run test lint bench bench-tenants chaos clean-db lifecycle
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python 3.11+ required" && exit 1)
@@ -24,6 +24,11 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run_all.py
+
+# issue 14, parts 3 and 4: provisioning time and tools/call latency with 1,000 tenants (tens of minutes;
+# the tenants stay for the next run, ARGS="--reset" drops them first, ARGS="--migrate" times migrate_schemas)
+bench-tenants: $(VENV)/.installed
+	$(PY) bench/tenants_scale.py $(ARGS)
 
 # issue 12: the whole auth lifecycle against a running platform (default: the one `make run` started)
 lifecycle: $(VENV)/.installed

@@ -84,6 +84,16 @@ AUTH_USER_MODEL = "accounts.User"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"
 TENANT_PATH_PREFIX = "t"
+# New tenants are copies of a migrated template schema (tenants.provisioning), not a replay of every
+# migration; migrate_schemas creates and migrates the template before the tenants (tenants.migration).
+# The leading underscore keeps it out of reach: no slug and no URL can name it.
+TENANT_TEMPLATE_SCHEMA = "_tenant_template"
+TENANT_PROVISION_BY_COPY = env.bool("TENANT_PROVISION_BY_COPY", default=True)
+GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
+# tenants that already have every migration get only the post_migrate receivers, not a whole `migrate`
+TENANT_MIGRATE_SKIP_CURRENT = env.bool("TENANT_MIGRATE_SKIP_CURRENT", default=True)
+# migrate_schemas --executor=multiprocessing: worker processes (one per core is the useful maximum)
+TENANT_MULTIPROCESSING_MAX_PROCESSES = env.int("TENANT_MIGRATION_PROCESSES", default=os.cpu_count() or 2)
 
 MIDDLEWARE = [
     "mcp_tools.middleware.McpCorsMiddleware",  # CORS on routing's own answers at /mcp too

@@ -4,8 +4,11 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.core.management import call_command
+from django.db import connection, models
 from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.postgresql_backend.base import _check_schema_name
+from django_tenants.utils import schema_exists
 
 # A slug is the tenant's URL segment and its PostgreSQL schema name, so it must be a valid *unquoted*
 # identifier: lowercase letter first, then lowercase letters, digits or '_', 63 bytes at most, and not
@@ -46,6 +49,24 @@ class Tenant(TenantMixin):
 
     def __str__(self) -> str:
         return self.schema_name
+
+    def create_schema(self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1) -> bool:
+        """Called by ``save()`` for a new tenant: the schema is a copy of the migrated template
+        (``tenants.provisioning``), or, without a usable template, made by running every migration
+        (django-tenants' own way). Migrations the template lacks are then run for real, never faked."""
+        from tenants.provisioning import copy_template, missing_migrations
+
+        _check_schema_name(self.schema_name)
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        if not sync_schema or not copy_template(self.schema_name):
+            return super().create_schema(check_if_exists=False, sync_schema=sync_schema, verbosity=verbosity)
+        if missing_migrations(self.schema_name):
+            call_command(
+                "migrate_schemas", tenant=True, schema_name=self.schema_name, interactive=False, verbosity=verbosity
+            )
+        connection.set_schema_to_public()
+        return True
 
 
 class Domain(DomainMixin):

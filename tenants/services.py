@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
@@ -31,8 +31,9 @@ class Outcome:
 
 @transaction.atomic
 def create_tenant(*, slug: str, name: str, domain: str | None = None) -> tuple[Tenant, Outcome]:
-    """Create the tenant, its schema (migrated; post_migrate receivers fill it) and its domain in one
-    transaction; idempotent when called again with the same facts."""
+    """Create the tenant, its schema (a copy of the migrated template, ``tenants.provisioning``, holding
+    what migrations and post_migrate receivers put there) and its domain in one transaction;
+    idempotent when called again with the same facts, also when two callers race on one slug."""
     try:
         validate_slug(slug)
     except ValidationError as exc:
@@ -47,8 +48,14 @@ def create_tenant(*, slug: str, name: str, domain: str | None = None) -> tuple[T
     if domain and Domain.objects.filter(domain=domain).exists():
         raise TenantServiceError("duplicate_domain", f"domain {domain!r} already belongs to another tenant")
     tenant = Tenant(schema_name=slug, name=name)
-    with schema_context(get_public_schema_name()):  # django-tenants saves tenants from public only
-        tenant.save()  # creates the schema and migrates it
+    try:
+        with transaction.atomic(), schema_context(get_public_schema_name()):  # tenants are saved from public
+            tenant.save()  # creates the schema: a copy of the template (tenants.provisioning) or migrated
+    except IntegrityError:
+        if not Tenant.objects.filter(schema_name=slug).exists():
+            raise
+        # the same slug created at the same moment by another caller (committed): answer as for an existing one
+        return create_tenant(slug=slug, name=name, domain=domain)
     if domain:
         _ensure_domain(tenant, domain)
     return tenant, Outcome(True, f"tenant {slug!r} created")

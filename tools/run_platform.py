@@ -28,6 +28,11 @@ from config.embedded_db import embedded_database_url, stop_embedded_database  # 
 BIN = Path(sys.executable).parent
 
 
+# threads: the jobs wait on PostgreSQL and on providers, not on the CPU (docs/benchmarks.md,
+# "Proactive refresh job": 4 threads 78 s, 8 threads 30 s for 10,000 due accounts)
+CELERY_WORKER_POOL = ("--pool", "threads", "--concurrency", os.environ.get("CELERY_CONCURRENCY", "8"))
+
+
 def bind_refusal(host: str, environ: dict[str, str]) -> str | None:
     """Why ``host`` must not be bound in this environment, or None when it may."""
     if environ.get("DJANGO_ENV", "development") == "production" or environ.get("ALLOW_DEV_ON_PUBLIC_INTERFACE") == "1":
@@ -82,12 +87,7 @@ def main() -> int:
                 "python:config.gunicorn",  # access log without credentials or query strings
             ]
         ),
-        # threads: the jobs wait on PostgreSQL and on providers, not on the CPU (docs/benchmarks.md,
-        # "Proactive refresh job": 4 threads 78 s, 8 threads 30 s for 10,000 due accounts)
-        subprocess.Popen(
-            [str(BIN / "celery"), "-A", "config", "worker", "-l", "info", "--pool", "threads"]
-            + ["--concurrency", os.environ.get("CELERY_CONCURRENCY", "8")]
-        ),
+        subprocess.Popen([str(BIN / "celery"), "-A", "config", "worker", "-l", "info", *CELERY_WORKER_POOL]),
         subprocess.Popen([str(BIN / "celery"), "-A", "config", "beat", "-l", "info"]),
     ]
 

@@ -23,7 +23,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
-	$(PY) bench/run_all.py
+	BEFORE=$(BEFORE) $(PY) bench/run_all.py
 
 # issue 14, parts 3 and 4: provisioning time and tools/call latency with 1,000 tenants (tens of minutes;
 # the tenants stay for the next run, ARGS="--reset" drops them first, ARGS="--migrate" times migrate_schemas)

@@ -46,13 +46,13 @@ def connect(provider, user_id: int, account_name: str) -> None:
 
     from connectors.services import CallbackParams, complete_connect, start_connect
 
-    url = start_connect(user_id=user_id, provider=provider, session_key="bench", redirect_uri=REDIRECT)
+    url = start_connect(user_id=user_id, provider=provider, redirect_uri=REDIRECT)
     with httpx.Client(follow_redirects=False, cookies={"test_account": account_name}) as browser:
         while not url.startswith(REDIRECT):
             url = urljoin(url, browser.get(url).headers["location"])
     query = query_params(url)
     params = CallbackParams(query["state"], query["code"], "", "", query.get("iss", ""))
-    complete_connect(params=params, session_key="bench", user_id=user_id)
+    complete_connect(params=params, user_id=user_id)
 
 
 def ms(values: list[float]) -> str:

@@ -236,10 +236,8 @@ def main() -> None:
     queries = {name: queries_in(tree) for name, tree, _ in trees}
     with ExitStack() as stack:
         sides = []
-        for name, tree, side_port in trees:
-            os.chdir(tree)  # gunicorn imports the project from its working directory
-            sides.append(Side(name, stack.enter_context(gunicorn(side_port))))
-        os.chdir(TREE)
+        for name, tree, side_port in trees:  # each gunicorn imports the project from its own tree
+            sides.append(Side(name, stack.enter_context(gunicorn(side_port, root=tree))))
         for _ in range(args.rounds):  # interleaved: both trees under the same load
             for side in sides:
                 side.exchange_round()

@@ -104,7 +104,7 @@ def run_in_tenant(
     started = time.monotonic()
     tenant = Tenant.objects.filter(schema_name=slug).first()
     if tenant is None or not (tenant.is_active or include_inactive):
-        summary(job, slug, "skipped_inactive", {}, started)
+        summary(job, slug, "skipped_gone" if tenant is None else "skipped_inactive", {}, started)
         return {}
     with exclusive(f"{job}:{slug}") if single else _always() as held:
         if not held:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from probe.ready import wait_until_up
+from probe.ready import stop_process, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,10 +49,17 @@ WORKER_CLASSES = {
 
 @contextmanager
 def gunicorn(
-    port: int, workers: int = 2, *, worker_class: str = "sync", threads: int = 1, root: Path | None = None
+    port: int,
+    workers: int = 2,
+    *,
+    worker_class: str = "sync",
+    threads: int = 1,
+    root: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """``root``: serve the code of another checkout (e.g. main's worktree, for before/after in one run)
-    with this virtualenv; the database and environment are this run's."""
+    with this virtualenv; the database and environment are this run's. ``env``: variables set last
+    (over the benchmark defaults, e.g. ``CONN_MAX_AGE``)."""
     base = f"http://127.0.0.1:{port}"
     # the token benchmark exchanges hundreds of codes from one address: lift the token rate limits
     # (the limits' own cost, a cache increment or two, stays in the measurement)
@@ -61,7 +68,7 @@ def gunicorn(
     # connections would pile up, one per request, until PostgreSQL refuses clients: Django's docs say
     # to disable them there, which makes every ASGI request open a connection
     max_age = "0" if worker_class == "uvicorn" else "600"
-    env = {**limits, **os.environ, "PUBLIC_BASE_URL": base, "CONN_MAX_AGE": max_age}
+    server_env = {**limits, **os.environ, "PUBLIC_BASE_URL": base, "CONN_MAX_AGE": max_age, **(env or {})}
     klass, app = WORKER_CLASSES[worker_class]
     server = subprocess.Popen(
         [
@@ -80,14 +87,13 @@ def gunicorn(
             "--log-level",
             "warning",
         ],
-        env=env,
+        env=server_env,
     )
     try:
         wait_until_up(f"{base}/t/acme/healthz")
         yield base
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop_process(server)
 
 
 @contextmanager

@@ -51,8 +51,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import setup_django
-from probe.ready import wait_until_up
+from bench.common import gunicorn, setup_django
 
 TENANTS = ("acme", "globex")
 MARKER_ID = 900_001
@@ -266,7 +265,9 @@ def main() -> None:
             os.environ.update({"DATABASE_URL": url, **extra})
             try:
                 started = time.monotonic()
-                with gunicorn(bench_port, workers=args.workers) as base:
+                # the configuration's CONN_MAX_AGE, else persistent connections as in the other benchmarks
+                server_env = {"CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600")}
+                with gunicorn(bench_port, workers=args.workers, env=server_env) as base:
                     started = time.monotonic()
                     outcomes = http_check(base, args.requests, args.clients)
                     elapsed = time.monotonic() - started
@@ -304,22 +305,6 @@ def main() -> None:
 @contextmanager
 def _direct(url: str) -> Iterator[str]:
     yield url
-
-
-@contextmanager
-def gunicorn(port: int, workers: int) -> Iterator[str]:
-    """gunicorn on loopback with persistent connections unless the configuration says otherwise."""
-    base = f"http://127.0.0.1:{port}"
-    env = {"CONN_MAX_AGE": "600", **os.environ, "PUBLIC_BASE_URL": base, "BENCH_VIEWS": "1"}
-    command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
-    server = subprocess.Popen([*command, "--workers", str(workers), "--log-level", "warning"], env=env)
-    try:
-        wait_until_up(f"{base}/t/{TENANTS[0]}/healthz")
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--lock-child":

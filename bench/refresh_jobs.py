@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import setup_django  # noqa: E402
+from probe.ready import stop_process  # noqa: E402
 
 SLUG = "benchjobs"
 WORKER_ENV = {
@@ -80,21 +81,11 @@ def celery_workers(
                 stderr=subprocess.STDOUT,
             )
             procs.append(proc)
-            stack.callback(_stop, proc)
+            stack.callback(stop_process, proc)
         deadline = time.monotonic() + 60
         while len(app.control.ping(timeout=0.5) or []) < count and time.monotonic() < deadline:
             time.sleep(0.2)
         yield procs
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def prepare(users: int, provider_url: str) -> None:

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 from django.db import connection
 
+from probe.ready import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,12 +53,7 @@ def celery_process(kind: str, *args: str, env: dict[str, str] | None = None) -> 
     try:
         yield process, log_path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @contextmanager

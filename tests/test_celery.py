@@ -19,6 +19,7 @@ from django_tenants.utils import schema_context
 from oauth2_provider.models import Application
 
 from oauth.models import ClientProfile
+from probe.ready import stop_process
 from tests.oauth_flow import register
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +45,7 @@ def worker(live):
         stderr=subprocess.PIPE,
     )
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_process(process)
 
 
 def test_fan_out_task_expires_stale_clients_in_every_tenant(live, worker):

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
 from config.dev_secrets import VAR_DIR  # noqa: E402
+from probe.ready import stop_process  # noqa: E402
 
 CHAOS_DIR = VAR_DIR / "chaos"
 PGDATA = CHAOS_DIR / "pgdata"
@@ -105,16 +106,6 @@ def start_worker(name: str) -> subprocess.Popen:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-
-
-def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def retrying(fn, attempts: int = 60):
@@ -203,7 +194,7 @@ def scenario(name: str, fault, provider: str) -> dict:
     elapsed = time.monotonic() - started
     time.sleep(3)  # anything still queued runs now and must find nothing to do
     for worker in workers:
-        stop_worker(worker)
+        stop_process(worker)
     result = retrying(lambda: verify(provider))
     result.update(scenario=name, refreshed_when_fault_hit=at_fault, seconds_to_complete=round(elapsed, 1))
     return result

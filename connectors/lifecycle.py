@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from connectors.crypto import reencrypt_current_schema
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
-from connectors.models import ConnectedAccount, Credential, Provider
+from connectors.models import ConnectedAccount, Provider
 from connectors.services import _revoke_and_forget
 from connectors.tokens import RefreshBusy, refresh_claimed
 from observability import audit, metrics
@@ -222,7 +222,3 @@ def reencrypt() -> Counts:
         "already_current": report.already_current,
         "changed_meanwhile": report.changed_meanwhile,
     }
-
-
-def credential_count() -> int:
-    return Credential.objects.count()

@@ -72,23 +72,29 @@ def record(
         source_address=client_address(request) if request is not None else None,
     )
     try:
-        if connection.in_atomic_block:  # the caller's transaction commits it (a savepoint guards it)
-            with transaction.atomic():
-                row.save(force_insert=True)
-        else:  # its own statement, committed without waiting for the WAL flush (see the docstring)
-            _insert_async_commit(row)
+        _save([row])
     except DatabaseError:
         logger.exception("audit: could not record a %s event", row.event)
 
 
-def _insert_async_commit(row: AuthEvent) -> None:
+def _save(rows: list[AuthEvent]) -> None:
+    if connection.in_atomic_block:  # the caller's transaction commits them (a savepoint guards it)
+        with transaction.atomic():
+            AuthEvent.objects.bulk_create(rows)
+    else:  # one statement of their own, committed without waiting for the WAL flush (see the docstring)
+        _insert_async_commit(rows)
+
+
+def _insert_async_commit(rows: list[AuthEvent]) -> None:
     fields = [field for field in AuthEvent._meta.concrete_fields if not field.primary_key]
-    values = [field.get_db_prep_save(field.pre_save(row, add=True), connection) for field in fields]
+    values = [field.get_db_prep_save(field.pre_save(row, add=True), connection) for row in rows for field in fields]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    # typed placeholders: a VALUES list would otherwise take untyped parameters as text (inet refuses it)
+    row_sql = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in fields) + ")"
     table = connection.ops.quote_name(AuthEvent._meta.db_table)
-    # names from the model's metadata, values as parameters
-    insert = f"INSERT INTO {table} ({columns}) SELECT {placeholders} FROM async_commit"  # noqa: S608
+    # names and types from the model's metadata, values as parameters
+    rows_sql = ", ".join([row_sql] * len(rows))
+    insert = f"INSERT INTO {table} ({columns}) SELECT v.* FROM async_commit, (VALUES {rows_sql}) AS v"  # noqa: S608
     statement = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) " + insert
     with connection.cursor() as cursor:
         cursor.execute(statement, values)
@@ -111,12 +117,7 @@ def record_many(*, event: str, outcome: str, user_ids: list[int | None]) -> None
         AuthEvent(tenant=schema, event=event[:40], outcome=outcome[:40], user_id=user_id, client_id="")
         for user_id in user_ids
     ]
-    in_caller_transaction = connection.in_atomic_block
     try:
-        with transaction.atomic():
-            if not in_caller_transaction:  # its own transaction: no WAL flush wait (see the docstring)
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            AuthEvent.objects.bulk_create(rows)
+        _save(rows)
     except DatabaseError:
         logger.exception("audit: could not record %d %s events", len(rows), event)

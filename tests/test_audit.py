@@ -68,3 +68,21 @@ def test_a_decision_outside_a_transaction_is_one_statement_committed_without_a_w
         row.delete()
     assert (row.tenant, row.auth_class, row.outcome, row.user_id) == ("acme", "INVALID_TOKEN", "http", 7)
     assert row.source_address == "192.0.2.7" and row.created_at is not None and len(row.request_id) == 32
+
+
+def test_a_batch_outside_a_transaction_is_one_statement(live):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with schema_context("acme"):
+        AuthEvent.objects.filter(event="batch-probe").delete()
+        with CaptureQueriesContext(connection) as queries:
+            audit.record_many(event="batch-probe", outcome="ok", user_ids=[1, None, 3])
+        assert len(queries) == 1
+        rows = list(AuthEvent.objects.filter(event="batch-probe").order_by("id"))
+        AuthEvent.objects.filter(event="batch-probe").delete()
+    assert [(row.tenant, row.outcome, row.user_id, row.source_address) for row in rows] == [
+        ("acme", "ok", 1, None),
+        ("acme", "ok", None, None),
+        ("acme", "ok", 3, None),
+    ]

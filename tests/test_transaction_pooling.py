@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import pwd
 import socket
 import subprocess
 import tempfile
@@ -35,26 +36,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _socket_owner(host: str) -> str | None:
+    """The owner of a Unix-socket directory (the embedded PostgreSQL's, mode 0700), which pgbouncer must run as to reach it."""
+    if not host.startswith("/"):
+        return None
+    owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name
+    return None if owner == "root" else owner
+
+
 @pytest.fixture
 def bouncer(live) -> Iterator[dict]:
     """PgBouncer, transaction mode, one server connection, in front of the test database."""
     upstream = connections["default"].settings_dict
+    # the embedded PostgreSQL's socket directory comes as ?host=... in DATABASE_URL, so in OPTIONS
+    host = upstream["HOST"] or upstream.get("OPTIONS", {}).get("host") or "127.0.0.1"
     port = _free_port()
     user = upstream["USER"] or "postgres"
     directory = Path(tempfile.mkdtemp(prefix="txpool-test-", dir="/tmp"))
     (directory / "users.txt").write_text(f'"{user}" ""\n')
     (directory / "pgbouncer.ini").write_text(
         "[databases]\n"
-        f"pooled = host={upstream['HOST'] or '127.0.0.1'} port={upstream['PORT'] or 5432} "
+        f"pooled = host={host} port={upstream['PORT'] or 5432} "
         f"dbname={upstream['NAME']} pool_mode=transaction pool_size=1\n"
         f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {directory / 'users.txt'}\nlogfile = {directory / 'pgbouncer.log'}\n"
     )
     command = [PGBOUNCER, str(directory / "pgbouncer.ini")]
     if os.geteuid() == 0:  # pgbouncer refuses to run as root
+        run_as = _socket_owner(host) or "postgres"
         for path in (directory, *directory.iterdir()):
-            shutil.chown(path, "postgres")
-        command[1:1] = ["-u", "postgres"]
+            shutil.chown(path, run_as)
+        command[1:1] = ["-u", run_as]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):

@@ -275,7 +275,16 @@ IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
 CACHES = {
     "default": {
         **(
-            {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+            {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": REDIS_URL,
+                # a Redis that does not answer costs a request at most this long: the rate limits then
+                # fail open (oauth.ratelimit) instead of hanging or failing the token endpoint
+                "OPTIONS": {
+                    "socket_connect_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
+                    "socket_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
+                },
+            }
             if REDIS_URL
             else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
         ),

@@ -1,22 +1,54 @@
 """A fixed-window counter in Django's cache (Redis when configured): enough to keep anonymous
 registration from being used to fill a tenant's client table, and to put a ceiling on the token
-endpoint."""
+endpoint.
+
+When Redis does not answer, the check fails open: the request is allowed, counted in
+``platform_rate_limit_unavailable`` and logged (at most once a minute per process). A limiter outage
+must not turn into an outage of the token endpoint, where every client's refresh would fail and its
+user lose the session; the limits are a ceiling against abuse, not an authorization check."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
+from redis.exceptions import RedisError
+
+from observability import metrics
+
+log = logging.getLogger(__name__)
+_LOG_EVERY_SECONDS = 60
+_last_logged = 0.0
 
 
 def _key(bucket: str, window_seconds: int, now: int) -> str:
     return f"ratelimit:{bucket}:{now // window_seconds}"
 
 
+def _store_unavailable(buckets: Sequence[str], exc: Exception) -> tuple[bool, int]:
+    global _last_logged
+    tenant = connection.schema_name
+    for bucket in buckets:
+        metrics.rate_limit_unavailable(tenant, bucket.split(":", 1)[0])
+    if time.monotonic() - _last_logged >= _LOG_EVERY_SECONDS:
+        _last_logged = time.monotonic()
+        log.warning("rate limits skipped: the counter store did not answer (%s)", type(exc).__name__)
+    return True, 0
+
+
 def hit(bucket: str, limit: int, window_seconds: int) -> tuple[bool, int]:
     """Count one event in ``bucket``; return (allowed, seconds until the window resets)."""
+    try:
+        return _hit(bucket, limit, window_seconds)
+    except RedisError as exc:
+        return _store_unavailable([bucket], exc)
+
+
+def _hit(bucket: str, limit: int, window_seconds: int) -> tuple[bool, int]:
     now = int(time.time())
     key = _key(bucket, window_seconds, now)
     cache.add(key, 0, timeout=window_seconds + 5)
@@ -36,11 +68,18 @@ def hit_all(limits: Sequence[tuple[str, int, int]]) -> tuple[bool, int]:
     per bucket through the cache API: the token endpoint pays it on every request, and under load each
     round trip costs a wait for the CPU as well. Keys are the cache's own (tenant-prefixed), so ``hit``
     and ``reset`` see the same counters."""
+    try:
+        return _hit_all(limits)
+    except RedisError as exc:
+        return _store_unavailable([bucket for bucket, _, _ in limits], exc)
+
+
+def _hit_all(limits: Sequence[tuple[str, int, int]]) -> tuple[bool, int]:
     now = int(time.time())
     backend = caches["default"]  # ``cache`` is a proxy to it
     if not isinstance(backend, RedisCache):
         for bucket, limit, window in limits:
-            allowed, retry_after = hit(bucket, limit, window)
+            allowed, retry_after = _hit(bucket, limit, window)
             if not allowed:
                 return False, retry_after
         return True, 0

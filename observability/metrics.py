@@ -24,7 +24,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_LABELS = frozenset({"tenant", "class", "channel", "grant_type", "outcome", "reason", "tool", "job", "result"})
+ALLOWED_LABELS = frozenset(
+    {"tenant", "class", "channel", "grant_type", "outcome", "reason", "tool", "job", "result", "limit"}
+)
 
 CHALLENGES = Counter(
     "platform_auth_challenges", "Auth challenges answered, by class and channel (http or tool_result)",
@@ -74,9 +76,16 @@ SWEEP_RESULTS = Counter(
     ["tenant", "job", "result"],
 )
 
+RATE_LIMIT_UNAVAILABLE = Counter(
+    "platform_rate_limit_unavailable",
+    "Rate-limit checks skipped (the request allowed) because the counter store, Redis, did not answer",
+    ["tenant", "limit"],
+)
+
 ALL = (
     CHALLENGES, TOKEN_ISSUED, TOKEN_REFRESH, TOKEN_REUSE, TOKEN_REVOCATIONS, CONNECTOR_REFRESH,
     CONNECTOR_REFRESH_SECONDS, PROACTIVE_REFRESH_HEADROOM, CROSS_TENANT_DENIALS, TOOL_CALLS, SWEEP_RESULTS,
+    RATE_LIMIT_UNAVAILABLE,
 )
 
 
@@ -168,6 +177,11 @@ def proactive_headroom(tenant: str, seconds: float) -> None:
 def job_result(tenant: str, job: str, result: str, amount: float) -> None:
     if amount >= 0:  # zero too: the series shows the job ran
         SWEEP_RESULTS.labels(tenant, job, result).inc(amount)
+
+
+@_safe
+def rate_limit_unavailable(tenant: str, limit: str) -> None:
+    RATE_LIMIT_UNAVAILABLE.labels(tenant, limit).inc()
 
 
 @contextmanager

@@ -565,3 +565,33 @@ def test_per_tenant_access_token_lifetime(acme):
         assert tokens["expires_in"] == 300
     finally:
         TenantModel.objects.filter(schema_name="acme").update(access_token_lifetime_seconds=900)
+
+
+def test_rate_limits_fail_open_when_redis_does_not_answer(live, acme, settings):
+    """A limiter outage is not a token-endpoint outage: with the counter store gone, registration,
+    exchange and refresh still answer, and the skipped checks are counted for the operator."""
+    import socket
+
+    from tests.observability_helpers import samples, scrape, value
+
+    with socket.socket() as s:  # a port nothing listens on: every Redis call is refused
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    before = samples(scrape(live.url))
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{dead}/0",
+        }
+    }
+    client, _, first = _tokens_for(acme)  # registers (DCR limit), then exchanges a code (token limits)
+    second = refresh(client, first["refresh_token"])
+    assert second.status_code == 200, second.text
+    after = samples(scrape(live.url))
+    skipped = {
+        limit: value(after, "platform_rate_limit_unavailable_total", tenant="acme", limit=limit)
+        - value(before, "platform_rate_limit_unavailable_total", tenant="acme", limit=limit)
+        for limit in ("dcr", "token")
+    }
+    assert skipped == {"dcr": 1, "token": 4}  # one DCR bucket; address and client buckets, twice

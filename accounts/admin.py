@@ -1,11 +1,11 @@
-from django.contrib import admin
+"""The platform admin's user pages. Registered by ``tenants.admin``, which adds what needs the
+tenants (deactivating a user ends their memberships); this module sits below the tenants app."""
+
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts.forms import PlatformUserChangeForm, PlatformUserCreationForm
-from accounts.models import User
 
 
-@admin.register(User)
 class UserAdmin(BaseUserAdmin):
     form = PlatformUserChangeForm
     add_form = PlatformUserCreationForm

@@ -1,15 +1,19 @@
 """The platform admin's tenants, domains and memberships. Whatever must revoke tokens goes through
 ``tenants.services``: unticking ``Tenant.is_active`` calls ``deactivate_tenant``, unticking
 ``Membership.is_active`` calls ``end_membership``, and the raw deletes that would skip them are
-replaced by actions that call the services."""
+replaced by actions that call the services. The same goes for users: unticking ``User.is_active``
+calls ``deactivate_user`` (every membership ended), and a user cannot be deleted (the delete would
+cascade into tenant-schema tables the public schema does not have, and skip the revocations)."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.utils.translation import ngettext
 
+from accounts.admin import UserAdmin
 from tenants.models import Domain, Membership, Tenant
-from tenants.services import deactivate_tenant, end_membership
+from tenants.services import deactivate_tenant, deactivate_user, end_membership
 
 
 class DomainInline(admin.TabularInline):
@@ -91,4 +95,33 @@ class MembershipAdmin(admin.ModelAdmin):
         done = sum(end_membership(membership=membership) for membership in queryset)
         self.message_user(
             request, ngettext("Ended %d membership.", "Ended %d memberships.", done) % done, messages.SUCCESS
+        )
+
+
+@admin.register(get_user_model())
+class PlatformUserAdmin(UserAdmin):
+    actions = ("deactivate_selected",)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # memberships, tokens, consents and audit rows refer to the user from every tenant's schema:
+        # deactivate instead, which ends the memberships and so revokes the tokens
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            obj.is_active = True  # the service flips it, together with the memberships
+            super().save_model(request, obj, form, change)
+            deactivate_user(user=obj)
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Deactivate selected users (ends their memberships, revokes their tokens)")
+    def deactivate_selected(self, request, queryset) -> None:
+        ended = sum(deactivate_user(user=user) for user in queryset)
+        count = queryset.count()
+        self.message_user(
+            request,
+            ngettext("Deactivated %(users)d user", "Deactivated %(users)d users", count) % {"users": count}
+            + ngettext(" (%(ended)d membership ended).", " (%(ended)d memberships ended).", ended) % {"ended": ended},
+            messages.SUCCESS,
         )

@@ -138,6 +138,23 @@ def end_membership(*, membership: Membership) -> bool:
     return True
 
 
+def deactivate_user(*, user: User) -> int:
+    """Deactivate a platform user (platform admin): no more sign-ins anywhere, and every active
+    membership ended through ``end_membership``, so each tenant's receivers revoke the user's tokens
+    there once this commits. Returns the number of memberships ended."""
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.is_active:
+            locked.is_active = False
+            locked.save(update_fields=["is_active"])
+        ended = sum(
+            end_membership(membership=membership)
+            for membership in Membership.objects.filter(user=locked, is_active=True).order_by("pk")
+        )
+    user.is_active = False
+    return ended
+
+
 def deactivate_tenant(*, slug: str) -> tuple[Tenant, Outcome]:
     """Deactivate the tenant (CLI, platform admin). Receivers of ``tenant_deactivated`` revoke its
     tokens once the deactivation is committed, as for ``end_membership``."""

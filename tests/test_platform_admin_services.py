@@ -177,3 +177,62 @@ def test_deactivate_tenant_is_atomic(django_capture_on_commit_callbacks):
     acme = Tenant.objects.get(schema_name="acme")
     assert acme.is_active and acme.deactivated_at is None
     assert callbacks == [] and _alive("acme", pair)
+
+
+def _user_form(user, **changes) -> dict:
+    data = {
+        "email": user.email,
+        "full_name": user.full_name,
+        "last_login_0": "",
+        "last_login_1": "",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "is_active": "on",
+        "_save": "Save",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_users_cannot_be_deleted_raw(root):
+    """A user's delete would cascade into tenant-schema tables (a crash) and skip the revocations."""
+    from accounts.models import User
+
+    member = User.objects.get(email="member@acme.test")
+    assert root.get(f"/admin/accounts/user/{member.pk}/delete/").status_code == 403
+    assert root.post(f"/admin/accounts/user/{member.pk}/delete/", {"post": "yes"}).status_code == 403
+    listing = root.get("/admin/accounts/user/").content.decode()
+    assert "delete_selected" not in listing and "deactivate_selected" in listing
+    assert User.objects.filter(pk=member.pk, is_active=True).exists()
+
+
+def test_unticking_a_user_ends_every_membership_and_revokes(root, django_capture_on_commit_callbacks):
+    from accounts.models import User
+    from tenants.services import add_user
+
+    user = User.objects.get(email="member@acme.test")
+    add_user(slug="globex", email=user.email, password=None, role="member")  # a member of both tenants
+    in_acme, in_globex = _token_pair("acme", user.email), _token_pair("globex", user.email)
+    kept = _token_pair("acme", "admin@acme.test")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = root.post(f"/admin/accounts/user/{user.pk}/change/", _user_form(user, is_active=None))
+    assert response.status_code == 302, response.content[:800]
+    user.refresh_from_db()
+    assert not user.is_active and len(callbacks) == 2
+    assert not Membership.objects.filter(user=user, is_active=True).exists()
+    assert not _alive("acme", in_acme) and not _alive("globex", in_globex) and _alive("acme", kept)
+
+
+def test_deactivate_users_action(root, django_capture_on_commit_callbacks):
+    from accounts.models import User
+
+    user = User.objects.get(email="member@globex.test")
+    pair = _token_pair("globex", user.email)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = root.post(
+            "/admin/accounts/user/", {"action": "deactivate_selected", "_selected_action": [user.pk], "index": "0"}
+        )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert not user.is_active and not _alive("globex", pair)
+    assert not Membership.objects.filter(user=user, is_active=True).exists()

@@ -9,8 +9,8 @@ must not, in autocommit, inside ``atomic()`` and in ``executemany``.
 from __future__ import annotations
 
 import os
-import shutil
 import pwd
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 
 def _socket_owner(host: str) -> str | None:
-    """The owner of a Unix-socket directory (the embedded PostgreSQL's, mode 0700), which pgbouncer must run as to reach it."""
+    """The owner of a Unix-socket directory (the embedded PostgreSQL's, mode 0700): pgbouncer runs as it."""
     if not host.startswith("/"):
         return None
     owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name

@@ -17,6 +17,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PLATFORM_VAR_DIR", BASE_DIR / "var"))
 DEV_ENV_FILE = VAR_DIR / "dev.env"
 
+# what production must be given (it has no generated defaults): config.settings and make run refuse
+# to start without them
+PRODUCTION_REQUIRED = ("SECRET_KEY", "FERNET_KEYS", "DATABASE_URL", "ALLOWED_HOSTS", "PUBLIC_BASE_URL")
+
 _GENERATED = {
     "SECRET_KEY": lambda: secrets.token_urlsafe(50),
     "FERNET_KEYS": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),

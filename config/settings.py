@@ -9,7 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.dev_secrets import VAR_DIR, ensure_dev_env
+from config.dev_secrets import PRODUCTION_REQUIRED, VAR_DIR, ensure_dev_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,11 +18,7 @@ DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 PRODUCTION = DJANGO_ENV == "production"
 
 if PRODUCTION:
-    missing = [
-        k
-        for k in ("SECRET_KEY", "FERNET_KEYS", "DATABASE_URL", "ALLOWED_HOSTS", "PUBLIC_BASE_URL")
-        if not os.environ.get(k)
-    ]
+    missing = [k for k in PRODUCTION_REQUIRED if not os.environ.get(k)]
     if missing:
         raise ImproperlyConfigured(f"production refuses to start without: {', '.join(missing)}")
 else:

@@ -122,6 +122,27 @@ def test_run_platform_refuses_a_public_bind_in_development(tmp_path):
     assert "refusing to bind '0.0.0.0' in development mode" in result.stderr
 
 
+def test_run_platform_in_production_never_reads_the_dev_secrets(tmp_path):
+    """``make run`` with DJANGO_ENV=production takes nothing from var/dev.env: a checkout's generated
+    secrets would otherwise satisfy, and so defeat, production's refusal to start unconfigured."""
+    (tmp_path / "dev.env").write_text("SECRET_KEY=dev-secret\nFERNET_KEYS=dev-fernet\nMETRICS_TOKEN=dev-metrics\n")
+    env = {
+        "PATH": os.environ["PATH"],
+        "PLATFORM_VAR_DIR": str(tmp_path),
+        "DJANGO_ENV": "production",
+        "HOST": "0.0.0.0",
+        "DATABASE_URL": PRODUCTION_ENV["DATABASE_URL"],
+    }
+    result = subprocess.run(
+        [sys.executable, "tools/run_platform.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "production refuses to start without: SECRET_KEY, FERNET_KEYS, ALLOWED_HOSTS, PUBLIC_BASE_URL" in (
+        result.stderr
+    )
+    assert (tmp_path / "dev.env").read_text().count("\n") == 3  # neither read into the run nor completed
+
+
 def test_bind_refusal_rules():
     bind_refusal = _run_platform_module().bind_refusal
     for loopback in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):

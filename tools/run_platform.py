@@ -3,7 +3,9 @@
 Uses ``DATABASE_URL``/``REDIS_URL`` when set; otherwise an embedded PostgreSQL under var/pgdata and
 Celery's filesystem broker under var/. Ctrl-C stops every child process (and the embedded database).
 
-In development mode (``DJANGO_ENV`` unset) it binds only a loopback ``HOST`` unless
+In production (``DJANGO_ENV=production``) it reads nothing from ``var/dev.env``, starts no embedded
+database and creates no demo tenants: every required setting must come from the environment, or it
+refuses to start. In development mode (``DJANGO_ENV`` unset) it binds only a loopback ``HOST`` unless
 ``ALLOW_DEV_ON_PUBLIC_INTERFACE=1`` says otherwise: development mode answers any Host header and sends
 cookies without ``Secure``, which is fine on 127.0.0.1 and not on a network.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.dev_secrets import VAR_DIR, ensure_dev_env  # noqa: E402
+from config.dev_secrets import PRODUCTION_REQUIRED, VAR_DIR, ensure_dev_env  # noqa: E402
 from config.embedded_db import embedded_database_url, stop_embedded_database  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -58,8 +60,14 @@ def main() -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
-    for key, value in ensure_dev_env().items():
-        os.environ.setdefault(key, value)
+    production = os.environ.get("DJANGO_ENV", "development") == "production"
+    if production:
+        if missing := [key for key in PRODUCTION_REQUIRED if not os.environ.get(key)]:
+            print(f"production refuses to start without: {', '.join(missing)}", file=sys.stderr)
+            return 2
+    else:  # development: the checkout's generated secrets, never in production
+        for key, value in ensure_dev_env().items():
+            os.environ.setdefault(key, value)
     embedded = not os.environ.get("DATABASE_URL")
     if embedded:
         os.environ["DATABASE_URL"] = embedded_database_url()
@@ -71,7 +79,8 @@ def main() -> int:
 
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate_schemas", "--executor", "standard", "-v", "0"], check=True)
-    subprocess.run([*manage, "bootstrap_demo"], check=True)
+    if not production:
+        subprocess.run([*manage, "bootstrap_demo"], check=True)
     subprocess.run([*manage, "collectstatic", "--noinput", "-v", "0"], check=True)  # WhiteNoise serves var/static
 
     children = [
@@ -112,19 +121,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}/t/acme/healthz", children)
-        print(
-            f"\nPlatform up in {time.monotonic() - started:.1f}s\n"
-            f"  platform admin     {base}/admin/   (create a superuser: .venv/bin/python manage.py createsuperuser)\n"
-            f"  acme health        {base}/t/acme/healthz\n"
-            f"  acme MCP endpoint  {base}/t/acme/mcp\n"
-            f"  acme tenant admin  {base}/t/acme/admin/\n"
-            f"  globex             {base}/t/globex/\n"
-            f"  demo passwords     var/dev.env (DEMO_ADMIN_PASSWORD, DEMO_MEMBER_PASSWORD)\n"
-            f"  metrics            {base}/metrics   (Authorization: Bearer METRICS_TOKEN from var/dev.env)\n"
-            "Ctrl-C stops everything.",
-            flush=True,
-        )
+        if production:  # no demo tenant to probe; the deployment's own checks watch {base}/healthz
+            print(f"\nPlatform started (production): {base}/admin/, health {base}/healthz", flush=True)
+        else:
+            _wait_healthy(f"http://127.0.0.1:{port}/t/acme/healthz", children)
+            _print_development_urls(base, started)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("a child process exited; stopping", file=sys.stderr)
@@ -133,6 +134,21 @@ def main() -> int:
         return 0
     finally:
         stop()
+
+
+def _print_development_urls(base: str, started: float) -> None:
+    print(
+        f"\nPlatform up in {time.monotonic() - started:.1f}s\n"
+        f"  platform admin     {base}/admin/   (create a superuser: .venv/bin/python manage.py createsuperuser)\n"
+        f"  acme health        {base}/t/acme/healthz\n"
+        f"  acme MCP endpoint  {base}/t/acme/mcp\n"
+        f"  acme tenant admin  {base}/t/acme/admin/\n"
+        f"  globex             {base}/t/globex/\n"
+        f"  demo passwords     var/dev.env (DEMO_ADMIN_PASSWORD, DEMO_MEMBER_PASSWORD)\n"
+        f"  metrics            {base}/metrics   (Authorization: Bearer METRICS_TOKEN from var/dev.env)\n"
+        "Ctrl-C stops everything.",
+        flush=True,
+    )
 
 
 def prepare_metrics_dir(environ) -> Path:

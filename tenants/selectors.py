@@ -43,5 +43,8 @@ def get_tenant(slug: str) -> Tenant:
 def active_membership(user_id: int, tenant_id: int) -> Membership | None:
     """The user's membership of the tenant if it counts (``Membership.objects.active()``)."""
     return (
-        Membership.objects.active().filter(user_id=user_id, tenant_id=tenant_id).only("id", "role", "is_active").first()
+        Membership.objects.active()
+        .filter(user_id=user_id, tenant_id=tenant_id)
+        .only("id", "role", "is_active")
+        .first()
     )

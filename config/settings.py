@@ -85,6 +85,9 @@ TENANT_PATH_PREFIX = "t"
 # The leading underscore keeps it out of reach: no slug and no URL can name it.
 TENANT_TEMPLATE_SCHEMA = "_tenant_template"
 TENANT_PROVISION_BY_COPY = env.bool("TENANT_PROVISION_BY_COPY", default=True)
+# spare copies of the template made ahead of time (tenants.spares): creating a tenant renames one instead
+# of running the copy's DDL; replenished after each creation (Celery) and by migrate_schemas; 0: off
+TENANT_SPARE_SCHEMAS = env.int("TENANT_SPARE_SCHEMAS", default=2)
 GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
 # tenants that already have every migration get only the post_migrate receivers, not a whole `migrate`
 TENANT_MIGRATE_SKIP_CURRENT = env.bool("TENANT_MIGRATE_SKIP_CURRENT", default=True)

@@ -12,6 +12,9 @@ Django's ``migrate`` (about half a second of CPU each, mostly rendering the migr
 nothing to apply): they only get the post_migrate receivers (content types, permissions, the scope
 matrix's new tools), which is what such a ``migrate`` would have done. The others, the template, and
 runs with targets or ``--fake``/``--plan``/``--check``/``--prune`` go through ``migrate`` as before.
+
+At the end of such a run the pool of spare schemas (``tenants.spares``) is replenished: spares copied
+from the template as it was before are dropped and copied again.
 ``TENANT_MIGRATE_SKIP_CURRENT = False`` turns the shortcut off."""
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from django_tenants.migration_executors.base import MigrationExecutor, run_migra
 from django_tenants.utils import schema_exists
 
 from tenants.provisioning import missing_migrations, template_lock, template_schema
+from tenants.spares import replenish
 
 _FULL_RUN_OPTIONS = ("fake", "fake_initial", "plan", "check_unapplied", "prune", "run_syncdb")
 
@@ -68,10 +72,14 @@ def get_executor(codename: str | None = None) -> type[MigrationExecutor]:
     class TemplateFirst(base):  # type: ignore[misc,valid-type]
         def run_migrations(self, tenants=None):
             names = list(tenants or [])
-            if names != [self.PUBLIC_SCHEMA_NAME] and not self.options.get("schema_name"):
+            whole_run = names != [self.PUBLIC_SCHEMA_NAME] and not self.options.get("schema_name")
+            if whole_run:
                 migrate_template(self)
                 names = receivers_only_when_current(self, names)
-            return super().run_migrations(tenants=names)
+            result = super().run_migrations(tenants=names)
+            if whole_run and not any(self.options.get(flag) for flag in ("plan", "check_unapplied")):
+                replenish()  # spares copied from the template as it was are dropped and copied again
+            return result
 
     TemplateFirst.codename = base.codename
     return TemplateFirst

@@ -47,6 +47,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     settings.OAUTH_TOKEN_CLIENT_RATE_LIMIT = (100_000, 60)  # these and the login lockout low where it tests them)
     settings.AXES_FAILURE_LIMIT = 100_000
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server threads close their connections
+    settings.TENANT_SPARE_SCHEMAS = 0  # no spare schemas but in tests/test_spares.py (they turn them on)
     with django_db_blocker.unblock():
         db_cfg = setup_databases(
             verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set(), keepdb=django_db_keepdb

@@ -4,15 +4,17 @@ For the few statements run on every MCP request (``mcp_tools.auth``'s bearer sta
 contact read), PostgreSQL's parse, analysis and planning cost more than executing them: on this stack
 the bearer statement took 0.45 ms as plain SQL and 0.09 ms prepared (issue 14, docs/benchmarks.md).
 Django's PostgreSQL backend binds parameters client-side and psycopg never prepares on such cursors, so
-these statements go through a server-binding psycopg cursor on the same connection, after Django's
-own cursor has opened it and django-tenants has set its ``search_path``.
+these statements go through a server-binding psycopg cursor on the same connection.
 
-**One statement per tenant schema.** A ``TenantStatement`` names its tenant tables ``{tenant}.table``;
-each schema gets its own text, schema-qualified. PostgreSQL re-analyses and re-plans a prepared
-statement whenever ``search_path`` differs from the one it was last planned under (PREPARE, "Notes"),
-so one shared text, used by calls that alternate between tenants, was planned again on every call
-(docs/benchmarks.md, "Calls spread over many tenants"). A statement per schema keeps its plan while
-the connection goes from tenant to tenant, and reads that tenant's tables whatever the search path.
+**One statement per tenant schema, no search path.** A ``TenantStatement`` names its tenant tables
+``{tenant}.table``; each schema gets its own text, schema-qualified, so it reads that tenant's tables
+whatever the connection's ``search_path``. PostgreSQL re-analyses and re-plans a prepared statement
+whenever ``search_path`` differs from the one it was last planned under (PREPARE, "Notes"), so one
+shared text, used by calls that alternate between tenants, was planned again on every call, after a
+``SET search_path`` round trip of its own (docs/benchmarks.md, "Calls spread over many tenants").
+These statements are sent without setting the path (django-tenants sets it before the first
+statement of the request that goes through Django's cursor): the path stays as it was, and every
+schema's statement keeps its plan while the connection goes from tenant to tenant.
 psycopg keeps at most ``prepared_max`` prepared statements per connection (least recently used out,
 ``DEALLOCATE``); it is sized here for ``DATABASE_CONNECTION_MAX_SCHEMAS`` schemas per connection
 (``tenants.recycling`` closes a connection that has served more), so round-robin traffic does not
@@ -78,22 +80,38 @@ def prepared_max() -> int:
 
 
 def fetch_prepared(statement: TenantStatement, params: list[Any]) -> list[tuple]:
-    """Run ``statement`` for the connection's current tenant schema, prepared on the connection; all rows."""
-    with connection.cursor() as cursor:  # connection open, search_path set for the current tenant
-        schema = connection.schema_name
-        if not settings.DATABASE_PREPARED_STATEMENTS:
+    """Run ``statement`` for the connection's current tenant schema, prepared on the connection; all rows.
+
+    Sent without setting ``search_path`` first: the text names its schema, so it reads the tenant's
+    tables whatever the path, and leaving the path alone keeps every schema's plan valid (PostgreSQL
+    re-plans a statement used under another path than its last). django-tenants still sets the path
+    before the first statement that goes through Django's cursor (``search_path_set_schemas``)."""
+    schema = connection.schema_name
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        with connection.cursor() as cursor:  # search_path set (or sent with the statement) as usual
             cursor.execute(statement.for_schema(schema, numbered=False), params)
             return cursor.fetchall()
-        raw = cursor.cursor.connection
-        if raw.prepare_threshold is None:
-            raw.prepare_threshold = _EXPLICIT_ONLY
-            raw.prepared_max = prepared_max()
-        sql = statement.for_schema(schema, numbered=True)
-        start = time.monotonic()
-        with connection.wrap_database_errors, psycopg.RawCursor(raw) as server_cursor:
-            server_cursor.execute(sql, params, prepare=True)
-            rows = server_cursor.fetchall()
-        if connection.queries_logged:
-            elapsed = f"{time.monotonic() - start:.3f}"
-            connection.queries_log.append({"sql": f"EXECUTE (prepared) {sql}", "time": elapsed})
-        return rows
+    raw = _raw_connection()
+    sql = statement.for_schema(schema, numbered=True)
+    start = time.monotonic()
+    with connection.wrap_database_errors, psycopg.RawCursor(raw) as server_cursor:
+        server_cursor.execute(sql, params, prepare=True)
+        rows = server_cursor.fetchall()
+    if connection.queries_logged:
+        elapsed = f"{time.monotonic() - start:.3f}"
+        connection.queries_log.append({"sql": f"EXECUTE (prepared) {sql}", "time": elapsed})
+    return rows
+
+
+def _raw_connection() -> psycopg.Connection:
+    """The psycopg connection under Django's, opened and checked as ``connection.cursor()`` would
+    (health check, thread, broken transaction), without django-tenants' ``SET search_path``."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = _EXPLICIT_ONLY
+        raw.prepared_max = prepared_max()
+    return raw

@@ -47,7 +47,10 @@ def _call(client: Client, slug: str, token: str, contact_id: int):
         "params": {
             "name": "crm_get_contact",
             "arguments": {"contact_id": contact_id},
-            "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
         },
     }
     return client.post(
@@ -86,7 +89,7 @@ def test_alternating_tenants_each_read_their_own_rows_with_their_own_statement(c
     # one prepared bearer statement per schema, kept while the connection went back and forth
     assert _prepared_for("acme") == 1 and _prepared_for("globex") == 1
     # a tenant's token is unknown in the other tenant's schema, whichever statement ran last
-    (acme, acme_token, acme_contact), (globex, _, _) = found
+    (_, acme_token, acme_contact), (globex, _, _) = found
     refused = _call(client, globex, acme_token, acme_contact.pk)
     assert refused.status_code == 401, refused.content[:300]
 

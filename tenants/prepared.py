@@ -111,7 +111,14 @@ def _raw_connection() -> psycopg.Connection:
     connection.validate_thread_sharing()
     connection.validate_no_broken_transaction()
     raw = connection.connection
-    if raw.prepare_threshold is None:
+    if raw.prepare_threshold is None and not connection.in_atomic_block:
+        # once per connection, in autocommit so that it stays: generic plans from the first execution.
+        # Under the default (auto) PostgreSQL plans a statement afresh for its first five executions,
+        # and with a statement per schema most schemas would never get past them; these statements
+        # look rows up by unique keys, where the generic plan is the custom plan. Only prepared
+        # statements (ours: Django binds on the client) and PL/pgSQL follow this setting.
+        with connection.wrap_database_errors:
+            raw.execute("SET plan_cache_mode = force_generic_plan")
         raw.prepare_threshold = _EXPLICIT_ONLY
         raw.prepared_max = prepared_max()
     return raw

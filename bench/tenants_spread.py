@@ -101,7 +101,7 @@ def worker(root: Path) -> None:
                 " (SELECT count(*) FROM pg_prepared_statements) FROM pg_backend_memory_contexts"
             )
             total, cache, prepared = cursor.fetchone()
-        return [total / 2**20, (cache or 0) / 2**20, prepared]
+        return [float(total) / 2**20, float(cache or 0) / 2**20, int(prepared)]
 
     for line in sys.stdin:
         message = json.loads(line)
@@ -300,6 +300,7 @@ def main() -> None:
                 for mode in ("one", "spread"):
                     warm[(name, mode)] += w.ask(cmd="run", mode=mode, calls=args.calls)
         print(f"warm blocks done ({load()})", flush=True)
+        print("\n".join(latency_report(workers, warm, cold, len(spread))), flush=True)
         # 3. memory of a new backend
         mem: dict[str, tuple[list[float], list[float]]] = {}
         for name, w in workers.items():
@@ -311,14 +312,7 @@ def main() -> None:
     finally:
         for w in workers.values():
             w.close()
-    report = [
-        f"\n## tools/call ({TOOL}), in-process median ms, {len(spread)} tenants ({load()} at the end)\n",
-        "| variant | one tenant (acme), warm | spread, warm | spread / one | spread, cold (first call per schema) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name in workers:
-        one, spr = statistics.median(warm[(name, "one")]), statistics.median(warm[(name, "spread")])
-        report.append(f"| {name} | {one * 1000:.2f} | {spr * 1000:.2f} | {spr / one:.2f}x | {median_ms(cold[name])} |")
+    report: list[str] = []
     report += [
         "\n## PostgreSQL backend of the worker: new connection, 50 calls to acme, then one call to each tenant\n",
         "| variant | MB after acme (cache) | MB after every tenant (cache) | prepared statements |",
@@ -330,6 +324,18 @@ def main() -> None:
     if args.wrk:
         report += wrk_report(variants, spread, acme, args)
     print("\n".join(report))
+
+
+def latency_report(workers: dict, warm: dict, cold: dict, tenants: int) -> list[str]:
+    lines = [
+        f"\n## tools/call ({TOOL}), in-process median ms, {tenants} tenants ({load()})\n",
+        "| variant | one tenant (acme), warm | spread, warm | spread / one | spread, cold (first call per schema) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in workers:
+        one, spr = statistics.median(warm[(name, "one")]), statistics.median(warm[(name, "spread")])
+        lines.append(f"| {name} | {one * 1000:.2f} | {spr * 1000:.2f} | {spr / one:.2f}x | {median_ms(cold[name])} |")
+    return lines
 
 
 def wrk_report(variants: dict, spread: list, acme: list, args: argparse.Namespace) -> list[str]:

@@ -3,9 +3,9 @@
 
 Each PostgreSQL backend keeps the catalog entries (relcache, catcache) of every relation it has opened,
 and here the prepared statements of every schema (``tenants.prepared``), without eviction while the
-connection lives: about 0.15 MB per tenant schema for a ``tools/call``, so a persistent connection
-(``CONN_MAX_AGE``) that sees calls for 1,000 tenants holds ~150 MB (docs/benchmarks.md). Closing it
-once it has seen N schemas bounds that to about N x 0.15 MB, at the price of a reconnect every N
+connection lives: about 0.3 MB per tenant schema for a ``tools/call``, so a persistent connection
+(``CONN_MAX_AGE``) that sees calls for 1,000 tenants holds ~300 MB (docs/benchmarks.md). Closing it
+once it has seen N schemas bounds that to about N x 0.35 MB, at the price of a reconnect every N
 schemas and a first call per schema on the new backend that fills its caches again (docs/scaling.md
 weighs this against routing tenants to workers). 0 turns it off.
 

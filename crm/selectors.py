@@ -9,7 +9,7 @@ from django.db.models import Q
 from crm.errors import NotFound
 from crm.models import Contact, Note
 from tenants.guard import HasTenant, assert_tenant
-from tenants.prepared import fetch_prepared
+from tenants.prepared import TenantStatement, fetch_prepared
 
 LATEST_NOTES = 20
 
@@ -25,18 +25,18 @@ def search_contacts(principal: HasTenant, *, query: str, limit: int = 20) -> lis
 _CONTACT_FIELDS = [f.attname for f in Contact._meta.concrete_fields]
 _NOTE_FIELDS = [f.attname for f in Note._meta.concrete_fields]
 _NOTE_ORDER = "created_at DESC, id DESC"  # Note.Meta.ordering
-# The contact and its latest notes in one statement (LATERAL keeps the per-contact LIMIT); unqualified
-# tables: the connection's search_path is the tenant's schema.
-_CONTACT_WITH_NOTES = f"""
+# The contact and its latest notes in one statement (LATERAL keeps the per-contact LIMIT); the tenant's
+# tables schema-qualified, one prepared statement per schema (tenants.prepared)
+_CONTACT_WITH_NOTES = TenantStatement(f"""
     SELECT {", ".join("c." + f for f in _CONTACT_FIELDS)}, {", ".join("n." + f for f in _NOTE_FIELDS)}
-      FROM {Contact._meta.db_table} c
+      FROM {{tenant}}.{Contact._meta.db_table} c
       LEFT JOIN LATERAL (
-            SELECT {", ".join(_NOTE_FIELDS)} FROM {Note._meta.db_table}
+            SELECT {", ".join(_NOTE_FIELDS)} FROM {{tenant}}.{Note._meta.db_table}
              WHERE contact_id = c.id ORDER BY {_NOTE_ORDER} LIMIT %s
       ) n ON TRUE
      WHERE c.id = %s
      ORDER BY n.created_at DESC, n.id DESC
-"""  # noqa: S608 (names from model metadata, values are parameters)
+""")  # noqa: S608 (names from model metadata, values are parameters)
 
 
 def get_contact(principal: HasTenant, *, contact_id: int) -> tuple[Contact, list[Note]]:

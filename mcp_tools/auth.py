@@ -27,7 +27,7 @@ from mcp_tools.models import ToolPolicy
 from oauth.issuer import mcp_resource
 from oauth.models import ChallengeChannel, ClientProfile
 from tenants.models import Membership, Tenant
-from tenants.prepared import fetch_prepared
+from tenants.prepared import TenantStatement, fetch_prepared
 from tenants.routing import confirm_tenant
 from tenants.selectors import tenant_by_slug
 
@@ -78,28 +78,31 @@ def active_role_sql(user_id_column: str, tenant_id: str = "%s") -> str:
 _TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
 
 
-def _token_query() -> str:
+def _token_query() -> TenantStatement:
     """One statement: the tenant row (always, when the slug exists: ``LEFT JOIN`` of the token), the
     token, its client, the caller's role in this tenant (NULL if not an active member:
     ``active_role_sql``), the client's challenge channel and the tool's matrix row. Written as SQL
     because this runs on every MCP request and the ORM's compilation of the equivalent
     Exists/Subquery annotations costs more than the query; prepared (``tenants.prepared``) because
-    PostgreSQL's planning of its eight relations costs more than executing it."""
+    PostgreSQL's planning of its eight relations costs more than executing it. The tenant's tables are
+    schema-qualified, one statement per schema (``TenantStatement``), so calls that alternate between
+    tenants keep each schema's plan instead of re-planning on every call."""
     token, app = AccessToken._meta.db_table, Application._meta.db_table
     profile, policy = ClientProfile._meta.db_table, ToolPolicy._meta.db_table
     tenant_columns = ", ".join(f"tn.{name}" for name in _TENANT_FIELDS)
-    return f"""
+    return TenantStatement(f"""
         SELECT {tenant_columns},
                t.id, t.user_id, t.scope, t.expires, t.resource, a.client_id,
                {active_role_sql("t.user_id", "tn.id")} AS role,
-               (SELECT p.challenge_channel FROM {profile} p WHERE p.application_id = t.application_id) AS channel,
+               (SELECT p.challenge_channel FROM {{tenant}}.{profile} p
+                 WHERE p.application_id = t.application_id) AS channel,
                tp.enabled, tp.scopes, tp.noauth
           FROM public.{Tenant._meta.db_table} tn
-          LEFT JOIN {token} t ON t.token_checksum = %s
-          LEFT JOIN {app} a ON a.id = t.application_id
-          LEFT JOIN {policy} tp ON tp.tool_name = %s
+          LEFT JOIN {{tenant}}.{token} t ON t.token_checksum = %s
+          LEFT JOIN {{tenant}}.{app} a ON a.id = t.application_id
+          LEFT JOIN {{tenant}}.{policy} tp ON tp.tool_name = %s
          WHERE tn.schema_name = %s
-    """  # noqa: S608 (table names come from model metadata, values are parameters)
+    """)  # noqa: S608 (table names come from model metadata, values are parameters)
 
 
 TOKEN_QUERY = _token_query()

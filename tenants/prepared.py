@@ -1,18 +1,33 @@
-"""Hot read statements as server-side prepared statements (psycopg's own ``prepare=True``).
+"""Hot read statements of a tenant as server-side prepared statements, one per tenant schema.
 
 For the few statements run on every MCP request (``mcp_tools.auth``'s bearer statement, the CRM
 contact read), PostgreSQL's parse, analysis and planning cost more than executing them: on this stack
 the bearer statement took 0.45 ms as plain SQL and 0.09 ms prepared (issue 14, docs/benchmarks.md).
 Django's PostgreSQL backend binds parameters client-side and psycopg never prepares on such cursors, so
-these statements go through a server-binding psycopg cursor on the same connection, after Django's
-own cursor has opened it and django-tenants has set its ``search_path``.
+these statements go through a server-binding psycopg cursor on the same connection.
 
-Schema per tenant is safe: PostgreSQL re-analyses a prepared statement when ``search_path`` changed
-since its last use (PREPARE, "Notes"), so the same statement in another tenant reads that tenant's
-tables. psycopg keeps at most ``prepared_max`` (100) per connection and forgets them on reconnect.
+**One statement per tenant schema, no search path.** A ``TenantStatement`` names its tenant tables
+``{tenant}.table``; each schema gets its own text, schema-qualified, so it reads that tenant's tables
+whatever the connection's ``search_path``. PostgreSQL re-analyses and re-plans a prepared statement
+whenever ``search_path`` differs from the one it was last planned under (PREPARE, "Notes"), so one
+shared text, used by calls that alternate between tenants, was planned again on every call, after a
+``SET search_path`` round trip of its own (docs/benchmarks.md, "Calls spread over many tenants").
+These statements are sent without setting the path (django-tenants sets it before the first
+statement of the request that goes through Django's cursor): the path stays as it was, and every
+schema's statement keeps its plan while the connection goes from tenant to tenant.
+psycopg keeps at most ``prepared_max`` prepared statements per connection (least recently used out,
+``DEALLOCATE``); it is sized here for ``DATABASE_CONNECTION_MAX_SCHEMAS`` schemas per connection
+(``tenants.recycling`` closes a connection that has served more), so round-robin traffic does not
+evict a statement before its schema comes round again. psycopg forgets them on reconnect.
+
+The statements are sent through psycopg's ``RawCursor`` with ``$n`` placeholders: its conversion of
+``%s`` placeholders is cached for 128 texts only, and one text per schema would miss that cache on
+every call (30 µs a statement here).
+
 Behind a transaction-mode pooler, prepared statements need PgBouncer >= 1.21 with
 ``max_prepared_statements`` set, and they would bypass ``config.transaction_pooling``'s per-statement
-search path: ``DATABASE_POOLER_TRANSACTION_MODE`` turns them off (``DATABASE_PREPARED_STATEMENTS``).
+search path: ``DATABASE_POOLER_TRANSACTION_MODE`` turns them off (``DATABASE_PREPARED_STATEMENTS``);
+the schema-qualified text is then sent through Django's cursor.
 
 Queries are still recorded in ``connection.queries_log`` when Django logs queries (DEBUG,
 ``CaptureQueriesContext``), so query counts stay honest.
@@ -26,26 +41,84 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import connection
+from django_tenants.utils import quote_schema_name
 
 # psycopg prepares on explicit request only: no statement of Django's (client-side cursors never
 # prepare anyway) is prepared behind its back
 _EXPLICIT_ONLY = 2**31 - 1
+# hot statements per tenant schema the prepared-statement cache makes room for (two today: the bearer
+# statement and the contact read; room for a few more)
+STATEMENTS_PER_SCHEMA = 4
+_TENANT = "{tenant}"
 
 
-def fetch_prepared(sql: str, params: list[Any]) -> list[tuple]:
-    """Run one read statement (``%s`` placeholders) prepared on the current connection; all rows."""
-    with connection.cursor() as cursor:  # connection open, search_path set for the current tenant
-        if not settings.DATABASE_PREPARED_STATEMENTS:
-            cursor.execute(sql, params)
+class TenantStatement:
+    """A read statement over one tenant's tables: ``{tenant}.table`` for them (public tables written
+    ``public.table``), ``%s`` for the parameters. ``for_schema`` gives the schema's own text."""
+
+    def __init__(self, template: str) -> None:
+        if _TENANT not in template or "%" in template.replace("%s", ""):
+            raise ValueError("a TenantStatement names its tables {tenant}.name and has only %s placeholders")
+        self.template = template
+        parts = template.split("%s")
+        # the same text with PostgreSQL's own placeholders, for the server-binding cursor
+        self.numbered = "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, 1))
+
+    def for_schema(self, schema: str, *, numbered: bool) -> str:
+        return (self.numbered if numbered else self.template).replace(_TENANT, quote_schema_name(schema))
+
+    def __str__(self) -> str:
+        return self.template
+
+
+def prepared_max() -> int:
+    """psycopg's per-connection cap on prepared statements: every hot statement of every schema a
+    connection may serve before it is recycled (``DATABASE_CONNECTION_MAX_SCHEMAS``; without a limit,
+    as many schemas as routing remembers)."""
+    schemas = settings.DATABASE_CONNECTION_MAX_SCHEMAS or settings.TENANT_IDENTITY_CACHE_SIZE
+    return max(100, STATEMENTS_PER_SCHEMA * (schemas + 1))
+
+
+def fetch_prepared(statement: TenantStatement, params: list[Any]) -> list[tuple]:
+    """Run ``statement`` for the connection's current tenant schema, prepared on the connection; all rows.
+
+    Sent without setting ``search_path`` first: the text names its schema, so it reads the tenant's
+    tables whatever the path, and leaving the path alone keeps every schema's plan valid (PostgreSQL
+    re-plans a statement used under another path than its last). django-tenants still sets the path
+    before the first statement that goes through Django's cursor (``search_path_set_schemas``)."""
+    schema = connection.schema_name
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        with connection.cursor() as cursor:  # search_path set (or sent with the statement) as usual
+            cursor.execute(statement.for_schema(schema, numbered=False), params)
             return cursor.fetchall()
-        raw = cursor.cursor.connection
-        if raw.prepare_threshold is None:
-            raw.prepare_threshold = _EXPLICIT_ONLY
-        start = time.monotonic()
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as server_cursor:
-            server_cursor.execute(sql, params, prepare=True)
-            rows = server_cursor.fetchall()
-        if connection.queries_logged:
-            elapsed = f"{time.monotonic() - start:.3f}"
-            connection.queries_log.append({"sql": f"EXECUTE (prepared) {sql}", "time": elapsed})
-        return rows
+    raw = _raw_connection()
+    sql = statement.for_schema(schema, numbered=True)
+    start = time.monotonic()
+    with connection.wrap_database_errors, psycopg.RawCursor(raw) as server_cursor:
+        server_cursor.execute(sql, params, prepare=True)
+        rows = server_cursor.fetchall()
+    if connection.queries_logged:
+        elapsed = f"{time.monotonic() - start:.3f}"
+        connection.queries_log.append({"sql": f"EXECUTE (prepared) {sql}", "time": elapsed})
+    return rows
+
+
+def _raw_connection() -> psycopg.Connection:
+    """The psycopg connection under Django's, opened and checked as ``connection.cursor()`` would
+    (health check, thread, broken transaction), without django-tenants' ``SET search_path``."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+    raw = connection.connection
+    if raw.prepare_threshold is None and not connection.in_atomic_block:
+        # once per connection, in autocommit so that it stays: generic plans from the first execution.
+        # Under the default (auto) PostgreSQL plans a statement afresh for its first five executions,
+        # and with a statement per schema most schemas would never get past them; these statements
+        # look rows up by unique keys, where the generic plan is the custom plan. Only prepared
+        # statements (ours: Django binds on the client) and PL/pgSQL follow this setting.
+        with connection.wrap_database_errors:
+            raw.execute("SET plan_cache_mode = force_generic_plan")
+        raw.prepare_threshold = _EXPLICIT_ONLY
+        raw.prepared_max = prepared_max()
+    return raw

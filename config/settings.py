@@ -152,8 +152,9 @@ DATABASE_PREPARED_STATEMENTS = (
 )
 # close a connection after the request once it has served this many distinct tenant schemas, so a
 # PostgreSQL backend's catalog caches and per-schema prepared statements stay bounded whatever the
-# number of tenants (tenants.recycling; docs/scaling.md); 0: never
-DATABASE_CONNECTION_MAX_SCHEMAS = env.int("DATABASE_CONNECTION_MAX_SCHEMAS", default=0)
+# number of tenants: about 0.3 MB per schema, so ~0.3 GB per backend at the default (tenants.recycling;
+# docs/scaling.md); 0: never
+DATABASE_CONNECTION_MAX_SCHEMAS = env.int("DATABASE_CONNECTION_MAX_SCHEMAS", default=1000)
 # slug -> tenant pk for /mcp routing (tenants.routing); bounded, holds nothing that can change
 TENANT_IDENTITY_CACHE_SIZE = env.int("TENANT_IDENTITY_CACHE_SIZE", default=4096)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)

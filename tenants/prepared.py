@@ -35,6 +35,7 @@ Queries are still recorded in ``connection.queries_log`` when Django logs querie
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -50,6 +51,8 @@ _EXPLICIT_ONLY = 2**31 - 1
 # statement and the contact read; room for a few more)
 STATEMENTS_PER_SCHEMA = 4
 _TENANT = "{tenant}"
+# a table after FROM or JOIN that is neither {tenant}.name nor public.name (subqueries and LATERAL aside)
+_UNQUALIFIED_TABLE = re.compile(r"\b(?:FROM|JOIN)\s+(?!\{tenant\}\.|public\.|\(|LATERAL\b)(\S+)", re.IGNORECASE)
 
 
 class TenantStatement:
@@ -59,6 +62,10 @@ class TenantStatement:
     def __init__(self, template: str) -> None:
         if _TENANT not in template or "%" in template.replace("%s", ""):
             raise ValueError("a TenantStatement names its tables {tenant}.name and has only %s placeholders")
+        # sent without setting search_path, which may still be another tenant's: an unqualified table
+        # would be read from that tenant, so every table must name its schema
+        if unqualified := _UNQUALIFIED_TABLE.findall(template):
+            raise ValueError(f"a TenantStatement must qualify every table ({{tenant}}. or public.): {unqualified}")
         self.template = template
         parts = template.split("%s")
         # the same text with PostgreSQL's own placeholders, for the server-binding cursor

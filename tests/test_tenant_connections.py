@@ -120,3 +120,18 @@ def test_no_limit_keeps_the_connection(callers, settings):
     for slug, token, contact in found * 2:
         _contact_name(_call(client, slug, token, contact.pk))
     assert connection.connection is kept
+
+
+def test_a_tenant_statement_must_qualify_every_table():
+    """Sent without setting search_path (still another tenant's, perhaps): an unqualified table would be
+    read from that other tenant, so such a statement is refused when it is defined."""
+    from tenants.prepared import TenantStatement
+
+    TenantStatement("SELECT 1 FROM {tenant}.crm_contact c JOIN public.tenants_tenant t ON TRUE WHERE c.id = %s")
+    for unqualified in (
+        "SELECT 1 FROM crm_contact WHERE id = %s AND {tenant} IS NULL",
+        "SELECT 1 FROM {tenant}.crm_contact c JOIN crm_note n ON n.contact_id = c.id WHERE c.id = %s",
+        "SELECT 1 FROM {tenant}.crm_contact c LEFT JOIN LATERAL (SELECT 1 FROM crm_note) n ON TRUE",
+    ):
+        with pytest.raises(ValueError, match="qualify every table"):
+            TenantStatement(unqualified)

@@ -26,9 +26,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -180,7 +182,7 @@ class TenantOAuth2Validator(OAuth2Validator):
         if challenged is not None:
             observe.refresh("step_up_refused")
             raise errors.InvalidGrantError(
-                description=f"the resource server asked for scope \"{challenged}\": authorize again with it",
+                description=f'the resource server asked for scope "{challenged}": authorize again with it',
                 request=request,
             )
         return True
@@ -191,6 +193,9 @@ class TenantOAuth2Validator(OAuth2Validator):
         return rt
 
     def save_bearer_token(self, token, request, *args, **kwargs):
+        if _one_statement_exchange(request, token):
+            # one autocommitted statement is its own transaction: no BEGIN/COMMIT round trips
+            return self._save_code_exchange(token, request, *args, **kwargs)
         try:
             return super().save_bearer_token(token, request, *args, **kwargs)
         except _Reuse as reuse:
@@ -213,17 +218,38 @@ class TenantOAuth2Validator(OAuth2Validator):
             _touch_profile(request.client)
 
     def _save_code_exchange(self, token, request, *args, **kwargs) -> None:
-        # Delete the grant first: of two concurrent exchanges of one code, the second waits on the
-        # row lock and then deletes nothing (invalid_grant) instead of minting a second token pair; a
-        # failure below rolls the deletion back with the tokens.
+        """DOT's ``_save_bearer_token`` for a code exchange (scope present, RFC 8707 resource, the
+        access token and a new family's refresh token, built by DOT's models and ``_set_token_value``),
+        written in one statement with the grant's deletion, the ``RedeemedCode`` row and the client's
+        ``last_used_at`` (``_exchange_in_one_statement``). The grant is deleted first: of two
+        concurrent exchanges of one code, the second waits on the row lock and then deletes nothing
+        (invalid_grant) instead of minting a second pair; a statement either does all of it or none."""
         grant = self._grant(request.code, request.client, request)
-        if not _delete_grant(grant.pk):
+        if "scope" not in token:
+            raise errors.FatalClientError("Failed to renew access token: missing scope")  # as DOT
+        self._check_and_set_request_resource(request)
+        expires = timezone.now() + timedelta(
+            seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        )
+        access = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            application=request.client,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(access, token["access_token"])
+        refresh = RefreshToken(
+            user=request.user,
+            application=request.client,
+            token_family=uuid.uuid4(),
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(refresh, token["refresh_token"])
+        if not _exchange_in_one_statement(request, grant, access, refresh):
             raise errors.InvalidGrantError(request=request)
         request.platform_grant_redeemed = True
-        super()._save_bearer_token(token, request, *args, **kwargs)
-        issued = getattr(request, "issued_refresh_token", None)
-        if not _record_redeemed_code(request, grant, issued.token_family if issued else None):
-            raise errors.InvalidGrantError(request=request)
+        request.issued_refresh_token = refresh
 
     def _save_refresh(self, token, request, *args, **kwargs) -> None:
         """Rotate the presented refresh token, or answer a duplicate with the pair it was rotated to.
@@ -318,35 +344,77 @@ def _inherit_grant_resource(validator: OAuth2Validator, request, grant: Grant) -
         request.resource = granted
 
 
-def _delete_grant(grant_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {Grant._meta.db_table} WHERE id = %s", [grant_id])  # noqa: S608 (model metadata)
-        return cursor.rowcount == 1
+def _one_statement_exchange(request, token: dict) -> bool:
+    """A code exchange that issues a plain access + refresh pair (no OpenID Connect ID token, which
+    DOT's own path stores): saved by ``_save_code_exchange`` in one statement, outside DOT's
+    transaction."""
+    return request.grant_type == "authorization_code" and bool(token.get("refresh_token")) and not token.get("id_token")
 
 
-def _record_redeemed_code(request, grant: Grant, token_family) -> bool:
-    """The ``RedeemedCode`` row and the client's ``last_used_at`` in one statement; False when the code
-    was already recorded (cannot happen once the grant row is deleted under lock; refused if it does)."""
-    redeemed, profile = RedeemedCode._meta.db_table, ClientProfile._meta.db_table
+@functools.cache
+def _insert_shape(model, skip: tuple[str, ...]) -> tuple[tuple, str, str]:
+    """The fields an INSERT of ``model`` writes (``Model.save``'s: all but the primary key, less
+    ``skip``), its column list and its typed placeholders."""
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in skip)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)
+    return fields, columns, placeholders
+
+
+def _insert_parts(instance, skip: tuple[str, ...] = ()) -> tuple[str, str, list]:
+    """Columns, typed placeholders and values of an unsaved model instance, as ``Model.save`` would
+    write them (each field's ``pre_save``: ``auto_now``, DOT's token checksum; ``get_db_prep_save``)."""
+    fields, columns, placeholders = _insert_shape(type(instance), skip)
+    return columns, placeholders, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+
+
+def _exchange_in_one_statement(request, grant: Grant, access: AccessToken, refresh: RefreshToken) -> bool:
+    """Delete the grant, record the redeemed code, insert the access token and the refresh token (its
+    ``access_token_id`` the new access token's) and touch the client's ``last_used_at``, all in one
+    autocommitted statement, each step only if the previous one did something; False when the grant
+    was already gone (a concurrent exchange) or the code already recorded. Sets the new rows' ids."""
+    q = connection.ops.quote_name
+    at_cols, at_ph, at_vals = _insert_parts(access)
+    rt_cols, rt_ph, rt_vals = _insert_parts(refresh, skip=("access_token_id",))
     now = timezone.now()
+    sql = (
+        f"WITH gone AS (DELETE FROM {q(Grant._meta.db_table)} WHERE id = %s RETURNING id), "  # noqa: S608
+        f"redeemed AS (INSERT INTO {q(RedeemedCode._meta.db_table)} (code_checksum, application_id, "
+        "token_family, code_challenge, code_challenge_method, redeemed_at) "
+        "SELECT %s, %s, %s::uuid, %s, %s, %s::timestamptz FROM gone "
+        "ON CONFLICT (code_checksum) DO NOTHING RETURNING id), "
+        f"access AS (INSERT INTO {q(AccessToken._meta.db_table)} ({at_cols}) "
+        f"SELECT {at_ph} FROM redeemed RETURNING id), "
+        f"refresh AS (INSERT INTO {q(RefreshToken._meta.db_table)} ({rt_cols}, access_token_id) "
+        f"SELECT {rt_ph}, access.id FROM access RETURNING id), "
+        f"touched AS (UPDATE {q(ClientProfile._meta.db_table)} SET last_used_at = %s "
+        "WHERE application_id = %s AND EXISTS (SELECT 1 FROM refresh)) "
+        "SELECT access.id, refresh.id FROM access, refresh"
+    )
+    params = [
+        grant.pk,
+        checksum(request.code),
+        request.client.pk,
+        refresh.token_family,
+        grant.code_challenge,
+        grant.code_challenge_method,
+        now,
+        *at_vals,
+        *rt_vals,
+        now,
+        request.client.pk,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s) "  # noqa: S608
-            f"INSERT INTO {redeemed} (code_checksum, application_id, token_family, code_challenge, "
-            "code_challenge_method, redeemed_at) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (code_checksum) DO NOTHING RETURNING id",
-            [
-                now,
-                request.client.pk,
-                checksum(request.code),
-                request.client.pk,
-                token_family,
-                grant.code_challenge,
-                grant.code_challenge_method,
-                now,
-            ],
-        )
-        return cursor.fetchone() is not None
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    for instance, pk in zip((access, refresh), row, strict=True):
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    refresh.access_token = access
+    return True
 
 
 def _touch_profile(application) -> None:

@@ -196,6 +196,8 @@ class TenantOAuth2Validator(OAuth2Validator):
         if _one_statement_exchange(request, token):
             # one autocommitted statement is its own transaction: no BEGIN/COMMIT round trips
             return self._save_code_exchange(token, request, *args, **kwargs)
+        if _one_statement_refresh(request, token) and self._rotate_in_one_statement(token, request):
+            return None
         try:
             return super().save_bearer_token(token, request, *args, **kwargs)
         except _Reuse as reuse:
@@ -285,6 +287,38 @@ class TenantOAuth2Validator(OAuth2Validator):
         successor = self._create_refresh_token(request, token["refresh_token"], access, rt)
         request.refresh_token_instance = None  # as DOT leaves it after a rotation
         _keep_successor(rt, successor, token, request.client)
+
+    def _rotate_in_one_statement(self, token, request) -> bool:
+        """``_rotate`` for a refresh token that was live when validated, as one autocommitted statement
+        (``_rotation_in_one_statement``): no BEGIN, row lock read or COMMIT round trips. False, with
+        nothing written, when a concurrent request rotated or revoked it first (its UPDATE waited on
+        that one's row lock, then matched no live row): the transactional path below then answers
+        it as the duplicate it is (or as reuse)."""
+        rt = request.refresh_token_instance
+        self._check_and_set_request_resource(request)
+        expires_in = token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        access = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=timezone.now() + timedelta(seconds=expires_in),
+            application=request.client,
+            source_refresh_token=rt,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(access, token["access_token"])
+        successor = RefreshToken(
+            user=request.user,
+            application=request.client,
+            token_family=rt.token_family,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(successor, token["refresh_token"])
+        if not _rotation_in_one_statement(rt, access, successor, token, request.client):
+            return False
+        request.issued_refresh_token = successor
+        request.refresh_token_instance = None  # as DOT leaves it after a rotation
+        observe.refresh("rotated")
+        return True
 
     def _answer_duplicate(self, token, request, rt: RefreshToken) -> None:
         request.refresh_token_instance = rt
@@ -487,6 +521,83 @@ def _keep_successor(rt: RefreshToken, successor: RefreshToken, token: dict, appl
             "VALUES (%s, %s, %s, %s, %s)",
             [rt.token_family, cutoff, now, application.pk, rt.pk, successor.pk, rt.token_family, encrypted, now],
         )
+
+
+def _one_statement_refresh(request, token: dict) -> bool:
+    """A refresh of a token that was live when validated, answered with a plain new pair (no OpenID
+    Connect ID token): rotated by ``_rotate_in_one_statement``, outside DOT's transaction."""
+    rt = getattr(request, "refresh_token_instance", None)
+    return (
+        request.grant_type == "refresh_token"
+        and isinstance(rt, RefreshToken)
+        and rt.revoked is None
+        and rt.access_token_id is not None
+        and bool(token.get("access_token") and token.get("refresh_token"))
+        and "scope" in token
+        and not token.get("id_token")
+    )
+
+
+def _rotation_in_one_statement(
+    rt: RefreshToken, access: AccessToken, successor: RefreshToken, token: dict, application
+) -> bool:
+    """One autocommitted statement: revoke ``rt`` if it is still live (the UPDATE takes its row lock;
+    a concurrent rotation makes it match nothing, and then nothing below happens), delete its access
+    token (``_retire``), insert the new access token and the successor refresh token, then
+    ``_keep_successor``'s work: drop the family's older kept answers and any past the grace window,
+    keep the encrypted new pair, touch the client's ``last_used_at``. Sets the new rows' ids."""
+    q = connection.ops.quote_name
+    access_table, refresh_table = q(AccessToken._meta.db_table), q(RefreshToken._meta.db_table)
+    kept, profile = q(RefreshSuccessor._meta.db_table), q(ClientProfile._meta.db_table)
+    at_cols, at_ph, at_vals = _insert_parts(access)
+    rt_cols, rt_ph, rt_vals = _insert_parts(successor, skip=("access_token_id",))
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
+    pair = {"access_token": token["access_token"], "refresh_token": token["refresh_token"]}
+    encrypted = RefreshSuccessor._meta.get_field("pair").get_db_prep_save(pair, connection)
+    sql = (
+        f"WITH retired AS (UPDATE {refresh_table} SET revoked = %s, updated = %s, access_token_id = NULL "  # noqa: S608
+        "WHERE id = %s AND revoked IS NULL RETURNING id), "
+        f"gone AS (DELETE FROM {access_table} WHERE id = %s AND EXISTS (SELECT 1 FROM retired)), "
+        f"access AS (INSERT INTO {access_table} ({at_cols}) SELECT {at_ph} FROM retired RETURNING id), "
+        f"refresh AS (INSERT INTO {refresh_table} ({rt_cols}, access_token_id) "
+        f"SELECT {rt_ph}, access.id FROM access RETURNING id), "
+        f"dropped AS (DELETE FROM {kept} WHERE EXISTS (SELECT 1 FROM refresh) AND id IN (SELECT id FROM {kept} "
+        "WHERE token_family = %s OR created_at <= %s FOR UPDATE SKIP LOCKED)), "
+        f"touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s "
+        "AND EXISTS (SELECT 1 FROM refresh)), "
+        f"keep AS (INSERT INTO {kept} (refresh_token_id, successor_id, token_family, pair, created_at) "
+        "SELECT %s, refresh.id, %s::uuid, %s::bytea, %s::timestamptz FROM refresh) "
+        "SELECT access.id, refresh.id FROM access, refresh"
+    )
+    params = [
+        now,
+        now,
+        rt.pk,
+        rt.access_token_id,
+        *at_vals,
+        *rt_vals,
+        rt.token_family,
+        cutoff,
+        now,
+        application.pk,
+        rt.pk,
+        rt.token_family,
+        encrypted,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    for instance, pk in zip((access, successor), row, strict=True):
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    successor.access_token = access
+    rt.revoked, rt.access_token_id = now, None
+    return True
 
 
 def _revoked_family(refresh_token: str):

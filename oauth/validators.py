@@ -36,7 +36,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, identify_hasher
 from django.db import connection
-from django.db.models import Min, OuterRef, Subquery
+from django.db.models import Min, OuterRef, Subquery, signals
 from django.utils import timezone
 from fernet_fields import DecryptionError
 from oauth2_provider import cimd
@@ -404,6 +404,35 @@ def _one_statement_exchange(request, token: dict) -> bool:
     return request.grant_type == "authorization_code" and bool(token.get("refresh_token")) and not token.get("id_token")
 
 
+def _inserted(instances: tuple, row: tuple | None) -> bool:
+    """After a one-statement insert: each instance gets its id from ``row`` and is marked saved, and
+    ``post_save`` is sent for it as ``Model.save`` would (``pre_save`` went before the statement), so
+    receivers of DOT's token models see these rows like any other. False when nothing was inserted."""
+    if row is None:
+        return False
+    for instance, pk in zip(instances, row, strict=True):
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    for instance in instances:
+        signals.post_save.send(
+            sender=type(instance),
+            instance=instance,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=connection.alias,
+        )
+    return True
+
+
+def _before_insert(*instances) -> None:
+    for instance in instances:
+        signals.pre_save.send(
+            sender=type(instance), instance=instance, raw=False, using=connection.alias, update_fields=None
+        )
+
+
 @functools.cache
 def _insert_shape(model, skip: tuple[str, ...]) -> tuple[tuple, str, str]:
     """The fields an INSERT of ``model`` writes (``Model.save``'s: all but the primary key, less
@@ -427,6 +456,7 @@ def _exchange_in_one_statement(request, grant: Grant, access: AccessToken, refre
     autocommitted statement, each step only if the previous one did something; False when the grant
     was already gone (a concurrent exchange) or the code already recorded. Sets the new rows' ids."""
     q = connection.ops.quote_name
+    _before_insert(access, refresh)
     at_cols, at_ph, at_vals = _insert_parts(access)
     rt_cols, rt_ph, rt_vals = _insert_parts(refresh, skip=("access_token_id",))
     now = timezone.now()
@@ -460,14 +490,8 @@ def _exchange_in_one_statement(request, grant: Grant, access: AccessToken, refre
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
-        return False
-    for instance, pk in zip((access, refresh), row, strict=True):
-        instance.pk = pk
-        instance._state.adding = False
-        instance._state.db = connection.alias
     refresh.access_token = access
-    return True
+    return _inserted((access, refresh), row)
 
 
 def _touch_profile(application) -> None:
@@ -595,6 +619,7 @@ def _rotation_in_one_statement(
     q = connection.ops.quote_name
     access_table, refresh_table = q(AccessToken._meta.db_table), q(RefreshToken._meta.db_table)
     kept, profile = q(RefreshSuccessor._meta.db_table), q(ClientProfile._meta.db_table)
+    _before_insert(access, successor)
     at_cols, at_ph, at_vals = _insert_parts(access)
     rt_cols, rt_ph, rt_vals = _insert_parts(successor, skip=("access_token_id",))
     now = timezone.now()
@@ -637,13 +662,9 @@ def _rotation_in_one_statement(
         row = cursor.fetchone()
     if row is None:
         return False
-    for instance, pk in zip((access, successor), row, strict=True):
-        instance.pk = pk
-        instance._state.adding = False
-        instance._state.db = connection.alias
-    successor.access_token = access
     rt.revoked, rt.access_token_id = now, None
-    return True
+    successor.access_token = access
+    return _inserted((access, successor), row)
 
 
 def _revoked_family(refresh_token: str):

@@ -51,6 +51,7 @@ from oauth.backends import allowed_resources
 from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
 from oauth.services import rehash_client_secret
 from oauth.stepup import challenge_window_start, pending_step_up, uncovered
+from oauth.token_reads import grant_with_client, live_refresh_token_with_client
 
 logger = logging.getLogger(__name__)
 
@@ -498,19 +499,18 @@ def _touch_profile(application) -> None:
     ClientProfile.objects.filter(application=application).update(last_used_at=timezone.now())
 
 
-def _live_refresh_token(refresh_token: str, client_id: str | None = None) -> RefreshToken | None:
+def _live_refresh_token(refresh_token: str) -> RefreshToken | None:
     """The unrevoked refresh token presented, with its access token, its user, the start of its family
-    (absolute lifetime) and the family's step-up challenge within the window, in one statement; with
-    ``client_id``, only that client's, and its application too."""
+    (absolute lifetime) and the family's step-up challenge within the window, in one statement (the
+    ORM twin of ``oauth.token_reads.live_refresh_token_with_client``, for a token not found with its
+    client)."""
     family = RefreshToken.objects.filter(token_family=OuterRef("token_family"))
     challenge = StepUpChallenge.objects.filter(
         token_family=OuterRef("token_family"), challenged_at__gt=challenge_window_start()
     )
-    found = RefreshToken.objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=True)
-    if client_id is not None:
-        found = found.filter(application__client_id=client_id).select_related("application")
     return (
-        found.select_related("access_token", "user")
+        RefreshToken.objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=True)
+        .select_related("access_token", "user")
         .annotate(
             family_started=Subquery(family.order_by("created").values("created")[:1]),
             challenged_scope=Subquery(challenge.values("scope")[:1]),
@@ -522,20 +522,17 @@ def _live_refresh_token(refresh_token: str, client_id: str | None = None) -> Ref
 def _client_with_presented(client_id: str, request):
     """The client of ``client_id`` read together with the grant of the presented code or the live
     refresh token presented (both kept on the request), or None when there is no such row."""
+    code, refresh_token = request.code, request.refresh_token
     if "\x00" in client_id:
         return None  # DOT's read refuses it (ValueError): so does its fallback
-    if request.grant_type == "authorization_code" and isinstance(request.code, str) and request.code:
-        grant = (
-            Grant.objects.select_related("application", "user")
-            .filter(code=request.code, application__client_id=client_id)
-            .first()
-        )
+    if request.grant_type == "authorization_code" and isinstance(code, str) and code and "\x00" not in code:
+        grant = grant_with_client(code, client_id)
         if grant is None:
             return None
         request.platform_grant = grant
         return grant.application
-    if request.grant_type == "refresh_token" and isinstance(request.refresh_token, str) and request.refresh_token:
-        rt = _live_refresh_token(request.refresh_token, client_id=client_id)
+    if request.grant_type == "refresh_token" and isinstance(refresh_token, str) and refresh_token:
+        rt = live_refresh_token_with_client(checksum(refresh_token), client_id, challenge_window_start())
         if rt is None:
             return None
         request.platform_live_refresh_token = rt

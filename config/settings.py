@@ -335,6 +335,7 @@ OAUTH2_PROVIDER = {
     "SCOPES_BACKEND_CLASS": "oauth.scope_backend.DeclaredScopes",
     "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH_ACCESS_TOKEN_SECONDS,
     "EXTRA_SERVER_KWARGS": {"token_expires_in": access_token_expires_in},
+    "ACCESS_TOKEN_GENERATOR": "oauth.token_values.random_token",  # 256 bits, one read of the OS CSPRNG
     # refresh tokens: rotated on every use (DOT's default), reuse revokes the family, idle timeout
     # (counted from the last access token's expiry) and absolute lifetime (oauth.validators)
     "REFRESH_TOKEN_REUSE_PROTECTION": True,

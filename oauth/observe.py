@@ -15,8 +15,16 @@ from observability import audit, metrics
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
 # RFC 6749 §5.2 error codes plus the platform's own; anything else is counted as "error"
 ERRORS = {
-    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
-    "invalid_scope", "invalid_target", "slow_down", "access_denied", "server_error",
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+    "slow_down",
+    "access_denied",
+    "server_error",
 }
 
 

@@ -26,17 +26,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, identify_hasher
 from django.db import connection
-from django.db.models import Min, OuterRef, Subquery
+from django.db.models import Min, OuterRef, Subquery, signals
 from django.utils import timezone
 from fernet_fields import DecryptionError
+from oauth2_provider import cimd
 from oauth2_provider.models import AccessToken, Grant, RefreshToken, refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
@@ -48,6 +51,7 @@ from oauth.backends import allowed_resources
 from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
 from oauth.services import rehash_client_secret
 from oauth.stepup import challenge_window_start, pending_step_up, uncovered
+from oauth.token_reads import grant_with_client, live_refresh_token_with_client
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,22 @@ class TenantOAuth2Validator(OAuth2Validator):
             setter=lambda secret: rehash_client_secret(stored=stored_secret, secret=secret),
             preferred=oauth2_settings.CLIENT_SECRET_HASHER,
         )
+
+    # --- the client, read with what the token request presents -----------------------------------
+    def _load_application(self, client_id, request):
+        """DOT's, except that a token request's first statement also reads what it presents: the
+        authorization code's grant (with its user), or the live refresh token (``_live_refresh_token``),
+        joined to the client by ``client_id``. One statement instead of two; the validation below
+        uses the row read here (``_grant``, ``_validate_refresh_token``). Nothing found that way (an
+        unknown or spent code, a revoked or unknown refresh token, another client's): DOT's own read."""
+        if not request.client and client_id and isinstance(client_id, str):
+            client = _client_with_presented(client_id, request)
+            if client is not None:
+                client = cimd.refresh_if_stale(client, request=request)
+                if client.is_usable(request):
+                    request.client = client
+                    return client
+        return super()._load_application(client_id, request)
 
     # --- RFC 8707 ------------------------------------------------------------------------------
     def _check_and_set_request_resource(self, request) -> None:
@@ -162,7 +182,9 @@ class TenantOAuth2Validator(OAuth2Validator):
         return valid
 
     def _validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
-        rt = _live_refresh_token(refresh_token)
+        rt = getattr(request, "platform_live_refresh_token", None)
+        if rt is None or rt.application_id != client.pk:
+            rt = _live_refresh_token(refresh_token)
         if rt is None:  # unknown, or revoked (a duplicate within the grace window, or reuse): DOT decides
             if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
                 return False
@@ -180,7 +202,7 @@ class TenantOAuth2Validator(OAuth2Validator):
         if challenged is not None:
             observe.refresh("step_up_refused")
             raise errors.InvalidGrantError(
-                description=f"the resource server asked for scope \"{challenged}\": authorize again with it",
+                description=f'the resource server asked for scope "{challenged}": authorize again with it',
                 request=request,
             )
         return True
@@ -191,6 +213,11 @@ class TenantOAuth2Validator(OAuth2Validator):
         return rt
 
     def save_bearer_token(self, token, request, *args, **kwargs):
+        if _one_statement_exchange(request, token):
+            # one autocommitted statement is its own transaction: no BEGIN/COMMIT round trips
+            return self._save_code_exchange(token, request, *args, **kwargs)
+        if _one_statement_refresh(request, token) and self._rotate_in_one_statement(token, request):
+            return None
         try:
             return super().save_bearer_token(token, request, *args, **kwargs)
         except _Reuse as reuse:
@@ -213,17 +240,38 @@ class TenantOAuth2Validator(OAuth2Validator):
             _touch_profile(request.client)
 
     def _save_code_exchange(self, token, request, *args, **kwargs) -> None:
-        # Delete the grant first: of two concurrent exchanges of one code, the second waits on the
-        # row lock and then deletes nothing (invalid_grant) instead of minting a second token pair; a
-        # failure below rolls the deletion back with the tokens.
+        """DOT's ``_save_bearer_token`` for a code exchange (scope present, RFC 8707 resource, the
+        access token and a new family's refresh token, built by DOT's models and ``_set_token_value``),
+        written in one statement with the grant's deletion, the ``RedeemedCode`` row and the client's
+        ``last_used_at`` (``_exchange_in_one_statement``). The grant is deleted first: of two
+        concurrent exchanges of one code, the second waits on the row lock and then deletes nothing
+        (invalid_grant) instead of minting a second pair; a statement either does all of it or none."""
         grant = self._grant(request.code, request.client, request)
-        if not _delete_grant(grant.pk):
+        if "scope" not in token:
+            raise errors.FatalClientError("Failed to renew access token: missing scope")  # as DOT
+        self._check_and_set_request_resource(request)
+        expires = timezone.now() + timedelta(
+            seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        )
+        access = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            application=request.client,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(access, token["access_token"])
+        refresh = RefreshToken(
+            user=request.user,
+            application=request.client,
+            token_family=uuid.uuid4(),
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(refresh, token["refresh_token"])
+        if not _exchange_in_one_statement(request, grant, access, refresh):
             raise errors.InvalidGrantError(request=request)
         request.platform_grant_redeemed = True
-        super()._save_bearer_token(token, request, *args, **kwargs)
-        issued = getattr(request, "issued_refresh_token", None)
-        if not _record_redeemed_code(request, grant, issued.token_family if issued else None):
-            raise errors.InvalidGrantError(request=request)
+        request.issued_refresh_token = refresh
 
     def _save_refresh(self, token, request, *args, **kwargs) -> None:
         """Rotate the presented refresh token, or answer a duplicate with the pair it was rotated to.
@@ -259,6 +307,38 @@ class TenantOAuth2Validator(OAuth2Validator):
         successor = self._create_refresh_token(request, token["refresh_token"], access, rt)
         request.refresh_token_instance = None  # as DOT leaves it after a rotation
         _keep_successor(rt, successor, token, request.client)
+
+    def _rotate_in_one_statement(self, token, request) -> bool:
+        """``_rotate`` for a refresh token that was live when validated, as one autocommitted statement
+        (``_rotation_in_one_statement``): no BEGIN, row lock read or COMMIT round trips. False, with
+        nothing written, when a concurrent request rotated or revoked it first (its UPDATE waited on
+        that one's row lock, then matched no live row): the transactional path below then answers
+        it as the duplicate it is (or as reuse)."""
+        rt = request.refresh_token_instance
+        self._check_and_set_request_resource(request)
+        expires_in = token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        access = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=timezone.now() + timedelta(seconds=expires_in),
+            application=request.client,
+            source_refresh_token=rt,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(access, token["access_token"])
+        successor = RefreshToken(
+            user=request.user,
+            application=request.client,
+            token_family=rt.token_family,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(successor, token["refresh_token"])
+        if not _rotation_in_one_statement(rt, access, successor, token, request.client):
+            return False
+        request.issued_refresh_token = successor
+        request.refresh_token_instance = None  # as DOT leaves it after a rotation
+        observe.refresh("rotated")
+        return True
 
     def _answer_duplicate(self, token, request, rt: RefreshToken) -> None:
         request.refresh_token_instance = rt
@@ -318,35 +398,101 @@ def _inherit_grant_resource(validator: OAuth2Validator, request, grant: Grant) -
         request.resource = granted
 
 
-def _delete_grant(grant_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {Grant._meta.db_table} WHERE id = %s", [grant_id])  # noqa: S608 (model metadata)
-        return cursor.rowcount == 1
+def _one_statement_exchange(request, token: dict) -> bool:
+    """A code exchange that issues a plain access + refresh pair (no OpenID Connect ID token, which
+    DOT's own path stores): saved by ``_save_code_exchange`` in one statement, outside DOT's
+    transaction."""
+    return request.grant_type == "authorization_code" and bool(token.get("refresh_token")) and not token.get("id_token")
 
 
-def _record_redeemed_code(request, grant: Grant, token_family) -> bool:
-    """The ``RedeemedCode`` row and the client's ``last_used_at`` in one statement; False when the code
-    was already recorded (cannot happen once the grant row is deleted under lock; refused if it does)."""
-    redeemed, profile = RedeemedCode._meta.db_table, ClientProfile._meta.db_table
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s) "  # noqa: S608
-            f"INSERT INTO {redeemed} (code_checksum, application_id, token_family, code_challenge, "
-            "code_challenge_method, redeemed_at) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (code_checksum) DO NOTHING RETURNING id",
-            [
-                now,
-                request.client.pk,
-                checksum(request.code),
-                request.client.pk,
-                token_family,
-                grant.code_challenge,
-                grant.code_challenge_method,
-                now,
-            ],
+def _inserted(instances: tuple, row: tuple | None) -> bool:
+    """After a one-statement insert: each instance gets its id from ``row`` and is marked saved, and
+    ``post_save`` is sent for it as ``Model.save`` would (``pre_save`` went before the statement), so
+    receivers of DOT's token models see these rows like any other. False when nothing was inserted."""
+    if row is None:
+        return False
+    for instance, pk in zip(instances, row, strict=True):
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    for instance in instances:
+        signals.post_save.send(
+            sender=type(instance),
+            instance=instance,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=connection.alias,
         )
-        return cursor.fetchone() is not None
+    return True
+
+
+def _before_insert(*instances) -> None:
+    for instance in instances:
+        signals.pre_save.send(
+            sender=type(instance), instance=instance, raw=False, using=connection.alias, update_fields=None
+        )
+
+
+@functools.cache
+def _insert_shape(model, skip: tuple[str, ...]) -> tuple[tuple, str, str]:
+    """The fields an INSERT of ``model`` writes (``Model.save``'s: all but the primary key, less
+    ``skip``), its column list and its typed placeholders."""
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in skip)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)
+    return fields, columns, placeholders
+
+
+def _insert_parts(instance, skip: tuple[str, ...] = ()) -> tuple[str, str, list]:
+    """Columns, typed placeholders and values of an unsaved model instance, as ``Model.save`` would
+    write them (each field's ``pre_save``: ``auto_now``, DOT's token checksum; ``get_db_prep_save``)."""
+    fields, columns, placeholders = _insert_shape(type(instance), skip)
+    return columns, placeholders, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+
+
+def _exchange_in_one_statement(request, grant: Grant, access: AccessToken, refresh: RefreshToken) -> bool:
+    """Delete the grant, record the redeemed code, insert the access token and the refresh token (its
+    ``access_token_id`` the new access token's) and touch the client's ``last_used_at``, all in one
+    autocommitted statement, each step only if the previous one did something; False when the grant
+    was already gone (a concurrent exchange) or the code already recorded. Sets the new rows' ids."""
+    q = connection.ops.quote_name
+    _before_insert(access, refresh)
+    at_cols, at_ph, at_vals = _insert_parts(access)
+    rt_cols, rt_ph, rt_vals = _insert_parts(refresh, skip=("access_token_id",))
+    now = timezone.now()
+    sql = (
+        f"WITH gone AS (DELETE FROM {q(Grant._meta.db_table)} WHERE id = %s RETURNING id), "  # noqa: S608
+        f"redeemed AS (INSERT INTO {q(RedeemedCode._meta.db_table)} (code_checksum, application_id, "
+        "token_family, code_challenge, code_challenge_method, redeemed_at) "
+        "SELECT %s, %s, %s::uuid, %s, %s, %s::timestamptz FROM gone "
+        "ON CONFLICT (code_checksum) DO NOTHING RETURNING id), "
+        f"access AS (INSERT INTO {q(AccessToken._meta.db_table)} ({at_cols}) "
+        f"SELECT {at_ph} FROM redeemed RETURNING id), "
+        f"refresh AS (INSERT INTO {q(RefreshToken._meta.db_table)} ({rt_cols}, access_token_id) "
+        f"SELECT {rt_ph}, access.id FROM access RETURNING id), "
+        f"touched AS (UPDATE {q(ClientProfile._meta.db_table)} SET last_used_at = %s "
+        "WHERE application_id = %s AND EXISTS (SELECT 1 FROM refresh)) "
+        "SELECT access.id, refresh.id FROM access, refresh"
+    )
+    params = [
+        grant.pk,
+        checksum(request.code),
+        request.client.pk,
+        refresh.token_family,
+        grant.code_challenge,
+        grant.code_challenge_method,
+        now,
+        *at_vals,
+        *rt_vals,
+        now,
+        request.client.pk,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    refresh.access_token = access
+    return _inserted((access, refresh), row)
 
 
 def _touch_profile(application) -> None:
@@ -355,7 +501,9 @@ def _touch_profile(application) -> None:
 
 def _live_refresh_token(refresh_token: str) -> RefreshToken | None:
     """The unrevoked refresh token presented, with its access token, its user, the start of its family
-    (absolute lifetime) and the family's step-up challenge within the window, in one statement."""
+    (absolute lifetime) and the family's step-up challenge within the window, in one statement (the
+    ORM twin of ``oauth.token_reads.live_refresh_token_with_client``, for a token not found with its
+    client)."""
     family = RefreshToken.objects.filter(token_family=OuterRef("token_family"))
     challenge = StepUpChallenge.objects.filter(
         token_family=OuterRef("token_family"), challenged_at__gt=challenge_window_start()
@@ -369,6 +517,27 @@ def _live_refresh_token(refresh_token: str) -> RefreshToken | None:
         )
         .first()
     )
+
+
+def _client_with_presented(client_id: str, request):
+    """The client of ``client_id`` read together with the grant of the presented code or the live
+    refresh token presented (both kept on the request), or None when there is no such row."""
+    code, refresh_token = request.code, request.refresh_token
+    if "\x00" in client_id:
+        return None  # DOT's read refuses it (ValueError): so does its fallback
+    if request.grant_type == "authorization_code" and isinstance(code, str) and code and "\x00" not in code:
+        grant = grant_with_client(code, client_id)
+        if grant is None:
+            return None
+        request.platform_grant = grant
+        return grant.application
+    if request.grant_type == "refresh_token" and isinstance(refresh_token, str) and refresh_token:
+        rt = live_refresh_token_with_client(checksum(refresh_token), client_id, challenge_window_start())
+        if rt is None:
+            return None
+        request.platform_live_refresh_token = rt
+        return rt.application
+    return None
 
 
 def _accept_live_refresh_token(rt: RefreshToken, refresh_token: str, client, request) -> bool:
@@ -419,6 +588,80 @@ def _keep_successor(rt: RefreshToken, successor: RefreshToken, token: dict, appl
             "VALUES (%s, %s, %s, %s, %s)",
             [rt.token_family, cutoff, now, application.pk, rt.pk, successor.pk, rt.token_family, encrypted, now],
         )
+
+
+def _one_statement_refresh(request, token: dict) -> bool:
+    """A refresh of a token that was live when validated, answered with a plain new pair (no OpenID
+    Connect ID token): rotated by ``_rotate_in_one_statement``, outside DOT's transaction."""
+    rt = getattr(request, "refresh_token_instance", None)
+    return (
+        request.grant_type == "refresh_token"
+        and isinstance(rt, RefreshToken)
+        and rt.revoked is None
+        and rt.access_token_id is not None
+        and bool(token.get("access_token") and token.get("refresh_token"))
+        and "scope" in token
+        and not token.get("id_token")
+    )
+
+
+def _rotation_in_one_statement(
+    rt: RefreshToken, access: AccessToken, successor: RefreshToken, token: dict, application
+) -> bool:
+    """One autocommitted statement: revoke ``rt`` if it is still live (the UPDATE takes its row lock;
+    a concurrent rotation makes it match nothing, and then nothing below happens), delete its access
+    token (``_retire``), insert the new access token and the successor refresh token, then
+    ``_keep_successor``'s work: drop the family's older kept answers and any past the grace window,
+    keep the encrypted new pair, touch the client's ``last_used_at``. Sets the new rows' ids."""
+    q = connection.ops.quote_name
+    access_table, refresh_table = q(AccessToken._meta.db_table), q(RefreshToken._meta.db_table)
+    kept, profile = q(RefreshSuccessor._meta.db_table), q(ClientProfile._meta.db_table)
+    _before_insert(access, successor)
+    at_cols, at_ph, at_vals = _insert_parts(access)
+    rt_cols, rt_ph, rt_vals = _insert_parts(successor, skip=("access_token_id",))
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
+    pair = {"access_token": token["access_token"], "refresh_token": token["refresh_token"]}
+    encrypted = RefreshSuccessor._meta.get_field("pair").get_db_prep_save(pair, connection)
+    sql = (
+        f"WITH retired AS (UPDATE {refresh_table} SET revoked = %s, updated = %s, access_token_id = NULL "  # noqa: S608
+        "WHERE id = %s AND revoked IS NULL RETURNING id), "
+        f"gone AS (DELETE FROM {access_table} WHERE id = %s AND EXISTS (SELECT 1 FROM retired)), "
+        f"access AS (INSERT INTO {access_table} ({at_cols}) SELECT {at_ph} FROM retired RETURNING id), "
+        f"refresh AS (INSERT INTO {refresh_table} ({rt_cols}, access_token_id) "
+        f"SELECT {rt_ph}, access.id FROM access RETURNING id), "
+        f"dropped AS (DELETE FROM {kept} WHERE EXISTS (SELECT 1 FROM refresh) AND id IN (SELECT id FROM {kept} "
+        "WHERE token_family = %s OR created_at <= %s FOR UPDATE SKIP LOCKED)), "
+        f"touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s "
+        "AND EXISTS (SELECT 1 FROM refresh)), "
+        f"keep AS (INSERT INTO {kept} (refresh_token_id, successor_id, token_family, pair, created_at) "
+        "SELECT %s, refresh.id, %s::uuid, %s::bytea, %s::timestamptz FROM refresh) "
+        "SELECT access.id, refresh.id FROM access, refresh"
+    )
+    params = [
+        now,
+        now,
+        rt.pk,
+        rt.access_token_id,
+        *at_vals,
+        *rt_vals,
+        rt.token_family,
+        cutoff,
+        now,
+        application.pk,
+        rt.pk,
+        rt.token_family,
+        encrypted,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    rt.revoked, rt.access_token_id = now, None
+    successor.access_token = access
+    return _inserted((access, successor), row)
 
 
 def _revoked_family(refresh_token: str):

@@ -7,44 +7,57 @@ from oauth2_provider.settings import oauth2_settings
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('platform_oauth', '0002_clientprofile_is_resource_server'),
+        ("platform_oauth", "0002_clientprofile_is_resource_server"),
         migrations.swappable_dependency(oauth2_settings.REFRESH_TOKEN_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StepUpChallenge',
+            name="StepUpChallenge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_family', models.UUIDField(unique=True)),
-                ('scope', models.TextField()),
-                ('challenged_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token_family", models.UUIDField(unique=True)),
+                ("scope", models.TextField()),
+                ("challenged_at", models.DateTimeField()),
             ],
         ),
         migrations.AddField(
-            model_name='redeemedcode',
-            name='code_challenge',
-            field=models.CharField(blank=True, default='', max_length=128),
+            model_name="redeemedcode",
+            name="code_challenge",
+            field=models.CharField(blank=True, default="", max_length=128),
         ),
         migrations.AddField(
-            model_name='redeemedcode',
-            name='code_challenge_method',
-            field=models.CharField(blank=True, default='', max_length=10),
+            model_name="redeemedcode",
+            name="code_challenge_method",
+            field=models.CharField(blank=True, default="", max_length=10),
         ),
         migrations.CreateModel(
-            name='RefreshSuccessor',
+            name="RefreshSuccessor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_family', models.UUIDField(db_index=True)),
-                ('pair', fernet_fields.fields.EncryptedJSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('refresh_token', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='platform_successor', to=oauth2_settings.REFRESH_TOKEN_MODEL)),
-                ('successor', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=oauth2_settings.REFRESH_TOKEN_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token_family", models.UUIDField(db_index=True)),
+                ("pair", fernet_fields.fields.EncryptedJSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "refresh_token",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="platform_successor",
+                        to=oauth2_settings.REFRESH_TOKEN_MODEL,
+                    ),
+                ),
+                (
+                    "successor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=oauth2_settings.REFRESH_TOKEN_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.DeleteModel(
-            name='GraceRedemption',
+            name="GraceRedemption",
         ),
     ]

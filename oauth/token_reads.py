@@ -19,7 +19,7 @@ from django.db.models import Model
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 
 from oauth.models import StepUpChallenge
-from tenants.prepared import fetch_prepared
+from tenants.prepared import TenantStatement, fetch_prepared
 
 
 @functools.cache
@@ -55,12 +55,13 @@ def _instance(model: type[Model], row: tuple, start: int) -> tuple[Model | None,
 
 
 @functools.cache
-def _grant_sql() -> str:
+def _grant_sql() -> TenantStatement:
     user = get_user_model()
-    return (
+    return TenantStatement(
         f"SELECT {_columns(Grant, 'g')}, {_columns(Application, 'a')}, {_columns(user, 'u')} "  # noqa: S608
-        f"FROM {Grant._meta.db_table} g JOIN {Application._meta.db_table} a ON a.id = g.application_id "
-        f"JOIN {user._meta.db_table} u ON u.id = g.user_id WHERE g.code = %s AND a.client_id = %s"
+        f"FROM {{tenant}}.{Grant._meta.db_table} g "
+        f"JOIN {{tenant}}.{Application._meta.db_table} a ON a.id = g.application_id "
+        f"JOIN public.{user._meta.db_table} u ON u.id = g.user_id WHERE g.code = %s AND a.client_id = %s"
     )
 
 
@@ -78,18 +79,19 @@ def grant_with_client(code: str, client_id: str) -> Grant | None:
 
 
 @functools.cache
-def _refresh_sql() -> str:
+def _refresh_sql() -> TenantStatement:
     user = get_user_model()
     refresh, challenge = RefreshToken._meta.db_table, StepUpChallenge._meta.db_table
-    return (
+    return TenantStatement(
         f"SELECT {_columns(RefreshToken, 'r')}, {_columns(AccessToken, 't')}, {_columns(user, 'u')}, "  # noqa: S608
         f"{_columns(Application, 'a')}, "
-        f"(SELECT f.created FROM {refresh} f WHERE f.token_family = r.token_family ORDER BY f.created LIMIT 1), "
-        f"(SELECT s.scope FROM {challenge} s WHERE s.token_family = r.token_family AND s.challenged_at > %s "
-        "LIMIT 1) "
-        f"FROM {refresh} r JOIN {Application._meta.db_table} a ON a.id = r.application_id "
-        f"JOIN {user._meta.db_table} u ON u.id = r.user_id "
-        f"LEFT JOIN {AccessToken._meta.db_table} t ON t.id = r.access_token_id "
+        f"(SELECT f.created FROM {{tenant}}.{refresh} f WHERE f.token_family = r.token_family "
+        "ORDER BY f.created LIMIT 1), "
+        f"(SELECT s.scope FROM {{tenant}}.{challenge} s WHERE s.token_family = r.token_family "
+        "AND s.challenged_at > %s LIMIT 1) "
+        f"FROM {{tenant}}.{refresh} r JOIN {{tenant}}.{Application._meta.db_table} a ON a.id = r.application_id "
+        f"JOIN public.{user._meta.db_table} u ON u.id = r.user_id "
+        f"LEFT JOIN {{tenant}}.{AccessToken._meta.db_table} t ON t.id = r.access_token_id "
         "WHERE r.token_checksum = %s AND r.revoked IS NULL AND a.client_id = %s"
     )
 

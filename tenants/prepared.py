@@ -47,9 +47,9 @@ from django_tenants.utils import quote_schema_name
 # psycopg prepares on explicit request only: no statement of Django's (client-side cursors never
 # prepare anyway) is prepared behind its back
 _EXPLICIT_ONLY = 2**31 - 1
-# hot statements per tenant schema the prepared-statement cache makes room for (two today: the bearer
-# statement and the contact read; room for a few more)
-STATEMENTS_PER_SCHEMA = 4
+# hot statements per tenant schema the prepared-statement cache makes room for (four today: the bearer
+# statement, the contact read, the token endpoint's grant and refresh-token reads; room for two more)
+STATEMENTS_PER_SCHEMA = 6
 _TENANT = "{tenant}"
 # a table after FROM or JOIN that is neither {tenant}.name nor public.name (subqueries and LATERAL aside)
 _UNQUALIFIED_TABLE = re.compile(r"\b(?:FROM|JOIN)\s+(?!\{tenant\}\.|public\.|\(|LATERAL\b)(\S+)", re.IGNORECASE)

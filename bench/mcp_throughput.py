@@ -272,7 +272,7 @@ def measure_here(contact_id: int, profile_n: int) -> dict:
         "queries": {name: count_queries(request) for name, request in requests.items()},
     }
     if profile_n:
-        result["profile"] = profile(requests, ("mcp_tools_call", "drf_dot"), profile_n)
+        result["profile"] = profile(requests, ("mcp_tools_call", "drf_noauth", "drf_dot"), profile_n)
     return result
 
 

@@ -36,13 +36,15 @@ TOOLS_LIST_TTL_MS = 60_000
 # Built once: ``JsonResponse`` makes a new encoder per response, a cost on every call (issue 14).
 # DjangoJSONEncoder, as JsonResponse uses; the bodies are JSON-native (pydantic dumps in "json" mode).
 _ENCODE = DjangoJSONEncoder(ensure_ascii=False).encode
+_ENCODE_FINITE = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
 _ENCODE_ASCII = DjangoJSONEncoder().encode
 
 
-def _json(body: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
-    """The JSON body as ``JsonResponse`` would write it, without its per-response set-up."""
+def _json(body: dict[str, Any], status: int = 200, *, finite: bool = False, **headers: str) -> HttpResponse:
+    """The JSON body as ``JsonResponse`` would write it, without its per-response set-up.
+    ``finite``: raise ValueError for a NaN or infinity instead of writing it."""
     try:
-        content = _ENCODE(body).encode()
+        content = (_ENCODE_FINITE if finite else _ENCODE)(body).encode()
     except UnicodeEncodeError:  # a lone surrogate that got past protocol.parse: escape rather than fail
         content = _ENCODE_ASCII(body).encode()
     response = HttpResponse(content, status=status, content_type="application/json")
@@ -237,4 +239,13 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
             raise
         logger.info("tools/call %s refused: %s", params.name, failure.kind.name)
         result = tool_result_challenge(failure, resource_metadata_url(request))
-    return _json(protocol.result_body(incoming, result, server_info=server_info))
+    return _tool_answer(incoming, result, server_info)
+
+
+def _tool_answer(incoming: Incoming, result: Any, server_info: dict[str, str]) -> HttpResponse:
+    """A plain tool result goes out in ``protocol.plain_tool_result``'s direct form; should its
+    structured content hold a NaN or infinity (not JSON), the version schema's dump, which writes null."""
+    try:
+        return _json(protocol.result_body(incoming, result, server_info=server_info), finite=True)
+    except ValueError:
+        return _json(protocol.result_body(incoming, result, server_info=server_info, plain=False))

@@ -25,7 +25,9 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django_tenants.utils import get_limit_set_calls
 
 # psycopg prepares on explicit request only: no statement of Django's (client-side cursors never
 # prepare anyway) is prepared behind its back
@@ -34,18 +36,34 @@ _EXPLICIT_ONLY = 2**31 - 1
 
 def fetch_prepared(sql: str, params: list[Any]) -> list[tuple]:
     """Run one read statement (``%s`` placeholders) prepared on the current connection; all rows."""
-    with connection.cursor() as cursor:  # connection open, search_path set for the current tenant
-        if not settings.DATABASE_PREPARED_STATEMENTS:
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: each ``connection.x`` is a thread-local look-up
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
-        raw = cursor.cursor.connection
-        if raw.prepare_threshold is None:
-            raw.prepare_threshold = _EXPLICIT_ONLY
-        start = time.monotonic()
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as server_cursor:
-            server_cursor.execute(sql, params, prepare=True)
-            rows = server_cursor.fetchall()
-        if connection.queries_logged:
-            elapsed = f"{time.monotonic() - start:.3f}"
-            connection.queries_log.append({"sql": f"EXECUTE (prepared) {sql}", "time": elapsed})
-        return rows
+    if not _ready(db):
+        db.cursor().close()  # Django opens the connection and health-checks it, django-tenants sets search_path
+    db.validate_thread_sharing()
+    raw = db.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = _EXPLICIT_ONLY
+    start = time.monotonic()
+    with db.wrap_database_errors, psycopg.Cursor(raw) as server_cursor:
+        server_cursor.execute(sql, params, prepare=True)
+        rows = server_cursor.fetchall()
+    if db.queries_logged:
+        elapsed = f"{time.monotonic() - start:.3f}"
+        db.queries_log.append({"sql": f"EXECUTE (prepared) {sql}", "time": elapsed})
+    return rows
+
+
+def _ready(db: BaseDatabaseWrapper) -> bool:
+    """Nothing for a Django cursor to do first (issue 14: making one and its psycopg cursor, only to
+    reach the connection, cost ~20 µs per statement): the connection is open, its health check (once
+    per request, ``CONN_HEALTH_CHECKS``) is done, and its ``search_path`` is the current tenant's
+    (django-tenants' own test in ``_handle_search_path``, which ``set_tenant`` resets)."""
+    return (
+        db.connection is not None
+        and (db.health_check_done or not db.health_check_enabled)
+        and bool(get_limit_set_calls() and db.search_path_set_schemas)
+    )

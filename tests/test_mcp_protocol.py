@@ -27,7 +27,7 @@ def text_result(output: Any, **fields: Any) -> t.CallToolResult:
 
 OUTPUTS = [
     {"id": 1, "name": "Ada Lovelace", "email": "", "notes": []},
-    {"id": 2, "name": "Zoë ✓ 😀", "notes": [{"id": 3, "body": "a\nb \"q\"", "created_at": "2026-11-28T10:00:00+00:00"}]},
+    {"id": 2, "name": "Zoë ✓ 😀", "notes": [{"id": 3, "body": "a\nb \"q\"", "created_at": "2026-11-28T10:00:00Z"}]},
     {"nested": {"deep": [1, 2.5, True, None, {"k": "v"}]}, "empty": {}},
     {},
 ]

@@ -27,7 +27,7 @@ def text_result(output: Any, **fields: Any) -> t.CallToolResult:
 
 OUTPUTS = [
     {"id": 1, "name": "Ada Lovelace", "email": "", "notes": []},
-    {"id": 2, "name": "Zoë ✓ 😀", "notes": [{"id": 3, "body": "a\nb \"q\"", "created_at": "2026-11-28T10:00:00Z"}]},
+    {"id": 2, "name": "Zoë ✓ 😀", "notes": [{"id": 3, "body": 'a\nb "q"', "created_at": "2026-11-28T10:00:00Z"}]},
     {"nested": {"deep": [1, 2.5, True, None, {"k": "v"}]}, "empty": {}},
     {},
 ]
@@ -99,6 +99,9 @@ def test_the_endpoint_answers_null_for_a_non_finite_float():
     body = json.loads(response.content, parse_constant=lambda name: pytest.fail(f"{name} in the body"))
     assert body["result"]["structuredContent"] == {"x": None, "y": 1}
     plain = _tool_answer(incoming(version), text_result({"y": 1}, is_error=False), info)
-    assert json.loads(plain.content)["result"] == protocol.result_body(
-        incoming(version), text_result({"y": 1}, is_error=False), server_info=info, plain=False
-    )["result"]
+    assert (
+        json.loads(plain.content)["result"]
+        == protocol.result_body(
+            incoming(version), text_result({"y": 1}, is_error=False), server_info=info, plain=False
+        )["result"]
+    )

@@ -200,9 +200,11 @@ def _client_call(client: Client, method: str, path: str, body: str | None, heade
     return client.get(path, **meta)
 
 
-def in_process(requests: dict[str, tuple], n: int = 300, blocks: int = 10) -> dict[str, float]:
+def in_process(requests: dict[str, tuple], n: int = 600, blocks: int = 600) -> dict[str, float]:
     """Median wall time (ms) of one request through Django in this process (no HTTP server, no wrk),
-    the endpoints alternating in blocks so drift on the shared machine hits them alike."""
+    the endpoints alternating in blocks so drift on the shared machine hits them alike (by default
+    request by request: with blocks of 30, a burst of load on the shared machine could still fall on
+    one endpoint's block and move the ratios by 10 %)."""
     client = Client(HTTP_HOST=f"127.0.0.1:{PORT}")
     samples: dict[str, list[float]] = {name: [] for name in requests}
     for request in requests.values():

@@ -48,6 +48,9 @@ def _json(body: dict[str, Any], status: int = 200, *, finite: bool = False, **he
     except UnicodeEncodeError:  # a lone surrogate that got past protocol.parse: escape rather than fail
         content = _ENCODE_ASCII(body).encode()
     response = HttpResponse(content, status=status, content_type="application/json")
+    # what CommonMiddleware adds to the other views' answers (this one answers before it): without
+    # it, gunicorn frames the body as chunks, an extra write per response
+    response["Content-Length"] = str(len(content))
     response["Cache-Control"] = "no-store"
     for key, value in headers.items():
         response[key.replace("_", "-")] = value

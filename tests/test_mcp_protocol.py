@@ -99,6 +99,8 @@ def test_the_endpoint_answers_null_for_a_non_finite_float():
     body = json.loads(response.content, parse_constant=lambda name: pytest.fail(f"{name} in the body"))
     assert body["result"]["structuredContent"] == {"x": None, "y": 1}
     plain = _tool_answer(incoming(version), text_result({"y": 1}, is_error=False), info)
+    # framed by its length, as CommonMiddleware would (gunicorn would otherwise send chunks)
+    assert plain["Content-Length"] == str(len(plain.content))
     assert (
         json.loads(plain.content)["result"]
         == protocol.result_body(

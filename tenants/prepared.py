@@ -41,8 +41,7 @@ def fetch_prepared(sql: str, params: list[Any]) -> list[tuple]:
         with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
-    if not _ready(db):
-        db.cursor().close()  # Django opens the connection and health-checks it, django-tenants sets search_path
+    _connection_ready(db)
     db.validate_thread_sharing()
     raw = db.connection
     if raw.prepare_threshold is None:
@@ -57,13 +56,13 @@ def fetch_prepared(sql: str, params: list[Any]) -> list[tuple]:
     return rows
 
 
-def _ready(db: BaseDatabaseWrapper) -> bool:
-    """Nothing for a Django cursor to do first (issue 14: making one and its psycopg cursor, only to
-    reach the connection, cost ~20 µs per statement): the connection is open, its health check (once
-    per request, ``CONN_HEALTH_CHECKS``) is done, and its ``search_path`` is the current tenant's
-    (django-tenants' own test in ``_handle_search_path``, which ``set_tenant`` resets)."""
-    return (
-        db.connection is not None
-        and (db.health_check_done or not db.health_check_enabled)
-        and bool(get_limit_set_calls() and db.search_path_set_schemas)
-    )
+def _connection_ready(db: BaseDatabaseWrapper) -> None:
+    """What ``connection.cursor()`` would do before this statement, without making a Django cursor
+    and its psycopg cursor only to reach the connection (issue 14: ~20 µs per statement, two per MCP
+    call): Django's health check (once per request, ``CONN_HEALTH_CHECKS``) and connect, as its
+    ``_cursor`` does; then, unless the ``search_path`` is already the current tenant's (django-tenants'
+    own test in ``_handle_search_path``, which ``set_tenant`` resets), a cursor after all, which sets it."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    if not (get_limit_set_calls() and db.search_path_set_schemas):
+        db.cursor().close()

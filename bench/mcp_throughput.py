@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/mcp_throughput.py [--duration 10] [--connections 8] [--rounds 3]
         [--worker-class gthread|sync|uvicorn] [--threads 4] [--before-tree /work/wt/perf-mcp-base]
-        [--profile 300]
+        [--profile 300] [--pairs 30]
 
 Starts gunicorn (2 workers, gthread x 4 like ``make run``, by default) on loopback over DATABASE_URL (or the embedded
 PostgreSQL), mints access tokens, then drives each endpoint with wrk and prints requests per second,
@@ -10,7 +10,9 @@ the ratios, the in-process milliseconds per request and the database queries per
 overhead counted explicitly). ``--before-tree`` serves another checkout of the project (say main's
 worktree) with this virtualenv and database beside this one, and interleaves its rounds with this
 tree's, so before and after come from one run. ``--profile N`` prints cProfile's top entries of N
-in-process requests. Run on demand; never part of the tests.
+in-process requests. ``--pairs N`` measures only the ratio of target 1 (authorized tools/call against
+the DRF view without auth), from N back-to-back pairs of 1 s runs per tree. Run on demand; never part
+of the tests.
 """
 
 from __future__ import annotations
@@ -200,9 +202,11 @@ def _client_call(client: Client, method: str, path: str, body: str | None, heade
     return client.get(path, **meta)
 
 
-def in_process(requests: dict[str, tuple], n: int = 300, blocks: int = 10) -> dict[str, float]:
+def in_process(requests: dict[str, tuple], n: int = 600, blocks: int = 600) -> dict[str, float]:
     """Median wall time (ms) of one request through Django in this process (no HTTP server, no wrk),
-    the endpoints alternating in blocks so drift on the shared machine hits them alike."""
+    the endpoints alternating in blocks so drift on the shared machine hits them alike (by default
+    request by request: with blocks of 30, a burst of load on the shared machine could still fall on
+    one endpoint's block and move the ratios by 10 %)."""
     client = Client(HTTP_HOST=f"127.0.0.1:{PORT}")
     samples: dict[str, list[float]] = {name: [] for name in requests}
     for request in requests.values():
@@ -272,7 +276,7 @@ def measure_here(contact_id: int, profile_n: int) -> dict:
         "queries": {name: count_queries(request) for name, request in requests.items()},
     }
     if profile_n:
-        result["profile"] = profile(requests, ("mcp_tools_call", "drf_dot"), profile_n)
+        result["profile"] = profile(requests, ("mcp_tools_call", "drf_noauth", "drf_dot"), profile_n)
     return result
 
 
@@ -345,6 +349,27 @@ def idempotency_cost(n: int) -> None:
         print(f"{name:20} {ms:8.2f} ms  {samples[-1][1]:3d} queries  ({ms - base:+.2f} ms vs no key)")
 
 
+def paired(wrk: str, scripts: dict, trees: list[str], n: int, connections: int) -> None:
+    """``--pairs``: the authorized tools/call and the unauthenticated DRF view of each tree, 1 s each,
+    back to back, ``n`` times (which goes first alternates). Load on a shared machine drifts over
+    seconds: the ratio within each pair, of runs two seconds apart, is much steadier than the ratio of
+    medians over rounds of 8 endpoints; the median of the pair ratios is reported."""
+    ratios: dict[str, list[float]] = {tree: [] for tree in trees}
+    for i in range(n):
+        for tree in trees:
+            order = ("mcp_tools_call", "drf_noauth") if i % 2 == 0 else ("drf_noauth", "mcp_tools_call")
+            rate = {name: run_wrk(wrk, *scripts[(tree, name)], 1, connections) for name in order}
+            ratios[tree].append(rate["mcp_tools_call"] / rate["drf_noauth"])
+    load = os.getloadavg()
+    print(f"\nwrk -t2 -c{connections} -d1s, {n} pairs per tree; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    for tree, values in ratios.items():
+        quartiles = statistics.quantiles(values, n=4)
+        print(
+            f"  [{tree}] authorized tools/call / DRF no auth, req/s: median {statistics.median(values):.3f} "
+            f"(quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}; above 1.0 in {sum(v > 1 for v in values)} of {n})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
@@ -359,6 +384,9 @@ def main() -> None:
     parser.add_argument("--code-root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--in-process-json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--idempotency", type=int, metavar="N", help="only measure the idempotency record (N calls)")
+    parser.add_argument(
+        "--pairs", type=int, metavar="N", help="only tools/call against the DRF view without auth: N paired 1 s runs"
+    )
     args = parser.parse_args()
     if args.idempotency:
         idempotency_cost(args.idempotency)
@@ -393,6 +421,9 @@ def main() -> None:
                 scripts[(tree, name)] = (base + path, wrk_script(method, body, headers))
         for url, script in scripts.values():  # warm-up
             run_wrk(wrk, url, script, 1, args.connections)
+        if args.pairs:
+            paired(wrk, scripts, list(trees), args.pairs, args.connections)
+            return
         # interleaved rounds, median per endpoint: this machine is shared, so runs drift
         samples: dict[tuple[str, str], list[float]] = {key: [] for key in scripts}
         for _ in range(args.rounds):

@@ -14,7 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db import ProgrammingError, connection
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
@@ -122,7 +122,7 @@ def authenticate(request: HttpRequest, raw_token: str, tool_name: str | None = N
             raise TenantRefused(refusal) from None
         raise
     row = rows[0] if rows else None
-    fresh = Tenant.from_db(connection.alias, _TENANT_FIELDS, row[: len(_TENANT_FIELDS)]) if row else None
+    fresh = Tenant.from_db(DEFAULT_DB_ALIAS, _TENANT_FIELDS, row[: len(_TENANT_FIELDS)]) if row else None
     refusal = confirm_tenant(request, fresh)
     if refusal is not None:
         raise TenantRefused(refusal)

@@ -26,6 +26,8 @@ from mcp_tools.selectors import EffectivePolicy
 from tenants.guard import TenantGuardError
 
 logger = logging.getLogger(__name__)
+# the text block's JSON, as json.dumps(ensure_ascii=False) writes it, without a new encoder per call
+_TEXT = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFailure | None:
@@ -85,7 +87,7 @@ def call_tool(
             is_error=True,
         )
     return t.CallToolResult(
-        content=[t.TextContent(type="text", text=json.dumps(output, ensure_ascii=False))],
+        content=[t.TextContent(type="text", text=_TEXT(output))],
         structured_content=output,
         is_error=False,
     )

@@ -153,15 +153,50 @@ def typed_params(incoming: Incoming) -> Any:
     return request.params
 
 
-def result_body(incoming: Incoming, result: Any, *, server_info: dict[str, str] | None = None) -> dict[str, Any]:
-    data = result if isinstance(result, dict) else result.model_dump(by_alias=True, exclude_none=True, mode="json")
-    if incoming.method != "initialize":
-        data = m.serialize_server_result(incoming.method, incoming.version, data)
+def result_body(
+    incoming: Incoming, result: Any, *, server_info: dict[str, str] | None = None, plain: bool = True
+) -> dict[str, Any]:
+    """``plain=False``: never ``plain_tool_result``'s direct form (which keeps a NaN or infinity in the
+    structured content as it is, where the schema's dump writes null: see ``views._tool_answer``)."""
+    data = plain_tool_result(incoming, result) if plain else None
+    if data is None:
+        data = surface_result(incoming, result)
     if incoming.modern:
         data.setdefault("resultType", "complete")
         if server_info:
             data.setdefault("_meta", {})[SERVER_INFO_META_KEY] = server_info
     return {"jsonrpc": "2.0", "id": incoming.request_id, "result": data}
+
+
+def surface_result(incoming: Incoming, result: Any) -> dict[str, Any]:
+    """``result`` as the request's protocol version writes it: validated against that version's
+    schema, whose fields alone are kept (``mcp_types.methods.serialize_server_result``)."""
+    data = result if isinstance(result, dict) else result.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if incoming.method != "initialize":
+        data = m.serialize_server_result(incoming.method, incoming.version, data)
+    return data
+
+
+def plain_tool_result(incoming: Incoming, result: Any) -> dict[str, Any] | None:
+    """The usual ``tools/call`` answer (one text block and the structured content, no error, no
+    ``_meta``) in wire form, built directly: the dump and the version schema's validation and dump of
+    ``surface_result`` cost more per call than the tool's own read (issue 14). The same dict as
+    ``surface_result`` in every supported version (tests/test_mcp_protocol.py); None for any other
+    result, which takes that path."""
+    if incoming.method != "tools/call" or type(result) is not t.CallToolResult:
+        return None
+    if result.is_error or result.meta is not None or result.result_type != "complete" or len(result.content) != 1:
+        return None
+    block = result.content[0]
+    if type(block) is not t.TextContent or block.annotations is not None or block.meta is not None:
+        return None
+    if type(result.structured_content) is not dict:
+        return None
+    data: dict[str, Any] = {"content": [{"text": block.text, "type": "text"}], "isError": False}
+    if incoming.modern:
+        data["resultType"] = "complete"
+    data["structuredContent"] = result.structured_content
+    return data
 
 
 def negotiate(requested: str) -> str:

@@ -7,7 +7,8 @@ from typing import Any
 
 import mcp_types as t
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp_types import jsonrpc
 
@@ -32,22 +33,35 @@ SERVER_VERSION = "0.1.0"
 TOOLS_LIST_TTL_MS = 60_000
 
 
-def _json(body: dict[str, Any], status: int = 200, **headers: str) -> JsonResponse:
+# Built once: ``JsonResponse`` makes a new encoder per response, a cost on every call (issue 14).
+# DjangoJSONEncoder, as JsonResponse uses; the bodies are JSON-native (pydantic dumps in "json" mode).
+_ENCODE = DjangoJSONEncoder(ensure_ascii=False).encode
+_ENCODE_FINITE = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_ENCODE_ASCII = DjangoJSONEncoder().encode
+
+
+def _json(body: dict[str, Any], status: int = 200, *, finite: bool = False, **headers: str) -> HttpResponse:
+    """The JSON body as ``JsonResponse`` would write it, without its per-response set-up.
+    ``finite``: raise ValueError for a NaN or infinity instead of writing it."""
     try:
-        response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+        content = (_ENCODE_FINITE if finite else _ENCODE)(body).encode()
     except UnicodeEncodeError:  # a lone surrogate that got past protocol.parse: escape rather than fail
-        response = JsonResponse(body, status=status)
+        content = _ENCODE_ASCII(body).encode()
+    response = HttpResponse(content, status=status, content_type="application/json")
+    # what CommonMiddleware adds to the other views' answers (this one answers before it): without
+    # it, gunicorn frames the body as chunks, an extra write per response
+    response["Content-Length"] = str(len(content))
     response["Cache-Control"] = "no-store"
     for key, value in headers.items():
         response[key.replace("_", "-")] = value
     return response
 
 
-def _protocol_error(error: ProtocolError) -> JsonResponse:
+def _protocol_error(error: ProtocolError) -> HttpResponse:
     return _json(error.body(), error.http_status)
 
 
-def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> JsonResponse:
+def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> HttpResponse:
     if not getattr(request, "challenge_observed", False):  # observability: metrics + audit trail
         observe.challenged(request, failure, "http", None)
     metadata = resource_metadata_url(request)
@@ -97,14 +111,21 @@ def _transport(request: HttpRequest) -> Incoming:
         raise _refused(request, "Request body too large", 413)
     if request.content_type != "application/json":
         raise _refused(request, "Content-Type must be application/json", 415)
-    headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        incoming = protocol.parse(request.body, headers)
+        incoming = protocol.parse(request.body, _mcp_headers(request))
     except ProtocolError as error:
         raise _Answer(with_cors(request, _protocol_error(error))) from None
     if incoming.is_notification:
         raise _Answer(with_cors(request, HttpResponse(status=202)))
     return incoming
+
+
+def _mcp_headers(request: HttpRequest) -> dict[str, str]:
+    """The ``Mcp-*`` request headers by lower-case name, all that ``protocol.parse`` reads (the
+    version, method and name headers): ``request.headers`` would parse every header of the request."""
+    return {
+        key[5:].replace("_", "-").lower(): value for key, value in request.META.items() if key.startswith("HTTP_MCP_")
+    }
 
 
 def _handle(request: HttpRequest, incoming: Incoming) -> HttpResponse:
@@ -221,4 +242,13 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
             raise
         logger.info("tools/call %s refused: %s", params.name, failure.kind.name)
         result = tool_result_challenge(failure, resource_metadata_url(request))
-    return _json(protocol.result_body(incoming, result, server_info=server_info))
+    return _tool_answer(incoming, result, server_info)
+
+
+def _tool_answer(incoming: Incoming, result: Any, server_info: dict[str, str]) -> HttpResponse:
+    """A plain tool result goes out in ``protocol.plain_tool_result``'s direct form; should its
+    structured content hold a NaN or infinity (not JSON), the version schema's dump, which writes null."""
+    try:
+        return _json(protocol.result_body(incoming, result, server_info=server_info), finite=True)
+    except ValueError:
+        return _json(protocol.result_body(incoming, result, server_info=server_info, plain=False))

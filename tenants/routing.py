@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import DEFERRED
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.urls import get_script_prefix, set_script_prefix, set_urlconf
 
@@ -61,6 +62,10 @@ identities = TenantIdentityCache(settings.TENANT_IDENTITY_CACHE_SIZE)
 confirmed_by_view: set[str] = set()
 
 
+_ALL_TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
+_ID_AT, _SCHEMA_NAME_AT = _ALL_TENANT_FIELDS.index("id"), _ALL_TENANT_FIELDS.index("schema_name")
+
+
 def provisional_tenant(slug: str) -> Tenant | None:
     """For the paths in ``confirmed_by_view``: the tenant's identity from the cache, no query
     (None when not cached). Only ``id`` and ``schema_name`` are loaded: reading any other field (say
@@ -68,7 +73,10 @@ def provisional_tenant(slug: str) -> Tenant | None:
     pk = identities.get(slug)
     if pk is None:
         return None
-    return Tenant.from_db(connection.alias, ["id", "schema_name"], (pk, slug))
+    # a value for every field, the others DEFERRED: ``from_db`` then skips matching names to fields
+    values = [DEFERRED] * len(_ALL_TENANT_FIELDS)
+    values[_ID_AT], values[_SCHEMA_NAME_AT] = pk, slug
+    return Tenant.from_db(DEFAULT_DB_ALIAS, _ALL_TENANT_FIELDS, values)
 
 
 def confirm_tenant(request: HttpRequest, fresh: Tenant | None) -> HttpResponse | None:

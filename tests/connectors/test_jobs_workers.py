@@ -137,7 +137,6 @@ def test_two_workers_over_200_due_accounts_refresh_each_exactly_once(live, oidc)
     ids = bulk_accounts(oidc, "acme", key, "member@acme.test", 200, expires_in=300)
     before = oidc.refresh_grants()
     env = {"CONNECTORS_REFRESH_BATCH_SIZE": "20"}
-    started = time.monotonic()
     with workers(2, env=env) as procs:
         from connectors.tasks import refresh_expiring_everywhere, refresh_expiring_in_tenant
 
@@ -152,14 +151,12 @@ def test_two_workers_over_200_due_accounts_refresh_each_exactly_once(live, oidc)
         wait_for(all_refreshed, "200 refreshes", procs, timeout=90)
         time.sleep(2)  # let anything still queued run: it must find nothing to do
         logs = [path.read_text() for _, path in procs]
-    elapsed = time.monotonic() - started
     assert oidc.refresh_grants() == before + 200
     with schema_context("acme"):
         counts = list(ConnectedAccount.objects.filter(pk__in=ids).values_list("refresh_count", flat=True))
         statuses = set(ConnectedAccount.objects.filter(pk__in=ids).values_list("status", flat=True))
     assert counts == [1] * 200 and statuses == {"active"}
     assert all("job=connectors.refresh_expiring_in_tenant tenant=acme" in log for log in logs), "both workers ran"
-    assert elapsed < 60, elapsed
 
 
 def test_removing_a_member_revokes_platform_tokens_at_once_and_the_sweeps_catch_what_was_missed(live, oidc, unique):

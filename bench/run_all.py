@@ -3,9 +3,10 @@
     make bench                                  # this checkout
     make bench BEFORE=/path/to/older/checkout   # also the older code, side by side where a script can
 
-The 1,000-tenant latency set-up takes tens of minutes and is its own target (``make bench-tenants``);
-here the tenant benchmark provisions a few dozen tenants (provisioning time and the latency ratio at
-that size). ``bench/pooler_check.py`` runs when pgbouncer is installed.
+The 1,000-tenant latency set-up takes tens of minutes and is its own target (``make bench-tenants``,
+then ``bench/tenants_spread.py`` over the tenants it made); here the tenant benchmark provisions a few
+dozen tenants (provisioning time and the latency ratio at that size), and ``provisioning.py`` times
+``create_tenant`` with and without spare schemas on the bench database. ``bench/pooler_check.py`` runs when pgbouncer is installed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def steps(before: str) -> list[tuple[str, list[str]]]:
         ("connectors_tokens.py", []),
         ("refresh_jobs.py", with_before("--before")),
         ("tenants_scale.py", ["--tenants", "50", "--wrk", "0"]),
+        ("provisioning.py", ["--rounds", "3", "--purge", *with_before("--before")]),
     ]
     if shutil.which("pgbouncer") or Path("/usr/sbin/pgbouncer").exists():
         runs.append(("pooler_check.py", []))

@@ -6,7 +6,8 @@
 The 1,000-tenant latency set-up takes tens of minutes and is its own target (``make bench-tenants``,
 then ``bench/tenants_spread.py`` over the tenants it made); here the tenant benchmark provisions a few
 dozen tenants (provisioning time and the latency ratio at that size), and ``provisioning.py`` times
-``create_tenant`` with and without spare schemas on the bench database. ``bench/pooler_check.py`` runs when pgbouncer is installed.
+``create_tenant`` with and without spare schemas on the bench database. ``bench/pooler_check.py`` runs
+when pgbouncer is installed.
 """
 
 from __future__ import annotations

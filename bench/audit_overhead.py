@@ -20,18 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import gunicorn
-from bench.mcp_throughput import (
-    MODERN,
-    PORT,
-    ensure_wrk,
-    in_process_ms,
-    mcp_call_body,
-    oauth_token,
-    prepare,
-    run_wrk,
-    wrk_script,
-)
+from bench.common import MODERN, ensure_wrk, gunicorn, mcp_call_body, run_wrk, wrk_script
+from bench.mcp_throughput import PORT, in_process_ms, oauth_token, prepare
 
 CONFIGS = {
     "observability off": {"AUDIT_ENABLED": "0"},

@@ -1,10 +1,15 @@
-"""Shared set-up for the benchmark scripts: environment, database, a gunicorn on loopback."""
+"""Shared set-up for the benchmark scripts: environment, database, a gunicorn on loopback, wrk. Nothing
+here imports Django at module level (``bench/tenants_spread.py`` sets Django up per checkout)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,3 +121,80 @@ def tool_policy_override(schema: str, tool_name: str, **fields: Any) -> Iterator
                 ToolPolicy.objects.filter(tool_name=tool_name).delete()
             else:
                 ToolPolicy.objects.filter(tool_name=tool_name).update(**saved)
+
+
+# --- MCP request bodies and wrk ----------------------------------------------------------------------
+MODERN = "2026-07-28"
+
+
+def mcp_call_body(contact_id: int) -> str:
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    params = {"name": "crm_get_contact", "arguments": {"contact_id": contact_id}, "_meta": meta}
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    return shutil.which("wrk") or "wrk"
+
+
+# count non-2xx so a broken run cannot pass for a fast one
+_COUNT_BAD = """bad = 0
+response = function(status) if status >= 300 then bad = bad + 1 end end
+done = function() io.write("BAD " .. bad .. "\\n") end"""
+
+
+def wrk_script(method: str, body: str | None, headers: dict[str, str]) -> str:
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    lines += [f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items()]
+    lines.append(_COUNT_BAD)
+    return "\n".join(lines)
+
+
+def mcp_round_robin_script(targets: list) -> str:
+    """A wrk script whose requests are authorized ``crm_get_contact`` calls going round-robin over
+    ``targets``, one ``(slug, token, contact_id)`` each (each request changes tenant)."""
+    entries = ",\n".join(
+        "{" + f'path = "/t/{slug}/mcp", token = "Bearer {token}", body = {json.dumps(mcp_call_body(cid))}' + "}"
+        for slug, token, cid in targets
+    )
+    return f"""targets = {{ {entries} }}
+i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["MCP-Protocol-Version"] = "{MODERN}"
+wrk.headers["Mcp-Method"] = "tools/call"
+wrk.headers["Mcp-Name"] = "crm_get_contact"
+request = function()
+  i = i % #targets + 1
+  local t = targets[i]
+  wrk.headers["Authorization"] = t.token
+  return wrk.format(nil, t.path, nil, t.body)
+end
+{_COUNT_BAD}"""
+
+
+def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) -> float:
+    """Requests per second; a run with any non-2xx answer is refused. The script (it may hold bearer
+    tokens) lives in a private temporary file for the run only."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:  # mode 0600
+        fh.write(script)
+    try:
+        out = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", fh.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(fh.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = int(re.search(r"BAD (\d+)", out).group(1))
+    if bad:
+        raise SystemExit(f"{bad} non-2xx responses from {url}:\n{out}")
+    return rate

@@ -21,11 +21,9 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -41,7 +39,15 @@ def _code_root() -> Path:
 
 CODE_ROOT = _code_root()
 sys.path.insert(0, str(CODE_ROOT))
-from bench.common import setup_django, tool_policy_override  # noqa: E402
+from bench.common import (  # noqa: E402
+    MODERN,
+    ensure_wrk,
+    mcp_call_body,
+    run_wrk,
+    setup_django,
+    tool_policy_override,
+    wrk_script,
+)
 
 setup_django()
 
@@ -54,16 +60,7 @@ from django_tenants.utils import schema_context  # noqa: E402
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 BASE = f"http://127.0.0.1:{PORT}"
 MCP = f"{BASE}/t/acme/mcp"
-MODERN = "2026-07-28"
 OLD = "2025-11-25"
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-    return shutil.which("wrk") or "wrk"
 
 
 def prepare() -> int:
@@ -121,53 +118,7 @@ def minted_token(scope: str, resource: list[str]) -> str:
     return raw
 
 
-def mcp_call_body(contact_id: int) -> str:
-    return json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "tools/call",
-            "params": {
-                "name": "crm_get_contact",
-                "arguments": {"contact_id": contact_id},
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": MODERN,
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                },
-            },
-        }
-    )
-
-
 PING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
-
-
-def wrk_script(method: str, body: str | None, headers: dict[str, str]) -> str:
-    lines = [f'wrk.method = "{method}"']
-    if body is not None:
-        lines.append(f"wrk.body = {json.dumps(body)}")
-    lines += [f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items()]
-    # count non-2xx so a broken run cannot pass for a fast one
-    lines.append("bad = 0\nresponse = function(status) if status >= 300 then bad = bad + 1 end end")
-    lines.append('done = function() io.write("BAD " .. bad .. "\\n") end')
-    return "\n".join(lines)
-
-
-def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(script)
-    out = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", fh.name, url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(fh.name)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    bad = int(re.search(r"BAD (\d+)", out).group(1))
-    if bad:
-        raise SystemExit(f"{bad} non-2xx responses from {url}:\n{out}")
-    return rate
 
 
 ENDPOINTS = {  # name: (label, method, needs a token for this server)

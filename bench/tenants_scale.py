@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import resource
 import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -55,7 +53,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
-from bench.mcp_throughput import MODERN, ensure_wrk, mcp_call_body  # noqa: E402
+from bench.common import MODERN, ensure_wrk, mcp_call_body, mcp_round_robin_script, run_wrk  # noqa: E402
 
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 HOST = f"127.0.0.1:{PORT}"
@@ -274,44 +272,8 @@ def interleaved(modes: dict[str, list[tuple[str, str, int]]], calls: int, blocks
 
 
 def wrk_rate(wrk: str, targets: list[tuple[str, str, int]], duration: int) -> float:
-    """Requests per second against gunicorn, round-robin over ``targets`` (one path, token and body each)."""
-    entries = ",\n".join(
-        "{" + f'path = "/t/{slug}/mcp", token = "Bearer {token}", body = {json.dumps(mcp_call_body(cid))}' + "}"
-        for slug, token, cid in targets
-    )
-    script = f"""
-targets = {{ {entries} }}
-i = 0
-bad = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["MCP-Protocol-Version"] = "{MODERN}"
-wrk.headers["Mcp-Method"] = "tools/call"
-wrk.headers["Mcp-Name"] = "crm_get_contact"
-request = function()
-  i = i % #targets + 1
-  local t = targets[i]
-  wrk.headers["Authorization"] = t.token
-  return wrk.format(nil, t.path, nil, t.body)
-end
-response = function(status) if status >= 300 then bad = bad + 1 end end
-done = function() io.write("BAD " .. bad .. "\\n") end
-"""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(script)
-    out = subprocess.run(
-        [wrk, "-t2", "-c8", f"-d{duration}s", "-s", fh.name, f"http://{HOST}/"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(fh.name)
-    import re
-
-    bad = int(re.search(r"BAD (\d+)", out).group(1))
-    if bad:
-        raise SystemExit(f"{bad} non-2xx responses under wrk:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    """Requests per second against gunicorn, round-robin over ``targets`` (one slug, token and contact each)."""
+    return run_wrk(wrk, f"http://{HOST}/", mcp_round_robin_script(targets), duration, 8)
 
 
 def wrk_rounds(wrk: str, modes: dict[str, list[tuple[str, str, int]]], duration: int, rounds: int) -> dict[str, float]:

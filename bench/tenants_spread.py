@@ -25,21 +25,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import MODERN, ensure_wrk, mcp_call_body, mcp_round_robin_script, run_wrk  # noqa: E402 (no Django)
+
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 HOST = f"127.0.0.1:{PORT}"
-MODERN = "2026-07-28"
 TOOL = "crm_get_contact"
 
 
@@ -60,12 +60,6 @@ def django_setup(root: Path) -> None:
     import django
 
     django.setup()
-
-
-def call_body(contact_id: int) -> str:
-    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-    params = {"name": TOOL, "arguments": {"contact_id": contact_id}, "_meta": meta}
-    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
 
 
 # --- worker: one variant, one connection --------------------------------------------------------------
@@ -118,7 +112,7 @@ def worker(root: Path) -> None:
                             "HTTP_MCP_METHOD": "tools/call",
                             "HTTP_MCP_NAME": TOOL,
                         },
-                        call_body(contact),
+                        mcp_call_body(contact),
                     )
                     for slug, token, contact in entries
                 ]
@@ -211,44 +205,7 @@ def timezone_now():
 
 
 def wrk_rate(targets: list[list[Any]], duration: int) -> float:
-    entries = ",\n".join(
-        "{" + f'path = "/t/{slug}/mcp", token = "Bearer {token}", body = {json.dumps(call_body(cid))}' + "}"
-        for slug, token, cid in targets
-    )
-    script = f"""
-targets = {{ {entries} }}
-i = 0
-bad = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["MCP-Protocol-Version"] = "{MODERN}"
-wrk.headers["Mcp-Method"] = "tools/call"
-wrk.headers["Mcp-Name"] = "{TOOL}"
-request = function()
-  i = i % #targets + 1
-  local t = targets[i]
-  wrk.headers["Authorization"] = t.token
-  return wrk.format(nil, t.path, nil, t.body)
-end
-response = function(status) if status >= 300 then bad = bad + 1 end end
-done = function() io.write("BAD " .. bad .. "\\n") end
-"""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        os.chmod(fh.name, 0o600)
-        fh.write(script)
-    try:
-        out = subprocess.run(
-            ["wrk", "-t2", "-c8", f"-d{duration}s", "-s", fh.name, f"http://{HOST}/"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(fh.name)
-    bad = int(re.search(r"BAD (\d+)", out).group(1))
-    if bad:
-        raise SystemExit(f"{bad} non-2xx responses under wrk")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return run_wrk(ensure_wrk(), f"http://{HOST}/", mcp_round_robin_script(targets), duration, 8)
 
 
 def median_ms(values: list[float]) -> str:

@@ -17,7 +17,7 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from crm.models import Contact
-from tests.mcp_raw import MODERN
+from probe.mcp_wire import modern_message
 from tests.test_mcp_endpoint import token_for
 
 
@@ -40,27 +40,13 @@ def callers(live):
 
 
 def _call(client: Client, slug: str, token: str, contact_id: int):
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": "crm_get_contact",
-            "arguments": {"contact_id": contact_id},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    }
+    body, headers = modern_message("tools/call", {"name": "crm_get_contact", "arguments": {"contact_id": contact_id}})
+    headers.pop("Content-Type")
     return client.post(
         f"/t/{slug}/mcp",
         data=json.dumps(body),
         content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {token}",
-        HTTP_MCP_PROTOCOL_VERSION=MODERN,
-        HTTP_MCP_METHOD="tools/call",
-        HTTP_MCP_NAME="crm_get_contact",
+        headers={**headers, "Authorization": f"Bearer {token}"},
     )
 
 

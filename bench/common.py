@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +200,43 @@ def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) ->
     if bad:
         raise SystemExit(f"{bad} non-2xx responses from {url}:\n{out}")
     return rate
+
+
+# --- the many-tenants benchmarks' tenants (bench/tenants_scale.py makes them) ------------------------
+def email_of(role: str, slug: str) -> str:
+    return f"{role}@{slug}.example" if slug == "acme" else f"{role}.{slug}@scale.example"  # no '_' in a host
+
+
+def mint_token(slug: str, host: str) -> tuple[str, int]:
+    """An access token of the tenant's member for its MCP resource on ``host`` (as the OAuth flow would
+    issue it: crm.read), and the tenant's first contact id. Needs Django set up."""
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+    from oauth2_provider.models import AccessToken, Application, set_token_value
+
+    from accounts.models import User
+    from crm.models import Contact
+
+    raw = secrets.token_urlsafe(30)
+    with schema_context(slug):
+        app, _ = Application.objects.get_or_create(
+            name="bench-scale",
+            defaults={
+                "client_type": "public",
+                "authorization_grant_type": "authorization-code",
+                "redirect_uris": "https://bench.example/cb",
+                "client_secret": "",
+                "hash_client_secret": False,  # PBKDF2 of a secret a public client never uses: ~1 s each here
+            },
+        )
+        token = AccessToken(
+            user=User.objects.get(email=email_of("member", slug)),
+            application=app,
+            scope="crm.read",
+            expires=timezone.now() + timedelta(hours=3),
+            resource=[f"http://{host}/t/{slug}/mcp"],
+        )
+        set_token_value(token, raw)
+        token.save()
+        contact_id = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
+    return raw, contact_id

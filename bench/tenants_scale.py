@@ -39,18 +39,17 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import gunicorn, setup_django
+from bench.common import email_of, gunicorn, setup_django
+from bench.common import mint_token as common_mint_token
 
 setup_django()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.utils import timezone  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
 from bench.common import MODERN, ensure_wrk, mcp_call_body, mcp_round_robin_script, run_wrk  # noqa: E402
@@ -96,10 +95,6 @@ def reset() -> None:
     print(f"dropped {len(slugs)} tenants of an earlier run in {time.perf_counter() - started:.1f} s")
 
 
-def email_of(role: str, slug: str) -> str:
-    return f"{role}@{slug}.example" if slug == "acme" else f"{role}.{slug}@scale.example"  # no '_' in a host
-
-
 def demo_data(slug: str) -> None:
     """What bootstrap_demo gives acme, for any tenant: an admin and a member (one precomputed password
     hash: hashing 2,000 passwords would be the benchmark), contacts with notes, and an MCP token."""
@@ -126,35 +121,7 @@ def demo_data(slug: str) -> None:
 
 
 def mint_token(slug: str) -> tuple[str, int]:
-    """An access token for the tenant's MCP resource (as the OAuth flow would issue), and a contact id."""
-    from oauth2_provider.models import AccessToken, Application, set_token_value
-
-    from accounts.models import User
-    from crm.models import Contact
-
-    raw = secrets.token_urlsafe(30)
-    with schema_context(slug):
-        app, _ = Application.objects.get_or_create(
-            name="bench-scale",
-            defaults={
-                "client_type": "public",
-                "authorization_grant_type": "authorization-code",
-                "redirect_uris": "https://bench.example/cb",
-                "client_secret": "",
-                "hash_client_secret": False,  # PBKDF2 of a secret a public client never uses: ~1 s each here
-            },
-        )
-        token = AccessToken(
-            user=User.objects.get(email=email_of("member", slug)),
-            application=app,
-            scope="crm.read",
-            expires=timezone.now() + timedelta(hours=2),
-            resource=[f"http://{HOST}/t/{slug}/mcp"],
-        )
-        set_token_value(token, raw)
-        token.save()
-        contact_id = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
-    return raw, contact_id
+    return common_mint_token(slug, HOST)
 
 
 def provision(count: int) -> tuple[list[float], list[float]]:

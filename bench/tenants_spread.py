@@ -25,18 +25,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import MODERN, ensure_wrk, mcp_call_body, mcp_round_robin_script, run_wrk  # noqa: E402 (no Django)
+from bench.common import (  # noqa: E402 (no Django at import)
+    MODERN,
+    ensure_wrk,
+    mcp_call_body,
+    mcp_round_robin_script,
+    mint_token,
+    run_wrk,
+)
 
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 HOST = f"127.0.0.1:{PORT}"
@@ -157,11 +162,6 @@ class Worker:
 def mint_tokens(count: int) -> tuple[list[list[Any]], list[Any]]:
     """An MCP access token (crm.read, audience this host's tenant MCP URL) and a contact id for each of
     the first ``count`` scale_* tenants and for acme."""
-    from django_tenants.utils import schema_context
-    from oauth2_provider.models import AccessToken, Application, set_token_value
-
-    from accounts.models import User
-    from crm.models import Contact
     from tenants.models import Tenant
 
     slugs = list(
@@ -169,39 +169,8 @@ def mint_tokens(count: int) -> tuple[list[list[Any]], list[Any]]:
         .order_by("schema_name")
         .values_list("schema_name", flat=True)[:count]
     )
-    found = []
-    for slug in [*slugs, "acme"]:
-        email = "member@acme.example" if slug == "acme" else f"member.{slug}@scale.example"
-        raw = secrets.token_urlsafe(30)
-        with schema_context(slug):
-            app, _ = Application.objects.get_or_create(
-                name="bench-scale",
-                defaults={
-                    "client_type": "public",
-                    "authorization_grant_type": "authorization-code",
-                    "redirect_uris": "https://bench.example/cb",
-                    "client_secret": "",
-                    "hash_client_secret": False,
-                },
-            )
-            token = AccessToken(
-                user=User.objects.get(email=email),
-                application=app,
-                scope="crm.read",
-                expires=timezone_now() + timedelta(hours=3),
-                resource=[f"http://{HOST}/t/{slug}/mcp"],
-            )
-            set_token_value(token, raw)
-            token.save()
-            contact = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
-        found.append([slug, raw, contact])
+    found = [[slug, *mint_token(slug, HOST)] for slug in [*slugs, "acme"]]
     return found[:-1], found[-1]
-
-
-def timezone_now():
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 def wrk_rate(targets: list[list[Any]], duration: int) -> float:

@@ -34,10 +34,8 @@ import argparse
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -47,11 +45,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import gunicorn, setup_django
+from probe.pgbouncer import EXECUTABLE as PGBOUNCER_EXECUTABLE
+from probe.pgbouncer import pgbouncer
 
 TENANTS = ("acme", "globex")
 MARKER_ID = 900_001
@@ -82,49 +82,26 @@ def ensure_markers() -> None:
 
 
 @contextmanager
-def pgbouncer(upstream: str, pool_mode: str, port: int, pool_size: int) -> Iterator[str]:
+def pooled(upstream: str, pool_mode: str, port: int, pool_size: int) -> Iterator[str]:
     """A PgBouncer on 127.0.0.1:``port`` with one database ``poolcheck`` -> ``upstream``'s database."""
-    exe = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if not Path(exe).exists():
+    if PGBOUNCER_EXECUTABLE is None:
         raise SystemExit("pgbouncer is not installed (apt-get install -y pgbouncer)")
     url = urlsplit(upstream)
     user = url.username or "postgres"
-    directory = Path(tempfile.mkdtemp(prefix="poolcheck-", dir="/tmp"))
-    (directory / "users.txt").write_text(f'"{user}" ""\n')
-    (directory / "pgbouncer.ini").write_text(
-        "[databases]\n"
-        f"poolcheck = host={url.hostname} port={url.port or 5432} dbname={url.path.lstrip('/')} "
-        f"pool_mode={pool_mode} pool_size={pool_size}\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {directory / 'users.txt'}\n"
-        f"logfile = {directory / 'pgbouncer.log'}\nmax_client_conn = 500\n"
-    )
-    command = [exe, str(directory / "pgbouncer.ini")]
-    if os.geteuid() == 0:  # pgbouncer refuses to run as root
-        shutil.chown(directory, "postgres")
-        for child in directory.iterdir():
-            shutil.chown(child, "postgres")
-        command[1:1] = ["-u", "postgres"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port)
+    # the embedded PostgreSQL's URL names its socket directory as ?host=...
+    host = url.hostname or parse_qs(url.query).get("host", ["127.0.0.1"])[0]
+    with pgbouncer(
+        host=host,
+        port=url.port or 5432,
+        dbname=url.path.lstrip("/"),
+        user=user,
+        alias="poolcheck",
+        pool_mode=pool_mode,
+        pool_size=pool_size,
+        listen_port=port,
+        max_client_conn=500,
+    ):
         yield f"postgres://{user}@127.0.0.1:{port}/poolcheck"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _wait_port(port: int) -> None:
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"pgbouncer did not listen on {port}")
 
 
 def http_check(base: str, requests: int, clients: int) -> Counter[str]:
@@ -260,7 +237,7 @@ def main() -> None:
     rows = []
     for name in args.only:
         pool_mode, extra = CONFIGS[name]
-        with pgbouncer(upstream, pool_mode, bouncer_port, args.pool_size) if pool_mode else _direct(upstream) as url:
+        with pooled(upstream, pool_mode, bouncer_port, args.pool_size) if pool_mode else _direct(upstream) as url:
             saved = dict(os.environ)
             os.environ.update({"DATABASE_URL": url, **extra})
             try:

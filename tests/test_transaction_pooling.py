@@ -8,24 +8,18 @@ must not, in autocommit, inside ``atomic()`` and in ``executemany``.
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from django.db import connections, transaction
 
 from crm.models import Contact
+from probe.pgbouncer import EXECUTABLE as PGBOUNCER_EXECUTABLE
+from probe.pgbouncer import pgbouncer
 
-PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
 pytestmark = pytest.mark.skipif(
-    PGBOUNCER is None,
+    PGBOUNCER_EXECUTABLE is None,
     reason="pgbouncer is not installed (apt-get install pgbouncer): this backend is only tested through a real one",
 )
 
@@ -36,49 +30,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _socket_owner(host: str) -> str | None:
-    """The owner of a Unix-socket directory (the embedded PostgreSQL's, mode 0700): pgbouncer runs as it."""
-    if not host.startswith("/"):
-        return None
-    owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name
-    return None if owner == "root" else owner
-
-
 @pytest.fixture
 def bouncer(live) -> Iterator[dict]:
     """PgBouncer, transaction mode, one server connection, in front of the test database."""
     upstream = connections["default"].settings_dict
-    # the embedded PostgreSQL's socket directory comes as ?host=... in DATABASE_URL, so in OPTIONS
-    host = upstream["HOST"] or upstream.get("OPTIONS", {}).get("host") or "127.0.0.1"
     port = _free_port()
-    user = upstream["USER"] or "postgres"
-    directory = Path(tempfile.mkdtemp(prefix="txpool-test-", dir="/tmp"))
-    (directory / "users.txt").write_text(f'"{user}" ""\n')
-    (directory / "pgbouncer.ini").write_text(
-        "[databases]\n"
-        f"pooled = host={host} port={upstream['PORT'] or 5432} "
-        f"dbname={upstream['NAME']} pool_mode=transaction pool_size=1\n"
-        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {directory / 'users.txt'}\nlogfile = {directory / 'pgbouncer.log'}\n"
-    )
-    command = [PGBOUNCER, str(directory / "pgbouncer.ini")]
-    if os.geteuid() == 0:  # pgbouncer refuses to run as root
-        run_as = _socket_owner(host) or "postgres"
-        for path in (directory, *directory.iterdir()):
-            shutil.chown(path, run_as)
-        command[1:1] = ["-u", run_as]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+    with pgbouncer(
+        # the embedded PostgreSQL's socket directory comes as ?host=... in DATABASE_URL, so in OPTIONS
+        host=upstream["HOST"] or upstream.get("OPTIONS", {}).get("host") or "127.0.0.1",
+        port=upstream["PORT"] or 5432,
+        dbname=upstream["NAME"],
+        user=upstream["USER"] or "postgres",
+        alias="pooled",
+        pool_mode="transaction",
+        pool_size=1,
+        listen_port=port,
+    ):
         yield {**upstream, "HOST": "127.0.0.1", "PORT": port, "NAME": "pooled", "CONN_MAX_AGE": 0}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ class ConnectionRefresh(ConnectionsAPIView):
     def post(self, request: Request, key: str) -> Response:
         account = _account_or_404(request.user.pk, key)
         try:
-            tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)  # forced: any token is "expiring"
+            tokens.refresh_account(account_id=account.pk, force=True)
         except ReauthRequired as exc:
             return Response({"error": "needs_reauth", "reason": exc.code, "retryable": False}, status=409)
         except ProviderUnavailable as exc:

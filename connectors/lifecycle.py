@@ -4,19 +4,27 @@ claimed batches and backoff, the upstream revocation sweep, key rotation. Tasks 
 Exactly once across workers: accounts are *claimed* in batches (``SELECT ... FOR UPDATE SKIP
 LOCKED``, then a committed lease in ``next_refresh_at``), so two workers or two runs never take the
 same account; the refresh itself goes through ``connectors.tokens``' single-flight guard
-(``refresh_claimed``), which re-checks the expiry under the lock. A worker killed mid-batch leaves
-its leases to expire; the next run picks those accounts up."""
+(``refresh_claimed``), which re-checks under the lock that the account is due. A worker killed
+mid-batch leaves its leases to expire; the next run picks those accounts up.
+
+Due means the token's own rule (``connectors.timing.proactive``): remaining life under
+min(``CONNECTORS_REFRESH_WINDOW_SECONDS``, half the lifetime). One run refreshes an account at most
+once: an account refreshed since the run started is not claimed again by it (nor by its helper
+tasks, which get the run's start), however short its tokens live. Accounts of a provider whose
+breaker is open (``connectors.breaker``) are not claimed; an account the breaker refused mid-batch
+is deferred past the open time, spread at random."""
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
+from connectors import breaker, clock, slots, timing
 from connectors.crypto import reencrypt_current_schema
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Provider
@@ -25,9 +33,13 @@ from connectors.tokens import RefreshBusy, refresh_claimed
 from observability import audit, metrics
 from tenants.models import Membership
 
+log = logging.getLogger(__name__)
+
 Status = ConnectedAccount.Status
 Counts = dict[str, int]
-REFRESH_OUTCOMES = ("refreshed", "already_fresh", "busy", "needs_reauth", "backoff", "gave_up", "failed")
+REFRESH_OUTCOMES = (
+    "refreshed", "already_fresh", "busy", "deferred", "needs_reauth", "backoff", "gave_up", "failed",
+)  # fmt: skip
 
 
 def _active_member() -> Exists:
@@ -36,30 +48,42 @@ def _active_member() -> Exists:
     )
 
 
-def due_accounts(*, within_seconds: int, now=None) -> QuerySet[ConnectedAccount]:
-    """Accounts the proactive refresh should renew now: usable, refreshable, expiring within the
-    window, not leased or backing off, and held by an active member of the tenant."""
-    now = now or timezone.now()
-    return (
+def due_accounts(
+    *, rule: timing.Rule | None = None, now: datetime | None = None, not_refreshed_since: datetime | None = None
+) -> QuerySet[ConnectedAccount]:
+    """Accounts the proactive refresh should renew now: usable, refreshable, due by the token's own
+    rule, not leased or backing off, held by an active member of the tenant, at a provider whose
+    breaker lets calls through, and (``not_refreshed_since``: the run's start) not refreshed by this
+    run already."""
+    now = now or clock.now()
+    accounts = (
         ConnectedAccount.objects.filter(
             status__in=(Status.ACTIVE, Status.REFRESHING),
             revocation_pending=False,
-            expires_at__lte=now + timedelta(seconds=within_seconds),
             credential__refresh_token__isnull=False,
         )
+        .filter(timing.due_filter(rule or timing.proactive(), now))
         .filter(Q(next_refresh_at__isnull=True) | Q(next_refresh_at__lte=now))
         .filter(_active_member())
     )
+    if not_refreshed_since is not None:
+        accounts = accounts.filter(Q(last_refreshed_at__isnull=True) | Q(last_refreshed_at__lt=not_refreshed_since))
+    cooling = breaker.cooling_provider_ids(now=now)
+    if cooling:
+        accounts = accounts.exclude(provider_id__in=cooling)
+    return accounts
 
 
-def claim_batch(*, within_seconds: int, size: int) -> list[tuple[int, datetime | None]]:
+def claim_batch(
+    *, size: int, rule: timing.Rule | None = None, not_refreshed_since: datetime | None = None
+) -> list[tuple[int, datetime | None]]:
     """Lease up to ``size`` due accounts to this worker (committed before any provider call).
     Returns their ids with the expiry each had when claimed (for the headroom metric)."""
-    now = timezone.now()
+    now = clock.now()
     lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
     with transaction.atomic():
         claimed = list(
-            due_accounts(within_seconds=within_seconds, now=now)
+            due_accounts(rule=rule, now=now, not_refreshed_since=not_refreshed_since)
             .order_by("expires_at", "pk")
             .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", "expires_at")[:size]
@@ -77,8 +101,9 @@ def backoff_delay(failures: int, *, base: float, cap: float) -> float:
 
 def record_refresh_failure(account_id: int) -> str:
     """A transient failure: back off, or give up (``needs_reauth``) once the account has been failing
-    for ``CONNECTORS_REFRESH_GIVE_UP_SECONDS``. Returns the outcome."""
-    now = timezone.now()
+    for ``CONNECTORS_REFRESH_GIVE_UP_SECONDS`` (time with the provider's breaker open not counted:
+    ``connectors.breaker``). Returns the outcome."""
+    now = clock.now()
     with transaction.atomic():
         account = ConnectedAccount.objects.select_for_update().filter(pk=account_id).first()
         if account is None:
@@ -102,21 +127,29 @@ def record_refresh_failure(account_id: int) -> str:
     return outcome
 
 
-def _refresh_one(
-    account_id: int, expired_at: datetime | None, within_seconds: int, providers: dict[int, Provider], ok: list[int]
-) -> str:
-    """Refresh one claimed account; returns the outcome counted for the run."""
+def _defer(account_id: int, until: datetime) -> str:
+    """The breaker refused the call (no failure of this account): try again after it, spread."""
+    ConnectedAccount.objects.filter(pk=account_id).update(next_refresh_at=breaker.recovery_time(until))
+    return "deferred"
+
+
+def _refresh_one(account_id: int, expired_at: datetime | None, providers: dict[int, Provider], ok: list[int]) -> str:
+    """Refresh one claimed account; returns the outcome counted for the run. Nothing one account
+    does (a provider's garbage included) stops the batch."""
     try:
-        result = refresh_claimed(
-            account_id=account_id, margin_seconds=within_seconds, providers=providers, deferred_ok=ok
-        )
-    except RefreshBusy:
-        return "busy"
+        result = refresh_claimed(account_id=account_id, providers=providers, deferred_ok=ok)
+    except (RefreshBusy, slots.ProviderBusy):
+        return "busy"  # its lease expires; a later run takes it
+    except breaker.BreakerOpen as exc:
+        return _defer(account_id, exc.until)
     except ReauthRequired:
         return "needs_reauth"
     except ProviderUnavailable:
         return record_refresh_failure(account_id)
     except ConnectorError:
+        return "failed"
+    except Exception as exc:  # a bug must not stop the batch; the account was put back to active
+        log.error("connectors: refresh of account %s failed unexpectedly (%s)", account_id, type(exc).__name__)
         return "failed"
     if not result.refreshed:
         return "already_fresh"
@@ -125,31 +158,36 @@ def _refresh_one(
     return "refreshed"
 
 
-def refresh_due_accounts(*, within_seconds: int, batch_size: int, max_batches: int | None = None) -> Counts:
+def refresh_due_accounts(
+    *, batch_size: int, max_batches: int | None = None, run_started: datetime | None = None
+) -> Counts:
     """Claim and refresh due accounts batch by batch until none is left. Safe to run on many workers
     at once: each account is claimed by one of them. An account another process is refreshing at
-    that moment (an on-demand refresh holds its lock) is left to it: ``busy``, its lease expires."""
+    that moment (an on-demand refresh holds its lock) is left to it: ``busy``, its lease expires.
+    ``run_started``: the start of the run this is part of (one refresh per account and run)."""
+    run_started = run_started or clock.now()
     counts: Counts = dict.fromkeys(REFRESH_OUTCOMES, 0)
     batches = 0
     while max_batches is None or batches < max_batches:
-        claimed = claim_batch(within_seconds=within_seconds, size=batch_size)
+        claimed = claim_batch(size=batch_size, not_refreshed_since=run_started)
         if not claimed:
             break
         batches += 1
         providers: dict[int, Provider] = {}  # loaded once per batch
         succeeded: list[int] = []  # user ids of the provider calls that succeeded: audited in bulk
         try:
-            for account_id, expired_at in claimed:
-                outcome = _refresh_one(account_id, expired_at, within_seconds, providers, succeeded)
-                counts[outcome] = counts.get(outcome, 0) + 1
+            with slots.for_batch():  # one concurrency slot per provider, kept for the batch
+                for account_id, expired_at in claimed:
+                    outcome = _refresh_one(account_id, expired_at, providers, succeeded)
+                    counts[outcome] = counts.get(outcome, 0) + 1
         finally:  # also when the batch stops on an unexpected error
             audit.record_many(event="connector_refresh", outcome="ok", user_ids=succeeded)
     counts["batches"] = batches
     return counts
 
 
-def due_count(*, within_seconds: int) -> int:
-    return due_accounts(within_seconds=within_seconds).count()
+def due_count() -> int:
+    return due_accounts().count()
 
 
 # --- the upstream sweep ------------------------------------------------------------------------------
@@ -170,7 +208,7 @@ def end_departed_accounts(*, tenant_active: bool) -> int:
         refreshing_since=None,
         revocation_pending=True,
         next_revocation_at=None,
-        updated_at=timezone.now(),
+        updated_at=clock.now(),
     )
 
 
@@ -179,7 +217,7 @@ def retry_revocations(*, batch_size: int = 100) -> Counts:
     claimed in batches; a failure backs off (``next_revocation_at``)."""
     counts: Counts = {"revoked": 0, "revocation_failed": 0}
     while True:
-        now = timezone.now()
+        now = clock.now()
         with transaction.atomic():
             batch = list(
                 ConnectedAccount.objects.select_for_update(skip_locked=True, of=("self",))
@@ -205,7 +243,7 @@ def retry_revocations(*, batch_size: int = 100) -> Counts:
                 cap=settings.CONNECTORS_REVOCATION_BACKOFF_MAX_SECONDS,
             )
             ConnectedAccount.objects.filter(pk=account.pk).update(
-                revocation_attempts=attempts, next_revocation_at=timezone.now() + timedelta(seconds=delay)
+                revocation_attempts=attempts, next_revocation_at=clock.now() + timedelta(seconds=delay)
             )
 
 

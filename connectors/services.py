@@ -19,10 +19,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from connectors import discovery, http, upstream
+from connectors import discovery, http, timing, upstream
 from connectors.errors import ConnectorError
 from connectors.models import AuthorizationRequest, ConnectedAccount, Credential, Provider
-from connectors.presets import preset, preset_names
+from connectors.presets import documented_lifetime, preset, preset_names
 from tenants.services import Outcome
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,6 @@ def complete_connect(*, params: CallbackParams, user_id: int) -> ConnectedAccoun
     previous = ConnectedAccount.objects.select_related("provider").filter(user_id=user_id, provider=provider).first()
     if previous is not None and previous.revocation_pending:
         _revoke_and_forget(previous)  # best effort before its credential is replaced; the sweep may not get another try
-    now = timezone.now()
     with transaction.atomic():
         account, _ = ConnectedAccount.objects.select_for_update().get_or_create(user_id=user_id, provider=provider)
         account.status = ConnectedAccount.Status.ACTIVE
@@ -234,7 +233,9 @@ def complete_connect(*, params: CallbackParams, user_id: int) -> ConnectedAccoun
         account.external_account_label = str(label)[:255]
         account.requested_scopes = list(request.scopes)
         account.granted_scopes = granted
-        account.expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
+        times = timing.token_times(tokens.expires_in, documented_lifetime(provider.preset))
+        account.expires_at, account.token_issued_at = times.expires_at, times.issued_at
+        account.token_lifetime_seconds = times.lifetime
         account.save()
         Credential.objects.update_or_create(
             account=account,

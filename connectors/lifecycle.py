@@ -128,7 +128,8 @@ def record_refresh_failure(account_id: int) -> str:
 
 
 def _defer(account_id: int, until: datetime) -> str:
-    """The breaker refused the call (no failure of this account): try again after it, spread."""
+    """The provider rate-limits, or its breaker refused the call (no failure of this account): try
+    again after that, spread."""
     ConnectedAccount.objects.filter(pk=account_id).update(next_refresh_at=breaker.recovery_time(until))
     return "deferred"
 
@@ -144,7 +145,9 @@ def _refresh_one(account_id: int, expired_at: datetime | None, providers: dict[i
         return _defer(account_id, exc.until)
     except ReauthRequired:
         return "needs_reauth"
-    except ProviderUnavailable:
+    except ProviderUnavailable as exc:
+        if exc.code == "rate_limited":  # the provider's limit, not this account's failure
+            return _defer(account_id, clock.now() + timedelta(seconds=exc.retry_after or 0))
         return record_refresh_failure(account_id)
     except ConnectorError:
         return "failed"

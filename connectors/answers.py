@@ -156,8 +156,9 @@ def token_answer(status: int, body: bytes, headers: dict[str, str], split_scopes
         if status == 200:
             raise InvalidAnswer("the token answer is not a JSON object")
         raise ConnectorError("token_request_failed", f"the provider refused the token request (HTTP {status})")
-    error = data.get("error") if (status != 200 or data.get("ok") is False) else None
-    if error is not None or status != 200:
+    # an "error" member is a refusal whatever the status (GitHub answers 200 with one; Slack "ok": false)
+    error = data.get("error")
+    if error is not None or status != 200 or data.get("ok") is False:
         code = error if isinstance(error, str) and error in OAUTH_ERRORS else "token_request_failed"
         raise ConnectorError(code, f"the provider refused the token request ({code})")
     refresh = _token(data.get("refresh_token"))

@@ -22,6 +22,7 @@ class Answer:
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     drip_seconds: float = 0.0  # > 0: send the headers, then the body one byte at a time
+    drip_headers: bool = False  # with drip_seconds: the headers too, one byte at a time
 
 
 @dataclass
@@ -58,19 +59,21 @@ def _handler(stub: StubProvider) -> type[BaseHTTPRequestHandler]:
                 stub.held += 1
             try:
                 answer = stub.answers.get(path, Answer(status=404))
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
+                head = [f"HTTP/1.1 {answer.status} Stub"]
+                head += [f"{name}: {value}" for name, value in answer.headers.items()]
+                head += [f"Content-Length: {len(answer.body)}", "", ""]
+                raw_head = "\r\n".join(head).encode()
                 if answer.drip_seconds <= 0:
-                    self.wfile.write(answer.body)
+                    self.wfile.write(raw_head + answer.body)
                     return
-                self.wfile.flush()
-                for i in range(len(answer.body)):
+                dripped = (raw_head + answer.body) if answer.drip_headers else answer.body
+                if not answer.drip_headers:
+                    self.wfile.write(raw_head)
+                    self.wfile.flush()
+                for i in range(len(dripped)):
                     if stub.stop.wait(answer.drip_seconds):
                         return
-                    self.wfile.write(answer.body[i : i + 1])
+                    self.wfile.write(dripped[i : i + 1])
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (its deadline)

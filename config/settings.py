@@ -382,7 +382,7 @@ CONNECTORS_LOCK_WAIT_SECONDS = env.int("CONNECTORS_LOCK_WAIT_SECONDS", default=3
 # calls in flight to one provider app (token endpoint + client id) per tenant, across every process
 # (connectors.slots); keep it below GUNICORN_THREADS so a stuck provider never holds a whole worker
 CONNECTORS_PROVIDER_CONCURRENCY = env.int("CONNECTORS_PROVIDER_CONCURRENCY", default=3)
-CONNECTORS_PROVIDER_QUEUE_SECONDS = env.float("CONNECTORS_PROVIDER_QUEUE_SECONDS", default=1.0)
+CONNECTORS_PROVIDER_QUEUE_SECONDS = env.float("CONNECTORS_PROVIDER_QUEUE_SECONDS", default=2.0)
 # the provider-wide breaker (connectors.breaker)
 CONNECTORS_BREAKER_FAILURES = env.int("CONNECTORS_BREAKER_FAILURES", default=3)
 CONNECTORS_BREAKER_OPEN_SECONDS = env.float("CONNECTORS_BREAKER_OPEN_SECONDS", default=30.0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -88,18 +89,23 @@ def _wait(space: int, slot: int, seconds: float) -> bool:
 
 
 def acquire(space: int, *, patient: bool) -> int:
-    """Take a slot in ``space``; ``ProviderBusy`` when none frees in time."""
+    """Take a slot in ``space``; ``ProviderBusy`` when none frees in time. While waiting: block on
+    one slot (chosen at random) for a moment, then try them all again, so a waiter takes whichever
+    slot frees first without polling the database in a tight loop."""
     size = max(1, int(settings.CONNECTORS_PROVIDER_CONCURRENCY))
     first = 1 if patient and size > 1 else 0
-    taken = _try(space, first, size)
-    if taken is not None:
-        return taken
     wait = float(settings.CONNECTORS_HTTP_TIMEOUT_SECONDS if patient else settings.CONNECTORS_PROVIDER_QUEUE_SECONDS)
-    if wait > 0:
-        taken = random.randrange(first, size)  # noqa: S311 (spreading waiters, not security)
-        if _wait(space, taken, wait):
+    deadline = time.monotonic() + wait
+    while True:
+        taken = _try(space, first, size)
+        if taken is not None:
             return taken
-    raise ProviderBusy()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProviderBusy()
+        taken = random.randrange(first, size)  # noqa: S311 (spreading waiters, not security)
+        if _wait(space, taken, min(remaining, random.uniform(0.05, 0.15))):  # noqa: S311
+            return taken
 
 
 def release(space: int, slot: int) -> None:

@@ -87,7 +87,7 @@ def test_a_dripping_provider_holds_at_most_its_slots_and_other_tenants_are_serve
                 return next(order), response.json()["result"]
 
             calls = [pool.submit(one, i) for i in range(10)]
-            assert wait_until(lambda: stub.holding() == 2), "the drip calls did not start"
+            assert wait_until(lambda: stub.holding() >= 2), "the drip calls did not start"
             # meanwhile another tenant is served by the same worker, while both drip calls are held
             other = httpx.get(f"{base}/t/globex/healthz", timeout=30)
             assert other.status_code == 200

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +46,8 @@ State = ProviderBreaker.State
 FAILURE_CLASSES = ("rate_limited", "server_error", "timeout", "connection_failed", "invalid_response")
 # how long one probe may take before another caller may probe instead (the retries of one refresh)
 PROBE_SECONDS = 60
+# the job's batch: what ``admit`` answered per breaker, so a batch reads each breaker once
+_batch: ContextVar[dict[str, Admission | BreakerOpen] | None] = ContextVar("connectors_breaker_batch", default=None)
 
 
 class BreakerOpen(ProviderUnavailable):
@@ -80,10 +85,38 @@ def _gauge(row: ProviderBreaker | None, provider: Provider) -> None:
     metrics.breaker_state(connection.schema_name, provider.key, row.state if row else State.CLOSED)
 
 
+@contextmanager
+def for_batch() -> Iterator[None]:
+    """The job's batch: each breaker is read once (its later failures update what was read); a
+    breaker another process opens meanwhile is seen by the next batch."""
+    token = _batch.set({})
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
 def admit(provider: Provider, *, now: datetime | None = None) -> Admission:
     """May this process call the provider's token endpoint now? ``BreakerOpen`` if not."""
-    now = now or clock.now()
     key = breaker_key(provider)
+    cache = _batch.get()
+    if cache is not None and key in cache:
+        found = cache[key]
+        if isinstance(found, BreakerOpen):
+            raise found
+        return found
+    try:
+        admission = _admit(provider, key, now or clock.now())
+    except BreakerOpen as refused:
+        if cache is not None:
+            cache[key] = refused
+        raise
+    if cache is not None:
+        cache[key] = admission
+    return admission
+
+
+def _admit(provider: Provider, key: str, now: datetime) -> Admission:
     row = (
         ProviderBreaker.objects.filter(key=key)
         .only("state", "open_until", "probe_until", "consecutive_failures")
@@ -126,6 +159,7 @@ def _discount_open_time(provider: Provider, open_for: timedelta) -> None:
 def succeeded(provider: Provider, admission: Admission) -> None:
     if not admission.dirty:
         return  # the usual case: closed, no failures, nothing to write
+    admission.dirty = admission.probe = False
     ProviderBreaker.objects.filter(key=admission.key).update(
         state=State.CLOSED, consecutive_failures=0, open_streak=0, probe_until=None, open_until=None,
         updated_at=clock.now(),
@@ -158,6 +192,9 @@ def failed(provider: Provider, admission: Admission, kind: str, retry_after: flo
     else:
         return False
     _gauge(row, provider)
+    cache = _batch.get()
+    if opened and cache is not None and row.open_until is not None:
+        cache[admission.key] = BreakerOpen(max(0.0, (row.open_until - now).total_seconds()), row.open_until)
     return opened
 
 

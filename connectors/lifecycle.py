@@ -76,9 +76,10 @@ def due_accounts(
 
 def claim_batch(
     *, size: int, rule: timing.Rule | None = None, not_refreshed_since: datetime | None = None
-) -> list[tuple[int, datetime | None]]:
+) -> list[tuple[int, datetime | None, int]]:
     """Lease up to ``size`` due accounts to this worker (committed before any provider call).
-    Returns their ids with the expiry each had when claimed (for the headroom metric)."""
+    Returns their ids with the expiry each had when claimed (for the headroom metric) and their
+    provider."""
     now = clock.now()
     lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
     with transaction.atomic():
@@ -86,10 +87,10 @@ def claim_batch(
             due_accounts(rule=rule, now=now, not_refreshed_since=not_refreshed_since)
             .order_by("expires_at", "pk")
             .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", "expires_at")[:size]
+            .values_list("pk", "expires_at", "provider_id")[:size]
         )
         if claimed:
-            ConnectedAccount.objects.filter(pk__in=[pk for pk, _ in claimed]).update(next_refresh_at=lease)
+            ConnectedAccount.objects.filter(pk__in=[pk for pk, _, _ in claimed]).update(next_refresh_at=lease)
     return claimed
 
 
@@ -139,7 +140,9 @@ def _refresh_one(account_id: int, expired_at: datetime | None, providers: dict[i
     does (a provider's garbage included) stops the batch."""
     try:
         result = refresh_claimed(account_id=account_id, providers=providers, deferred_ok=ok)
-    except (RefreshBusy, slots.ProviderBusy):
+    except slots.ProviderBusy:
+        return "provider_busy"
+    except RefreshBusy:
         return "busy"  # its lease expires; a later run takes it
     except breaker.BreakerOpen as exc:
         return _defer(account_id, exc.until)
@@ -167,6 +170,8 @@ def refresh_due_accounts(
     """Claim and refresh due accounts batch by batch until none is left. Safe to run on many workers
     at once: each account is claimed by one of them. An account another process is refreshing at
     that moment (an on-demand refresh holds its lock) is left to it: ``busy``, its lease expires.
+    When no concurrency slot of a provider frees within a call deadline, the batch's accounts at
+    that provider are put back at once (``busy``), for another batch to take.
     ``run_started``: the start of the run this is part of (one refresh per account and run)."""
     run_started = run_started or clock.now()
     counts: Counts = dict.fromkeys(REFRESH_OUTCOMES, 0)
@@ -178,13 +183,24 @@ def refresh_due_accounts(
         batches += 1
         providers: dict[int, Provider] = {}  # loaded once per batch
         succeeded: list[int] = []  # user ids of the provider calls that succeeded: audited in bulk
+        crowded: set[int] = set()  # providers with no free slot: their accounts go back at once
+        released: list[int] = []
         try:
-            with slots.for_batch():  # one concurrency slot per provider, kept for the batch
-                for account_id, expired_at in claimed:
-                    outcome = _refresh_one(account_id, expired_at, providers, succeeded)
+            with slots.patient(), breaker.for_batch():
+                for account_id, expired_at, provider_id in claimed:
+                    outcome = "busy"
+                    if provider_id not in crowded:
+                        outcome = _refresh_one(account_id, expired_at, providers, succeeded)
+                    if outcome == "provider_busy":
+                        crowded.add(provider_id)
+                        outcome = "busy"
+                    if provider_id in crowded:
+                        released.append(account_id)
                     counts[outcome] = counts.get(outcome, 0) + 1
         finally:  # also when the batch stops on an unexpected error
             audit.record_many(event="connector_refresh", outcome="ok", user_ids=succeeded)
+            if released:  # not tried: claimable again at once (by this run too), not after the lease
+                ConnectedAccount.objects.filter(pk__in=released).update(next_refresh_at=None)
     counts["batches"] = batches
     return counts
 

@@ -12,10 +12,10 @@ leases that either expire under a long call or outlive a crashed holder.
 A tool call (web thread) tries every slot in one statement; when all are taken it waits at most
 ``CONNECTORS_PROVIDER_QUEUE_SECONDS`` (a burst against a healthy provider passes, a stuck one is
 refused long before its calls time out) and is then refused with ``provider_busy``
-(``CONNECTOR_UNAVAILABLE``, retryable), without calling the provider, then releases it after the
-call. A thread of the proactive job (``for_batch()``) makes one call at a time, so it keeps the slot
-its batch's first call to a provider took until the batch ends (no extra round trips per refresh),
-waits for one up to a call deadline, and never takes slot 0, which stays for users.
+(``CONNECTORS_PROVIDER_QUEUE_SECONDS``), without calling the provider. The proactive job
+(``patient()``) queues for a slot up to one call deadline and never takes slot 0, which stays for
+users. A slot is held for the HTTP call only (two short statements around it), not for the database
+work of a refresh, so a fast provider is not slowed down by the bound.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 
 from connectors.errors import ProviderUnavailable
 
-# the job's batch: the slots it holds, by space (None outside a batch)
-_batch: ContextVar[dict[int, int] | None] = ContextVar("connectors_slots_batch", default=None)
+# the proactive job's calls: they may wait longer and leave slot 0 to users
+_patient: ContextVar[bool] = ContextVar("connectors_slots_patient", default=False)
 
 # the first free slot in [first, last), trying them in order and stopping at the first it gets (a
 # recursive CTE evaluates one row per step, so no lock is taken beyond the one returned)
@@ -59,16 +59,13 @@ def slot_space(key: str) -> int:
 
 
 @contextmanager
-def for_batch() -> Iterator[None]:
-    """The job's batch: slots are kept until it ends, waited for up to a call deadline, never slot 0."""
-    held: dict[int, int] = {}
-    token = _batch.set(held)
+def patient() -> Iterator[None]:
+    """The job's calls: a slot is waited for up to a call deadline, never slot 0."""
+    token = _patient.set(True)
     try:
         yield
     finally:
-        _batch.reset(token)
-        for space, taken in held.items():
-            release(space, taken)
+        _patient.reset(token)
 
 
 def _try(space: int, first: int, last: int) -> int | None:
@@ -89,12 +86,20 @@ def _wait(space: int, slot: int, seconds: float) -> bool:
 
 
 def acquire(space: int, *, patient: bool) -> int:
-    """Take a slot in ``space``; ``ProviderBusy`` when none frees in time. While waiting: block on
-    one slot (chosen at random) for a moment, then try them all again, so a waiter takes whichever
-    slot frees first without polling the database in a tight loop."""
+    """Take a slot in ``space``; ``ProviderBusy`` when none frees in time. A tool call blocks on one
+    slot (chosen at random) for a moment, then tries them all again, so it takes whichever slot
+    frees first without polling the database in a tight loop. The job queues on one slot for the
+    whole wait: PostgreSQL grants a lock to its waiters in order, so no batch starves."""
     size = max(1, int(settings.CONNECTORS_PROVIDER_CONCURRENCY))
     first = 1 if patient and size > 1 else 0
     wait = float(settings.CONNECTORS_HTTP_TIMEOUT_SECONDS if patient else settings.CONNECTORS_PROVIDER_QUEUE_SECONDS)
+    if patient:
+        taken = _try(space, first, size)
+        if taken is None:
+            taken = random.randrange(first, size)  # noqa: S311 (spreading waiters, not security)
+            if not _wait(space, taken, wait):
+                raise ProviderBusy()
+        return taken
     deadline = time.monotonic() + wait
     while True:
         taken = _try(space, first, size)
@@ -120,13 +125,7 @@ def release(space: int, slot: int) -> None:
 def slot(key: str) -> Iterator[None]:
     """Hold a slot of provider app ``key`` (see ``connectors.breaker.breaker_key``) for one call."""
     space = slot_space(key)
-    held = _batch.get()
-    if held is not None:
-        if space not in held:
-            held[space] = acquire(space, patient=True)
-        yield
-        return
-    taken = acquire(space, patient=False)
+    taken = acquire(space, patient=_patient.get())
     try:
         yield
     finally:

@@ -22,14 +22,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 
 from connectors import breaker, clock, slots, timing
 from connectors.crypto import reencrypt_current_schema
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Provider
 from connectors.services import _revoke_and_forget
-from connectors.tokens import RefreshBusy, refresh_claimed
+from connectors.tokens import UNCONFIRMED, RefreshBusy, refresh_claimed
 from observability import audit, metrics
 from tenants.models import Membership
 
@@ -79,13 +79,18 @@ def claim_batch(
 ) -> list[tuple[int, datetime | None, int]]:
     """Lease up to ``size`` due accounts to this worker (committed before any provider call).
     Returns their ids with the expiry each had when claimed (for the headroom metric) and their
-    provider."""
+    provider. Accounts whose last refresh got no answer come last: the provider may have rotated
+    their refresh token already, and only a grace window there (if any) still accepts the one we
+    hold, so they are not the ones to probe a provider that is still failing."""
     now = clock.now()
+    unconfirmed_last = Case(
+        When(status_reason=UNCONFIRMED, then=Value(1)), default=Value(0), output_field=IntegerField()
+    )
     lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
     with transaction.atomic():
         claimed = list(
             due_accounts(rule=rule, now=now, not_refreshed_since=not_refreshed_since)
-            .order_by("expires_at", "pk")
+            .order_by(unconfirmed_last, "expires_at", "pk")
             .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", "expires_at", "provider_id")[:size]
         )

@@ -319,6 +319,12 @@ OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS = env.int("OAUTH_STEP_UP_REFRESH_WINDOW_SEC
 OAUTH_DCR_CLIENT_IDLE_SECONDS = env.int("OAUTH_DCR_CLIENT_IDLE_SECONDS", default=30 * 86400)
 OAUTH_DCR_RATE_LIMIT = (env.int("OAUTH_DCR_RATE_LIMIT", default=30), 3600)  # registrations per address per hour
 OAUTH_CIMD_TEST_LOOPBACK_ORIGINS: dict[str, str] = {}  # tests only; refused in production (oauth.cimd)
+# CIMD clients whose document declares private_key_jwt authenticate with an RFC 7523 client assertion
+# (oauth.client_assertion). Off: such a document is accepted as a public client only if it also lists
+# "none" in token_endpoint_auth_methods_supported, and private_key_jwt is not advertised.
+OAUTH_CIMD_PRIVATE_KEY_JWT = env.bool("OAUTH_CIMD_PRIVATE_KEY_JWT", default=True)
+OAUTH_CLIENT_ASSERTION_MAX_SECONDS = env.int("OAUTH_CLIENT_ASSERTION_MAX_SECONDS", default=300)  # exp - now, at most
+OAUTH_JWKS_REFETCH_SECONDS = env.int("OAUTH_JWKS_REFETCH_SECONDS", default=60)  # per client, on an unknown kid
 # token endpoint: (requests, window seconds) per tenant and client address, and per tenant and client_id
 OAUTH_TOKEN_RATE_LIMIT = (env.int("OAUTH_TOKEN_RATE_LIMIT", default=60), 60)
 OAUTH_TOKEN_CLIENT_RATE_LIMIT = (env.int("OAUTH_TOKEN_CLIENT_RATE_LIMIT", default=600), 60)

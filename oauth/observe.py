@@ -79,3 +79,10 @@ def revoked(*, client_id: str | None, user_id: int | None) -> None:
     """A token revoked at the revocation endpoint (RFC 7009)."""
     metrics.revocation(_tenant(), "revoke_endpoint")
     audit.record(event="revocation", outcome="revoked", user_id=user_id, client_id=client_id)
+
+
+def client_assertion_refused(reason: str, *, client_id: str | None, request: HttpRequest | None) -> None:
+    """A client assertion (private_key_jwt) refused at the token or revocation endpoint: the reason is
+    the outcome (a closed vocabulary, ``oauth.client_assertion``); the client id only for a client the
+    platform knows."""
+    audit.record(event="client_assertion", outcome=reason, client_id=client_id or "", request=request)

@@ -3,7 +3,8 @@ answering a pair that vanished before the response as the ``invalid_grant`` it i
 
 - per tenant and client address (``tenants.http.client_address``, so ``BEHIND_PROXY`` is honoured):
   ``OAUTH_TOKEN_RATE_LIMIT`` requests per minute;
-- per tenant and ``client_id`` (form field or HTTP Basic user name), from any address:
+- per tenant and ``client_id`` (form field, HTTP Basic user name, or the unverified ``iss`` of a
+  ``client_assertion``), from any address:
   ``OAUTH_TOKEN_CLIENT_RATE_LIMIT`` requests per minute, a ceiling on one client's load.
 
 The device grant, which the platform does not offer, is answered ``unsupported_grant_type``
@@ -31,6 +32,7 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import TokenView
 
 from oauth import observe
+from oauth.client_assertion import unverified_issuer
 from oauth.ratelimit import hit_all
 from tenants.http import client_address
 
@@ -46,7 +48,7 @@ def requested_client_id(request: HttpRequest) -> str | None:
             user = ""
         if user:
             return unquote_plus(user)
-    return request.POST.get("client_id") or None
+    return request.POST.get("client_id") or unverified_issuer(request.POST.get("client_assertion"))
 
 
 def _slow_down(retry_after: int) -> JsonResponse:

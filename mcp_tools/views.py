@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mcp_types import jsonrpc
 
 from declarations.scopes import base_scopes
-from mcp_tools import observe, protocol
+from mcp_tools import capabilities, observe, protocol
 from mcp_tools.auth import Caller, TenantRefused, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
@@ -226,6 +226,7 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
         failure = required_failure(caller, policy)
         if failure is not None:
             raise failure
+        capabilities.require(incoming, params, policy.spec)  # -32021 for an undeclared one it needs
         # exactly-once (issue 13): with an idempotency key in _meta, a write tool runs once per key;
         # connector reconnects become a URL elicitation where the client supports it (issue 10)
         meta = incoming.message.params.get("_meta") if isinstance(incoming.message.params, dict) else None

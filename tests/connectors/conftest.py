@@ -48,6 +48,10 @@ class OidcServer:
         params = {"count": count, "ms": ms}
         assert httpx.post(f"{self.issuer}/_test/delay", params=params, timeout=10).status_code == 204
 
+    def release(self) -> None:
+        """The answers ``delay_next`` is holding back go out now."""
+        assert httpx.post(f"{self.issuer}/_test/release", timeout=10).status_code == 204
+
     def mint(self, count: int, prefix: str) -> list[str]:
         """``count`` refresh tokens of accounts ``prefix-0..``, as completed authorizations would have
         issued them (bulk set-up, no browser): test-only route of tests/node_oidc/server.mjs."""

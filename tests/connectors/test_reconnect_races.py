@@ -1,5 +1,6 @@
 """Reconnects and disconnects against a refresh in flight, with the refresh held at the provider
-(npm oidc-provider's ``/_test/delay``: processed, rotated, the answer held back). The final state is
+(npm oidc-provider's ``/_test/delay``: processed, rotated, the answer held back until the test
+releases it, so the order is fixed, not a matter of timing). The final state is
 the new credential or the revoked account, never the refresh's answer, and the grants that are no
 longer anyone's are revoked at the provider (checked there: introspection). A plain reconnect revokes
 the previous grant and starts the account's refresh state afresh."""
@@ -22,7 +23,7 @@ from tests.connectors.conftest import ConnectBrowser, account_of, add_oidc_provi
 from tests.oauth_flow import hidden_inputs
 
 pytestmark = pytest.mark.timeout(120)
-HOLD_MS = 4000
+HOLD_MS = 60_000  # a ceiling: the test releases it
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -55,11 +56,19 @@ class HeldRefresh:
         finally:
             connection.close()
 
-    def join(self) -> list[dict]:
-        """Wait for it; the tokens the provider issued to it (the answer that was held)."""
+    def release_and_join(self) -> list[dict]:
+        """Let the provider answer, wait for the refresh; the tokens the provider issued to it."""
+        self.oidc.release()
         self.thread.join(timeout=30)
         assert not self.thread.is_alive()
         return [t for t in self.oidc.issued()[self.issued_before :] if t["grant_type"] == "refresh_token"]
+
+
+def lock_waiters() -> int:
+    """Sessions waiting for an advisory lock (the refresh lock of ``connectors.tokens``)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return cursor.fetchone()[0]
 
 
 def disconnect(browser: ConnectBrowser, key: str):
@@ -79,8 +88,16 @@ def test_reconnect_as_another_user_while_a_refresh_is_held(live, oidc):
 
     bob = ConnectBrowser(live, oidc)  # the same member, now signing in at the provider as bob
     bob.steer(test_account="bob")
-    assert bob.connect(key).status_code == 302  # the callback waited for the refresh's lock
-    refreshed = held.join()
+    callback = bob.through_provider(bob.start(key))  # the start revoked alice's grant
+    answers = []
+    completing = threading.Thread(target=lambda: answers.append(bob.http.get(callback)))
+    completing.start()
+    # the callback must wait for the refresh's lock (had it not, it answers now: then the refresh's
+    # answer, released next, decides what is stored)
+    wait_for(lambda: lock_waiters() == 1 or answers)
+    refreshed = held.release_and_join()
+    completing.join(timeout=30)
+    assert answers[0].status_code == 302
 
     assert held.error is not None and held.error.code == "not_connected"  # its answer was not stored
     after, credential = account_of(key)
@@ -107,8 +124,8 @@ def test_disconnect_while_a_refresh_is_held(live, oidc):
     oidc.revoke_token_only()
     try:
         held = HeldRefresh(oidc, account, key)
-        assert disconnect(member, key).status_code == 302
-        refreshed = held.join()
+        assert disconnect(member, key).status_code == 302  # does not wait for the refresh
+        refreshed = held.release_and_join()
     finally:
         oidc.revoke_token_only(False)
 

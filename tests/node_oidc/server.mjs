@@ -18,6 +18,7 @@
 //   POST /_test/fail?count=N&status=503&retry_after=1[&path=/token/revocation]   the next N POSTs to
 //        the token endpoint (or path) fail with that status
 //   POST /_test/delay?count=N&ms=3000   the next N token answers are held back after processing
+//   POST /_test/release        answers held back by /_test/delay go out now
 //   POST /_test/mint?client_id=C&count=N&prefix=P   N refresh tokens of accounts P-0..P-(N-1), as a
 //        completed authorization would have issued them (bulk set-up for the lifecycle-job tests)
 //   POST /_test/revocation?token_only=1   RFC 7009 at its minimum: revoking a token revokes that token
@@ -36,6 +37,7 @@ const accessTtl = Number(process.env.ACCESS_TTL || 3600);
 const stats = { grants: {}, revocations: 0, token_failures_injected: 0, token_requests: 0 };
 const failNext = { count: 0, status: 503, retryAfter: null, path: '/token' };
 const delayNext = { count: 0, ms: 0 };
+const heldAnswers = [];  // resolvers of the answers /_test/delay is holding back
 const revocation = { tokenOnly: false };
 const issued = [];
 const tamper = { claims: null, foreignKey: false };
@@ -174,6 +176,11 @@ server.listen(0, '127.0.0.1', () => {
       ctx.status = 204;
       return;
     }
+    if (ctx.path === '/_test/release' && ctx.method === 'POST') {
+      heldAnswers.splice(0).forEach((release) => release());
+      ctx.status = 204;
+      return;
+    }
     if (ctx.path === '/_test/revocation' && ctx.method === 'POST') {
       revocation.tokenOnly = ctx.query.token_only === '1';
       ctx.status = 204;
@@ -243,7 +250,10 @@ server.listen(0, '127.0.0.1', () => {
     }
     if (delayed) {
       // processed (a refresh token already rotated), the answer held back: a client killed now loses it
-      await new Promise((resolve) => { setTimeout(resolve, delayNext.ms); });
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, delayNext.ms);
+        heldAnswers.push(() => { clearTimeout(timer); resolve(); });
+      });
     }
   });
 

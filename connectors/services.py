@@ -297,7 +297,9 @@ def add_provider(
     method = fields.get("token_endpoint_auth_method") or Provider.AuthMethod.BASIC
     fields.update(client_id=client_id, client_secret=client_secret if method != Provider.AuthMethod.NONE else "")
     current = Provider.objects.filter(key=key).first()
-    check_provider(current=current, values={**fields, "preset": preset_name or ""}, secret_entered=bool(client_secret))
+    kept = {name: getattr(current, name) for name in (*GRANT_FIELDS, "preset")} if current is not None else {}
+    values = {**kept, **fields, "preset": preset_name or kept.get("preset", "")}  # what it will be once saved
+    check_provider(current=current, values=values, secret_entered=bool(client_secret))
     return _write_provider(
         key=key, fields=fields, secret_entered=bool(client_secret), actor_user_id=None, request=None, source="cli"
     )

@@ -384,6 +384,11 @@ CONNECTORS_REFRESH_ATTEMPTS = env.int("CONNECTORS_REFRESH_ATTEMPTS", default=3)
 CONNECTORS_RETRY_BASE_DELAY_SECONDS = env.float("CONNECTORS_RETRY_BASE_DELAY_SECONDS", default=0.5)
 CONNECTORS_RETRY_MAX_DELAY_SECONDS = env.float("CONNECTORS_RETRY_MAX_DELAY_SECONDS", default=10.0)
 CONNECTORS_LOCK_WAIT_SECONDS = env.int("CONNECTORS_LOCK_WAIT_SECONDS", default=30)
+# provider endpoints must be on the issuer's origin, named by its discovery document or a preset's
+# documented hosts; only the platform operator can allow others (connectors.endpoints)
+CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS = env.bool("CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS", default=False)
+# a user-forced refresh (REST "refresh now") of one account at most this often; 429 + Retry-After otherwise
+CONNECTORS_FORCED_REFRESH_INTERVAL_SECONDS = env.int("CONNECTORS_FORCED_REFRESH_INTERVAL_SECONDS", default=30)
 
 # --- observability (issue 12): metrics and the audit trail ------------------------------------------
 # H/metrics answers only a scraper presenting this bearer token (a generated default in var/dev.env in

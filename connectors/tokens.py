@@ -46,7 +46,7 @@ from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from connectors import upstream
+from connectors import retired, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Credential, Provider
 from observability import audit, metrics
@@ -80,6 +80,7 @@ class _Marked:
     provider_id: int
     refresh_token: str = field(repr=False)
     provider: Provider | None = None
+    generation: int = 0  # the credential's, when read: the store needs it unchanged
 
 
 def _lock_key(account_id: int) -> int:
@@ -180,17 +181,19 @@ UPDATE {_ACCOUNTS} AS a SET status = 'refreshing', refreshing_since = %(now)s, u
 FROM async, (SELECT id, status FROM {_ACCOUNTS} WHERE id = %(id)s FOR UPDATE) AS old, {_CREDENTIALS} AS c
 WHERE a.id = old.id AND c.account_id = a.id AND c.refresh_token IS NOT NULL
   AND (a.status = 'refreshing' OR (a.status = 'active' AND a.expires_at <= %(due)s))
-RETURNING old.status, a.user_id, a.provider_id, c.refresh_token
+RETURNING old.status, a.user_id, a.provider_id, c.refresh_token, c.generation
 """  # noqa: S608 (table names come from model metadata, values are parameters)
 
 # what the second transaction of the ORM version did: the rotated tokens and the account's new state
 # in one statement (one durable commit). The account goes back to ``active`` only if it is still
-# ``refreshing``: a disconnect or the sweep that revoked it meanwhile keeps its state.
+# ``refreshing``: a disconnect or the sweep that revoked it meanwhile keeps its state. Nothing is stored
+# unless the credential still has the generation it was read with: a reconnect, a disconnect or a
+# provider change meanwhile gave it another one (or deleted it).
 _STORE = f"""
 WITH c AS (
   UPDATE {_CREDENTIALS} SET access_token = %(access)s, refresh_token = COALESCE(%(refresh)s, refresh_token),
     token_type = %(token_type)s, updated_at = %(now)s
-  WHERE account_id = %(id)s RETURNING account_id
+  WHERE account_id = %(id)s AND generation = %(generation)s RETURNING account_id
 )
 UPDATE {_ACCOUNTS} SET
   status = CASE WHEN status = 'refreshing' THEN 'active' ELSE status END,
@@ -209,15 +212,16 @@ def _mark(account_id: int, now: datetime, due: datetime) -> _Marked | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    status, user_id, provider_id, raw_refresh = row
+    status, user_id, provider_id, raw_refresh, generation = row
     refresh_token = _REFRESH_TOKEN.from_db_value(bytes(raw_refresh), None, connection)
-    return _Marked(status == Status.REFRESHING, user_id, provider_id, refresh_token)
+    return _Marked(status == Status.REFRESHING, user_id, provider_id, refresh_token, generation=generation)
 
 
-def _store(account_id: int, tokens: upstream.TokenSet, now: datetime) -> bool:
+def _store(account_id: int, tokens: upstream.TokenSet, now: datetime, generation: int) -> bool:
     expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
     params = {
         "id": account_id,
+        "generation": generation,
         "now": now,
         "access": _ACCESS_TOKEN.get_db_prep_save(tokens.access_token, connection),
         "refresh": _REFRESH_TOKEN.get_db_prep_save(tokens.refresh_token, connection) if tokens.refresh_token else None,
@@ -249,7 +253,14 @@ def _mark_or_settle(account_id: int, margin_seconds: int | None) -> _Marked | Re
         account.status = Status.REFRESHING
         account.refreshing_since = timezone.now()
         account.save(update_fields=["status", "refreshing_since", "updated_at"])
-        return _Marked(interrupted, account.user_id, account.provider_id, credential.refresh_token, account.provider)
+        return _Marked(
+            interrupted,
+            account.user_id,
+            account.provider_id,
+            credential.refresh_token,
+            account.provider,
+            generation=credential.generation,
+        )
 
 
 def _call_provider(
@@ -315,7 +326,9 @@ def _refresh(
             ConnectedAccount.objects.filter(pk=account_id).update(status=Status.ACTIVE, refreshing_since=None)
             raise
         refreshed_at = timezone.now()
-        if not _store(account_id, tokens, refreshed_at):
+        if not _store(account_id, tokens, refreshed_at, marked.generation):
+            # disconnected, reconnected or its provider changed meanwhile: what we got is nobody's
+            retired.discard(provider=provider, tokens=tokens, reason="unstored_refresh", account_id=account_id)
             raise ReauthRequired("not_connected", "the account was disconnected during the refresh")
         # committed: the rotated refresh token is durable before the access token is used
         log.info("connectors: account %s refreshed", account_id)

@@ -4,8 +4,6 @@ or puts a token into an error message."""
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -159,15 +157,3 @@ def userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
         raise ConnectorError("userinfo_failed", f"userinfo answered HTTP {response.status}")
     return body
 
-
-def id_token_claims(id_token: str) -> dict[str, Any]:
-    """Claims of an ID token received directly from the token endpoint over TLS (OIDC Core 3.1.3.7
-    allows TLS server validation instead of the signature check for the code flow)."""
-    try:
-        payload = id_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError) as exc:
-        raise ConnectorError("invalid_id_token", "the ID token could not be read") from exc
-    if not isinstance(claims, dict):
-        raise ConnectorError("invalid_id_token", "the ID token could not be read")
-    return claims

@@ -14,13 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from connectors import tokens
 from connectors.errors import ReauthRequired
 from connectors.models import ConnectedAccount
+from tests.celery_procs import database_url
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def test_sigkill_mid_refresh_is_recovered_as_refresh_lost(live, oidc):
         ConnectedAccount.objects.filter(pk=account.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     stats = oidc.stats()
     oidc.delay_next(1, ms=3000)
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(account.user_id), key], cwd=ROOT, env=env)
     try:
         refreshes = stats["grants"].get("refresh_token", 0)
@@ -77,7 +77,3 @@ def test_sigkill_mid_refresh_is_recovered_as_refresh_lost(live, oidc):
         tokens.access_token(user_id=account.user_id, provider_key=key)
     assert oidc.stats()["token_requests"] == requests  # terminal until the user reconnects
 
-
-def _test_database_url() -> str:
-    cfg = connection.settings_dict
-    return f"postgres://{cfg['USER']}@{cfg['HOST']}:{cfg['PORT']}/{cfg['NAME']}"

@@ -21,12 +21,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from connectors.models import ConnectedAccount
 from probe.ready import wait_until_up
+from tests.celery_procs import database_url
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
@@ -58,12 +58,11 @@ class Gunicorn:
 
 @pytest.fixture(scope="module")
 def gunicorn(live_server_url, tmp_path_factory) -> Iterator[Gunicorn]:
-    cfg = connection.settings_dict
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{cfg['USER']}@{cfg['HOST']}:{cfg['PORT']}/{cfg['NAME']}",
+        "DATABASE_URL": database_url(),
         "CONN_MAX_AGE": "0",
     }
     command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]

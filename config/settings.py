@@ -31,7 +31,11 @@ if PRODUCTION and DEBUG:  # issue 8: DEBUG pages show settings and request data
     raise ImproperlyConfigured("production refuses DEBUG: unset DEBUG (DJANGO_ENV=production)")
 PORT = env.int("PORT", default=8000)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
+# Development accepts every host in Django's own (static) check and checks each request itself
+# (tenants.hosts, DNS-rebinding protection): loopback names, PUBLIC_BASE_URL's host, the tenant
+# domains in the database (added at run time) and these, if set. Production: ALLOWED_HOSTS alone.
+DEVELOPMENT_HOSTS = None if PRODUCTION else env.list("ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") if PRODUCTION else ["*"]
 
 # --- apps -------------------------------------------------------------------------------------------
 # django-tenants: SHARED_APPS live in the public schema, TENANT_APPS in every tenant schema.

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from config.body_drain import DRAIN_MAX_BYTES
+from probe.ready import stop_process, wait_until_up
 from tests.connectors.test_two_workers import free_port
 from tests.database import database_url
 
@@ -35,13 +36,10 @@ def gunicorn(live_server_url) -> Iterator[int]:
     command += ["--workers", "1", "--config", "python:config.gunicorn", "--log-level", "warning"]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
-        from tests.test_metrics_multiprocess import _wait
-
-        _wait(f"http://127.0.0.1:{port}/t/acme/healthz")
+        assert wait_until_up(f"http://127.0.0.1:{port}/t/acme/healthz"), "gunicorn did not start"
         yield port
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop_process(server)
 
 
 def send(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None, **headers):

@@ -47,7 +47,16 @@ class AuthEventAdmin(TenantModelAdmin):
             help_text="No token, a malformed or unknown token, an unknown client at the token endpoint: "
             "counted per minute in aggregated rows, not one row per request.",
         )
-        panels = [(p, charts.horizontal_bars(p.title, p.bars)) for p in [unattributed, *health.panels()]]
+        login_limits = health.Panel(
+            title="Login limits reached",
+            bars=selectors.login_limit_alerts(now),
+            empty_text="none in the last 24 hours",
+            help_text="An address locked after LOGIN_ADDRESS_FAILURE_LIMIT failures, or an account whose logins "
+            "were throttled after LOGIN_ACCOUNT_FAILURE_LIMIT failures from any addresses (someone guessing its "
+            "password): filter the auth events by event = login_limit for the user and addresses.",
+        )
+        own = [login_limits, unattributed]
+        panels = [(p, charts.horizontal_bars(p.title, p.bars)) for p in [*own, *health.panels()]]
         context = {
             **self.admin_site.each_context(request),
             "title": "Auth health (last 24 hours)",

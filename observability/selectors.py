@@ -63,3 +63,17 @@ def unattributed_totals(now: datetime | None = None) -> list[tuple[str, int]]:
         .order_by("-n")
     )
     return [(f"{row['event']} {row['auth_class'] or row['outcome']}", row["n"]) for row in rows]
+
+
+def login_limit_alerts(now: datetime | None = None) -> list[tuple[str, int]]:
+    """Login limits reached in the last 24 hours (``login_limit`` events): addresses locked and
+    accounts whose logins were throttled."""
+    since = (now or timezone.now()) - timedelta(hours=24)
+    rows = (
+        AuthEvent.objects.filter(event="login_limit", created_at__gte=since)
+        .values("outcome")
+        .annotate(n=Sum("count"))
+        .order_by("outcome")
+    )
+    names = {"address": "addresses locked", "account": "accounts throttled"}
+    return [(names.get(row["outcome"], row["outcome"]), row["n"]) for row in rows]

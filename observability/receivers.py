@@ -12,7 +12,9 @@ from django.db import connection
 from django.dispatch import receiver
 from oauth2_provider.signals import app_authorized
 
+from accounts.models import User
 from observability import audit, metrics
+from tenants.selectors import active_membership
 from tenants.signals import login_limit_reached, rate_limit_unavailable
 
 logger = logging.getLogger(__name__)
@@ -51,9 +53,6 @@ def alert_login_limit(sender, request, kind: str, username: str | None, **kwargs
     """An address locked or an account throttled: counted, logged and, at a tenant, an audit event
     (``login_limit``, outcome ``address`` or ``account``, the member's user id when the account is a
     member of this tenant, the source address), which the auth health page shows."""
-    from accounts.models import User
-    from tenants.selectors import active_membership
-
     tenant = connection.schema_name
     metrics.login_limit(tenant, kind)
     logger.warning("login limit reached: tenant=%s kind=%s", tenant, kind)  # no email, no address

@@ -1,7 +1,9 @@
 """The edge fuzzer of ``tests/test_fuzz_edges.py``, scaled up and pointed at a running platform
-(``make run``): every endpoint family its strategies cover, plus bodies the platform refuses unread
-(70 KiB to 3 MB, chunked, and above ``REQUEST_BODY_DRAIN_BYTES``), over kept-alive connections
-reused from one request to the next, as real clients and load balancers use them.
+(``make run``): every endpoint family its strategies cover (``tests/fuzz_strategies.py``), over
+kept-alive connections reused from one request to the next, as real clients and load balancers use
+them, plus bodies the platform refuses unread: 70 KiB to 3 MB on the kept-alive connection, and
+chunked ones and ones above ``REQUEST_BODY_DRAIN_BYTES``, after which the server closes the
+connection on purpose (``config.body_drain``), sent while reading the answer, as curl does.
 
 It counts every answer by status and reports two things that must both be zero: answers of 500 or
 above, and requests that got no HTTP answer at all (the connection closed or reset under a request
@@ -76,6 +78,7 @@ class Tally:
     server_errors: list[str] = field(default_factory=list)
     no_answer: list[str] = field(default_factory=list)
     connections: int = 0
+    unsendable: int = 0  # generated requests http.client will not write (not sent, not counted)
 
     def merge(self, other: dict) -> None:
         self.sent += other["sent"]
@@ -84,6 +87,7 @@ class Tally:
         self.server_errors += other["server_errors"]
         self.no_answer += other["no_answer"]
         self.connections += other["connections"]
+        self.unsendable += other["unsendable"]
 
 
 # --- sending ----------------------------------------------------------------------------------------
@@ -106,20 +110,30 @@ class Sender:
         return self.connection
 
     def send(self, request: Request) -> None:
-        self.tally.sent += 1
-        self.tally.by_family[request.family] += 1
         what = f"{request.family} {request.method} {request.path[:120]!r} body={len(request.body or b'')}B"
         try:
             status = self._reader_send(request) if request.reader else self._send(request)
+        except ValueError:  # http.client refused to write it (a header or path it will not send): not sent
+            self.tally.unsendable += 1
+            if self.connection is not None:
+                self.connection.close()
+            self.connection = None
+            return
         except (OSError, http.client.HTTPException) as exc:
+            self._count(request)
             self.tally.no_answer.append(f"{what}: {type(exc).__name__}: {exc}"[:400])
             if self.connection is not None:
                 self.connection.close()
             self.connection = None
             return
+        self._count(request)
         self.tally.statuses[status] += 1
         if status >= 500:
             self.tally.server_errors.append(f"{status} {what}"[:400])
+
+    def _count(self, request: Request) -> None:
+        self.tally.sent += 1
+        self.tally.by_family[request.family] += 1
 
     def _send(self, request: Request) -> int:
         connection = self._connection()
@@ -129,25 +143,27 @@ class Sender:
             connection.putheader("Host", self.netloc)
         for name, value in request.headers:
             connection.putheader(name, value)
-        if request.chunked:
-            connection.putheader("Transfer-Encoding", "chunked")
-            body = request.body or b""
-            connection.endheaders(iter([body[: len(body) // 2], body[len(body) // 2 :]]), encode_chunked=True)
-        else:
-            if request.body is not None:
-                connection.putheader("Content-Length", str(len(request.body)))
-            connection.endheaders(request.body)
+        if request.body is not None:
+            connection.putheader("Content-Length", str(len(request.body)))
+        connection.endheaders(request.body)
         response = connection.getresponse()
         response.read()
         return response.status
 
     def _reader_send(self, request: Request) -> int:
-        """A body larger than the server drains: the answer comes with ``Connection: close`` while the
-        upload is still going, so read while sending (on a connection of its own)."""
+        """A body the server closes the connection after (larger than it drains, or chunked): the
+        answer, with ``Connection: close``, may come while the upload is still going, so read while
+        sending, as curl and browsers do (on a connection of its own)."""
+        body = request.body or b""
         head = [f"{request.method} {request.path} HTTP/1.1", f"Host: {self.netloc}"]
         head += [f"{name}: {value}" for name, value in request.headers]
-        head.append(f"Content-Length: {len(request.body or b'')}")
-        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + (request.body or b"")
+        if request.chunked:
+            head.append("Transfer-Encoding: chunked")
+            halves = [body[: len(body) // 2], body[len(body) // 2 :]]
+            body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in halves if part) + b"0\r\n\r\n"
+        else:
+            head.append(f"Content-Length: {len(body)}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
         self.tally.connections += 1
         with socket.create_connection((self.host, self.port), timeout=60) as sock:
 
@@ -249,7 +265,7 @@ def strategies(plan: Plan) -> dict[str, Any]:
         if mode == "oversize":
             body = filler * (int(os.environ.get("REQUEST_BODY_DRAIN_BYTES", 4 * 1024 * 1024)) + size)
         headers = [("Content-Type", ctype)]
-        chunked, reader = mode == "chunked", mode == "oversize"
+        chunked, reader = mode == "chunked", mode in ("chunked", "oversize")
         return Request("bodies", "POST", prefix + path, headers, body, chunked=chunked, reader=reader)
 
     return {
@@ -304,6 +320,7 @@ def run_share(plan: Plan, share: dict[str, int], seed: int) -> dict:
     return {
         "sent": tally.sent, "statuses": dict(tally.statuses), "by_family": dict(tally.by_family),
         "server_errors": tally.server_errors, "no_answer": tally.no_answer, "connections": tally.connections,
+        "unsendable": tally.unsendable,
     }
 
 
@@ -382,7 +399,8 @@ def main() -> int:
     for result in results:
         tally.merge(result)
     elapsed = time.monotonic() - started
-    print(f"sent {tally.sent} requests in {elapsed:.0f} s over {tally.connections} connections")
+    print(f"sent {tally.sent} requests in {elapsed:.0f} s over {tally.connections} connections"
+          f" ({tally.unsendable} generated requests http.client would not write were skipped)")
     print("by family: " + ", ".join(f"{name} {tally.by_family[name]}" for name in FAMILIES))
     print("by status: " + ", ".join(f"{status}: {n}" for status, n in sorted(tally.statuses.items())))
     print(f"5xx answers: {len(tally.server_errors)}")

@@ -261,9 +261,9 @@ def strategies(plan: Plan) -> dict[str, Any]:
 
     def bodies(target, size, mode, filler) -> Request:
         path, ctype = target
-        body = filler * size
         if mode == "oversize":
-            body = filler * (int(os.environ.get("REQUEST_BODY_DRAIN_BYTES", 4 * 1024 * 1024)) + size)
+            size += int(os.environ.get("REQUEST_BODY_DRAIN_BYTES", 4 * 1024 * 1024))
+        body = (filler * size)[:size]
         headers = [("Content-Type", ctype)]
         chunked, reader = mode == "chunked", mode in ("chunked", "oversize")
         return Request("bodies", "POST", prefix + path, headers, body, chunked=chunked, reader=reader)
@@ -293,6 +293,12 @@ def strategies(plan: Plan) -> dict[str, Any]:
             st.one_of(st.sampled_from(["healthz", "mcp", "login/", "token/", "authorize/", "register/"]), fz.nasty),
             st.one_of(st.none(), fz.printable, st.sampled_from(["bad host!", "a" * 300, "[::1", "127.0.0.1:99999"])),
             st.sampled_from(["GET", "POST", "OPTIONS", "HEAD"]),
+        ),
+        "registration": st.builds(
+            registration,
+            st.dictionaries(st.one_of(st.sampled_from(fz.REGISTRATION_FIELDS), fz.nasty), fz.json_value, max_size=6),
+            st.one_of(st.none(), fz.deep, fz.deep_object),
+            st.one_of(st.none(), st.tuples(fz.raw_invalid, st.integers(0, 64))),
         ),
         "bodies": st.builds(
             bodies,

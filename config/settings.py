@@ -31,7 +31,11 @@ if PRODUCTION and DEBUG:  # issue 8: DEBUG pages show settings and request data
     raise ImproperlyConfigured("production refuses DEBUG: unset DEBUG (DJANGO_ENV=production)")
 PORT = env.int("PORT", default=8000)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
+# Development accepts every host in Django's own (static) check and checks each request itself
+# (tenants.hosts, DNS-rebinding protection): loopback names, PUBLIC_BASE_URL's host, the tenant
+# domains in the database (added at run time) and these, if set. Production: ALLOWED_HOSTS alone.
+DEVELOPMENT_HOSTS = None if PRODUCTION else env.list("ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") if PRODUCTION else ["*"]
 
 # --- apps -------------------------------------------------------------------------------------------
 # django-tenants: SHARED_APPS live in the public schema, TENANT_APPS in every tenant schema.
@@ -109,6 +113,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.middleware.LoginRetryAfterMiddleware",  # Retry-After on a throttled login's page
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -185,15 +190,21 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 86400 if PROD
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Login limits (tenants.login_limits): django-axes locks a (username, address) pair; the platform's
+# own limiter locks an address only at a far higher count, and throttles (never locks) an account
+# that fails from many addresses.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(seconds=env.int("LOGIN_LOCKOUT_SECONDS", default=900))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # the account or the address, whichever reaches the limit
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # the pair: one list, not the two apart
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=100)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=20)
+LOGIN_ACCOUNT_THROTTLE_SECONDS = env.int("LOGIN_ACCOUNT_THROTTLE_SECONDS", default=30)
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
-AXES_CLIENT_IP_CALLABLE = "tenants.http.client_address"
+AXES_CLIENT_IP_CALLABLE = "tenants.http.address_bucket"  # an IPv6 client's /64
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-# a success would also clear the address's failures, so anyone with an account of their own could
-# reset their address's counter between guesses at other accounts: failures expire by time only
+# failures expire by time only, never by a success: otherwise anyone with an account of their own could
+# sign in between guesses and keep a counter low (the address and account ones count the same way)
 AXES_RESET_ON_SUCCESS = False
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
@@ -283,7 +294,7 @@ CACHES = {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
                 "LOCATION": REDIS_URL,
                 # a Redis that does not answer costs a request at most this long: the rate limits then
-                # fail open (oauth.ratelimit) instead of hanging or failing the token endpoint
+                # fail open (tenants.ratelimit) instead of hanging or failing the token endpoint
                 "OPTIONS": {
                     "socket_connect_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
                     "socket_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),

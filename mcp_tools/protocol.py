@@ -95,7 +95,9 @@ class Incoming:
 def parse(raw: bytes, headers: dict[str, str]) -> Incoming:
     """Decode and classify one POSTed message; raises ProtocolError with the JSON-RPC code to send."""
     try:
-        decoded = json.loads(raw)
+        # strict UTF-8 (RFC 8259 §8.1): ``json.loads`` on bytes would accept UTF-16/32 and decode raw
+        # surrogate bytes (CESU-8, ``ED A0 80``) with ``surrogatepass`` into lone surrogates
+        decoded = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(jsonrpc.PARSE_ERROR, "Parse error: the body is not valid JSON") from None
     except RecursionError:

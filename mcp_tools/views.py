@@ -96,9 +96,13 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
 
 
 def _transport(request: HttpRequest) -> Incoming:
-    """Origin, CORS preflight, method, size, content type and the JSON-RPC message; every refusal
+    """Host, Origin, CORS preflight, method, size, content type and the JSON-RPC message; every refusal
     (and a notification's 202) is raised as an ``_Answer``."""
-    if not origin_allowed(request):  # DNS-rebinding protection; a refused origin gets no CORS headers
+    # DNS-rebinding protection: the Host (against ALLOWED_HOSTS; in development routing checked it
+    # already, tenants.hosts; DisallowedHost is Django's 400), then the Origin, which gets no CORS
+    # headers when refused
+    request.get_host()
+    if not origin_allowed(request):
         raise _Answer(_json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403))
     if request.method == "OPTIONS" and "HTTP_ORIGIN" in request.META:
         raise _Answer(preflight(request))

@@ -47,11 +47,14 @@ def token_answer(request: HttpRequest, response: HttpResponse, client_id: str | 
     metrics.token_answer(_tenant(), grant_type, outcome)
     if outcome == "slow_down":
         return  # over the rate limit: counted only, so a flood of refused requests writes no rows
+    if outcome == "invalid_client":  # no client known: counted per minute, not one row per request
+        audit.record_unattributed(event=f"token.{grant_type}", outcome=outcome)
+        return
     audit.record(
         event=f"token.{grant_type}",
         outcome=outcome,
         user_id=getattr(request, "audit_user_id", None),
-        client_id=client_id if outcome != "invalid_client" else "",  # an unknown id may be anything typed
+        client_id=client_id,
         request=request,
     )
 

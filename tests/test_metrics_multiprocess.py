@@ -18,8 +18,8 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.celery_procs import database_url
 from tests.connectors.test_two_workers import free_port
+from tests.database import database_url
 from tests.mcp_raw import call
 from tests.observability_helpers import samples, value
 

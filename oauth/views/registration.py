@@ -26,9 +26,9 @@ from oauth2_provider.views.dynamic_client_registration import (
 )
 
 from oauth.client_policy import ClientFacts, ClientMetadataError, check_client_metadata
-from oauth.ratelimit import hit
 from oauth.services import create_client_profile, update_client_profile
-from tenants.http import client_address
+from tenants.http import address_bucket
+from tenants.ratelimit import hit
 
 
 def _error(error: str, description: str, status: int = 400) -> JsonResponse:
@@ -54,7 +54,7 @@ def _client_type(metadata: dict) -> str:
 class PolicyRegistrationView(DynamicClientRegistrationView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         limit, window = settings.OAUTH_DCR_RATE_LIMIT
-        address = client_address(request)  # honours BEHIND_PROXY (issue 8, logins)
+        address = address_bucket(request)  # BEHIND_PROXY honoured; an IPv6 client's /64
         allowed, retry_after = hit(f"dcr:{request.tenant.schema_name}:{address}", limit, window)
         if not allowed:
             response = _error("rate_limited", "too many client registrations; try again later", status=429)

@@ -1,7 +1,8 @@
-"""The token endpoint: DOT's ``TokenView`` behind two fixed-window rate limits (``oauth.ratelimit``),
+"""The token endpoint: DOT's ``TokenView`` behind two fixed-window rate limits (``tenants.ratelimit``),
 answering a pair that vanished before the response as the ``invalid_grant`` it is instead of a 500.
 
-- per tenant and client address (``tenants.http.client_address``, so ``BEHIND_PROXY`` is honoured):
+- per tenant and client address (``tenants.http.address_bucket``: ``BEHIND_PROXY`` honoured, an IPv6
+  client's /64):
   ``OAUTH_TOKEN_RATE_LIMIT`` requests per minute;
 - per tenant and ``client_id`` (form field, HTTP Basic user name, or the unverified ``iss`` of a
   ``client_assertion``), from any address:
@@ -33,8 +34,8 @@ from oauth2_provider.views import TokenView
 
 from oauth import observe
 from oauth.client_assertion import unverified_issuer
-from oauth.ratelimit import hit_all
-from tenants.http import client_address
+from tenants.http import address_bucket
+from tenants.ratelimit import hit_all
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -63,7 +64,7 @@ def _slow_down(retry_after: int) -> JsonResponse:
 
 def token_rate_refusal(request: HttpRequest) -> HttpResponse | None:
     schema = request.tenant.schema_name
-    limits = [(f"token:addr:{schema}:{client_address(request)}", *settings.OAUTH_TOKEN_RATE_LIMIT)]
+    limits = [(f"token:addr:{schema}:{address_bucket(request)}", *settings.OAUTH_TOKEN_RATE_LIMIT)]
     client_id = requested_client_id(request)
     if client_id:
         digest = hashlib.sha256(client_id.encode()).hexdigest()[:32]  # any length or characters -> a short key

@@ -26,8 +26,8 @@ from django_tenants.utils import schema_context
 
 from connectors.models import ConnectedAccount
 from probe.ready import wait_until_up
-from tests.celery_procs import database_url
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.database import database_url
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
 

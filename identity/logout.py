@@ -14,7 +14,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
@@ -22,7 +21,7 @@ from joserfc.jws import extract_compact
 from identity import keys
 from identity.errors import IdentityError
 from identity.models import IdentityLink, IdentityProvider, LogoutTokenUse, SignInSession
-from identity.selectors import provider_by_issuer
+from identity.selectors import providers_of_issuer
 from identity.services import end_sessions
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -47,22 +46,26 @@ def _at(value: object, name: str) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
 
 
-def verified_claims(token: str) -> tuple[IdentityProvider, dict]:
-    """The provider that signed ``token`` and its claims, after every check of §2.6 but ``jti``."""
+def verified_claims(token: str) -> tuple[list[IdentityProvider], dict]:
+    """The provider records ``token`` is for (its issuer, a client id in its audience) and its claims,
+    after every check of §2.6 but ``jti``."""
     if not isinstance(token, str) or not token or len(token) > 16_384:
         raise IdentityError("invalid_request", "logout_token is required")
-    provider = provider_by_issuer(_unverified_issuer(token))
-    if provider is None:
+    candidates = providers_of_issuer(_unverified_issuer(token))
+    if not candidates:
         raise IdentityError("unknown_issuer", "the logout token's issuer is not a provider of this tenant")
-    decoded = keys.decode(provider, token)
+    decoded = keys.decode(candidates[0], token)  # one issuer, one set of keys
     claims, header = decoded.claims, decoded.header
     if header.get("typ") not in (None, "logout+jwt", "JWT"):
         raise IdentityError("invalid_token", "the token is not a logout token (typ)")
-    if claims.get("iss") != provider.issuer:
-        raise IdentityError("invalid_token", "iss")
     audience = claims.get("aud")
-    if provider.client_id not in (audience if isinstance(audience, list) else [audience]):
-        raise IdentityError("invalid_token", "aud")
+    audience = audience if isinstance(audience, list) else [audience]
+    # one issuer may be registered more than once (several client ids at one IdP): the audience says which
+    providers = [p for p in candidates if p.client_id in audience]
+    if not providers:
+        raise IdentityError("invalid_token", "aud is not a client of this tenant at that provider")
+    if claims.get("iss") != providers[0].issuer:
+        raise IdentityError("invalid_token", "iss")
     now = timezone.now()
     issued = _at(claims.get("iat"), "iat")
     if issued > now + LEEWAY or issued < now - MAX_AGE:
@@ -78,31 +81,27 @@ def verified_claims(token: str) -> tuple[IdentityProvider, dict]:
         raise IdentityError("invalid_token", "sub or sid is required")
     if not isinstance(claims.get("jti"), str) or not claims["jti"] or len(claims["jti"]) > 255:
         raise IdentityError("invalid_token", "jti is required")
-    return provider, claims
+    return providers, claims
 
 
 def backchannel_logout(*, token: str) -> int:
     """Validate the logout token, accept its ``jti`` once and end the sessions it names: with ``sid``
     the sessions of that provider session, else every session of the ``sub``'s user in this tenant.
     Returns how many sessions ended (0 is a success too: nothing was signed in)."""
-    provider, claims = verified_claims(token)
+    providers, claims = verified_claims(token)
     now = timezone.now()
     try:
         with transaction.atomic():
             LogoutTokenUse.objects.filter(expires_at__lt=now).delete()
-            LogoutTokenUse.objects.create(provider=provider, jti=claims["jti"], expires_at=now + MAX_AGE + LEEWAY)
+            LogoutTokenUse.objects.create(provider=providers[0], jti=claims["jti"], expires_at=now + MAX_AGE + LEEWAY)
     except IntegrityError:
         raise IdentityError("replayed", "this logout token was already used") from None
-    sessions = SignInSession.objects.none()
-    user_ids = list(
-        IdentityLink.objects.filter(provider=provider, subject=claims.get("sub") or "").values_list(
-            "user_id", flat=True
-        )
-    )
+    links = IdentityLink.objects.filter(provider__in=providers, subject=claims.get("sub") or "")
+    user_ids = list(links.values_list("user_id", flat=True))
     if isinstance(claims.get("sid"), str):
-        sessions = SignInSession.objects.filter(provider=provider, sid=claims["sid"])
+        sessions = SignInSession.objects.filter(provider__in=providers, sid=claims["sid"])
         if user_ids:
             sessions = sessions.filter(user_id__in=user_ids)
-    elif user_ids:
-        sessions = SignInSession.objects.filter(Q(user_id__in=user_ids))
+    else:
+        sessions = SignInSession.objects.filter(user_id__in=user_ids)
     return end_sessions(sessions=list(sessions))

@@ -18,8 +18,10 @@ def provider_by_key(key: str) -> IdentityProvider | None:
     return IdentityProvider.objects.filter(key=key, is_enabled=True).first()
 
 
-def provider_by_issuer(issuer: str) -> IdentityProvider | None:
-    return IdentityProvider.objects.filter(issuer=issuer, is_enabled=True).order_by("pk").first()
+def providers_of_issuer(issuer: str) -> list[IdentityProvider]:
+    """The tenant's enabled provider records of ``issuer`` (more than one when the tenant registered
+    several clients at one identity provider)."""
+    return list(IdentityProvider.objects.filter(issuer=issuer, is_enabled=True).order_by("pk"))
 
 
 def sso_required() -> bool:

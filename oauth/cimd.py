@@ -33,6 +33,7 @@ from oauth2_provider.cimd import CIMDError, SafeMetadataFetcher
 from oauth2_provider.models import Application
 from oauth2_provider.settings import oauth2_settings
 
+from oauth.client_blocks import refusing_block
 from oauth.client_policy import ClientFacts, ClientMetadataError, check_client_metadata
 from oauth.services import update_client_profile
 
@@ -49,6 +50,10 @@ class PlatformMetadataFetcher(SafeMetadataFetcher):
             facts = check_client_metadata(metadata)
         except ClientMetadataError as exc:
             raise CIMDError(f"client metadata refused by the platform policy: {exc.error}: {exc.description}") from exc
+        if refusing_block(
+            client_id=client_id, cimd=True, software_id=facts.software_id, redirect_uris=facts.redirect_uris
+        ):
+            raise CIMDError("this client is disabled in this tenant")  # the tenant's kill switch
         _accepted.set({client_id: facts})
         return metadata, max_age
 

@@ -260,7 +260,6 @@ REST_FRAMEWORK = {
 }
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "account"  # the member's account page (portal), in the request's tenant
 
 # --- MCP endpoint ----------------------------------------------------------------------------------
 # Browser origins allowed to call a tenant's MCP endpoint (DNS-rebinding protection); requests with

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 
 from oauth.models import ClientBlock, ClientProfile, ConsentGrant
@@ -45,7 +46,10 @@ def _matches(block: ClientBlock, *, client_id: str, cimd: bool, software_id: str
 def refusing_block(
     *, client_id: str, cimd: bool, software_id: str = "", redirect_uris: Iterable[str] = ()
 ) -> ClientBlock | None:
-    """The block that refuses a client with these facts, if any (one query: blocks are few)."""
+    """The block that refuses a client with these facts, if any (one query: blocks are few). Blocks
+    are a tenant's: outside a tenant schema there are none."""
+    if connection.schema_name == get_public_schema_name():
+        return None
     uris = list(redirect_uris)
     for block in ClientBlock.objects.all():
         if _matches(block, client_id=client_id, cimd=cimd, software_id=software_id, redirect_uris=uris):
@@ -67,7 +71,7 @@ def _facts(application: Application, software_id: str | None = None) -> dict:
 
 
 def is_blocked(application: Application | None) -> bool:
-    if application is None or not ClientBlock.objects.exists():
+    if application is None or connection.schema_name == get_public_schema_name() or not ClientBlock.objects.exists():
         return False
     return refusing_block(**_facts(application)) is not None
 

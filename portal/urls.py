@@ -1,5 +1,5 @@
-"""``H/t/<slug>/account/...``: the signed-in member's account page (namespace-free name ``account``,
-the target of ``LOGIN_REDIRECT_URL``)."""
+"""``H/t/<slug>/account/...``: the signed-in member's account page (URL name ``account``,
+where a sign-in through the tenant's IdP lands when it has no ``next``)."""
 
 from django.urls import path
 

@@ -122,3 +122,18 @@ def test_the_tenant_admin_adds_a_provider_but_not_its_domains(live, idp):
         {"key": "x" + key, "name": "N", "issuer": "http://idp.example.com", "client_id": "c", "jit_role": "none"},
     )
     assert refused.status_code == 200 and "insecure_url" in refused.text
+
+
+def test_loopback_http_issuers_only_in_development(settings):
+    from identity.errors import IdentityError
+    from identity.outbound import check_url
+
+    check_url("http://127.0.0.1:8080")  # development: allowed for tests and `make run`
+    settings.PRODUCTION = True
+    with pytest.raises(IdentityError) as refused:
+        check_url("http://127.0.0.1:8080")
+    assert refused.value.code == "insecure_url"
+    check_url("https://idp.example.com")
+    settings.PRODUCTION, settings.IDENTITY_ALLOW_LOOPBACK_HTTP = False, False
+    with pytest.raises(IdentityError):
+        check_url("http://localhost:8080")

@@ -75,6 +75,8 @@ TENANT_APPS = [
     "connectors",
     "axes",  # login lockout: each tenant's attempts in its own schema (accounts.lockout)
     "observability",  # issue 12: the audit trail (AuthEvent) in each tenant's schema, metrics, health page
+    # enterprise identity: the tenant's own OpenID provider (sign-in, back-channel logout), SCIM, sessions
+    "identity",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
@@ -400,6 +402,14 @@ CONNECTORS_LOCK_WAIT_SECONDS = env.int("CONNECTORS_LOCK_WAIT_SECONDS", default=3
 CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS = env.bool("CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS", default=False)
 # a user-forced refresh (REST "refresh now") of one account at most this often; 429 + Retry-After otherwise
 CONNECTORS_FORCED_REFRESH_INTERVAL_SECONDS = env.int("CONNECTORS_FORCED_REFRESH_INTERVAL_SECONDS", default=30)
+
+# --- enterprise identity (identity/): the tenant's OpenID provider as sign-in, SCIM provisioning ------
+# loopback http issuers only outside production (tests, `make run`); production refuses them anyway
+IDENTITY_ALLOW_LOOPBACK_HTTP = env.bool("IDENTITY_ALLOW_LOOPBACK_HTTP", default=not PRODUCTION)
+IDENTITY_HTTP_TIMEOUT_SECONDS = env.float("IDENTITY_HTTP_TIMEOUT_SECONDS", default=10.0)
+IDENTITY_HTTP_MAX_BYTES = env.int("IDENTITY_HTTP_MAX_BYTES", default=1024 * 1024)
+IDENTITY_SSO_STATE_SECONDS = env.int("IDENTITY_SSO_STATE_SECONDS", default=600)  # a pending sign-in
+IDENTITY_SCIM_TOKEN_GRACE_SECONDS = env.int("IDENTITY_SCIM_TOKEN_GRACE_SECONDS", default=24 * 3600)
 
 # --- observability (issue 12): metrics and the audit trail ------------------------------------------
 # H/metrics answers only a scraper presenting this bearer token (a generated default in var/dev.env in

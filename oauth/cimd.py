@@ -41,6 +41,7 @@ from oauth2_provider.cimd import CIMDError, SafeMetadataFetcher
 from oauth2_provider.models import Application
 from oauth2_provider.settings import oauth2_settings
 
+from oauth.client_blocks import refusing_block
 from oauth.client_policy import (
     ClientAuthentication,
     ClientFacts,
@@ -68,6 +69,10 @@ class PlatformMetadataFetcher(SafeMetadataFetcher):
             authentication = cimd_authentication(metadata, private_key_jwt=settings.OAUTH_CIMD_PRIVATE_KEY_JWT)
         except ClientMetadataError as exc:
             raise CIMDError(f"client metadata refused by the platform policy: {exc.error}: {exc.description}") from exc
+        if refusing_block(
+            client_id=client_id, cimd=True, software_id=facts.software_id, redirect_uris=facts.redirect_uris
+        ):
+            raise CIMDError("this client is disabled in this tenant")  # the tenant's kill switch
         _accepted.set({client_id: (facts, authentication)})
         # DOT accepts a CIMD document with "none" only (the declared method is in the profile) and with
         # one grant type besides refresh_token (the others the document lists are not offered here)

@@ -148,3 +148,36 @@ class AssertedTokenFamily(models.Model):
 
     def __str__(self) -> str:
         return f"asserted token family {self.pk}"
+
+
+class ClientBlock(models.Model):
+    """A client the tenant admin disabled (``oauth.client_blocks``): matched by its client id, by the
+    host of a CIMD client id (every client id on it), or, for dynamically registered clients, by
+    ``software_id`` or a redirect URI host, so that registering again does not bring it back."""
+
+    class Kind(models.TextChoices):
+        CLIENT_ID = "client_id", "client id"
+        CIMD_HOST = "cimd_host", "CIMD host (every client id on it)"
+        SOFTWARE_ID = "software_id", "software_id (DCR)"
+        REDIRECT_HOST = "redirect_host", "redirect URI host (DCR)"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    value = models.CharField(max_length=500)
+    reason = models.CharField(max_length=200, blank=True)
+    # a tenant schema pointing at a platform user: no database-level foreign key (identity.models says why)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("kind", "value"), name="unique_client_block")]
+        verbose_name = "disabled client"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"

@@ -52,7 +52,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from oauth import observe
+from oauth import client_blocks, observe
 from oauth.backends import allowed_resources, current_request
 from oauth.client_assertion import ASSERTION_TYPE, MAX_ASSERTION_BYTES, AssertionRefused, unverified_issuer, verify
 from oauth.issuer import issuer
@@ -163,6 +163,20 @@ class TenantOAuth2Validator(OAuth2Validator):
                     request.client = client
                     return client
         return super()._load_application(client_id, request)
+
+    # --- the tenant's kill switch (oauth.client_blocks) --------------------------------------
+    def validate_client_id(self, client_id, request, *args, **kwargs) -> bool:
+        """The authorization endpoint: a disabled client cannot authorize."""
+        valid = super().validate_client_id(client_id, request, *args, **kwargs)
+        return valid and not client_blocks.is_blocked(request.client)
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
+        """The token endpoint: a code or refresh token of a disabled client was revoked with the
+        block (no statement added to those hot paths); any other grant is refused here."""
+        valid = super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
+        if not valid or grant_type in ("authorization_code", "refresh_token"):
+            return valid
+        return not client_blocks.is_blocked(client)
 
     # --- RFC 8707 ------------------------------------------------------------------------------
     def _check_and_set_request_resource(self, request) -> None:

@@ -25,6 +25,7 @@ from oauth2_provider.views.dynamic_client_registration import (
     DynamicClientRegistrationView,
 )
 
+from oauth.client_blocks import refusing_block
 from oauth.client_policy import ClientFacts, ClientMetadataError, check_client_metadata
 from oauth.services import create_client_profile, update_client_profile
 from tenants.http import address_bucket
@@ -42,9 +43,13 @@ def _checked_metadata(request: HttpRequest) -> tuple[dict, ClientFacts] | JsonRe
     except (ValueError, UnicodeDecodeError, RecursionError):
         return _error("invalid_client_metadata", "the body must be a JSON object")
     try:
-        return metadata, check_client_metadata(metadata)
+        facts = check_client_metadata(metadata)
     except ClientMetadataError as exc:
         return _error(exc.error, exc.description)
+    # the tenant's kill switch: a disabled software_id or redirect host does not come back by registering
+    if refusing_block(client_id="", cimd=False, software_id=facts.software_id, redirect_uris=facts.redirect_uris):
+        return _error("invalid_client_metadata", "this client is disabled in this tenant")
+    return metadata, facts
 
 
 def _client_type(metadata: dict) -> str:

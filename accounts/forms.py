@@ -5,10 +5,11 @@ from django.contrib.auth.signals import user_login_failed
 
 from accounts.models import User
 
-# The one answer to every failed sign-in, on every login page: a wrong password, an unknown or
-# inactive account and an account that may not sign in *here* (not a member of the tenant, not its
-# admin, not a platform superuser) must look the same, or the login page tells who belongs where.
-LOGIN_FAILED = "Please enter a correct email and password. Note that both fields may be case-sensitive."
+# The one answer to every refused sign-in, on every login page: a wrong password, an unknown or
+# inactive account, an account that may not sign in *here* (not a member of the tenant, not its
+# admin, not a platform superuser), a throttled account and a lockout must look the same, or the
+# login page tells who belongs where, or which accounts someone is attacking.
+LOGIN_FAILED = "Please enter a correct email and password, or try again later."
 
 
 class GatedAuthenticationForm(AuthenticationForm):

@@ -2,8 +2,9 @@
 
 Attempts are recorded in the schema where the login happens (axes is a shared *and* a tenant app),
 so a lockout at one tenant never locks the same email or address at another; the platform admin's
-attempts live in the public schema. Either the account or the address reaching
-``LOGIN_FAILURE_LIMIT`` failures within ``LOGIN_LOCKOUT_SECONDS`` locks (``AXES_LOCKOUT_PARAMETERS``).
+attempts live in the public schema. A (username, address) pair reaching ``LOGIN_FAILURE_LIMIT``
+failures within ``LOGIN_LOCKOUT_SECONDS`` is locked (``AXES_LOCKOUT_PARAMETERS``); the address and
+account limits are ``tenants.login_limits``, whose address lock gives this same answer.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-LOCKED_OUT = "Too many failed sign-in attempts. Try again later."
-
+from accounts.forms import LOGIN_FAILED
 
 # axes stores the username in a varchar(255); no account's email is longer (EmailField, 254)
 USERNAME_MAX = 255
@@ -31,7 +31,9 @@ def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
 ) -> HttpResponse:
     """The same answer whatever was submitted (right or wrong password, member or not, known or unknown
-    account): it says nothing about the account, only when to come back."""
-    response = render(request, "accounts/locked_out.html", {"message": LOCKED_OUT}, status=429)
-    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    account), in the login pages' one generic words: only the status and ``Retry-After`` say when to
+    come back (a locked address: when its window ends, ``login_retry_after``; a pair: the cool-off)."""
+    response = render(request, "accounts/locked_out.html", {"message": LOGIN_FAILED}, status=429)
+    seconds = getattr(request, "login_retry_after", None) or int(settings.AXES_COOLOFF_TIME.total_seconds())
+    response["Retry-After"] = str(seconds)
     return response

@@ -17,6 +17,11 @@ import os
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 
+# Seconds an idle kept-alive connection stays open. Behind a load balancer, set it above the
+# balancer's idle timeout (some need more than 600 s): a server that closes idle connections first
+# turns the balancer's reuse of one into a 502.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "2"))
+
 accesslog = "-"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
@@ -29,3 +34,11 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def pre_request(worker, req) -> None:
+    """A body too large to drain, or of undeclared length, closes its connection after the answer,
+    on purpose and announced (``config.body_drain``)."""
+    from config.body_drain import close_after_large_body
+
+    close_after_large_body(req)

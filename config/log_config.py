@@ -14,6 +14,9 @@ PINNED_LOGGERS = {
     "httpx": "WARNING",
     "httpcore": "WARNING",
     "urllib3": "WARNING",
+    "httpx2": "WARNING",  # authlib's client (enterprise identity) and the mcp package run on httpx2
+    "httpcore2": "WARNING",
+    "authlib": "WARNING",
     "mcp": "INFO",
 }
 

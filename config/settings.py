@@ -31,7 +31,11 @@ if PRODUCTION and DEBUG:  # issue 8: DEBUG pages show settings and request data
     raise ImproperlyConfigured("production refuses DEBUG: unset DEBUG (DJANGO_ENV=production)")
 PORT = env.int("PORT", default=8000)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
+# Development accepts every host in Django's own (static) check and checks each request itself
+# (tenants.hosts, DNS-rebinding protection): loopback names, PUBLIC_BASE_URL's host, the tenant
+# domains in the database (added at run time) and these, if set. Production: ALLOWED_HOSTS alone.
+DEVELOPMENT_HOSTS = None if PRODUCTION else env.list("ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") if PRODUCTION else ["*"]
 
 # --- apps -------------------------------------------------------------------------------------------
 # django-tenants: SHARED_APPS live in the public schema, TENANT_APPS in every tenant schema.
@@ -71,6 +75,8 @@ TENANT_APPS = [
     "connectors",
     "axes",  # login lockout: each tenant's attempts in its own schema (accounts.lockout)
     "observability",  # issue 12: the audit trail (AuthEvent) in each tenant's schema, metrics, health page
+    # enterprise identity: the tenant's own OpenID provider (sign-in, back-channel logout), SCIM, sessions
+    "identity",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
@@ -109,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.middleware.LoginRetryAfterMiddleware",  # Retry-After on a throttled login's page
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -185,15 +192,21 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 86400 if PROD
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Login limits (tenants.login_limits): django-axes locks a (username, address) pair; the platform's
+# own limiter locks an address only at a far higher count, and throttles (never locks) an account
+# that fails from many addresses.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(seconds=env.int("LOGIN_LOCKOUT_SECONDS", default=900))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # the account or the address, whichever reaches the limit
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # the pair: one list, not the two apart
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=100)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=20)
+LOGIN_ACCOUNT_THROTTLE_SECONDS = env.int("LOGIN_ACCOUNT_THROTTLE_SECONDS", default=30)
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
-AXES_CLIENT_IP_CALLABLE = "tenants.http.client_address"
+AXES_CLIENT_IP_CALLABLE = "tenants.http.address_bucket"  # an IPv6 client's /64
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-# a success would also clear the address's failures, so anyone with an account of their own could
-# reset their address's counter between guesses at other accounts: failures expire by time only
+# failures expire by time only, never by a success: otherwise anyone with an account of their own could
+# sign in between guesses and keep a counter low (the address and account ones count the same way)
 AXES_RESET_ON_SUCCESS = False
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
@@ -283,7 +296,7 @@ CACHES = {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
                 "LOCATION": REDIS_URL,
                 # a Redis that does not answer costs a request at most this long: the rate limits then
-                # fail open (oauth.ratelimit) instead of hanging or failing the token endpoint
+                # fail open (tenants.ratelimit) instead of hanging or failing the token endpoint
                 "OPTIONS": {
                     "socket_connect_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
                     "socket_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
@@ -319,6 +332,12 @@ OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS = env.int("OAUTH_STEP_UP_REFRESH_WINDOW_SEC
 OAUTH_DCR_CLIENT_IDLE_SECONDS = env.int("OAUTH_DCR_CLIENT_IDLE_SECONDS", default=30 * 86400)
 OAUTH_DCR_RATE_LIMIT = (env.int("OAUTH_DCR_RATE_LIMIT", default=30), 3600)  # registrations per address per hour
 OAUTH_CIMD_TEST_LOOPBACK_ORIGINS: dict[str, str] = {}  # tests only; refused in production (oauth.cimd)
+# CIMD clients whose document declares private_key_jwt authenticate with an RFC 7523 client assertion
+# (oauth.client_assertion). Off: such a document is accepted as a public client only if it also lists
+# "none" in token_endpoint_auth_methods_supported, and private_key_jwt is not advertised.
+OAUTH_CIMD_PRIVATE_KEY_JWT = env.bool("OAUTH_CIMD_PRIVATE_KEY_JWT", default=True)
+OAUTH_CLIENT_ASSERTION_MAX_SECONDS = env.int("OAUTH_CLIENT_ASSERTION_MAX_SECONDS", default=300)  # exp - now, at most
+OAUTH_JWKS_REFETCH_SECONDS = env.int("OAUTH_JWKS_REFETCH_SECONDS", default=60)  # per client, on an unknown kid
 # token endpoint: (requests, window seconds) per tenant and client address, and per tenant and client_id
 OAUTH_TOKEN_RATE_LIMIT = (env.int("OAUTH_TOKEN_RATE_LIMIT", default=60), 60)
 OAUTH_TOKEN_CLIENT_RATE_LIMIT = (env.int("OAUTH_TOKEN_CLIENT_RATE_LIMIT", default=600), 60)
@@ -388,6 +407,19 @@ CONNECTORS_BREAKER_FAILURES = env.int("CONNECTORS_BREAKER_FAILURES", default=3)
 CONNECTORS_BREAKER_OPEN_SECONDS = env.float("CONNECTORS_BREAKER_OPEN_SECONDS", default=30.0)
 CONNECTORS_BREAKER_MAX_OPEN_SECONDS = env.float("CONNECTORS_BREAKER_MAX_OPEN_SECONDS", default=900.0)
 CONNECTORS_BREAKER_RECOVERY_SPREAD_SECONDS = env.float("CONNECTORS_BREAKER_RECOVERY_SPREAD_SECONDS", default=60.0)
+# provider endpoints must be on the issuer's origin, named by its discovery document or a preset's
+# documented hosts; only the platform operator can allow others (connectors.endpoints)
+CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS = env.bool("CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS", default=False)
+# a user-forced refresh (REST "refresh now") of one account at most this often; 429 + Retry-After otherwise
+CONNECTORS_FORCED_REFRESH_INTERVAL_SECONDS = env.int("CONNECTORS_FORCED_REFRESH_INTERVAL_SECONDS", default=30)
+
+# --- enterprise identity (identity/): the tenant's OpenID provider as sign-in, SCIM provisioning ------
+# loopback http issuers only outside production (tests, `make run`); production refuses them anyway
+IDENTITY_ALLOW_LOOPBACK_HTTP = env.bool("IDENTITY_ALLOW_LOOPBACK_HTTP", default=not PRODUCTION)
+IDENTITY_HTTP_TIMEOUT_SECONDS = env.float("IDENTITY_HTTP_TIMEOUT_SECONDS", default=10.0)
+IDENTITY_HTTP_MAX_BYTES = env.int("IDENTITY_HTTP_MAX_BYTES", default=1024 * 1024)
+IDENTITY_SSO_STATE_SECONDS = env.int("IDENTITY_SSO_STATE_SECONDS", default=600)  # a pending sign-in
+IDENTITY_SCIM_TOKEN_GRACE_SECONDS = env.int("IDENTITY_SCIM_TOKEN_GRACE_SECONDS", default=24 * 3600)
 
 # --- observability (issue 12): metrics and the audit trail ------------------------------------------
 # H/metrics answers only a scraper presenting this bearer token (a generated default in var/dev.env in

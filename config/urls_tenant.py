@@ -3,21 +3,24 @@
 from django.conf import settings
 from django.urls import include, path
 
-from accounts.views import GatedLoginView, TenantLogoutView
+from accounts.views import TenantLogoutView
+from identity.views import TenantLoginView
 from mcp_tools.views import mcp_endpoint
 from tenants.admin_site import tenant_admin_site
-from tenants.forms import MembershipLoginForm
 from tenants.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("mcp", mcp_endpoint, name="mcp"),
-    path("login/", GatedLoginView.as_view(form_class=MembershipLoginForm), name="login"),
+    # the membership gate with the tenant's SSO policy, and its "Sign in with NAME" buttons (identity)
+    path("login/", TenantLoginView.as_view(), name="login"),
     path("logout/", TenantLogoutView.as_view(), name="logout"),
     path("admin/", tenant_admin_site.urls),
     path("connections/", include("connectors.urls")),
     path("api/connections/", include("connectors.api_urls")),
     path("api/crm/", include("crm.api_urls")),  # the CRM read API (audience H/t/<slug>/api, crm.read)
+    path("", include("identity.urls")),  # sso/... and scim/v2/... (enterprise identity)
+    path("account/", include("portal.urls")),  # the member's account page (AI clients with access, sessions)
     path("", include("oauth.urls")),
 ]
 

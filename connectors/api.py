@@ -1,10 +1,13 @@
 """The connections REST API (DRF), ``H/t/<slug>/api/connections/``: list accounts and their status,
-force a refresh, disconnect. Never a token. Callers (``tenants.api.TenantAPIView``): a signed-in member
-(session, CSRF) or a platform token for this tenant's API (audience ``H/t/<slug>/api``) with
-``connections`` or ``connections.admin``; ``?all=1`` (every member's accounts) needs a tenant admin
-(session) or ``connections.admin``. Thin: each method calls one service or selector."""
+force a refresh (throttled per account), disconnect. Never a token. Callers
+(``tenants.api.TenantAPIView``): a signed-in member (session, CSRF) or a platform token for this
+tenant's API (audience ``H/t/<slug>/api``) with ``connections`` or ``connections.admin``; ``?all=1``
+(every member's accounts) needs a tenant admin (session) or ``connections.admin``. Thin: each method
+calls one service or selector."""
 
 from __future__ import annotations
+
+import math
 
 from django.http import Http404
 from rest_framework import serializers
@@ -62,8 +65,16 @@ class ConnectionList(ConnectionsAPIView):
 
 
 class ConnectionRefresh(ConnectionsAPIView):
+    """Refresh now: at most once per account every ``CONNECTORS_FORCED_REFRESH_INTERVAL_SECONDS``
+    (each one is a real call to the provider, and a member must not burn the tenant's quota there)."""
+
     def post(self, request: Request, key: str) -> Response:
         account = _account_or_404(request.user.pk, key)
+        wait = services.claim_forced_refresh(account_id=account.pk)
+        if wait is not None:
+            seconds = math.ceil(wait)
+            body = {"error": "slow_down", "detail": "this account was refreshed moments ago", "retry_after": seconds}
+            return Response({**body, "retryable": True}, status=429, headers={"Retry-After": str(seconds)})
         try:
             tokens.refresh_account(account_id=account.pk, force=True)
         except ReauthRequired as exc:

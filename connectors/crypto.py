@@ -14,9 +14,9 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import connection, models, transaction
 from fernet_fields import EncryptedField
 
-from connectors.models import AuthorizationRequest, Credential, Provider
+from connectors.models import AuthorizationRequest, Credential, Provider, RetiredGrant
 
-ENCRYPTED_MODELS: tuple[type[models.Model], ...] = (Provider, Credential, AuthorizationRequest)
+ENCRYPTED_MODELS: tuple[type[models.Model], ...] = (Provider, Credential, AuthorizationRequest, RetiredGrant)
 
 
 def encrypted_fields() -> Iterator[tuple[type[models.Model], EncryptedField]]:

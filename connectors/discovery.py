@@ -46,7 +46,8 @@ def discover(issuer: str) -> dict[str, Any]:
 
 
 def provider_fields(document: dict[str, Any]) -> dict[str, Any]:
-    """Provider fields from a metadata document (endpoints, auth method, PKCE support)."""
+    """Provider fields from a metadata document (endpoints, auth method, PKCE support, the mix-up
+    defence and the ID-token keys)."""
     methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
     auth_method = next(
         (m for m in ("client_secret_basic", "client_secret_post", "none") if m in methods), "client_secret_basic"
@@ -61,4 +62,8 @@ def provider_fields(document: dict[str, Any]) -> dict[str, Any]:
         "token_endpoint_auth_method": auth_method,
         "pkce": "S256" in (document.get("code_challenge_methods_supported") or []),
         "default_scopes": [s for s in ("openid", "offline_access") if s in supported],
+        "jwks_uri": document.get("jwks_uri", "") if isinstance(document.get("jwks_uri"), str) else "",
+        # RFC 9207: then every authorization response must carry iss (connectors.services.complete_connect)
+        "authorization_response_iss_parameter_supported": document.get("authorization_response_iss_parameter_supported")
+        is True,
     }

@@ -22,12 +22,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
 
 from connectors import breaker, clock, slots, timing
 from connectors.crypto import reencrypt_current_schema
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
-from connectors.models import ConnectedAccount, Provider
+from connectors.models import ConnectedAccount, Credential, Provider
 from connectors.services import _revoke_and_forget
 from connectors.tokens import UNCONFIRMED, RefreshBusy, refresh_claimed
 from observability import audit, metrics
@@ -226,14 +226,19 @@ def end_departed_accounts(*, tenant_active: bool) -> int:
     if tenant_active:
         accounts = accounts.filter(~_active_member())
     reason = "membership_ended" if tenant_active else "tenant_deactivated"
-    return accounts.update(
-        status=Status.REVOKED,
-        status_reason=reason,
-        refreshing_since=None,
-        revocation_pending=True,
-        next_revocation_at=None,
-        updated_at=clock.now(),
-    )
+    with transaction.atomic():
+        ids = list(accounts.select_for_update(of=("self",)).values_list("pk", flat=True))
+        # a new credential generation: a refresh in flight cannot store into a revoked account
+        Credential.objects.filter(account_id__in=ids).update(generation=F("generation") + 1)
+        return ConnectedAccount.objects.filter(pk__in=ids).update(
+            status=Status.REVOKED,
+            status_reason=reason,
+            refreshing_since=None,
+            revocation_pending=True,
+            next_revocation_at=None,
+            credential_generation=F("credential_generation") + 1,
+            updated_at=clock.now(),
+        )
 
 
 def retry_revocations(*, batch_size: int = 100) -> Counts:

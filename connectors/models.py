@@ -12,6 +12,19 @@ from django.db import models
 from fernet_fields import EncryptedTextField
 
 
+class LiveProviders(models.Manager):
+    """Providers not deleted. A deleted provider is kept (invisible: lists, lookups, the admin) until the
+    sweep has revoked every grant issued through it, then removed (``connectors.services``)."""
+
+    def __init__(self, *, include_deleted: bool = False) -> None:
+        super().__init__()
+        self.include_deleted = include_deleted
+
+    def get_queryset(self) -> models.QuerySet:
+        queryset = super().get_queryset()
+        return queryset if self.include_deleted else queryset.filter(deleted_at__isnull=True)
+
+
 class Provider(models.Model):
     class AuthMethod(models.TextChoices):
         BASIC = "client_secret_basic", "client_secret_basic"
@@ -42,8 +55,18 @@ class Provider(models.Model):
     account_id_claim = models.CharField(
         max_length=64, default="sub", help_text="userinfo member holding the external account id"
     )
+    # from the issuer's discovery document (or the preset): the mix-up defence (RFC 9207) and the keys
+    # that sign its ID tokens; never typed by an admin
+    authorization_response_iss_parameter_supported = models.BooleanField(
+        default=False, help_text="the provider says it sends iss with every authorization response (RFC 9207)"
+    )
+    jwks_uri = models.URLField(max_length=500, blank=True, help_text="the keys that sign its ID tokens")
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LiveProviders()
+    all_objects = LiveProviders(include_deleted=True)  # deleted ones too: the sweep that removes them
 
     class Meta:
         ordering = ("display_name", "key")
@@ -85,6 +108,11 @@ class ConnectedAccount(models.Model):
     refresh_failing_since = models.DateTimeField(null=True, blank=True)
     revocation_attempts = models.PositiveIntegerField(default=0)
     next_revocation_at = models.DateTimeField(null=True, blank=True)
+    # bumped by every connect and by everything that ends the credential (disconnect, the sweep, a
+    # provider change); ``Credential.generation`` holds the value it was written under, and a refresh
+    # stores its answer only if the credential still has the generation it read (connectors.tokens)
+    credential_generation = models.PositiveBigIntegerField(default=0)
+    forced_refresh_at = models.DateTimeField(null=True, blank=True, help_text="last refresh a user asked for")
     connected_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,6 +126,27 @@ class ConnectedAccount(models.Model):
     @property
     def narrower_than_requested(self) -> list[str]:
         return sorted(set(self.requested_scopes) - set(self.granted_scopes))
+
+    @property
+    def status_explanation(self) -> str:
+        """What the connections page tells the user about a status reason (the reason code is shown too)."""
+        return STATUS_REASONS.get(self.status_reason, "")
+
+
+# why an account is not usable, as the connections page says it
+STATUS_REASONS = {
+    "provider_changed": (
+        "An administrator changed this provider's settings (its endpoints or client). The previous "
+        "connection was ended and revoked at the provider; connect again to keep using it."
+    ),
+    "reconnecting": "A new connection was started but not completed. Connect again.",
+    "invalid_grant": "The provider no longer accepts this connection (revoked or expired there). Connect again.",
+    "refresh_lost": "The connection could not be renewed after an interrupted refresh. Connect again.",
+    "refresh_failing": "The provider has not been renewing this connection for hours. Connect again.",
+    "expired": "The access expired and the provider gave no way to renew it. Connect again.",
+    "disconnected": "You disconnected this account.",
+    "admin_disconnected": "An administrator disconnected this account.",
+}
 
 
 class ProviderBreaker(models.Model):
@@ -136,6 +185,7 @@ class Credential(models.Model):
     access_token = EncryptedTextField()
     refresh_token = EncryptedTextField(null=True, blank=True)
     token_type = models.CharField(max_length=32, default="Bearer")
+    generation = models.PositiveBigIntegerField(default=0, help_text="the account's credential_generation")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:  # never the tokens
@@ -162,3 +212,30 @@ class AuthorizationRequest(models.Model):
 
     def __str__(self) -> str:
         return f"authorization request {self.pk} for provider {self.provider_id}"
+
+
+class RetiredGrant(models.Model):
+    """Tokens no account holds any more, waiting to be revoked (RFC 7009) where they were issued: the
+    previous grant of a reconnected account, the grants of a provider whose endpoints or client
+    changed, tokens a refresh got for an account that was disconnected or reconnected meanwhile. The
+    provider's revocation endpoint and client credentials are a snapshot taken when the grant was
+    retired, so a later edit of the provider never sends them anywhere else. Deleted once revoked."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(ConnectedAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    reason = models.CharField(max_length=32)
+    revocation_endpoint = models.URLField(max_length=500, blank=True)
+    client_id = models.CharField(max_length=500)
+    client_secret = EncryptedTextField(blank=True, default="")
+    token_endpoint_auth_method = models.CharField(max_length=32)
+    access_token = EncryptedTextField(blank=True, default="")
+    refresh_token = EncryptedTextField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:  # never the tokens
+        return f"retired grant {self.pk} of provider {self.provider_id} ({self.reason})"
+
+    def __repr__(self) -> str:
+        return f"<RetiredGrant {self.pk} ({self.reason})>"

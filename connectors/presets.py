@@ -21,6 +21,8 @@ PRESET_FIELDS = (
     "token_endpoint_auth_method",
     "pkce",
     "extra_authorize_params",
+    "jwks_uri",
+    "authorization_response_iss_parameter_supported",
 )
 
 
@@ -42,10 +44,14 @@ def preset(name: str, params: dict[str, str] | None = None) -> dict[str, Any] | 
     values = {**raw.get("params", {}), **(params or {})}
     fields: dict[str, Any] = {}
     for key in PRESET_FIELDS:
-        value = raw.get(key, "" if key != "default_scopes" else [])
+        value = raw.get(key, [] if key == "default_scopes" else False if key.endswith("_supported") else "")
         if isinstance(value, str):
             value = value.format(**values)
         fields[key] = value
+    overrides = raw.get("issuer_overrides")
+    if overrides and values.get(overrides["param"]) in overrides["values"]:
+        # e.g. Entra's "common": ID tokens name the user's own directory, "{tenantid}" is their tid claim
+        fields["issuer"] = overrides["values"][values[overrides["param"]]].format(**values)
     return fields
 
 
@@ -55,3 +61,13 @@ def documented_lifetime(name: str) -> int | None:
     raw = _all().get(name) if name else None
     value = raw.get("token_lifetime_seconds") if raw else None
     return value if isinstance(value, int) and value > 0 else None
+
+
+def allowed_hosts(name: str) -> set[str]:
+    """The hosts a preset's provider documents for its endpoints and APIs (empty for no preset)."""
+    return set(_all().get(name, {}).get("allowed_hosts", []))
+
+
+def id_token_issuer_aliases(name: str) -> set[str]:
+    """Other ``iss`` values a preset's provider documents for its ID tokens (Google's bare host name)."""
+    return set(_all().get(name, {}).get("id_token_issuer_aliases", []))

@@ -1,4 +1,5 @@
-"""Reads of the connectors app. None of them touches a token."""
+"""Reads of the connectors app. None of them touches a token. Deleted providers (kept until their
+grants are revoked) and their accounts are invisible here: ``Provider.objects`` leaves them out."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ def provider_by_key(key: str) -> Provider | None:
 
 
 def accounts_of_user(user_id: int) -> QuerySet[ConnectedAccount]:
-    return ConnectedAccount.objects.filter(user_id=user_id).select_related("provider").defer("provider__client_secret")
+    return (
+        ConnectedAccount.objects.filter(user_id=user_id, provider__deleted_at__isnull=True)
+        .select_related("provider")
+        .defer("provider__client_secret")
+    )
 
 
 def account_of_user(user_id: int, provider_key: str) -> ConnectedAccount | None:
@@ -32,7 +37,8 @@ def connections_overview(user_id: int) -> list[tuple[Provider, ConnectedAccount 
 def all_accounts() -> QuerySet[ConnectedAccount]:
     """Every member's accounts in this tenant (admins)."""
     return (
-        ConnectedAccount.objects.select_related("provider", "user")
+        ConnectedAccount.objects.filter(provider__deleted_at__isnull=True)
+        .select_related("provider", "user")
         .defer("provider__client_secret")
         .order_by("provider__key", "user__email")
     )

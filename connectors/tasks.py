@@ -25,7 +25,7 @@ from celery import shared_task
 from django.conf import settings
 
 from connectors import clock, lifecycle
-from connectors.services import purge_authorization_requests
+from connectors.services import purge_authorization_requests, sweep_provider_leftovers
 from jobs.runner import Counts, run_in_tenant
 from tenants.fanout import fan_out
 from tenants.models import Tenant
@@ -72,6 +72,7 @@ def refresh_expiring_everywhere() -> int:
 
 def _sweep(tenant: Tenant) -> Counts:
     counts = lifecycle.sweep_upstream(tenant_active=tenant.is_active)
+    counts.update(sweep_provider_leftovers())  # retired grants revoked, deleted providers removed
     counts["connect_attempts_purged"] = purge_authorization_requests()
     return counts
 

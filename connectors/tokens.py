@@ -54,7 +54,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
 
-from connectors import breaker, clock, presets, timing, upstream
+from connectors import breaker, clock, presets, retired, timing, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Credential, Provider
 from observability import audit, metrics
@@ -89,6 +89,7 @@ class _Marked:
     provider_id: int
     refresh_token: str = field(repr=False)
     provider: Provider | None = None
+    generation: int = 0  # the credential's, when read: the store needs it unchanged
 
 
 def _lock_key(account_id: int) -> int:
@@ -223,18 +224,21 @@ FROM async, (SELECT id, status, status_reason FROM {_ACCOUNTS} WHERE id = %(id)s
   {_CREDENTIALS} AS c
 WHERE a.id = old.id AND c.account_id = a.id AND c.refresh_token IS NOT NULL
   AND (a.status = 'refreshing' OR (a.status = 'active' AND {timing.DUE_SQL}))
-RETURNING old.status = 'refreshing' OR old.status_reason = '{UNCONFIRMED}', a.user_id, a.provider_id, c.refresh_token
+RETURNING old.status = 'refreshing' OR old.status_reason = '{UNCONFIRMED}', a.user_id, a.provider_id, c.refresh_token,
+  c.generation
 """  # noqa: S608 (table names come from model metadata, values are parameters)
 
 # what the second transaction of the ORM version did: the rotated tokens and the account's new state
 # in one statement (one durable commit). The account goes back to ``active`` only if it is still
-# ``refreshing``: a disconnect or the sweep that revoked it meanwhile keeps its state. The token's
-# issue time and lifetime are stored with it (``connectors.timing``).
+# ``refreshing``: a disconnect or the sweep that revoked it meanwhile keeps its state. Nothing is stored
+# unless the credential still has the generation it was read with: a reconnect, a disconnect or a
+# provider change meanwhile gave it another one (or deleted it). The token's issue time and lifetime
+# are stored with it (``connectors.timing``).
 _STORE = f"""
 WITH c AS (
   UPDATE {_CREDENTIALS} SET access_token = %(access)s, refresh_token = COALESCE(%(refresh)s, refresh_token),
     token_type = %(token_type)s, updated_at = %(now)s
-  WHERE account_id = %(id)s RETURNING account_id
+  WHERE account_id = %(id)s AND generation = %(generation)s RETURNING account_id
 )
 UPDATE {_ACCOUNTS} SET
   status = CASE WHEN status = 'refreshing' THEN 'active' ELSE status END,
@@ -254,14 +258,15 @@ def _mark(account_id: int, rule: timing.Rule, now: datetime) -> _Marked | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    interrupted, user_id, provider_id, raw_refresh = row
+    interrupted, user_id, provider_id, raw_refresh, generation = row
     refresh_token = _REFRESH_TOKEN.from_db_value(bytes(raw_refresh), None, connection)
-    return _Marked(bool(interrupted), user_id, provider_id, refresh_token)
+    return _Marked(bool(interrupted), user_id, provider_id, refresh_token, generation=generation)
 
 
-def _store(account_id: int, tokens: upstream.TokenSet, times: timing.TokenTimes) -> bool:
+def _store(account_id: int, tokens: upstream.TokenSet, times: timing.TokenTimes, generation: int) -> bool:
     params = {
         "id": account_id,
+        "generation": generation,
         "now": times.issued_at,
         "access": _ACCESS_TOKEN.get_db_prep_save(tokens.access_token, connection),
         "refresh": _REFRESH_TOKEN.get_db_prep_save(tokens.refresh_token, connection) if tokens.refresh_token else None,
@@ -275,10 +280,13 @@ def _store(account_id: int, tokens: upstream.TokenSet, times: timing.TokenTimes)
         return cursor.fetchone() is not None
 
 
-def _keep_rotated(account_id: int, refresh_token: str) -> None:
+def _keep_rotated(account_id: int, refresh_token: str, generation: int) -> None:
     """The provider rotated but its answer was unusable: keep the new refresh token (the old one
-    is dead at the provider), leave the access token and its expiry as they were."""
-    Credential.objects.filter(account_id=account_id).update(refresh_token=refresh_token, updated_at=clock.now())
+    is dead at the provider), leave the access token and its expiry as they were; only into the
+    credential generation it was refreshed for."""
+    Credential.objects.filter(account_id=account_id, generation=generation).update(
+        refresh_token=refresh_token, updated_at=clock.now()
+    )
 
 
 def _mark_or_settle(
@@ -309,7 +317,14 @@ def _mark_or_settle(
         account.status = Status.REFRESHING
         account.refreshing_since = now
         account.save(update_fields=["status", "refreshing_since", "updated_at"])
-        return _Marked(interrupted, account.user_id, account.provider_id, credential.refresh_token, account.provider)
+        return _Marked(
+            interrupted,
+            account.user_id,
+            account.provider_id,
+            credential.refresh_token,
+            account.provider,
+            generation=credential.generation,
+        )
 
 
 def _call_provider(
@@ -377,7 +392,7 @@ def _refresh(
             tokens = _call_provider(provider, marked, attempt, deferred_ok)
         except ProviderUnavailable:
             if attempt.rotated_refresh_token:  # an unusable answer carried the rotated refresh token
-                _keep_rotated(account_id, attempt.rotated_refresh_token)
+                _keep_rotated(account_id, attempt.rotated_refresh_token, marked.generation)
             _unmark(account_id, unconfirmed=attempt.ambiguous)
             raise
         except ConnectorError as exc:
@@ -392,7 +407,9 @@ def _refresh(
             _unmark(account_id, unconfirmed=True)
             raise
         times = timing.token_times(tokens.expires_in, presets.documented_lifetime(provider.preset))
-        if not _store(account_id, tokens, times):
+        if not _store(account_id, tokens, times, marked.generation):
+            # disconnected, reconnected or its provider changed meanwhile: what we got is nobody's
+            retired.discard(provider=provider, tokens=tokens, reason="unstored_refresh", account_id=account_id)
             raise ReauthRequired("not_connected", "the account was disconnected during the refresh")
         # committed: the rotated refresh token is durable before the access token is used
         log.info("connectors: account %s refreshed", account_id)

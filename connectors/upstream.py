@@ -8,7 +8,6 @@ anyone uses them. Refreshes also report to the provider's breaker (``connectors.
 
 from __future__ import annotations
 
-import base64
 import random
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from connectors.answers import InvalidAnswer, TokenSet
 from connectors.errors import ConnectorError, ProviderUnavailable
 from connectors.models import Provider
 
-__all__ = ["TokenSet", "call", "exchange_code", "id_token_claims", "refresh", "revoke", "userinfo"]
+__all__ = ["TokenSet", "call", "exchange_code", "refresh", "revoke", "userinfo"]
 
 # failures that came without an answer: the provider may have acted on the request (rotated)
 NO_ANSWER = frozenset({"timeout", "connection_failed"})
@@ -140,15 +139,3 @@ def userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
     response = call(provider, "GET", provider.userinfo_endpoint, bearer=access_token)
     return answers.userinfo_answer(response.status, response.body, required=("sub", provider.account_id_claim))
 
-
-def id_token_claims(id_token: str) -> dict[str, Any]:
-    """Claims of an ID token received directly from the token endpoint over TLS (OIDC Core 3.1.3.7
-    allows TLS server validation instead of the signature check for the code flow)."""
-    try:
-        payload = id_token.split(".")[1]
-        data = answers.parse_json(
-            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)), max_bytes=answers.MAX_ID_TOKEN_CHARS
-        )
-        return answers.claims(data, required=("sub",))  # plain values only (lists of strings kept: aud)
-    except (IndexError, ValueError, InvalidAnswer) as exc:
-        raise ConnectorError("invalid_id_token", "the ID token could not be read") from exc

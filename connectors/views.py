@@ -26,7 +26,20 @@ CALLBACK_ERRORS = {
     "state_expired": "This connection attempt took longer than ten minutes. Start again.",
     "state_mismatch": "This connection was started by another account. Sign in as that account or start again.",
     "issuer_mismatch": "The answer did not come from the expected provider.",
+    "issuer_missing": "The answer did not say which provider it came from, which this provider always does.",
     "nonce_mismatch": "The provider's identity token does not belong to this attempt.",
+    "invalid_id_token": "The provider's identity token could not be verified.",
+    "id_token_missing": "The provider sent no identity token.",
+    "id_token_issuer_mismatch": "The identity token was issued by another provider.",
+    "id_token_audience_mismatch": "The identity token was issued to another application.",
+    "id_token_expired": "The identity token has expired. Start again.",
+    "jwks_unavailable": "The provider's signing keys could not be fetched. Try again in a moment.",
+    "identity_mismatch": "The provider named two different accounts in its answer.",
+    "provider_changed": "An administrator changed this provider while you were connecting. Start again.",
+    "revocation_pending": (
+        "Your previous connection could not be revoked at the provider yet, so a new one cannot start. "
+        "Try again in a moment."
+    ),
     "invalid_grant": "The provider did not accept the authorization code. Start again.",
     "invalid_client": "The provider does not accept this workspace's client credentials. Ask an administrator.",
     "unauthorized_client": "The provider does not allow this workspace's client to connect. Ask an administrator.",
@@ -56,6 +69,12 @@ def _provider_or_404(key: str):
     return provider
 
 
+def _error_page(request: HttpRequest, exc: ConnectorError) -> HttpResponse:
+    status = 502 if exc.transient else 400
+    message = CALLBACK_ERRORS.get(exc.code, "The connection could not be completed.")
+    return render(request, "connectors/error.html", {"code": exc.code, "message": message}, status=status)
+
+
 @require_GET
 @members_only
 def connections(request: HttpRequest) -> HttpResponse:
@@ -73,11 +92,14 @@ def connect(request: HttpRequest, key: str) -> HttpResponse:
     if request.method == "GET":
         account = selectors.account_of_user(request.user.pk, key)
         return render(request, "connectors/connect.html", {"provider": provider, "account": account})
-    url = services.start_connect(
-        user_id=request.user.pk,
-        provider=provider,
-        redirect_uri=request.build_absolute_uri(reverse("connectors:callback")),
-    )
+    try:
+        url = services.start_connect(
+            user_id=request.user.pk,
+            provider=provider,
+            redirect_uri=request.build_absolute_uri(reverse("connectors:callback")),
+        )
+    except ConnectorError as exc:
+        return _error_page(request, exc)
     return HttpResponseRedirect(url)
 
 
@@ -94,9 +116,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     try:
         account = services.complete_connect(params=params, user_id=request.user.pk)
     except ConnectorError as exc:
-        status = 502 if exc.transient else 400
-        message = CALLBACK_ERRORS.get(exc.code, "The connection could not be completed.")
-        return render(request, "connectors/error.html", {"code": exc.code, "message": message}, status=status)
+        return _error_page(request, exc)
     return redirect(reverse("connectors:list") + f"?done=connected:{account.provider.key}")
 
 

@@ -65,6 +65,9 @@ class ToolSpec:
     handler: Handler = field(compare=False)
     # exactly-once (issue 13): the tool writes at a provider (outside this database); see mcp_tools.idempotency
     writes_upstream: bool = False
+    # client capabilities the tool cannot run without (e.g. "sampling"): a call from a client that did
+    # not declare them is refused with -32021 (mcp_tools.capabilities), never run on an assumption
+    client_capabilities: tuple[str, ...] = ()
 
     @cached_property
     def validator(self) -> Any:
@@ -98,6 +101,7 @@ def tool(
     output_schema: dict[str, Any] | None = None,
     needs_connector: str | None = None,
     writes_upstream: bool = False,
+    client_capabilities: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     if scopes is NOAUTH:
         scope_names: tuple[str, ...] = ()
@@ -127,6 +131,7 @@ def tool(
             needs_connector=needs_connector,
             handler=handler,
             writes_upstream=writes_upstream,
+            client_capabilities=client_capabilities,
         )
         return handler
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +22,7 @@ from connectors.models import ConnectedAccount, Credential
 from connectors.services import add_provider
 from crm.models import Contact, Note
 from declarations.idempotency import IDEMPOTENCY_META_KEY, IDEMPOTENT_REPLAY_META
+from identity.scim.tokens import issue_token as issue_scim_token
 from lifecycle.wire import call, revoke, sdk_call
 from lifecycle.world import World
 from mcp_tools.models import ToolPolicy
@@ -43,6 +45,8 @@ from tenants.services import add_user, deactivate_tenant, remove_user
 # a redirect URI host the default challenge-channel rules map to the tool-result channel (README,
 # "Auth failures"); never contacted: redirects are read, not followed
 OPENAI_LIKE_REDIRECT = "https://chatgpt.com/connector_platform_oauth_redirect"
+# the deployment's Celery worker revokes a departed member's upstream accounts when the event is queued
+UPSTREAM_REVOCATION_SECONDS = 60
 
 
 class CheckFailed(Exception):
@@ -408,6 +412,72 @@ def connector_lifecycle(world: World) -> None:
     works(not search().is_error, "the tool did not work again after reconnecting")
 
 
+def deprovisioning(world: World) -> None:
+    """The tenant's IdP deactivates a member through SCIM (Entra's PATCH shape): the member's MCP token
+    is refused at the very next tools/call, one request after the SCIM answer, and the member's
+    connected account at the upstream provider (tenant B's authorization server) is revoked there by
+    the connectors' sweep, which the deployment's Celery worker runs at once."""
+    a, b = world.tenant(world.a), world.tenant(world.b)
+    email = world.deprovisioned
+    with schema_context(world.a):
+        scim_token, _ = issue_scim_token()
+    client_id, secret = _register_upstream(world, "deprovisioning")
+    key = f"deprov-{world.run}"
+    with schema_context(world.a):
+        add_provider(key=key, issuer=b.base, client_id=client_id, client_secret=secret, scopes=["crm.read"],
+                     display_name=f"Lifecycle {world.run} B (deprovisioning)", mcp_endpoint=b.mcp)  # fmt: skip
+    _connect(world.browser(world.a, email), world.browser(world.b, email), key)
+    with schema_context(world.b):
+        upstream = RefreshToken.objects.filter(application__client_id=client_id, user__email=email)
+        works(upstream.filter(revoked__isnull=True).exists(), "the upstream grant at B was not created")
+    _, tokens = world.tokens(world.a, email, "crm.read")
+    url = world.mcp(world.a)
+    works(call(url, tokens["access_token"], "crm_search_contacts").ok, "the call before deprovisioning failed")
+
+    scim = httpx.Client(base_url=a.url("scim/v2"), headers={"Authorization": f"Bearer {scim_token}"}, timeout=30)
+    found = scim.get("/Users", params={"filter": f'userName eq "{email}"'})
+    works(
+        found.status_code == 200 and found.json().get("totalResults") == 1, f"SCIM lookup answered {found.status_code}"
+    )
+    scim_id = found.json()["Resources"][0]["id"]
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+             "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}  # fmt: skip
+    deactivated = scim.patch(f"/Users/{scim_id}", json=patch)
+    works(
+        deactivated.status_code == 200 and deactivated.json().get("active") is False, "SCIM PATCH active false failed"
+    )
+    after = call(url, tokens["access_token"], "crm_search_contacts")
+    require(not after.ok, "a deprovisioned member's token still worked at the next call")
+    works(after.status in (401, 403), f"got {after.describe()}")
+
+    deadline = time.monotonic() + UPSTREAM_REVOCATION_SECONDS
+    while time.monotonic() < deadline:
+        with schema_context(world.b):
+            if not upstream.filter(revoked__isnull=True).exists():
+                return
+        time.sleep(0.5)
+    works(
+        False, f"the upstream grant at B was not revoked within {UPSTREAM_REVOCATION_SECONDS} s (is a worker running?)"
+    )
+
+
+def _register_upstream(world: World, purpose: str) -> tuple[str, str]:
+    """A confidential client at tenant B whose redirect URI is tenant A's connections callback."""
+    registered = httpx.post(
+        world.tenant(world.b).url("register/"),
+        json={
+            "client_name": f"lifecycle {world.run} {purpose}",
+            "redirect_uris": [world.tenant(world.a).url("connections/callback/")],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "application_type": "native",
+        },
+        timeout=30,
+    )
+    works(registered.status_code == 201, f"registration at B answered {registered.status_code}")
+    return registered.json()["client_id"], registered.json()["client_secret"]
+
+
 def _connect(in_a: Browser, in_b: Browser, key: str) -> None:
     """The member's browser: A's connect page -> B's consent page -> A's callback."""
     page_url = in_a.tenant.url(f"connections/{key}/connect/")
@@ -455,4 +525,3 @@ def mutating_retry_applies_once(world: World) -> None:
     other = call(url, renewed.json()["access_token"], "crm_create_note", {**arguments, "body": "other"}, meta=meta)
     require(not other.ok, "the key was accepted again with other arguments")
     require(not _note_exists(world.a, "other"), "other arguments under a used key were written")
-

@@ -37,6 +37,7 @@ CHECKS = [
     Check("step-up keeps earlier grants", checks.step_up_keeps_grants),
     Check("connector refresh, upstream revocation -> reconnect", checks.connector_lifecycle),
     Check("mutating call retried after re-auth applies once", checks.mutating_retry_applies_once),
+    Check("deprovisioning revokes at the next call", checks.deprovisioning),
 ]
 RUN_LAST = {"deactivated tenant denied"}  # deactivates tenant B, which the later checks still need
 

@@ -33,13 +33,14 @@ class World:
     member: str = field(init=False)  # member of A and of B
     leaver: str = field(init=False)  # member of A, removed during the run
     admin: str = field(init=False)  # admin of A, demoted during the run
+    deprovisioned: str = field(init=False)  # member of A and of B, deactivated at A through SCIM
     _jars: dict[str, httpx.Client] = field(default_factory=dict, repr=False)
     _signed_in: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.a, self.b = f"lifecycle_{self.run}_a", f"lifecycle_{self.run}_b"
-        self.member, self.leaver, self.admin = (
-            f"lifecycle-{self.run}-{who}@lifecycle.test" for who in ("member", "leaver", "admin")
+        self.member, self.leaver, self.admin, self.deprovisioned = (
+            f"lifecycle-{self.run}-{who}@lifecycle.test" for who in ("member", "leaver", "admin", "scim")
         )
 
     @property
@@ -47,8 +48,8 @@ class World:
         return self.a, self.b
 
     @property
-    def emails(self) -> tuple[str, str, str]:
-        return self.member, self.leaver, self.admin
+    def emails(self) -> tuple[str, ...]:
+        return self.member, self.leaver, self.admin, self.deprovisioned
 
     def tenant(self, slug: str) -> Tenant:
         return Tenant(f"{self.base_url}/t/{slug}", slug)
@@ -91,6 +92,8 @@ def provision(base_url: str) -> World:
     add_user(slug=world.b, email=world.member, password=world.password, role="member")
     add_user(slug=world.a, email=world.leaver, password=world.password, role="member")
     add_user(slug=world.a, email=world.admin, password=world.password, role="admin")
+    for slug in world.slugs:
+        add_user(slug=slug, email=world.deprovisioned, password=world.password, role="member")
     for key, slug in (("a", world.a), ("b", world.b)):
         with schema_context(slug):  # demo rows for the tools to read (no service creates contacts)
             Contact.objects.bulk_create(

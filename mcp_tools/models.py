@@ -57,7 +57,7 @@ class IdempotencyRecord(models.Model):
         DONE = "done"
 
     user_id = models.BigIntegerField()  # public.accounts_user; no FK: purged by age, not by cascade
-    client_id = models.CharField(max_length=100)
+    client_id = models.CharField(max_length=255)  # as DOT's Application.client_id: a CIMD URL fits
     tool_name = models.CharField(max_length=100)
     key = models.CharField(max_length=255)
     arguments_hash = models.CharField(max_length=64)  # SHA-256 of the arguments' canonical JSON

@@ -1,7 +1,7 @@
 """What the MCP endpoint reports to observability: challenges (metrics + audit trail, both channels;
-``AUTH_REQUIRED``, a request without credentials, is counted only) and tool calls (metrics; audit
-only for denials and sampled successes). Called from ``views`` in one
-line per place, so the endpoint reads as before."""
+those before any client is known, such as a missing or unknown token, are counted per minute in the
+trail, not stored one by one) and tool calls (metrics; audit only for denials and sampled
+successes). Called from ``views`` in one line per place, so the endpoint reads as before."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from declarations.tools import CONNECTOR_CLASSES, CONNECTOR_REAUTH_REQUIRED
 from mcp_tools.auth import Caller
-from mcp_tools.challenges import AuthClass, AuthFailure
+from mcp_tools.challenges import AuthFailure
 from observability import audit, metrics
 
 
@@ -19,9 +19,12 @@ def challenged(request: HttpRequest, failure: AuthFailure, channel: str, caller:
     metrics.challenge(tenant, failure.kind.name, channel)
     if tool:
         metrics.tool_call(tenant, tool, "denied")
-    if failure.kind is AuthClass.AUTH_REQUIRED:
-        return  # no credentials: the start of every OAuth flow, nobody to attribute (counted above)
     principal = caller.principal if caller is not None else None
+    if principal is None and not hasattr(request, "audit_subject"):
+        # no client is known (no credentials, a malformed header, a token that does not exist): one
+        # aggregated row per class and minute, so a flood of made-up tokens cannot fill the trail
+        audit.record_unattributed(event="challenge", auth_class=failure.kind.name, outcome=channel)
+        return
     # a token that was found but refused (expired, audience, not a member) still names its user and client
     user_id, client_id = (principal.user_id, principal.client_id) if principal else (
         getattr(request, "audit_subject", (None, ""))

@@ -95,7 +95,9 @@ class Incoming:
 def parse(raw: bytes, headers: dict[str, str]) -> Incoming:
     """Decode and classify one POSTed message; raises ProtocolError with the JSON-RPC code to send."""
     try:
-        decoded = json.loads(raw)
+        # strict UTF-8 (RFC 8259 §8.1): ``json.loads`` on bytes would accept UTF-16/32 and decode raw
+        # surrogate bytes (CESU-8, ``ED A0 80``) with ``surrogatepass`` into lone surrogates
+        decoded = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(jsonrpc.PARSE_ERROR, "Parse error: the body is not valid JSON") from None
     except RecursionError:
@@ -118,21 +120,20 @@ def parse(raw: bytes, headers: dict[str, str]) -> Incoming:
 
     header_version = headers.get("mcp-protocol-version")
     if header_version is not None and header_version not in SUPPORTED_VERSIONS:
+        # -32022 is the 2026-07-28 error: ``supported`` is what ``server/discover`` lists (the handshake
+        # era negotiates its version at ``initialize``), and ``requested`` echoes the version asked for
         raise ProtocolError(
             jsonrpc.UNSUPPORTED_PROTOCOL_VERSION,
             "Unsupported protocol version",
-            {"supported": list(SUPPORTED_VERSIONS), "requested": header_version},
+            {"supported": list(MODERN_VERSIONS), "requested": header_version},
             request_id,
         )
     modern = header_version in MODERN_VERSIONS or (header_version is None and message.method == "server/discover")
     if modern:
         if isinstance(message, jsonrpc.JSONRPCRequest):
             verdict = classify_inbound_request(decoded, headers=headers, supported_modern_versions=MODERN_VERSIONS)
-            if isinstance(verdict, InboundLadderRejection):
-                data = verdict.data
-                if verdict.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION:
-                    data = {"supported": list(SUPPORTED_VERSIONS), "requested": (data or {}).get("requested")}
-                raise ProtocolError(verdict.code, verdict.message, data, request_id)
+            if isinstance(verdict, InboundLadderRejection):  # -32022's data: the modern versions, as above
+                raise ProtocolError(verdict.code, verdict.message, verdict.data, request_id)
             return Incoming(message, verdict.protocol_version, True)
         return Incoming(message, header_version or MODERN_VERSIONS[0], True)
     return Incoming(message, header_version or DEFAULT_HANDSHAKE_VERSION, False)

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mcp_types import jsonrpc
 
 from declarations.scopes import base_scopes
-from mcp_tools import observe, protocol
+from mcp_tools import capabilities, observe, protocol
 from mcp_tools.auth import Caller, TenantRefused, anonymous, authenticate, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
 from mcp_tools.cors import origin_allowed, preflight, with_cors
@@ -96,9 +96,13 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
 
 
 def _transport(request: HttpRequest) -> Incoming:
-    """Origin, CORS preflight, method, size, content type and the JSON-RPC message; every refusal
+    """Host, Origin, CORS preflight, method, size, content type and the JSON-RPC message; every refusal
     (and a notification's 202) is raised as an ``_Answer``."""
-    if not origin_allowed(request):  # DNS-rebinding protection; a refused origin gets no CORS headers
+    # DNS-rebinding protection: the Host (against ALLOWED_HOSTS; in development routing checked it
+    # already, tenants.hosts; DisallowedHost is Django's 400), then the Origin, which gets no CORS
+    # headers when refused
+    request.get_host()
+    if not origin_allowed(request):
         raise _Answer(_json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403))
     if request.method == "OPTIONS" and "HTTP_ORIGIN" in request.META:
         raise _Answer(preflight(request))
@@ -226,6 +230,7 @@ def _tools_call(request, incoming, caller, params, server_info) -> HttpResponse:
         failure = required_failure(caller, policy)
         if failure is not None:
             raise failure
+        capabilities.require(incoming, params, policy.spec)  # -32021 for an undeclared one it needs
         # exactly-once (issue 13): with an idempotency key in _meta, a write tool runs once per key;
         # connector reconnects become a URL elicitation where the client supports it (issue 10)
         meta = incoming.message.params.get("_meta") if isinstance(incoming.message.params, dict) else None

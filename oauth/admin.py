@@ -14,8 +14,8 @@ from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin
 from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
 
-from oauth import services
-from oauth.models import ClientProfile, ConsentGrant
+from oauth import client_blocks, services
+from oauth.models import ClientBlock, ClientProfile, ConsentGrant
 from tenants.admin_site import TenantModelAdmin, ViewAndRevokeAdmin, is_tenant_admin, tenant_admin_site
 
 for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
@@ -26,8 +26,26 @@ for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
 class ClientProfileInline(admin.StackedInline):
     model = ClientProfile
     can_delete = False
-    fields = ("application_type", "challenge_channel", "is_resource_server", "software_id", "last_used_at")
-    readonly_fields = ("software_id", "last_used_at")
+    fields = (
+        "application_type",
+        "challenge_channel",
+        "is_resource_server",
+        "software_id",
+        "last_used_at",
+        "token_endpoint_auth_method",
+        "signing_alg",
+        "jwks_uri",
+        "jwks_fetched_at",
+    )
+    # a CIMD client's authentication comes from its document, never from an admin
+    readonly_fields = (
+        "software_id",
+        "last_used_at",
+        "token_endpoint_auth_method",
+        "signing_alg",
+        "jwks_uri",
+        "jwks_fetched_at",
+    )
 
     def has_view_permission(self, request, obj=None) -> bool:
         return is_tenant_admin(request)
@@ -41,6 +59,40 @@ class ClientProfileInline(admin.StackedInline):
 
 class ApplicationAdmin(dot_admin.application_admin_class, TenantModelAdmin):
     inlines = (ClientProfileInline,)
+    actions = ("disable_clients",)
+
+    @admin.action(description="Disable selected clients (kill switch: tokens revoked, no new authorization)")
+    def disable_clients(self, request, queryset) -> None:
+        client_ids = list(queryset.values_list("client_id", flat=True))
+        for client_id in client_ids:
+            client_blocks.disable_client(kind=ClientBlock.Kind.CLIENT_ID, value=client_id, by_user_id=request.user.pk)
+        self.message_user(
+            request, ngettext("Disabled %d client.", "Disabled %d clients.", len(client_ids)) % len(client_ids)
+        )
+
+
+class ClientBlockAdmin(TenantModelAdmin):
+    """Disabled clients: adding one revokes at once (``oauth.client_blocks``), deleting one lets the
+    matching clients authorize again; neither is an edit of the row itself."""
+
+    list_display = ("kind", "value", "reason", "created_by", "created_at")
+    fields = ("kind", "value", "reason")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj: ClientBlock, form, change: bool) -> None:
+        block, _ = client_blocks.disable_client(
+            kind=obj.kind, value=obj.value, by_user_id=request.user.pk, reason=obj.reason
+        )
+        obj.pk = block.pk
+
+    def delete_model(self, request, obj: ClientBlock) -> None:
+        client_blocks.enable_client(block=obj, by_user_id=request.user.pk)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for block in queryset:
+            client_blocks.enable_client(block=block, by_user_id=request.user.pk)
 
 
 def revoke_selected(model_admin: admin.ModelAdmin, request, queryset, *, kind: str) -> None:
@@ -92,3 +144,4 @@ tenant_admin_site.register(Application, ApplicationAdmin)
 tenant_admin_site.register(AccessToken, AccessTokenAdmin)
 tenant_admin_site.register(RefreshToken, RefreshTokenAdmin)
 tenant_admin_site.register(ConsentGrant, ConsentGrantAdmin)
+tenant_admin_site.register(ClientBlock, ClientBlockAdmin)

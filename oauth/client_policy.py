@@ -12,9 +12,15 @@ what the platform records about the client (:class:`ClientFacts`) or raises
   loopback address for ``native`` clients only (RFC 8252).
 - ``application_type``: ``web`` or ``native``; when absent it is inferred from the redirect URIs
   (loopback ``http`` or a private-use scheme means ``native``).
-- ``grant_types``: strings, ``authorization_code`` with optional ``refresh_token``, nothing else.
+- ``grant_types``: strings, ``authorization_code`` with optional ``refresh_token``, nothing else (a
+  metadata document may list more; the platform ignores what it does not offer).
 - ``client_name``, ``software_id``: strings that fit their columns; ``scope``: a space-separated
   string of scope tokens (RFC 7591 §2).
+
+Client ID Metadata Documents also declare how the client authenticates (:func:`cimd_authentication`):
+``none`` (a public client), or ``private_key_jwt`` with its keys inline (``jwks``) or at an https
+``jwks_uri``, and optionally ``token_endpoint_auth_signing_alg`` (RS256, PS256 or ES256). Shared-secret
+methods are refused: a document is public, so nothing in it can be a secret.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from oauth.models import ChallengeChannel
+from oauth.jwks import ASSERTION_ALGORITHMS, KeySetError, check_key_set
+from oauth.models import ChallengeChannel, TokenEndpointAuthMethod
 
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 ALLOWED_GRANT_TYPES = {"authorization_code", "refresh_token"}
@@ -158,11 +165,13 @@ def _application_type(metadata: dict, uris: list[str]) -> str:
     return declared
 
 
-def _check_grant_types(metadata: dict) -> None:
+def _check_grant_types(metadata: dict, *, document: bool) -> None:
     grant_types = metadata.get("grant_types", ["authorization_code"])
     if not isinstance(grant_types, list) or not all(isinstance(g, str) for g in grant_types):
         raise _invalid("grant_types must be an array of strings")
-    if "authorization_code" not in grant_types or not set(grant_types) <= ALLOWED_GRANT_TYPES:
+    if "authorization_code" not in grant_types:
+        raise _invalid("grant_types must include authorization_code")
+    if not document and not set(grant_types) <= ALLOWED_GRANT_TYPES:
         raise _invalid("grant_types must be authorization_code (and refresh_token)")
     response_types = metadata.get("response_types", ["code"])
     if not isinstance(response_types, list) or not response_types or any(r != "code" for r in response_types):
@@ -195,8 +204,18 @@ def _declared_channel(metadata: dict) -> str | None:
     return declared
 
 
-def check_client_metadata(metadata: object) -> ClientFacts:
-    """Apply the platform's policy to a client document; raise :class:`ClientMetadataError`."""
+def offered_grant_types(metadata: dict) -> list[str]:
+    """The grant types of an accepted metadata document that the platform offers."""
+    return [g for g in metadata.get("grant_types", ["authorization_code"]) if g in ALLOWED_GRANT_TYPES]
+
+
+def check_client_metadata(metadata: object, *, document: bool = False) -> ClientFacts:
+    """Apply the platform's policy to a client document; raise :class:`ClientMetadataError`.
+
+    ``document``: a Client ID Metadata Document. A client registering (RFC 7591) asks for grant types,
+    so one the platform does not offer is refused; a metadata document is published once for every
+    authorization server, so grant types the platform does not offer (Claude's lists the JWT bearer
+    grant) are ignored (``offered_grant_types``) as long as ``authorization_code`` is among them."""
     if not isinstance(metadata, dict):
         raise _invalid("client metadata must be a JSON object")
     where = _unstorable_path(metadata)
@@ -205,7 +224,7 @@ def check_client_metadata(metadata: object) -> ClientFacts:
         raise ClientMetadataError(code, f"{where} contains NUL, a lone surrogate or is nested too deeply")
     uris = _redirect_uris(metadata)
     application_type = _application_type(metadata, uris)
-    _check_grant_types(metadata)
+    _check_grant_types(metadata, document=document)
     _optional_string(metadata, "client_name", MAX_NAME)
     software_id = _optional_string(metadata, "software_id", MAX_NAME)
     _check_scope(metadata)
@@ -219,3 +238,77 @@ def check_client_metadata(metadata: object) -> ClientFacts:
         software_id=software_id,
         declared_channel=_declared_channel(metadata),
     )
+
+
+@dataclass(frozen=True)
+class ClientAuthentication:
+    """How a CIMD client authenticates at the token and revocation endpoints."""
+
+    method: str  # TokenEndpointAuthMethod: "" (public, as DOT keeps every CIMD client) or private_key_jwt
+    jwks: dict | None = None  # the document's own key set (checked)
+    jwks_uri: str = ""
+    signing_alg: str = ""
+
+    @property
+    def private_key_jwt(self) -> bool:
+        return self.method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT
+
+
+PUBLIC = ClientAuthentication(TokenEndpointAuthMethod.DOT)
+
+
+def _jwks_uri_problem(uri: object) -> str | None:
+    if not isinstance(uri, str) or len(uri) > MAX_REDIRECT_URI or _BAD_URI_CHAR.search(uri):
+        return f"jwks_uri is a URL of at most {MAX_REDIRECT_URI} characters"
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        return "jwks_uri is not a valid URL"
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password or parts.fragment:
+        return "jwks_uri must be an https URL without user information or fragment"
+    return None
+
+
+def cimd_authentication(metadata: dict, *, private_key_jwt: bool) -> ClientAuthentication:
+    """The client authentication a metadata document declares; raise :class:`ClientMetadataError`.
+
+    ``private_key_jwt`` is the operator's switch (``OAUTH_CIMD_PRIVATE_KEY_JWT``). While it is on, a
+    document that declares ``private_key_jwt`` gets it, even if it also lists ``none`` among
+    ``token_endpoint_auth_methods_supported`` (no downgrade to a public client); while it is off, such
+    a document is a public client only if it lists ``none``."""
+    method = metadata.get("token_endpoint_auth_method", "none")
+    supported = metadata.get("token_endpoint_auth_methods_supported", [])
+    if not isinstance(method, str):
+        raise _invalid("token_endpoint_auth_method must be a string")
+    if not isinstance(supported, list) or not all(isinstance(m, str) for m in supported):
+        raise _invalid("token_endpoint_auth_methods_supported must be an array of strings")
+    if method == "none":
+        return PUBLIC
+    if method != "private_key_jwt":
+        raise _invalid(
+            f"token_endpoint_auth_method {method[:40]!r} is not accepted for a client metadata document: "
+            "use none or private_key_jwt (a document is public, so it cannot hold a secret)"
+        )
+    if not private_key_jwt:
+        if "none" in supported:
+            return PUBLIC
+        raise _invalid("private_key_jwt is turned off on this server and the document does not offer none")
+    has_jwks, has_uri = "jwks" in metadata, "jwks_uri" in metadata
+    if has_jwks == has_uri:
+        raise _invalid("a private_key_jwt client document has exactly one of jwks and jwks_uri")
+    signing_alg = metadata.get("token_endpoint_auth_signing_alg", "")
+    if signing_alg and signing_alg not in ASSERTION_ALGORITHMS:
+        raise _invalid(f"token_endpoint_auth_signing_alg must be one of {', '.join(ASSERTION_ALGORITHMS)}")
+    if has_uri:
+        problem = _jwks_uri_problem(metadata["jwks_uri"])
+        if problem:
+            raise _invalid(problem)
+        return ClientAuthentication(
+            TokenEndpointAuthMethod.PRIVATE_KEY_JWT, jwks_uri=metadata["jwks_uri"], signing_alg=signing_alg
+        )
+    try:
+        jwks = check_key_set(metadata["jwks"])
+    except KeySetError as exc:
+        raise _invalid(f"jwks: {exc}") from None
+    return ClientAuthentication(TokenEndpointAuthMethod.PRIVATE_KEY_JWT, jwks=jwks, signing_alg=signing_alg)

@@ -13,6 +13,11 @@ class ChallengeChannel(models.TextChoices):
     TOOL_RESULT = "tool_result", "tools/call result with _meta['mcp/www_authenticate'] (Apps SDK)"
 
 
+class TokenEndpointAuthMethod(models.TextChoices):
+    DOT = "", "as django-oauth-toolkit decides (a client secret, or none for a public client)"
+    PRIVATE_KEY_JWT = "private_key_jwt", "private_key_jwt (RFC 7523 client assertion signed with the client's key)"
+
+
 class ClientProfile(models.Model):
     """Registration facts DOT's Application does not keep, and the client's challenge channel."""
 
@@ -35,9 +40,23 @@ class ClientProfile(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # CIMD clients only: how the client authenticates at the token and revocation endpoints, from its
+    # metadata document (DOT itself keeps every CIMD client public; oauth.client_assertion)
+    token_endpoint_auth_method = models.CharField(
+        max_length=32, choices=TokenEndpointAuthMethod.choices, default=TokenEndpointAuthMethod.DOT, blank=True
+    )
+    signing_alg = models.CharField(max_length=8, blank=True)  # the document's token_endpoint_auth_signing_alg
+    jwks = models.JSONField(null=True, blank=True)  # public keys: the document's own, or jwks_uri's last answer
+    jwks_uri = models.URLField(max_length=2000, blank=True)
+    jwks_expires_at = models.DateTimeField(null=True, blank=True)  # jwks_uri's answer is fresh until then
+    jwks_fetched_at = models.DateTimeField(null=True, blank=True)  # the last fetch of jwks_uri (rate limit)
 
     def __str__(self) -> str:
         return f"profile of {self.application_id}"
+
+    @property
+    def uses_private_key_jwt(self) -> bool:
+        return self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT
 
 
 class ConsentGrant(models.Model):
@@ -102,3 +121,63 @@ class StepUpChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"step-up challenge {self.pk}"
+
+
+class ClientAssertionJti(models.Model):
+    """The ``jti`` of every client assertion accepted, until its ``exp``: a second presentation of the
+    same assertion is refused. In the database, not the cache, so the check fails closed."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    jti_hash = models.CharField(max_length=64)  # SHA-256 of the jti: bounded, whatever the client sent
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("application", "jti_hash"), name="unique_assertion_jti")]
+
+    def __str__(self) -> str:
+        return f"client assertion {self.pk}"
+
+
+class AssertedTokenFamily(models.Model):
+    """A token family issued to a client that authenticated with a client assertion: every refresh of
+    it needs one too, whatever the client's document says later (no downgrade to a public client)."""
+
+    token_family = models.UUIDField(unique=True)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"asserted token family {self.pk}"
+
+
+class ClientBlock(models.Model):
+    """A client the tenant admin disabled (``oauth.client_blocks``): matched by its client id, by the
+    host of a CIMD client id (every client id on it), or, for dynamically registered clients, by
+    ``software_id`` or a redirect URI host, so that registering again does not bring it back."""
+
+    class Kind(models.TextChoices):
+        CLIENT_ID = "client_id", "client id"
+        CIMD_HOST = "cimd_host", "CIMD host (every client id on it)"
+        SOFTWARE_ID = "software_id", "software_id (DCR)"
+        REDIRECT_HOST = "redirect_host", "redirect URI host (DCR)"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    value = models.CharField(max_length=500)
+    reason = models.CharField(max_length=200, blank=True)
+    # a tenant schema pointing at a platform user: no database-level foreign key (identity.models says why)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("kind", "value"), name="unique_client_block")]
+        verbose_name = "disabled client"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"

@@ -47,11 +47,14 @@ def token_answer(request: HttpRequest, response: HttpResponse, client_id: str | 
     metrics.token_answer(_tenant(), grant_type, outcome)
     if outcome == "slow_down":
         return  # over the rate limit: counted only, so a flood of refused requests writes no rows
+    if outcome == "invalid_client":  # no client known: counted per minute, not one row per request
+        audit.record_unattributed(event=f"token.{grant_type}", outcome=outcome)
+        return
     audit.record(
         event=f"token.{grant_type}",
         outcome=outcome,
         user_id=getattr(request, "audit_user_id", None),
-        client_id=client_id if outcome != "invalid_client" else "",  # an unknown id may be anything typed
+        client_id=client_id,
         request=request,
     )
 
@@ -79,3 +82,10 @@ def revoked(*, client_id: str | None, user_id: int | None) -> None:
     """A token revoked at the revocation endpoint (RFC 7009)."""
     metrics.revocation(_tenant(), "revoke_endpoint")
     audit.record(event="revocation", outcome="revoked", user_id=user_id, client_id=client_id)
+
+
+def client_assertion_refused(reason: str, *, client_id: str | None, request: HttpRequest | None) -> None:
+    """A client assertion (private_key_jwt) refused at the token or revocation endpoint: the reason is
+    the outcome (a closed vocabulary, ``oauth.client_assertion``); the client id only for a client the
+    platform knows."""
+    audit.record(event="client_assertion", outcome=reason, client_id=client_id or "", request=request)

@@ -3,21 +3,29 @@ arguments only. Reads are in ``oauth.selectors``."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
-from oauth.client_policy import ClientFacts
+from oauth.client_policy import ClientAuthentication, ClientFacts
 from oauth.hashers import MIN_RANDOM_LENGTH
-from oauth.models import ClientProfile, ConsentGrant, RefreshSuccessor, StepUpChallenge
+from oauth.models import (
+    AssertedTokenFamily,
+    ClientAssertionJti,
+    ClientProfile,
+    ConsentGrant,
+    RefreshSuccessor,
+    StepUpChallenge,
+)
 from oauth.selectors import choose_challenge_channel
 
 logger = logging.getLogger(__name__)
@@ -93,30 +101,98 @@ def _revoke(**owner: int) -> int:
     return deleted
 
 
-def create_client_profile(*, application: Application, facts: ClientFacts, client_id_host: str = "") -> ClientProfile:
+AUTHENTICATION_FIELDS = ["token_endpoint_auth_method", "signing_alg", "jwks", "jwks_uri", "jwks_expires_at"]
+
+
+def _apply_authentication(profile: ClientProfile, authentication: ClientAuthentication) -> None:
+    """A CIMD document's client authentication onto its profile. A new ``jwks_uri`` forgets the set
+    fetched from the old one; the document's own ``jwks`` replaces the set."""
+    profile.token_endpoint_auth_method = authentication.method
+    profile.signing_alg = authentication.signing_alg
+    if authentication.jwks_uri:
+        if profile.jwks_uri != authentication.jwks_uri:
+            profile.jwks, profile.jwks_expires_at = None, None
+    else:
+        profile.jwks, profile.jwks_expires_at = authentication.jwks, None
+    profile.jwks_uri = authentication.jwks_uri
+
+
+def create_client_profile(
+    *,
+    application: Application,
+    facts: ClientFacts,
+    client_id_host: str = "",
+    authentication: ClientAuthentication | None = None,
+) -> ClientProfile:
     """Record a newly registered client's profile (DCR and first sight of a CIMD client), choosing its
     challenge channel. The channel is chosen once; afterwards only an admin changes it."""
+    profile = ClientProfile(
+        application=application,
+        application_type=facts.application_type,
+        software_id=facts.software_id,
+        challenge_channel=choose_challenge_channel(facts=facts, client_id_host=client_id_host),
+    )
+    if authentication is not None:
+        _apply_authentication(profile, authentication)
     with transaction.atomic():
-        return ClientProfile.objects.create(
-            application=application,
-            application_type=facts.application_type,
-            software_id=facts.software_id,
-            challenge_channel=choose_challenge_channel(facts=facts, client_id_host=client_id_host),
-        )
+        profile.save(force_insert=True)
+    return profile
 
 
-def update_client_profile(*, application: Application, facts: ClientFacts, client_id_host: str = "") -> ClientProfile:
+def update_client_profile(
+    *,
+    application: Application,
+    facts: ClientFacts,
+    client_id_host: str = "",
+    authentication: ClientAuthentication | None = None,
+) -> ClientProfile:
     """Bring a profile in line with a client's updated metadata (RFC 7592 update, re-fetched CIMD
-    document): application type and software_id follow the document; the channel and the
-    resource-server flag stay as they are (an admin's choice wins). Creates the profile if missing."""
+    document): application type and software_id follow the document, and so does a CIMD client's
+    authentication (``authentication``); the channel and the resource-server flag stay as they are
+    (an admin's choice wins). Creates the profile if missing."""
     with transaction.atomic():
         profile = ClientProfile.objects.select_for_update().filter(application=application).first()
         if profile is None:
-            return create_client_profile(application=application, facts=facts, client_id_host=client_id_host)
+            return create_client_profile(
+                application=application, facts=facts, client_id_host=client_id_host, authentication=authentication
+            )
         profile.application_type = facts.application_type
         profile.software_id = facts.software_id
-        profile.save(update_fields=["application_type", "software_id"])
+        fields = ["application_type", "software_id"]
+        if authentication is not None:
+            _apply_authentication(profile, authentication)
+            fields += AUTHENTICATION_FIELDS
+        profile.save(update_fields=fields)
         return profile
+
+
+def store_fetched_key_set(*, profile: ClientProfile, jwks: dict | None, max_age: int, now) -> None:
+    """Keep a CIMD client's key set fetched from its ``jwks_uri`` (``jwks`` None: the fetch failed,
+    the last good set stays) and when it was fetched, which bounds how often an unknown ``kid`` may
+    fetch it again."""
+    profile.jwks_fetched_at = now
+    fields = ["jwks_fetched_at"]
+    if jwks is not None:
+        profile.jwks, profile.jwks_expires_at = jwks, now + timedelta(seconds=max_age)
+        fields += ["jwks", "jwks_expires_at"]
+    ClientProfile.objects.filter(pk=profile.pk).update(**{f: getattr(profile, f) for f in fields})
+
+
+def record_assertion_jti(*, application: Application, jti: str, expires_at) -> bool:
+    """Record a client assertion's ``jti`` until ``expires_at``; False when it was recorded before (a
+    replay). A database error propagates: the caller refuses the assertion (fails closed)."""
+    digest = hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        with transaction.atomic():
+            ClientAssertionJti.objects.create(application=application, jti_hash=digest, expires_at=expires_at)
+    except IntegrityError:
+        return False
+    return True
+
+
+def mark_asserted_family(*, application: Application, token_family) -> None:
+    """A token family issued after a client assertion: its refreshes need one too."""
+    AssertedTokenFamily.objects.get_or_create(token_family=token_family, defaults={"application": application})
 
 
 def expire_unused_clients(*, now=None) -> int:
@@ -142,10 +218,11 @@ def expire_unused_clients(*, now=None) -> int:
 @transaction.atomic
 def drop_expired_refresh_state(*, now=None) -> int:
     """Forget successor pairs past the refresh grace window (normally dropped when the successor is
-    used) and step-up challenges past theirs."""
+    used), step-up challenges past theirs and the jti of client assertions past their expiry."""
     now = now or timezone.now()
     grace = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
     step_up = timedelta(seconds=settings.OAUTH_STEP_UP_REFRESH_WINDOW_SECONDS)
     pairs, _ = RefreshSuccessor.objects.filter(created_at__lte=now - grace).delete()
     challenges, _ = StepUpChallenge.objects.filter(challenged_at__lte=now - step_up).delete()
-    return pairs + challenges
+    jtis, _ = ClientAssertionJti.objects.filter(expires_at__lte=now).delete()  # an expired assertion fails anyway
+    return pairs + challenges + jtis

@@ -5,7 +5,8 @@
   past their idle expiry, revoked ones once reuse detection no longer needs them;
 - ``revoke_departed``: the safety net behind the ``membership_ended`` / ``tenant_deactivated``
   receivers: live tokens, codes and consents of users who are not active members of the tenant
-  (every token, if the tenant is deactivated) are revoked, even if the event was missed.
+  (every token, if the tenant is deactivated) are revoked, even if the event was missed; so is
+  whatever a client the tenant admin disabled still holds (``oauth.client_blocks``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from django.db import connection
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken, clear_expired
 
+from oauth.client_blocks import revoke_blocked
 from oauth.services import revoke_all_tokens, revoke_user_tokens
 from tenants.models import Membership
 
@@ -52,9 +54,10 @@ def _holders() -> set[int]:
 def revoke_departed(*, tenant_active: bool) -> Counts:
     if not tenant_active:
         return {"tenant_tokens_revoked": revoke_all_tokens()}
+    blocked = revoke_blocked()  # disabled clients (oauth.client_blocks): normally nothing is left
     members = set(
         Membership.objects.filter(tenant_id=connection.tenant.pk, is_active=True).values_list("user_id", flat=True)
     )
     departed = sorted(_holders() - members)
     revoked = sum(revoke_user_tokens(user_id=user_id) for user_id in departed)
-    return {"departed_users": len(departed), "tokens_revoked": revoked}
+    return {"departed_users": len(departed), "tokens_revoked": revoked, "blocked_client_tokens_revoked": blocked}

@@ -22,6 +22,12 @@
 - Client secrets are checked with the client-secret hasher as the preferred one (``oauth.hashers``:
   one HMAC-SHA256, not a million PBKDF2 rounds); one stored under another hasher is rehashed at its
   next successful use.
+- CIMD clients whose document declares ``private_key_jwt`` (kept in their profile; DOT itself keeps
+  every CIMD client public) authenticate with a client assertion at the token and revocation
+  endpoints (``oauth.client_assertion``), on every request: ``client_authentication_required``,
+  ``authenticate_client`` and ``authenticate_client_id`` refuse them without one. A token family
+  issued after an assertion needs one on every refresh, whatever the document says later
+  (``AssertedTokenFamily``). Every refusal is ``invalid_client`` with a description, and audited.
 """
 
 from __future__ import annotations
@@ -46,10 +52,12 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from oauth import observe
-from oauth.backends import allowed_resources
-from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
-from oauth.services import rehash_client_secret
+from oauth import client_blocks, observe
+from oauth.backends import allowed_resources, current_request
+from oauth.client_assertion import ASSERTION_TYPE, MAX_ASSERTION_BYTES, AssertionRefused, unverified_issuer, verify
+from oauth.issuer import issuer
+from oauth.models import AssertedTokenFamily, ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
+from oauth.services import mark_asserted_family, rehash_client_secret
 from oauth.stepup import challenge_window_start, pending_step_up, uncovered
 from oauth.token_reads import grant_with_client, live_refresh_token_with_client
 
@@ -83,6 +91,63 @@ class TenantOAuth2Validator(OAuth2Validator):
             preferred=oauth2_settings.CLIENT_SECRET_HASHER,
         )
 
+    # --- private_key_jwt (CIMD clients) ---------------------------------------------------------
+    def client_authentication_required(self, request, *args, **kwargs) -> bool:
+        if _assertion_presented(request):
+            return True
+        if super().client_authentication_required(request, *args, **kwargs):
+            return True
+        return request.client is not None and _needs_assertion(request.client, request)
+
+    def authenticate_client(self, request, *args, **kwargs) -> bool:
+        if _assertion_presented(request):
+            return self._authenticate_assertion(request)
+        if request.client is not None and _needs_assertion(request.client, request):
+            _refuse(request, "missing_assertion", _ASSERTION_NEEDED, request.client.client_id)
+        return super().authenticate_client(request, *args, **kwargs)
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs) -> bool:
+        if not super().authenticate_client_id(client_id, request, *args, **kwargs):
+            return False
+        if _needs_assertion(request.client, request):
+            _refuse(request, "missing_assertion", _ASSERTION_NEEDED, request.client.client_id)
+        return True
+
+    def _authenticate_assertion(self, request) -> bool:
+        assertion_type = getattr(request, "client_assertion_type", None)
+        assertion = getattr(request, "client_assertion", None)
+        claimed = unverified_issuer(assertion)
+        if not settings.OAUTH_CIMD_PRIVATE_KEY_JWT:
+            _refuse(request, "turned_off", "private_key_jwt is not offered by this server", None)
+        if assertion_type != ASSERTION_TYPE:
+            _refuse(request, "unsupported_type", f"client_assertion_type must be {ASSERTION_TYPE}", None)
+        if not isinstance(assertion, str) or not assertion or {"client_assertion", "client_assertion_type"} & set(
+            request.duplicate_params
+        ):
+            _refuse(request, "malformed", "send one client_assertion", None)
+        if len(assertion) > MAX_ASSERTION_BYTES:
+            _refuse(request, "too_large", f"client_assertion is larger than {MAX_ASSERTION_BYTES} bytes", None)
+        if self._extract_basic_auth(request) or getattr(request, "client_secret", None):
+            _refuse(request, "mixed_methods", "use one client authentication method: an assertion or a secret", None)
+        if claimed is None:
+            _refuse(request, "malformed", "client_assertion has no readable iss claim", None)
+        if request.client_id and request.client_id != claimed:
+            _refuse(request, "client_id_mismatch", "client_id differs from the client_assertion's iss", None)
+        client = self._load_application(claimed, request)
+        if client is None:
+            _refuse(request, "unknown_client", "the client_assertion's iss is not a known client", None)
+        profile = _profile(client, request)
+        if profile is None or not profile.uses_private_key_jwt:
+            _refuse(request, "not_private_key_jwt", "this client does not authenticate with private_key_jwt", claimed)
+        try:
+            verify(assertion, client_id=claimed, profile=profile, audiences=_audiences())
+        except AssertionRefused as refused:
+            _refuse(request, refused.reason, refused.description, claimed)
+        request.client = client
+        request.client_id = claimed
+        request.platform_client_asserted = True
+        return True
+
     # --- the client, read with what the token request presents -----------------------------------
     def _load_application(self, client_id, request):
         """DOT's, except that a token request's first statement also reads what it presents: the
@@ -98,6 +163,20 @@ class TenantOAuth2Validator(OAuth2Validator):
                     request.client = client
                     return client
         return super()._load_application(client_id, request)
+
+    # --- the tenant's kill switch (oauth.client_blocks) --------------------------------------
+    def validate_client_id(self, client_id, request, *args, **kwargs) -> bool:
+        """The authorization endpoint: a disabled client cannot authorize."""
+        valid = super().validate_client_id(client_id, request, *args, **kwargs)
+        return valid and not client_blocks.is_blocked(request.client)
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
+        """The token endpoint: a code or refresh token of a disabled client was revoked with the
+        block (no statement added to those hot paths); any other grant is refused here."""
+        valid = super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
+        if not valid or grant_type in ("authorization_code", "refresh_token"):
+            return valid
+        return not client_blocks.is_blocked(client)
 
     # --- RFC 8707 ------------------------------------------------------------------------------
     def _check_and_set_request_resource(self, request) -> None:
@@ -213,6 +292,13 @@ class TenantOAuth2Validator(OAuth2Validator):
         return rt
 
     def save_bearer_token(self, token, request, *args, **kwargs):
+        saved = self._save_bearer_token_once(token, request, *args, **kwargs)
+        issued = getattr(request, "issued_refresh_token", None)
+        if getattr(request, "platform_client_asserted", False) and issued is not None and issued.token_family:
+            mark_asserted_family(application=request.client, token_family=issued.token_family)
+        return saved
+
+    def _save_bearer_token_once(self, token, request, *args, **kwargs):
         if _one_statement_exchange(request, token):
             # one autocommitted statement is its own transaction: no BEGIN/COMMIT round trips
             return self._save_code_exchange(token, request, *args, **kwargs)
@@ -367,6 +453,69 @@ class TenantOAuth2Validator(OAuth2Validator):
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
         client = getattr(request, "client", None)
         observe.revoked(client_id=getattr(client, "client_id", None), user_id=None)
+
+
+_ASSERTION_NEEDED = (
+    "this client authenticates with private_key_jwt: send client_assertion_type "
+    f"{ASSERTION_TYPE} and a client_assertion"
+)
+
+
+def _assertion_presented(request) -> bool:
+    return getattr(request, "client_assertion", None) is not None or (
+        getattr(request, "client_assertion_type", None) is not None
+    )
+
+
+def _refuse(request, reason: str, description: str, client_id: str | None):
+    """``invalid_client`` with ``description`` (oauthlib turns it into the 401 answer), audited."""
+    observe.client_assertion_refused(reason, client_id=client_id, request=current_request.get())
+    raise errors.InvalidClientError(description=description, request=request)
+
+
+def _profile(client, request) -> ClientProfile | None:
+    cached = getattr(request, "platform_profile", None)
+    if cached is None or cached.application_id != client.pk:
+        cached = ClientProfile.objects.filter(application=client).select_related("application").first()
+        request.platform_profile = cached
+    return cached
+
+
+def _needs_assertion(client, request) -> bool:
+    """A CIMD client that must authenticate with a client assertion on this request: its document
+    declares private_key_jwt, or the refresh token presented belongs to a family issued after one.
+    Decided once per request (oauthlib may ask twice)."""
+    if not settings.OAUTH_CIMD_PRIVATE_KEY_JWT or client.registration_source != client.RegistrationSource.CIMD:
+        return False
+    decided = getattr(request, "platform_needs_assertion", None)
+    if decided is None or decided[0] != client.pk:
+        decided = request.platform_needs_assertion = (client.pk, _cimd_client_needs_assertion(client, request))
+    return decided[1]
+
+
+def _cimd_client_needs_assertion(client, request) -> bool:
+    profile = _profile(client, request)
+    if profile is not None and profile.uses_private_key_jwt:
+        return True
+    if request.grant_type != "refresh_token" or not isinstance(request.refresh_token, str):
+        return False
+    rt = getattr(request, "platform_live_refresh_token", None)
+    family = rt.token_family if rt is not None else (
+        RefreshToken.objects.filter(token_checksum=checksum(request.refresh_token))
+        .values_list("token_family", flat=True)
+        .first()
+    )
+    return family is not None and AssertedTokenFamily.objects.filter(token_family=family).exists()
+
+
+def _audiences() -> tuple[str, ...]:
+    """What a client assertion's ``aud`` may be: this tenant's issuer (first: what clients should
+    send), and its token endpoint URL (RFC 7523's earlier advice)."""
+    http_request = current_request.get()
+    if http_request is None:
+        return ()
+    base = issuer(http_request)
+    return (base, f"{base}/token/", f"{base}/token")
 
 
 def _inherit_grant_resource(validator: OAuth2Validator, request, grant: Grant) -> None:

@@ -16,9 +16,9 @@ from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 
 @admin.register(AuthEvent, site=tenant_admin_site)
 class AuthEventAdmin(TenantModelAdmin):
-    list_display = ("created_at", "event", "auth_class", "outcome", "user_id", "client_id", "tool", "source_address",
-                    "request_id")
-    list_filter = ("event", "auth_class", "outcome", "created_at")
+    list_display = ("created_at", "event", "auth_class", "outcome", "count", "user_id", "client_id", "tool",
+                    "source_address", "request_id")
+    list_filter = ("event", "auth_class", "outcome", "aggregated", "created_at")
     search_fields = ("=client_id", "=request_id", "=tool", "=source_address")
     date_hierarchy = "created_at"
     change_list_template = "admin/observability/authevent/change_list.html"
@@ -40,7 +40,23 @@ class AuthEventAdmin(TenantModelAdmin):
         now = timezone.now()
         hours, by_class = selectors.events_by_class(now)
         _, refreshes = selectors.refresh_outcomes(now)
-        panels = [(p, charts.horizontal_bars(p.title, p.bars)) for p in health.panels()]
+        unattributed = health.Panel(
+            title="Failures before a client was known",
+            bars=selectors.unattributed_totals(now),
+            empty_text="none in the last 24 hours",
+            help_text="No token, a malformed or unknown token, an unknown client at the token endpoint: "
+            "counted per minute in aggregated rows, not one row per request.",
+        )
+        login_limits = health.Panel(
+            title="Login limits reached",
+            bars=selectors.login_limit_alerts(now),
+            empty_text="none in the last 24 hours",
+            help_text="An address locked after LOGIN_ADDRESS_FAILURE_LIMIT failures, or an account whose logins "
+            "were throttled after LOGIN_ACCOUNT_FAILURE_LIMIT failures from any addresses (someone guessing its "
+            "password): filter the auth events by event = login_limit for the user and addresses.",
+        )
+        own = [login_limits, unattributed]
+        panels = [(p, charts.horizontal_bars(p.title, p.bars)) for p in [*own, *health.panels()]]
         context = {
             **self.admin_site.each_context(request),
             "title": "Auth health (last 24 hours)",

@@ -108,6 +108,52 @@ def _insert_async_commit(rows: list[AuthEvent]) -> None:
         cursor.execute(statement, values)
 
 
+def record_unattributed(*, event: str, auth_class: str = "", outcome: str = "") -> None:
+    """An auth failure before any client is known (no credentials, an unknown or malformed token, an
+    unknown client at the token endpoint): counted on one row per event, class, outcome and minute
+    (``aggregated``, ``count``), not stored one by one, so a flood of made-up tokens cannot fill the
+    tenant's trail or bury its real events. A known client's failures go through ``record``. One
+    statement (an upsert on the aggregate's partial unique index), committed as ``record``'s are."""
+    if not settings.AUDIT_ENABLED:
+        return
+    schema = connection.schema_name
+    if schema == PUBLIC:
+        return
+    values = [schema, event[:40], auth_class[:40], outcome[:40]]
+    try:
+        with connection.cursor() as cursor:
+            if connection.in_atomic_block:
+                with transaction.atomic():
+                    cursor.execute(_upsert_sql(async_commit=False), values)
+            else:
+                cursor.execute(_upsert_sql(async_commit=True), values)
+    except DatabaseError:
+        logger.exception("audit: could not count a %s event", event)
+
+
+@functools.cache
+def _upsert_sql(*, async_commit: bool) -> str:
+    opts, quote = AuthEvent._meta, connection.ops.quote_name
+    table = quote(opts.db_table)
+
+    def column(name: str) -> str:
+        return quote(opts.get_field(name).column)
+
+    minute = "date_trunc('minute', now())"
+    names = ("created_at", "tenant", "event", "auth_class", "outcome", "client_id", "tool", "request_id",
+             "aggregated", "count")  # fmt: skip
+    row = f"{minute}, %s, %s, %s, %s, '', '', '', true, 1"
+    key = ", ".join(column(name) for name in ("created_at", "event", "auth_class", "outcome"))
+    head = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) " if async_commit else ""
+    source = "SELECT " + row + (" FROM async_commit" if async_commit else "")  # noqa: S608 (constants)
+    # names from the model's metadata, values as parameters
+    return (
+        f"{head}INSERT INTO {table} ({', '.join(column(n) for n in names)}) {source} "
+        f"ON CONFLICT ({key}) WHERE {column('aggregated')} "
+        f"DO UPDATE SET {column('count')} = {table}.{column('count')} + 1"
+    )
+
+
 def sample_tool_call() -> bool:
     rate = settings.AUDIT_TOOL_CALL_SAMPLE_RATE
     return bool(settings.AUDIT_ENABLED and rate > 0 and (rate >= 1 or random.random() < rate))  # noqa: S311

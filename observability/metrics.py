@@ -101,10 +101,16 @@ RATE_LIMIT_UNAVAILABLE = Counter(
     ["tenant", "limit"],
 )
 
+LOGIN_LIMITS = Counter(
+    "platform_login_limits",
+    "Login limits reached (tenants.login_limits): an address locked, or an account's logins throttled",
+    ["tenant", "reason"],
+)
+
 ALL = (
     CHALLENGES, TOKEN_ISSUED, TOKEN_REFRESH, TOKEN_REUSE, TOKEN_REVOCATIONS, CONNECTOR_REFRESH,
     CONNECTOR_REFRESH_SECONDS, PROACTIVE_REFRESH_HEADROOM, CROSS_TENANT_DENIALS, TOOL_CALLS, SWEEP_RESULTS,
-    RATE_LIMIT_UNAVAILABLE, PROVIDER_REFRESH, PROVIDER_FAILURES, BREAKER_STATE,
+    RATE_LIMIT_UNAVAILABLE, LOGIN_LIMITS, PROVIDER_REFRESH, PROVIDER_FAILURES, BREAKER_STATE,
 )
 
 
@@ -219,6 +225,11 @@ def job_result(tenant: str, job: str, result: str, amount: float) -> None:
 @_safe
 def rate_limit_unavailable(tenant: str, limit: str) -> None:
     RATE_LIMIT_UNAVAILABLE.labels(tenant, limit).inc()
+
+
+@_safe
+def login_limit(tenant: str, reason: str) -> None:
+    LOGIN_LIMITS.labels(tenant, reason).inc()
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.db.models import Count
+from django.db.models import Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ def _hourly(queryset, now: datetime, series_of) -> tuple[list[datetime], dict[st
         queryset.filter(created_at__gte=hours[0])
         .annotate(hour=TruncHour("created_at"))
         .values("hour", "event", "auth_class", "outcome")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("count"))  # an aggregated row stands for ``count`` events
     )
     for row in rows:
         position = index.get(row["hour"])
@@ -50,3 +50,30 @@ def refresh_outcomes(now: datetime | None = None) -> tuple[list[datetime], dict[
         now or timezone.now(),
         lambda r: f"{names[r['event']]}: {'reuse' if r['event'] == 'refresh_reuse' else r['outcome']}",
     )
+
+
+def unattributed_totals(now: datetime | None = None) -> list[tuple[str, int]]:
+    """Failures before any client was known in the last 24 hours (aggregated rows), by event and
+    class or outcome: what a flood of made-up tokens or client ids amounts to."""
+    since = (now or timezone.now()) - timedelta(hours=24)
+    rows = (
+        AuthEvent.objects.filter(aggregated=True, created_at__gte=since)
+        .values("event", "auth_class", "outcome")
+        .annotate(n=Sum("count"))
+        .order_by("-n")
+    )
+    return [(f"{row['event']} {row['auth_class'] or row['outcome']}", row["n"]) for row in rows]
+
+
+def login_limit_alerts(now: datetime | None = None) -> list[tuple[str, int]]:
+    """Login limits reached in the last 24 hours (``login_limit`` events): addresses locked and
+    accounts whose logins were throttled."""
+    since = (now or timezone.now()) - timedelta(hours=24)
+    rows = (
+        AuthEvent.objects.filter(event="login_limit", created_at__gte=since)
+        .values("outcome")
+        .annotate(n=Sum("count"))
+        .order_by("outcome")
+    )
+    names = {"address": "addresses locked", "account": "accounts throttled"}
+    return [(names.get(row["outcome"], row["outcome"]), row["n"]) for row in rows]

@@ -12,8 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.forms import SuperuserLoginForm
-from tenants.forms import TenantAdminLoginForm  # the one tenant login form (tenants.forms)
+from tenants.forms import PlatformAdminLoginForm, TenantAdminLoginForm  # tenants.forms: gate and limits
 from tenants.models import Membership
 from tenants.selectors import active_membership
 
@@ -146,7 +145,7 @@ class PlatformAdminSite(admin.AdminSite):
 
     site_header = "Platform administration"
     site_url = None
-    login_form = SuperuserLoginForm  # one generic error for every refusal (accounts.forms)
+    login_form = PlatformAdminLoginForm  # superusers only; one generic error for every refusal
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

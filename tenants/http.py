@@ -1,4 +1,5 @@
-"""The client's network address, one rule for the whole platform (login lockout, rate limits).
+"""The client's network address, one rule for the whole platform (login lockout, rate limits), and
+the bucket its limits count it in.
 
 Without ``BEHIND_PROXY`` the address is the TCP peer (``REMOTE_ADDR``) and ``X-Forwarded-For`` is
 ignored: any client can send that header. With ``BEHIND_PROXY`` the platform sits behind exactly one
@@ -30,3 +31,16 @@ def client_address(request: HttpRequest) -> str:
         if hops and (forwarded := _valid(hops[-1])):
             return forwarded
     return _valid(request.META.get("REMOTE_ADDR") or "") or UNKNOWN_ADDRESS
+
+
+def address_bucket(request: HttpRequest) -> str:
+    """The address the per-address limits count the client under (login lockout and limits, token
+    endpoint, registration): an IPv4 address itself; for IPv6 its /64 network, written as an address
+    (``2001:db8:1:2::``), because one host or subscriber is routinely given a whole /64 and could
+    otherwise take a fresh bucket for every attempt. An IPv4-mapped address counts as the IPv4 one."""
+    address = ipaddress.ip_address(client_address(request))
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address)
+    return str(address)

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponsePermanentRedirect, JsonResponse
 
 from tenants.edges import request_problem
+from tenants.hosts import check_development_host
 from tenants.models import SLUG_RE, Tenant
 from tenants.routing import (
     confirm_tenant_now,
@@ -36,6 +37,7 @@ class TenantRoutingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        check_development_host(request)  # DNS rebinding: only our own hosts (no-op in production)
         routed = split_tenant_path(request.path_info)
         tenant: Tenant | None
         script_prefix = None

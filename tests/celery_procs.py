@@ -11,23 +11,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from urllib.parse import quote
-
-from django.db import connection
 
 from probe.ready import stop_process
+from tests.database import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    socket = (db.get("OPTIONS") or {}).get("host")
-    if socket:
-        return f"postgresql://{db['USER']}@/{db['NAME']}?host={quote(socket)}"
-    return (
-        f"postgresql://{db['USER']}:{db.get('PASSWORD') or ''}@{db.get('HOST')}:{db.get('PORT') or 5432}/{db['NAME']}"
-    )
 
 
 @contextmanager

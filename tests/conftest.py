@@ -45,7 +45,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     settings.OAUTH_DCR_RATE_LIMIT = (100_000, 3600)  # the suite registers many clients from 127.0.0.1
     settings.OAUTH_TOKEN_RATE_LIMIT = (100_000, 60)  # ... and exchanges many tokens (tests/test_logins.py sets
     settings.OAUTH_TOKEN_CLIENT_RATE_LIMIT = (100_000, 60)  # these and the login lockout low where it tests them)
-    settings.AXES_FAILURE_LIMIT = 100_000
+    settings.AXES_FAILURE_LIMIT = 100_000  # and the login limits (tests/test_logins.py sets them low)
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 100_000
+    settings.LOGIN_ACCOUNT_FAILURE_LIMIT = 100_000
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server threads close their connections
     settings.TENANT_SPARE_SCHEMAS = 0  # no spare schemas but in tests/test_spares.py (they turn them on)
     with django_db_blocker.unblock():

@@ -3,11 +3,13 @@ schema has no trail; successful tool calls are audited only when sampled (``AUDI
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from django_tenants.utils import schema_context
 
 from observability import audit
 from observability.models import AuthEvent
+from probe.mcp_wire import modern_message
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
 
@@ -86,3 +88,59 @@ def test_a_batch_outside_a_transaction_is_one_statement(live):
         ("acme", "ok", None, None),
         ("acme", "ok", 3, None),
     ]
+
+
+@pytest.mark.timeout(300)
+def test_a_flood_of_made_up_tokens_is_counted_not_stored_row_by_row(live):
+    """2,000 MCP requests with made-up bearer tokens (and 150 without a usable one): every one counted
+    in metrics; in the trail a few aggregated rows whose counts add up,
+    while a known client's failures are still one row each, with its client id."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from tests.observability_helpers import samples, scrape, value
+
+    acme = live.tenant("acme")
+    client, browser = signed_in(acme, "member@acme.test")
+    expired = obtain_tokens(browser, client, scope="crm.read")["access_token"]
+    with schema_context("acme"):
+        from oauth2_provider.models import AccessToken
+
+        AccessToken.objects.filter(application__client_id=client.client_id).update(
+            expires=timezone.now() - timedelta(seconds=1)
+        )
+        start = timezone.now().replace(second=0, microsecond=0)
+        before = AuthEvent.objects.filter(created_at__gte=start).count()
+    invalid = {"class": "INVALID_TOKEN", "channel": "http"}
+    metrics_before = samples(scrape(live.url))
+
+    body, headers = modern_message("tools/call", {"name": "crm_search_contacts", "arguments": {"query": "a"}})
+    http = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=8))
+
+    def post(authorization: str | None) -> int:
+        sent = {**headers, **({"Authorization": authorization} if authorization else {})}
+        return http.post(acme.mcp, json=body, headers=sent).status_code
+
+    with http, ThreadPoolExecutor(max_workers=8) as pool:
+        made_up = [f"Bearer made-up-{i:06d}-{'x' * 30}" for i in range(2000)]
+        anonymous = [None, "Basic Zm9vOmJhcg==", "Bearer"] * 50  # no header, another scheme, no token
+        statuses = list(pool.map(post, made_up + anonymous))
+    assert statuses == [401] * 2150
+    for _ in range(3):
+        assert call(acme.mcp, expired, "crm_search_contacts", {"query": "a"}).status_code == 401
+
+    metrics_after = samples(scrape(live.url))
+    assert value(metrics_after, "platform_auth_challenges_total", tenant="acme", **invalid) - value(
+        metrics_before, "platform_auth_challenges_total", tenant="acme", **invalid
+    ) == 2003
+    with schema_context("acme"):
+        new = AuthEvent.objects.filter(created_at__gte=start)
+        total_rows = new.count() - before
+        assert total_rows <= 20 + 3, total_rows  # a few minutes' aggregates, and the known client's three
+        counts = dict(new.filter(aggregated=True).values_list("auth_class").annotate(n=Sum("count")))
+        known = list(new.filter(client_id=client.client_id, auth_class="INVALID_TOKEN"))
+    assert counts.get("INVALID_TOKEN", 0) >= 2000 and counts.get("AUTH_REQUIRED", 0) >= 150, counts
+    assert len(known) == 3 and all(row.count == 1 and not row.aggregated for row in known)

@@ -9,29 +9,19 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from oauth2_provider.models import Application
 
 from oauth.models import ClientProfile
 from probe.ready import stop_process
+from tests.database import database_url
 from tests.oauth_flow import register
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    host = db.get("HOST") or ""
-    socket = (db.get("OPTIONS") or {}).get("host")
-    if socket:
-        return f"postgresql://{db['USER']}@/{db['NAME']}?host={quote(socket)}"
-    return f"postgresql://{db['USER']}:{db.get('PASSWORD') or ''}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ one real HTTP request; a failure prints the request hypothesis shrank it to."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +19,36 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.mcp_raw import HANDSHAKE, MODERN
+from probe.mcp_wire import modern_message
+from tests.fuzz_strategies import (
+    AUTHORIZE_FIELDS,
+    FORM,
+    RAW_INVALID,
+    REGISTRATION_FIELDS,
+    TOKEN_FIELDS,
+    authorize_value,
+    capped,
+    content_type,
+    credentials,
+    deep,
+    deep_object,
+    field_dict,
+    form_body,
+    form_value,
+    form_with_raw_bytes,
+    grant_type,
+    json_value,
+    json_with_raw_bytes,
+    mcp_body,
+    mcp_headers,
+    nasty,
+    printable,
+    raw_form_insert,
+    raw_header,
+    raw_invalid,
+    string_slots,
+)
+from tests.mcp_raw import HANDSHAKE
 from tests.oauth_flow import Browser, Client, authorize_url, obtain_tokens, pkce_pair, signed_in
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))  # per endpoint family; raise it for a deeper run
@@ -30,60 +59,6 @@ FUZZ = settings(
     derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-# --- strategies -------------------------------------------------------------------------------------
-
-SPECIAL = ["\x00", "\ud800", "\udfff", "a\udc00b", "\ufeff", "\u2028", "%00", "%ED%A0%80", "\\u0000", "' OR 1=1 --"]
-any_char = st.one_of(st.characters(), st.characters(codec=None, categories=["Cs"]), st.sampled_from(["\x00"]))
-short_text = st.text(any_char, max_size=24)
-long_text = st.builds(lambda c, n: c * n, st.sampled_from(["A", "\x00", "é", "\ud800", "/"]), st.integers(100, 4000))
-nasty = st.one_of(short_text, st.sampled_from(SPECIAL), long_text)
-scalar = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.integers(min_value=-(2**200), max_value=2**200),
-    st.floats(allow_nan=False, allow_infinity=False),
-    nasty,
-)
-json_value = st.recursive(
-    scalar, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(nasty, inner, max_size=4), max_leaves=16
-)
-deep = st.integers(200, 6000).map(lambda n: ("[" * n + "]" * n).encode())
-deep_object = st.integers(200, 6000).map(lambda n: ('{"a":' * n + "1" + "}" * n).encode())
-# header values: printable ASCII without the surrounding whitespace HTTP clients refuse to send
-URL_MAX = 16_000
-printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
-
-
-def _form_value(value: str) -> str:
-    return quote(value, safe="", encoding="utf-8", errors="surrogatepass")
-
-
-def capped(url: str) -> str:
-    """Long values stay long, but within what an HTTP client will send in a request line."""
-    return url[:URL_MAX]
-
-
-def form_body(fields: dict[str, str]) -> bytes:
-    return "&".join(f"{_form_value(k)}={_form_value(v)}" for k, v in fields.items()).encode()
-
-
-def basic(user: str, password: str, colon: bool = True) -> str:
-    raw = f"{_form_value(user)}:{_form_value(password)}" if colon else user
-    return ("Basic " + base64.b64encode(raw.encode("utf-8", "surrogatepass")).decode()).strip()
-
-
-charset = st.sampled_from([None, "utf-8", "UTF-8", "utf-16", "latin-1", "cp037", "no-such-charset", "utf-7", ""])
-content_type = st.one_of(
-    charset.map(lambda c: "application/x-www-form-urlencoded" + (f"; charset={c}" if c is not None else "")),
-    st.sampled_from(["multipart/form-data", "multipart/form-data; boundary=x", "application/json", "text/plain"]),
-)
-
-
-def field_dict(names: list[str]) -> st.SearchStrategy[dict[str, str]]:
-    return st.dictionaries(st.one_of(st.sampled_from(names), short_text), nasty, max_size=6)
-
 
 # --- fixtures ---------------------------------------------------------------------------------------
 
@@ -108,94 +83,75 @@ def assert_no_5xx(response: httpx.Response, what: Any) -> None:
 
 # --- MCP --------------------------------------------------------------------------------------------
 
-mcp_method = st.one_of(
-    st.sampled_from(["initialize", "ping", "tools/list", "tools/call", "server/discover", "notifications/x"]), nasty
-)
-tool_name = st.one_of(
-    st.sampled_from(["crm_search_contacts", "crm_get_contact", "crm_create_note", "tenant_info"]), nasty
-)
-mcp_params = st.one_of(
-    json_value,
-    st.fixed_dictionaries(
-        {"name": tool_name, "arguments": json_value},
-        optional={
-            "_meta": st.one_of(
-                json_value,
-                st.just(
-                    {
-                        "io.modelcontextprotocol/protocolVersion": MODERN,
-                        "io.modelcontextprotocol/clientCapabilities": {},
-                        "io.modelcontextprotocol/clientInfo": {"name": "fuzz", "version": "1"},
-                    }
-                ),
-            ),
-            "protocolVersion": json_value,
-        },
-    ),
-)
-mcp_message = st.fixed_dictionaries(
-    {},
-    optional={
-        "jsonrpc": st.one_of(st.just("2.0"), json_value),
-        "id": json_value,
-        "method": mcp_method,
-        "params": mcp_params,
-        "result": json_value,
-    },
-)
-mcp_body = st.one_of(
-    mcp_message.map(lambda m: json.dumps(m).encode()),  # ensure_ascii: NUL and surrogates travel as escapes
-    deep,
-    deep_object,
-    st.binary(max_size=64),
-    st.lists(mcp_message, max_size=3).map(lambda m: json.dumps(m).encode()),
-)
-mcp_headers = st.fixed_dictionaries(
-    {},
-    optional={
-        "MCP-Protocol-Version": st.one_of(st.sampled_from([MODERN, HANDSHAKE, "2025-06-18"]), printable),
-        "Mcp-Method": st.one_of(mcp_method.filter(str.isprintable).filter(str.isascii), printable),
-        "Mcp-Name": printable,
-        "Origin": st.sampled_from(["https://chatgpt.com", "https://evil.example", "null"]),
-        "Content-Type": st.sampled_from(["application/json", "application/json; charset=utf-16", "text/plain"]),
-    },
-)
-
-
 @FUZZ
-@given(body=mcp_body, headers=mcp_headers, auth=st.sampled_from(["none", "valid", "bogus"]))
-def test_fuzz_mcp(acme, http, session, body, headers, auth):
-    sent = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers}
+@given(body=mcp_body, headers=mcp_headers, auth=st.sampled_from(["none", "valid", "bogus"]), raw=raw_header)
+def test_fuzz_mcp(acme, http, session, body, headers, auth, raw):
+    sent: dict[str, Any] = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        **headers,
+    }
     if auth != "none":
         sent["Authorization"] = f"Bearer {session[2] if auth == 'valid' else 'x' * 40}"
+    if raw is not None:
+        name, value = raw
+        sent[name] = (b"Bearer " if name == "Authorization" else b"") + value
     assert_no_5xx(http.post(acme.mcp, content=body, headers=sent), (body[:300], sent))
+
+
+@pytest.mark.parametrize("era", ["modern", "handshake"])
+def test_raw_invalid_utf8_in_any_string_of_a_tool_call_is_a_parse_error(acme, http, session, era):
+    """Every string of a valid, authorized ``tools/call`` (names and values, ``_meta`` included) with
+    each sequence of ``RAW_INVALID`` in it: a JSON-RPC parse error, never a 500 from deeper down
+    (the tool name went into the bearer statement's parameters: ``UnicodeEncodeError`` in psycopg)."""
+    params = {"name": "crm_search_contacts", "arguments": {"query": "Ada"}}
+    if era == "modern":
+        body, headers = modern_message("tools/call", params, meta={"tenant-oauth-mcp/idempotency-key": "fuzz-key"})
+    else:
+        body = {"jsonrpc": "2.0", "id": "call-1", "method": "tools/call", "params": params}
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                   "MCP-Protocol-Version": HANDSHAKE}  # fmt: skip
+    headers["Authorization"] = f"Bearer {session[2]}"
+    assert http.post(acme.mcp, json=body, headers=headers).status_code == 200  # the request as it is works
+    wrong = []
+    for slot in range(string_slots(body)):
+        for raw in RAW_INVALID:
+            response = http.post(acme.mcp, content=json_with_raw_bytes(body, raw, slot), headers=headers)
+            code = response.json().get("error", {}).get("code") if response.status_code == 400 else None
+            if (response.status_code, code) != (400, -32700):
+                wrong.append((slot, raw, response.status_code, code))
+    assert wrong == [], Counter((status, code) for _, _, status, code in wrong)
+
+
+def test_raw_invalid_utf8_in_oauth_requests_is_a_parameter_error(acme, http, session):
+    """The same bytes in every field of a token request and of a registration: a 400 (401 for
+    ``invalid_client``) with an OAuth error code (forms decode them as U+FFFD; registration refuses
+    the document)."""
+    client, _, _ = session
+    fields = {"grant_type": "authorization_code", "client_id": client.client_id, "code": "c" * 30,
+              "redirect_uri": client.redirect_uri, "code_verifier": "v" * 50}  # fmt: skip
+    for slot in range(2 * len(fields)):
+        for raw in RAW_INVALID:
+            for escaped in (False, True):
+                content = form_with_raw_bytes(fields, raw, slot, escaped)
+                response = http.post(acme.url("token/"), content=content, headers={"Content-Type": FORM})
+                assert response.status_code in (400, 401), (slot, raw, escaped, response.status_code, response.text)
+                assert response.json()["error"] in {"invalid_request", "invalid_client", "invalid_grant",
+                                                    "unsupported_grant_type"}, response.text[:200]  # fmt: skip
+    document = {"client_name": "raw", "redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}
+    for slot in range(string_slots(document)):
+        for raw in RAW_INVALID:
+            response = http.post(
+                acme.url("register/"), content=json_with_raw_bytes(document, raw, slot),
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            assert response.status_code == 400, (slot, raw, response.status_code, response.text[:200])
+            assert response.json()["error"] in {"invalid_client_metadata", "invalid_redirect_uri"}
 
 
 # --- token, revoke, introspect ----------------------------------------------------------------------
 
-TOKEN_FIELDS = [
-    "grant_type", "client_id", "client_secret", "code", "redirect_uri", "code_verifier", "refresh_token",
-    "scope", "resource", "device_code", "token", "token_type_hint",
-]  # fmt: skip
-grant_type = st.sampled_from(
-    [
-        "authorization_code",
-        "refresh_token",
-        "client_credentials",
-        "password",
-        "urn:ietf:params:oauth:grant-type:device_code",
-        "urn:ietf:params:oauth:grant-type:token-exchange",
-    ]
-)
-credentials = st.one_of(
-    st.none(),
-    st.builds(basic, nasty, nasty),
-    st.builds(lambda u: basic(u, "", colon=False), short_text),
-    printable.map(lambda v: ("Basic " + v).strip()),
-)
-
-
-def form_request(http, url, fields, ctype, authorization, with_csrf: bool = False) -> httpx.Response:
+def form_request(http, url, fields, ctype, authorization, with_csrf: bool = False, raw=None) -> httpx.Response:
     headers = {"Content-Type": ctype}
     if authorization:
         headers["Authorization"] = authorization
@@ -203,7 +159,8 @@ def form_request(http, url, fields, ctype, authorization, with_csrf: bool = Fals
         secret = "a" * 32
         fields = {"csrfmiddlewaretoken": secret, **fields}
         headers["Cookie"] = f"csrftoken={secret}"
-    return http.post(url, content=form_body(fields), headers=headers)
+    body = form_body(fields) if raw is None else form_with_raw_bytes(fields, *raw)
+    return http.post(url, content=body, headers=headers)
 
 
 @FUZZ
@@ -213,13 +170,14 @@ def form_request(http, url, fields, ctype, authorization, with_csrf: bool = Fals
     ctype=content_type,
     authorization=credentials,
     real_client=st.booleans(),
+    raw=raw_form_insert,
 )
-def test_fuzz_token(acme, http, session, fields, grant, ctype, authorization, real_client):
+def test_fuzz_token(acme, http, session, fields, grant, ctype, authorization, real_client, raw):
     fields = {"grant_type": grant, **fields}
     if real_client:
         fields.setdefault("client_id", session[0].client_id)
-    response = form_request(http, acme.url("token/"), fields, ctype, authorization, with_csrf=True)
-    assert_no_5xx(response, (fields, ctype, authorization))
+    response = form_request(http, acme.url("token/"), fields, ctype, authorization, with_csrf=True, raw=raw)
+    assert_no_5xx(response, (fields, ctype, authorization, raw))
 
 
 @FUZZ
@@ -230,15 +188,18 @@ def test_fuzz_token(acme, http, session, fields, grant, ctype, authorization, re
     authorization=credentials,
     real_token=st.booleans(),
     method=st.sampled_from(["POST", "POST", "GET"]),
+    raw=raw_form_insert,
 )
-def test_fuzz_revoke_and_introspect(acme, http, session, endpoint, fields, ctype, authorization, real_token, method):
+def test_fuzz_revoke_and_introspect(
+    acme, http, session, endpoint, fields, ctype, authorization, real_token, method, raw
+):
     if real_token:
         fields.setdefault("token", session[2])
     if method == "GET":
         response = http.get(acme.url(endpoint), params=None, headers={"Authorization": authorization or ""})
     else:
-        response = form_request(http, acme.url(endpoint), fields, ctype, authorization, with_csrf=True)
-    assert_no_5xx(response, (endpoint, fields, ctype, authorization))
+        response = form_request(http, acme.url(endpoint), fields, ctype, authorization, with_csrf=True, raw=raw)
+    assert_no_5xx(response, (endpoint, fields, ctype, authorization, raw))
 
 
 # --- login ------------------------------------------------------------------------------------------
@@ -249,24 +210,15 @@ def test_fuzz_revoke_and_introspect(acme, http, session, endpoint, fields, ctype
     fields=field_dict(["username", "password", "next"]),
     ctype=content_type,
     query=st.dictionaries(st.sampled_from(["next", "x"]), nasty, max_size=2),
+    raw=raw_form_insert,
 )
-def test_fuzz_login(acme, http, fields, ctype, query):
+def test_fuzz_login(acme, http, fields, ctype, query, raw):
     url = capped(acme.url("login/") + ("?" + form_body(query).decode() if query else ""))
-    assert_no_5xx(form_request(http, url, fields, ctype, None, with_csrf=True), (fields, ctype, query))
+    response = form_request(http, url, fields, ctype, None, with_csrf=True, raw=raw)
+    assert_no_5xx(response, (fields, ctype, query, raw))
 
 
 # --- authorize and consent ---------------------------------------------------------------------------
-
-AUTHORIZE_FIELDS = [
-    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
-    "resource", "prompt", "approval_prompt", "nonce", "allow",
-]  # fmt: skip
-authorize_value = st.one_of(
-    nasty,
-    st.sampled_from(["code", "S256", "plain", "crm.read", "crm.read crm.admin", "consent", "auto", "Authorize"]),
-    st.integers(1, 300).map(lambda n: "A" * n),
-)
-
 
 @FUZZ
 @given(
@@ -312,7 +264,7 @@ def test_fuzz_authorize_and_consent(acme, session, overrides, post, keep_redirec
     method=st.sampled_from(["GET", "POST", "OPTIONS", "HEAD"]),
 )
 def test_fuzz_routing(live, http, slug, rest, host, method):
-    path = "/t/" + _form_value(slug) + "/" + quote(rest, safe="/", errors="surrogatepass")
+    path = "/t/" + form_value(slug) + "/" + quote(rest, safe="/", errors="surrogatepass")
     headers = {"Host": host} if host is not None else {}
     response = http.request(method, capped(live.url + path), headers=headers)
     assert_no_5xx(response, (method, path, host))
@@ -320,18 +272,19 @@ def test_fuzz_routing(live, http, slug, rest, host, method):
 
 # --- registration -----------------------------------------------------------------------------------
 
-REGISTRATION_FIELDS = [
-    "client_name", "redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "scope",
-    "application_type", "software_id", "client_uri", "logo_uri", "contacts",
-]  # fmt: skip
-
-
 @settings(parent=FUZZ)
 @given(
     metadata=st.dictionaries(st.one_of(st.sampled_from(REGISTRATION_FIELDS), nasty), json_value, max_size=6),
     raw=st.one_of(st.none(), deep, deep_object),
+    invalid=st.one_of(st.none(), st.tuples(raw_invalid, st.integers(0, 64))),
 )
-def test_fuzz_registration(acme, http, metadata, raw):
-    body = raw if raw is not None else json.dumps({"redirect_uris": ["http://127.0.0.1:9/cb"], **metadata}).encode()
+def test_fuzz_registration(acme, http, metadata, raw, invalid):
+    document = {"redirect_uris": ["http://127.0.0.1:9/cb"], **metadata}
+    if raw is not None:
+        body = raw
+    elif invalid is not None:
+        body = json_with_raw_bytes(document, *invalid)
+    else:
+        body = json.dumps(document).encode()
     response = http.post(acme.url("register/"), content=body, headers={"Content-Type": "application/json"})
     assert_no_5xx(response, body[:600])

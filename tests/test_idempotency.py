@@ -6,6 +6,7 @@ commit, and the purge of expired keys."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -26,7 +27,16 @@ from tenants.services import add_user
 from tests.conftest import PASSWORD
 from tests.idempotency_client import call_and_hang_up, keyed_call
 from tests.mcp_raw import modern_request
-from tests.oauth_flow import Browser, Tenant, obtain_tokens, refresh, signed_in
+from tests.oauth_flow import (
+    REDIRECT_URI,
+    Browser,
+    Client,
+    Tenant,
+    obtain_tokens,
+    refresh,
+    signed_in,
+    signed_in_browser,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -88,6 +98,38 @@ def test_a_response_lost_after_commit_then_a_retry_leaves_one_row_and_the_same_r
     assert notes_with(body) == [first]
     [record] = records(key)
     assert record.state == "done" and record.result["structuredContent"]["id"] == first
+
+
+def test_a_client_id_of_255_characters_keeps_its_key(live, settings, document_server, unique):
+    """A CIMD client's id is its document's URL, up to DOT's 255 characters: its keyed write applies
+    and its retry replays, like any client's."""
+    host = f"client-{unique}.example.test"
+    prefix, suffix = f"https://{host}/", "/client.json"
+    path = "/" + "p" * (255 - len(prefix) - len(suffix)) + suffix
+    client_id = f"https://{host}{path}"
+    assert len(client_id) == 255
+    document_server.documents[path] = json.dumps(
+        {
+            "client_id": client_id,
+            "client_name": "Long CIMD client",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+    ).encode()
+    settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS = {host: document_server.url}
+    browser = signed_in_browser(acme(live), "member@acme.test")
+    tokens = obtain_tokens(browser, Client(acme(live), client_id), scope="crm.read crm.write")
+    url, key, body = live.tenant_url("acme", "mcp"), uuid.uuid4().hex, f"long-client-{uuid.uuid4().hex}"
+    first = result_of(keyed_call(url, tokens["access_token"], "crm_create_note", note_args(body), key))
+    assert first["isError"] is False, first
+    again = result_of(keyed_call(url, tokens["access_token"], "crm_create_note", note_args(body), key))
+    assert again["_meta"][IDEMPOTENT_REPLAY_META] is True
+    assert again["structuredContent"]["id"] == first["structuredContent"]["id"]
+    assert len(notes_with(body)) == 1
+    [record] = records(key)
+    assert record.client_id == client_id and record.state == "done"
 
 
 def test_retries_after_an_expired_token_and_a_refresh_apply_once(live):

@@ -14,6 +14,16 @@ from tenants.models import Tenant
 
 pytestmark = pytest.mark.timeout(240)
 
+
+@pytest.fixture(scope="module", autouse=True)
+def celery_worker(live_server_url):
+    """The deployment's worker: "deprovisioning revokes at the next call" waits for the connectors'
+    sweep, queued when the membership ends, to revoke the upstream grant (a real worker process)."""
+    from tests.celery_procs import workers
+
+    with workers(1) as started:
+        yield started
+
 CONTRACT = [
     "[ok] challenge via mcp/www_authenticate",
     "[ok] code+pkce exchange",
@@ -62,7 +72,7 @@ def test_every_line_is_ok_and_nothing_is_left_behind(live, monkeypatch):
     assert error is None, "\n".join(lines)
     assert lines[:6] == CONTRACT
     assert lines[6:-1] == [f"[ok] {check.name}" for check in CHECKS[6:]]
-    assert len(CHECKS) == 15
+    assert len(CHECKS) == 16
     assert lines[-1] == "critical_auth_failures=0"
     assert throwaway_tenants() == []
     assert not User.objects.filter(email__endswith="@lifecycle.test").exists()

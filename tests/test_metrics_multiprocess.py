@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests.connectors.test_two_workers import free_port
+from tests.database import database_url
 from tests.mcp_raw import call
 from tests.observability_helpers import samples, value
 
@@ -39,13 +39,12 @@ def _wait(url: str) -> None:
 
 @pytest.fixture
 def workers(live_server_url, tmp_path) -> Iterator[tuple[str, Path]]:
-    cfg = connection.settings_dict
     port = free_port()
     directory = tmp_path / "prometheus"
     directory.mkdir()
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{cfg['USER']}@{cfg['HOST']}:{cfg['PORT']}/{cfg['NAME']}",
+        "DATABASE_URL": database_url(),
         "CONN_MAX_AGE": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(directory),
         "METRICS_TOKEN": settings.METRICS_TOKEN,

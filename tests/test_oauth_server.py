@@ -438,7 +438,7 @@ def test_registration_infers_application_type_from_redirect_uris(acme, uris, exp
 def test_registration_is_rate_limited(acme, settings):
     from django_tenants.utils import schema_context
 
-    from oauth.ratelimit import reset
+    from tenants.ratelimit import reset
 
     def reset_bucket():  # the suite's earlier registrations count in the same window
         with schema_context("acme"):  # cache keys are tenant-prefixed

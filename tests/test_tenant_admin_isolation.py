@@ -17,7 +17,9 @@ from django_tenants.utils import schema_context
 from oauth2_provider.models import Application
 
 from connectors.models import ConnectedAccount, Provider
+from identity.models import IdentityLink, IdentityProvider
 from mcp_tools.models import ToolPolicyChange
+from oauth.models import ClientBlock
 from tenants.admin_site import _is_user_field, tenant_admin_site
 from tenants.services import add_user
 from tests.admin_http import AdminSession
@@ -58,11 +60,18 @@ def globex_rows(live, unique):
             client_id="probe",
         )
         ConnectedAccount.objects.create(user=member, provider=provider, external_account_label="probe")
+        idp = IdentityProvider.objects.create(
+            key=f"probe-{unique}", name="Probe IdP", issuer="https://idp.example", client_id="probe"
+        )
+        IdentityLink.objects.create(provider=idp, subject=f"probe-{unique}", user=member)
+        block = ClientBlock.objects.create(kind="software_id", value=f"probe-{unique}", created_by=member)
     yield acme_user
     with schema_context("globex"):
         owned.delete()
         change.delete()
         provider.delete()
+        idp.delete()
+        block.delete()
 
 
 def _acme_emails(extra: User) -> set[str]:

@@ -48,7 +48,7 @@ def bind_refusal(host: str, environ: dict[str, str]) -> str | None:
         pass
     return (
         f"refusing to bind {host!r} in development mode (DJANGO_ENV is not 'production'): development mode "
-        "accepts any Host and sends cookies without Secure. Use HOST=127.0.0.1, set DJANGO_ENV=production, "
+        "sends cookies without Secure and has demo users. Use HOST=127.0.0.1, set DJANGO_ENV=production, "
         "or set ALLOW_DEV_ON_PUBLIC_INTERFACE=1 to do it anyway."
     )
 

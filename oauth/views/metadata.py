@@ -16,6 +16,7 @@ from oauth2_provider.views.metadata import OAuthProtectedResourceMetadataView, O
 
 from declarations.scopes import all_scopes, base_scopes
 from oauth.issuer import api_resource, issuer, mcp_resource
+from oauth.jwks import ASSERTION_ALGORITHMS
 from tenants.api import API_SCOPES
 
 METADATA_MAX_AGE = 300
@@ -40,8 +41,13 @@ class TenantServerMetadataView(OAuthServerMetadataView):
         data["response_types_supported"] = ["code"]
         data["grant_types_supported"] = ["authorization_code", "refresh_token"]
         data["response_modes_supported"] = ["query"]
-        data["token_endpoint_auth_methods_supported"] = ["none", "client_secret_basic", "client_secret_post"]
-        data["revocation_endpoint_auth_methods_supported"] = data["token_endpoint_auth_methods_supported"]
+        methods = ["none", "client_secret_basic", "client_secret_post"]
+        if settings.OAUTH_CIMD_PRIVATE_KEY_JWT:  # CIMD clients whose document declares it (oauth.client_assertion)
+            methods.append("private_key_jwt")
+            data["token_endpoint_auth_signing_alg_values_supported"] = list(ASSERTION_ALGORITHMS)
+            data["revocation_endpoint_auth_signing_alg_values_supported"] = list(ASSERTION_ALGORITHMS)
+        data["token_endpoint_auth_methods_supported"] = methods
+        data["revocation_endpoint_auth_methods_supported"] = methods
         # introspection is for confidential clients only
         data["introspection_endpoint_auth_methods_supported"] = ["client_secret_basic", "client_secret_post"]
         data["authorization_response_iss_parameter_supported"] = True

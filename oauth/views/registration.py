@@ -25,10 +25,11 @@ from oauth2_provider.views.dynamic_client_registration import (
     DynamicClientRegistrationView,
 )
 
+from oauth.client_blocks import refusing_block
 from oauth.client_policy import ClientFacts, ClientMetadataError, check_client_metadata
-from oauth.ratelimit import hit
 from oauth.services import create_client_profile, update_client_profile
-from tenants.http import client_address
+from tenants.http import address_bucket
+from tenants.ratelimit import hit
 
 
 def _error(error: str, description: str, status: int = 400) -> JsonResponse:
@@ -42,9 +43,13 @@ def _checked_metadata(request: HttpRequest) -> tuple[dict, ClientFacts] | JsonRe
     except (ValueError, UnicodeDecodeError, RecursionError):
         return _error("invalid_client_metadata", "the body must be a JSON object")
     try:
-        return metadata, check_client_metadata(metadata)
+        facts = check_client_metadata(metadata)
     except ClientMetadataError as exc:
         return _error(exc.error, exc.description)
+    # the tenant's kill switch: a disabled software_id or redirect host does not come back by registering
+    if refusing_block(client_id="", cimd=False, software_id=facts.software_id, redirect_uris=facts.redirect_uris):
+        return _error("invalid_client_metadata", "this client is disabled in this tenant")
+    return metadata, facts
 
 
 def _client_type(metadata: dict) -> str:
@@ -54,7 +59,7 @@ def _client_type(metadata: dict) -> str:
 class PolicyRegistrationView(DynamicClientRegistrationView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         limit, window = settings.OAUTH_DCR_RATE_LIMIT
-        address = client_address(request)  # honours BEHIND_PROXY (issue 8, logins)
+        address = address_bucket(request)  # BEHIND_PROXY honoured; an IPv6 client's /64
         allowed, retry_after = hit(f"dcr:{request.tenant.schema_name}:{address}", limit, window)
         if not allowed:
             response = _error("rate_limited", "too many client registrations; try again later", status=429)

@@ -1,9 +1,11 @@
-"""The token endpoint: DOT's ``TokenView`` behind two fixed-window rate limits (``oauth.ratelimit``),
+"""The token endpoint: DOT's ``TokenView`` behind two fixed-window rate limits (``tenants.ratelimit``),
 answering a pair that vanished before the response as the ``invalid_grant`` it is instead of a 500.
 
-- per tenant and client address (``tenants.http.client_address``, so ``BEHIND_PROXY`` is honoured):
+- per tenant and client address (``tenants.http.address_bucket``: ``BEHIND_PROXY`` honoured, an IPv6
+  client's /64):
   ``OAUTH_TOKEN_RATE_LIMIT`` requests per minute;
-- per tenant and ``client_id`` (form field or HTTP Basic user name), from any address:
+- per tenant and ``client_id`` (form field, HTTP Basic user name, or the unverified ``iss`` of a
+  ``client_assertion``), from any address:
   ``OAUTH_TOKEN_CLIENT_RATE_LIMIT`` requests per minute, a ceiling on one client's load.
 
 The device grant, which the platform does not offer, is answered ``unsupported_grant_type``
@@ -31,8 +33,9 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import TokenView
 
 from oauth import observe
-from oauth.ratelimit import hit_all
-from tenants.http import client_address
+from oauth.client_assertion import unverified_issuer
+from tenants.http import address_bucket
+from tenants.ratelimit import hit_all
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -46,7 +49,7 @@ def requested_client_id(request: HttpRequest) -> str | None:
             user = ""
         if user:
             return unquote_plus(user)
-    return request.POST.get("client_id") or None
+    return request.POST.get("client_id") or unverified_issuer(request.POST.get("client_assertion"))
 
 
 def _slow_down(retry_after: int) -> JsonResponse:
@@ -61,7 +64,7 @@ def _slow_down(retry_after: int) -> JsonResponse:
 
 def token_rate_refusal(request: HttpRequest) -> HttpResponse | None:
     schema = request.tenant.schema_name
-    limits = [(f"token:addr:{schema}:{client_address(request)}", *settings.OAUTH_TOKEN_RATE_LIMIT)]
+    limits = [(f"token:addr:{schema}:{address_bucket(request)}", *settings.OAUTH_TOKEN_RATE_LIMIT)]
     client_id = requested_client_id(request)
     if client_id:
         digest = hashlib.sha256(client_id.encode()).hexdigest()[:32]  # any length or characters -> a short key

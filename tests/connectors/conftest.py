@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
@@ -83,6 +84,10 @@ class OidcServer:
         params = {"count": count, "ms": ms}
         assert httpx.post(f"{self.issuer}/_test/delay", params=params, timeout=10).status_code == 204
 
+    def release(self) -> None:
+        """The answers ``delay_next`` is holding back go out now."""
+        assert httpx.post(f"{self.issuer}/_test/release", timeout=10).status_code == 204
+
     def mint(self, count: int, prefix: str, client_id: str = CLIENT_ID) -> list[str]:
         """``count`` refresh tokens of accounts ``prefix-0..``, as completed authorizations would have
         issued them (bulk set-up, no browser): test-only route of tests/node_oidc/server.mjs."""
@@ -90,6 +95,22 @@ class OidcServer:
         response = httpx.post(f"{self.issuer}/_test/mint", params=params, timeout=60)
         assert response.status_code == 200, response.text
         return [item["refresh_token"] for item in response.json()]
+
+    def revoke_token_only(self, on: bool = True) -> None:
+        """RFC 7009 at its minimum: a revoked token takes nothing else along (oidc-provider's own
+        revocation revokes every token of the grant)."""
+        params = {"token_only": "1" if on else "0"}
+        assert httpx.post(f"{self.issuer}/_test/revocation", params=params, timeout=10).status_code == 204
+
+    def issued(self) -> list[dict]:
+        """Every token answer the provider gave so far (grant_type, access_token, refresh_token)."""
+        return httpx.get(f"{self.issuer}/_test/issued", timeout=10).json()
+
+    def tamper_id_token(self, claims: dict, *, foreign_key: bool = False) -> None:
+        """The next token answer's ID token with ``claims`` changed (None removes one), re-signed with the
+        provider's key, or with a key it does not publish."""
+        params = {"claims": json.dumps(claims), "foreign_key": "1" if foreign_key else "0"}
+        assert httpx.post(f"{self.issuer}/_test/tamper_id_token", params=params, timeout=10).status_code == 204
 
     def introspect(self, token: str) -> dict:
         response = httpx.post(
@@ -108,12 +129,12 @@ class OidcServer:
         )
 
 
-@pytest.fixture(scope="session")
-def oidc(live_server_url: LiveServer) -> Iterator[OidcServer]:
+@contextmanager
+def _oidc_server(live: LiveServer) -> Iterator[OidcServer]:
     node = shutil.which("node")
     assert node, "the connectors tests need Node.js (tests/node_oidc)"
     assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
-    redirect_uris = [live_server_url.tenant_url(slug, "connections/callback/") for slug in SLUGS]
+    redirect_uris = [live.tenant_url(slug, "connections/callback/") for slug in SLUGS]
     ttls = {CLIENT_ID: None, RATE_LIMITED_CLIENT: None, **TTL_CLIENTS}
     clients = [
         {
@@ -141,6 +162,19 @@ def oidc(live_server_url: LiveServer) -> Iterator[OidcServer]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def oidc(live_server_url: LiveServer) -> Iterator[OidcServer]:
+    with _oidc_server(live_server_url) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def other_oidc(live_server_url: LiveServer) -> Iterator[OidcServer]:
+    """A second, independent provider (another origin): where an edited provider's endpoints may point."""
+    with _oidc_server(live_server_url) as server:
+        yield server
 
 
 def add_oidc_provider(
@@ -219,3 +253,38 @@ class ConnectBrowser:
     def connect(self, key: str) -> httpx.Response:
         callback = self.through_provider(self.start(key))
         return self.http.get(callback)
+
+
+def provider_form(provider, **changes) -> dict:
+    """The tenant admin's provider form as it would be posted for ``provider``, with ``changes``."""
+    data = {
+        "key": provider.key,
+        "display_name": provider.display_name,
+        "issuer": provider.issuer,
+        "authorization_endpoint": provider.authorization_endpoint,
+        "token_endpoint": provider.token_endpoint,
+        "revocation_endpoint": provider.revocation_endpoint,
+        "userinfo_endpoint": provider.userinfo_endpoint,
+        "client_id": provider.client_id,
+        "client_secret": "",
+        "default_scopes": json.dumps(provider.default_scopes),
+        "scope_separator": provider.scope_separator,
+        "token_endpoint_auth_method": provider.token_endpoint_auth_method,
+        "pkce": "on" if provider.pkce else "",
+        "extra_authorize_params": json.dumps(provider.extra_authorize_params),
+        "account_id_claim": provider.account_id_claim,
+        "mcp_endpoint": provider.mcp_endpoint,
+        "api_base_url": provider.api_base_url,
+    }
+    data.update(changes)
+    return data
+
+
+def account_of(key: str, email: str = "member@acme.test", slug: str = "acme"):
+    """The user's account at provider ``key`` and its credential (None when there is none)."""
+    from connectors.models import ConnectedAccount, Credential
+
+    with schema_context(slug):
+        account = ConnectedAccount.objects.filter(provider__key=key, user__email=email).first()
+        credential = Credential.objects.filter(account=account).first() if account else None
+    return account, credential

@@ -9,36 +9,13 @@ from django_tenants.utils import schema_context
 from connectors.models import ConnectedAccount, Credential, Provider
 from connectors.services import add_provider
 from tests.conftest import PASSWORD
+from tests.connectors.conftest import provider_form
 
 
 @pytest.fixture
 def admin_client(client):
     client.post("/t/acme/admin/login/", {"username": "admin@acme.test", "password": PASSWORD})
     return client
-
-
-def provider_form(provider: Provider, **changes) -> dict:
-    data = {
-        "key": provider.key,
-        "display_name": provider.display_name,
-        "preset": provider.preset,
-        "issuer": provider.issuer,
-        "authorization_endpoint": provider.authorization_endpoint,
-        "token_endpoint": provider.token_endpoint,
-        "revocation_endpoint": provider.revocation_endpoint,
-        "userinfo_endpoint": provider.userinfo_endpoint,
-        "client_id": provider.client_id,
-        "client_secret": "",
-        "default_scopes": '["openid"]',
-        "scope_separator": provider.scope_separator,
-        "token_endpoint_auth_method": provider.token_endpoint_auth_method,
-        "pkce": "on",
-        "extra_authorize_params": "{}",
-        "account_id_claim": provider.account_id_claim,
-        "mcp_endpoint": "",
-    }
-    data.update(changes)
-    return data
 
 
 @pytest.mark.django_db

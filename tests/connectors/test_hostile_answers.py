@@ -28,9 +28,10 @@ from connectors.services import add_provider, disconnect
 from connectors.tasks import refresh_expiring_in_tenant
 from tests.conftest import PASSWORD
 from tests.connectors.stub_provider import REVOKE, TOKEN, USERINFO, Answer, StubProvider, stub_provider
+from tests.fuzz_strategies import deep, deep_object, json_value, printable
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
-from tests.test_fuzz_edges import FUZZ, deep, deep_object, json_value, printable
+from tests.test_fuzz_edges import FUZZ
 
 pytestmark = pytest.mark.timeout(600)
 

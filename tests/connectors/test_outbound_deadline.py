@@ -22,9 +22,9 @@ from django_tenants.utils import schema_context
 from connectors import http
 from connectors.models import Provider
 from probe.ready import stop_process, wait_until_up
-from tests.celery_procs import database_url
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.connectors.stub_provider import USERINFO, Answer, stub_provider, wait_until
+from tests.database import database_url
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
 

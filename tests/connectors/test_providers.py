@@ -193,13 +193,28 @@ def test_command_is_idempotent_and_reports_stable_codes(oidc):
 @pytest.mark.django_db
 def test_command_sets_the_api_base_and_the_resource_to_ask_for():
     base = "https://platform.example/t/globex/api"
-    args = ["acme", "cli-globex-api", "--preset", "google", "--client-id", "id", "--client-secret", "s"]
+    args = [
+        "acme",
+        "cli-globex-api",
+        "--authorize-url",
+        "https://platform.example/t/globex/authorize/",
+        "--token-url",
+        "https://platform.example/t/globex/token/",
+        "--client-id",
+        "id",
+        "--client-secret",
+        "s",
+    ]
     assert "added" in run(*args, "--api-base-url", base + "/", "--resource", base)
     assert "already exists" in run(*args, "--api-base-url", base, "--resource", base)
     with schema_context("acme"):
         provider = Provider.objects.get(key="cli-globex-api")
-    assert provider.api_base_url == base and provider.extra_authorize_params["resource"] == base
-    assert provider.extra_authorize_params["access_type"] == "offline"  # the preset's own params are kept
+    assert provider.api_base_url == base and provider.extra_authorize_params == {"resource": base}
+    google = ["acme", "cli-google-res", "--preset", "google", "--client-id", "id", "--client-secret", "s"]
+    run(*google, "--resource", "https://www.googleapis.com/")
+    with schema_context("acme"):
+        params = Provider.objects.get(key="cli-google-res").extra_authorize_params
+    assert params["access_type"] == "offline" and params["resource"] == "https://www.googleapis.com/"  # both kept
     with pytest.raises(CommandError) as error:
         run("acme", "cli-bad-api", *args[2:], "--api-base-url", "http://platform.example/api")
     assert str(error.value).endswith("[insecure_url]")

@@ -20,8 +20,8 @@ from django_tenants.utils import schema_context
 from connectors import tokens
 from connectors.errors import ReauthRequired
 from connectors.models import ConnectedAccount
-from tests.celery_procs import database_url
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.database import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
@@ -76,4 +76,3 @@ def test_sigkill_mid_refresh_is_recovered_as_refresh_lost(live, oidc):
     with schema_context("acme"), pytest.raises(ReauthRequired):
         tokens.access_token(user_id=account.user_id, provider_key=key)
     assert oidc.stats()["token_requests"] == requests  # terminal until the user reconnects
-

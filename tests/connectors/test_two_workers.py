@@ -26,8 +26,8 @@ from django_tenants.utils import schema_context
 
 from connectors.models import ConnectedAccount
 from probe.ready import wait_until_up
-from tests.celery_procs import database_url
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.database import database_url
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
 
@@ -62,7 +62,7 @@ def gunicorn(live_server_url, tmp_path_factory) -> Iterator[Gunicorn]:
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),  # also when the database is reached over a Unix socket
+        "DATABASE_URL": database_url(),
         "CONN_MAX_AGE": "0",
     }
     command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]

@@ -21,8 +21,15 @@
 //   POST /_test/fail?count=N&status=503&retry_after=1[&path=/token/revocation][&client_id=C]   the
 //        next N POSTs to the token endpoint (or path), of client C only if given, fail with that status
 //   POST /_test/delay?count=N&ms=3000   the next N token answers are held back after processing
+//   POST /_test/release        answers held back by /_test/delay go out now
 //   POST /_test/mint?client_id=C&count=N&prefix=P   N refresh tokens of accounts P-0..P-(N-1), as a
 //        completed authorization would have issued them (bulk set-up for the lifecycle-job tests)
+//   POST /_test/revocation?token_only=1   RFC 7009 at its minimum: revoking a token revokes that token
+//        only (oidc-provider itself revokes every token of the grant); token_only=0 restores that
+//   GET  /_test/issued         every token answer so far: [{grant_type, access_token, refresh_token}]
+//   POST /_test/tamper_id_token?claims={json}[&foreign_key=1]   the next token answer's ID token gets
+//        these claims (null removes one), re-signed with the provider's key (or a key not in its JWKS)
+import crypto from 'node:crypto';
 import http from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -47,6 +54,38 @@ function basicClientId(ctx) {
   return decodeURIComponent(decoded.split(':')[0]);
 }
 const delayNext = { count: 0, ms: 0 };
+const heldAnswers = [];  // resolvers of the answers /_test/delay is holding back
+const revocation = { tokenOnly: false };
+const issued = [];
+const tamper = { claims: null, foreignKey: false };
+
+// the provider's own signing key (so the tamper route can re-sign ID tokens) and one it does not publish
+function rsaKey(kid) {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { kid, privateKey, jwk: { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' } };
+}
+const signingKey = rsaKey('test-signing-key');
+const foreignKey = rsaKey('test-signing-key');  // same kid, another key: only the signature tells them apart
+
+function b64url(value) {
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+}
+
+function resign(idToken, overrides, key) {
+  const [, payload] = idToken.split('.');
+  const claims = { ...JSON.parse(Buffer.from(payload, 'base64url').toString()) };
+  for (const [name, value] of Object.entries(overrides)) {
+    if (value === null) delete claims[name]; else claims[name] = value;
+  }
+  const input = `${b64url({ alg: 'RS256', typ: 'JWT', kid: key.kid })}.${b64url(claims)}`;
+  return `${input}.${crypto.sign('RSA-SHA256', Buffer.from(input), key.privateKey).toString('base64url')}`;
+}
+
+async function formBody(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return new URLSearchParams(Buffer.concat(chunks).toString());
+}
 
 function cookie(ctx, name) {
   const raw = ctx.get('cookie') || '';
@@ -86,6 +125,7 @@ const configuration = {
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   cookies: { keys: ['test-only-cookie-signing-key'] },
+  jwks: { keys: [signingKey.jwk] },
   ttl: {
     AccessToken: (ctx, token, client) => ttlByClient[client?.clientId] || accessTtl,
     AuthorizationCode: 60,
@@ -105,9 +145,9 @@ async function finishInteraction(provider, ctx) {
   } else if (details.prompt.name === 'login') {
     result = { login: { accountId: cookie(ctx, 'test_account') || 'alice' } };
   } else {
-    const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    // the session's grant, unless it was revoked meanwhile (a revoked refresh token takes its grant along)
+    const grant = (details.grantId && await provider.Grant.find(details.grantId))
+      || new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
     const requested = String(details.params.scope || '').split(' ').filter(Boolean);
     const only = cookie(ctx, 'test_grant_scopes');
     const granted = only ? requested.filter((s) => only.split(' ').includes(s)) : requested;
@@ -159,6 +199,35 @@ server.listen(0, '127.0.0.1', () => {
       ctx.status = 204;
       return;
     }
+    if (ctx.path === '/_test/release' && ctx.method === 'POST') {
+      heldAnswers.splice(0).forEach((release) => release());
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.path === '/_test/revocation' && ctx.method === 'POST') {
+      revocation.tokenOnly = ctx.query.token_only === '1';
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.path === '/_test/issued' && ctx.method === 'GET') {
+      ctx.body = issued;
+      return;
+    }
+    if (ctx.path === '/_test/tamper_id_token' && ctx.method === 'POST') {
+      tamper.claims = JSON.parse(String(ctx.query.claims || '{}'));
+      tamper.foreignKey = ctx.query.foreign_key === '1';
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.path === '/token/revocation' && ctx.method === 'POST' && revocation.tokenOnly) {
+      const value = (await formBody(ctx.req)).get('token');
+      const token = value && ((await provider.RefreshToken.find(value)) || (await provider.AccessToken.find(value)));
+      if (token) await token.destroy();
+      stats.revocations += 1;
+      ctx.status = 200;
+      ctx.body = '';
+      return;
+    }
     if (ctx.path === '/_test/mint' && ctx.method === 'POST') {
       const client = await provider.Client.find(String(ctx.query.client_id));
       const scope = 'openid offline_access email profile';
@@ -199,9 +268,21 @@ server.listen(0, '127.0.0.1', () => {
     }
     await next();
     if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
+    if (ctx.path === '/token' && ctx.method === 'POST' && ctx.status === 200 && ctx.body) {
+      if (tamper.claims && ctx.body.id_token) {
+        ctx.body.id_token = resign(ctx.body.id_token, tamper.claims, tamper.foreignKey ? foreignKey : signingKey);
+        tamper.claims = null;
+      }
+      const { access_token: accessToken, refresh_token: refreshToken } = ctx.body;
+      issued.push({ grant_type: ctx.oidc?.params?.grant_type, access_token: accessToken, refresh_token: refreshToken });
+      if (issued.length > 500) issued.shift();
+    }
     if (delayed) {
       // processed (a refresh token already rotated), the answer held back: a client killed now loses it
-      await new Promise((resolve) => { setTimeout(resolve, delayNext.ms); });
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, delayNext.ms);
+        heldAnswers.push(() => { clearTimeout(timer); resolve(); });
+      });
     }
   });
 

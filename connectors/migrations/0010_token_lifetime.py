@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connectors', '0005_connectedaccount_next_refresh_at_and_more'),
+        ('connectors', '0009_connectedaccount_forced_refresh_at'),
     ]
 
     operations = [

@@ -1,0 +1,165 @@
+"""Fixtures of the enterprise-identity tests: two tenants of their own (``sso_a``, ``sso_b``), the npm
+``oidc-provider`` as their identity provider (tests/node_oidc/idp.mjs) on a free loopback port, and a
+browser (httpx, a cookie jar) that signs in through it the way a person's browser would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+from django_tenants.utils import schema_context
+
+from tests.conftest import PASSWORD, LiveServer
+from tests.oauth_flow import hidden_inputs
+
+NODE_DIR = Path(__file__).resolve().parent.parent / "node_oidc"
+SLUGS = ("sso_a", "sso_b")
+CLIENT_SECRET = "test-only-idp-client-secret"  # test-only
+
+
+def client_id(slug: str) -> str:
+    return f"platform-{slug}"
+
+
+@dataclass
+class IdentityServer:
+    issuer: str
+    process: subprocess.Popen = field(repr=False)
+
+    def accounts(self, **claims: dict) -> None:
+        """Set the claims of accounts (by account id) beside their ``sub``."""
+        response = httpx.post(f"{self.issuer}/_test/accounts", json=claims, timeout=10)
+        assert response.status_code == 204, response.text
+
+    def logout_token(self, slug: str, sub: str, sid: str = "", *, send: bool = False) -> dict:
+        params = {"client_id": client_id(slug), "sub": sub, "sid": sid, "send": "1" if send else "0"}
+        response = httpx.post(f"{self.issuer}/_test/logout_token", params=params, timeout=20)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def sid_of(self, account: str) -> str:
+        return httpx.get(f"{self.issuer}/_test/sessions", timeout=10).json()[account]
+
+
+@pytest.fixture(scope="session")
+def sso_tenants(live_server_url: LiveServer) -> tuple[str, ...]:
+    from tenants.services import add_user, create_tenant
+
+    for slug in SLUGS:
+        create_tenant(slug=slug, name=f"SSO {slug[-1].upper()} Inc")
+        add_user(slug=slug, email=f"admin@{slug.replace('_', '-')}.test", password=PASSWORD, role="admin")
+        add_user(slug=slug, email=f"member@{slug.replace('_', '-')}.test", password=PASSWORD, role="member")
+    return SLUGS
+
+
+@pytest.fixture(scope="session")
+def idp(live_server_url: LiveServer, sso_tenants) -> Iterator[IdentityServer]:
+    node = shutil.which("node")
+    assert node, "the enterprise-identity tests need Node.js (tests/node_oidc)"
+    assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
+    clients = [
+        {
+            "client_id": client_id(slug),
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [live_server_url.tenant_url(slug, "sso/callback/")],
+            "backchannel_logout_uri": live_server_url.tenant_url(slug, "sso/backchannel-logout/"),
+        }
+        for slug in SLUGS
+    ]
+    process = subprocess.Popen(
+        [node, "idp.mjs"],
+        cwd=NODE_DIR,
+        env={**os.environ, "CLIENTS": json.dumps(clients)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = process.stdout.readline()
+    assert line, "the oidc-provider identity provider did not start"
+    server = IdentityServer(json.loads(line)["issuer"], process)
+    try:
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def add_idp(idp: IdentityServer, slug: str, **options) -> str:
+    """An identity provider in ``slug`` for the test IdP (discovered from its issuer); returns its key."""
+    from identity.services import add_provider
+
+    key = options.pop("key", None) or f"idp-{uuid.uuid4().hex[:8]}"
+    options.setdefault("name", "Test IdP")
+    with schema_context(slug):
+        add_provider(key=key, issuer=idp.issuer, client_id=client_id(slug), client_secret=CLIENT_SECRET, **options)
+    return key
+
+
+def new_account() -> str:
+    return f"u{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class SsoBrowser:
+    """A browser (cookie jar) at the platform and the identity provider, both on loopback."""
+
+    live: LiveServer
+    slug: str
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False, timeout=20))
+
+    def url(self, path: str) -> str:
+        return self.live.tenant_url(self.slug, path)
+
+    def as_account(self, account: str) -> SsoBrowser:
+        """Who signs in at the identity provider (its headless interaction reads this cookie)."""
+        self.http.cookies.set("test_account", account)
+        return self
+
+    def start(self, key: str, next_url: str = "") -> httpx.Response:
+        """The login page's "Sign in with ..." button: its form, posted as a browser would."""
+        page = self.http.get(self.url("login/") + (f"?next={next_url}" if next_url else ""))
+        assert page.status_code == 200, page.text[:300]
+        form = hidden_inputs(page.text)
+        form["next"] = next_url
+        return self.http.post(self.url(f"sso/{key}/start/"), data=form)
+
+    def to_callback(self, key: str, next_url: str = "") -> str:
+        """Start a sign-in and walk the provider's redirects up to the platform's callback URL (not
+        fetched): returns that URL."""
+        response = self.start(key, next_url)
+        assert response.status_code == 302, response.text[:300]
+        location = response.headers["location"]
+        callback = self.url("sso/callback/")
+        for _ in range(10):
+            if location.startswith(callback):
+                return location
+            response = self.http.get(location)
+            assert response.status_code in (302, 303), (response.status_code, response.text[:300])
+            location = urljoin(location, response.headers["location"])
+        raise AssertionError("the identity provider never sent the browser back")
+
+    def sign_in(self, key: str, next_url: str = "") -> httpx.Response:
+        """A whole sign-in; returns the callback's answer."""
+        return self.http.get(self.to_callback(key, next_url))
+
+    def signed_in(self) -> bool:
+        response = self.http.get(self.url("account/"))
+        return response.status_code == 200
+
+
+@pytest.fixture
+def browser(live: LiveServer, sso_tenants):
+    def make(slug: str = "sso_a", account: str | None = None) -> SsoBrowser:
+        b = SsoBrowser(live, slug)
+        return b.as_account(account) if account else b
+
+    return make

@@ -18,6 +18,7 @@ from django_tenants.utils import schema_context
 
 from connectors import clock, tokens
 from connectors.errors import ProviderUnavailable
+from connectors.health_panels import provider_health
 from connectors.models import ConnectedAccount, ProviderBreaker
 from connectors.tasks import refresh_expiring_in_tenant
 from tests.conftest import PASSWORD
@@ -84,6 +85,11 @@ def test_a_rate_limiting_provider_gets_a_handful_of_attempts_in_150_seconds(live
     failures = value(metrics, "platform_connector_provider_failures_total", **labels)
     assert failures == attempts
     assert value(metrics, "platform_connector_provider_refreshes_total", tenant="acme", provider=healthy, outcome="ok")
+    with schema_context("acme"):  # the auth health page's panel
+        panel = provider_health()
+    (row,) = [r for r in panel.rows if r[0] == limited]
+    assert row[1] == "open" and f"rate_limited {attempts}" in row[3]
+    assert (limited, attempts) in panel.bars
 
 
 def test_when_the_open_time_is_over_a_single_probe_goes_out(live, oidc, unique, settings):

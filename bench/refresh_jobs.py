@@ -10,7 +10,13 @@ Run: ``DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/refresh_jobs.py [--
 ``--before ../other-worktree``: each round first with the workers running that checkout's code (e.g.
 ``git worktree add ../base main``; same database, Redis and provider), then with this one's.
 ``--profile N``: no Celery; N refreshes in one process under cProfile, with the PostgreSQL statements
-and commits per account."""
+and commits per account.
+
+Then the refresh *rate* with short-lived tokens: ``--hourly-accounts`` accounts whose provider issues
+5-minute tokens, the job every minute for an hour, in one process with the connectors' clock moved a
+minute per run (``connectors.clock``; the real path otherwise: claims, single-flight refresh,
+provider): refreshes per account per hour, counted at the provider (target <= 24: one per half
+lifetime at most, here one every 3 minutes = 20)."""
 
 from __future__ import annotations
 
@@ -121,21 +127,34 @@ def prepare(users: int, provider_url: str) -> None:
         )
 
 
-def create_due_accounts(count: int, expires_in: int = 300) -> list[int]:
-    from django.utils import timezone
+def create_due_accounts(count: int, expires_in: int = 300, lifetime: int = 3600) -> list[int]:
+    """``count`` accounts whose ``lifetime``-second tokens expire in ``expires_in`` seconds."""
     from django_tenants.utils import schema_context
 
     from accounts.models import User
-    from connectors.models import ConnectedAccount, Credential, Provider
+    from connectors import clock
+    from connectors.models import ConnectedAccount, Credential, Provider, ProviderBreaker
 
     emails = [f"bench-{i}@benchjobs.example" for i in range(count)]
     users = list(User.objects.filter(email__in=emails).order_by("pk").values_list("pk", flat=True))
     with schema_context(SLUG):
         ConnectedAccount.objects.all().delete()
+        ProviderBreaker.objects.all().delete()  # nothing left over from an earlier round or run
         provider = Provider.objects.get(key="loopback")
-        expires = timezone.now() + timedelta(seconds=expires_in)
+        expires = clock.now() + timedelta(seconds=expires_in)
+        issued = expires - timedelta(seconds=lifetime)
         accounts = ConnectedAccount.objects.bulk_create(
-            [ConnectedAccount(user_id=u, provider=provider, expires_at=expires) for u in users], batch_size=2000
+            [
+                ConnectedAccount(
+                    user_id=u,
+                    provider=provider,
+                    expires_at=expires,
+                    token_issued_at=issued,
+                    token_lifetime_seconds=lifetime,
+                )
+                for u in users
+            ],
+            batch_size=2000,
         )
         Credential.objects.bulk_create(
             [Credential(account=a, access_token="old", refresh_token=f"rt.{a.pk}.0") for a in accounts], batch_size=2000
@@ -220,7 +239,6 @@ def profile(size: int, top: int) -> None:
     import cProfile
     import pstats
 
-    from django.conf import settings
     from django.db import connection
     from django_tenants.utils import tenant_context
 
@@ -236,9 +254,7 @@ def profile(size: int, top: int) -> None:
             started = time.monotonic()
             with counting_round_trips() as counts:
                 profiler.enable()
-                result = lifecycle.refresh_due_accounts(
-                    within_seconds=settings.CONNECTORS_REFRESH_WINDOW_SECONDS, batch_size=25
-                )
+                result = lifecycle.refresh_due_accounts(batch_size=25)
                 profiler.disable()
             elapsed = time.monotonic() - started
     n = max(1, result.get("refreshed", 0))
@@ -247,6 +263,36 @@ def profile(size: int, top: int) -> None:
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
+
+
+def refreshes_per_hour(accounts: int, provider_url: str, lifetime: int = 300, minutes: int = 60) -> dict:
+    """The job every minute for ``minutes`` over ``accounts`` accounts with ``lifetime``-second tokens,
+    in this process, the connectors' clock moved a minute per run; counted at the provider."""
+    from django_tenants.utils import tenant_context
+
+    from connectors import clock, lifecycle
+    from tenants.models import Tenant
+
+    get_json(f"{provider_url}/reset", "POST")
+    get_json(f"{provider_url}/config?expires_in={lifetime}", "POST")
+    per_run = []
+    with clock.shifted():
+        create_due_accounts(accounts, expires_in=lifetime, lifetime=lifetime)  # connected just now
+        with tenant_context(Tenant.objects.get(schema_name=SLUG)):
+            for _ in range(minutes):
+                clock.advance(60)
+                per_run.append(lifecycle.refresh_due_accounts(batch_size=25)["refreshed"])
+    stats = get_json(f"{provider_url}/stats")
+    get_json(f"{provider_url}/config?expires_in=3600", "POST")
+    return {
+        "accounts": accounts,
+        "token_lifetime_s": lifetime,
+        "job_runs": minutes,
+        "provider_refreshes": stats["refreshes"],
+        "refreshes_per_account_per_hour": round(stats["refreshes"] / accounts * 60 / minutes, 2),
+        "max_per_account": stats["max_per_account"],
+        "busiest_run": max(per_run),
+    }
 
 
 def main() -> None:
@@ -260,6 +306,9 @@ def main() -> None:
     )
     parser.add_argument("--profile", type=int, default=0, help="profile N refreshes in-process instead")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--hourly-accounts", type=int, default=200, help="accounts for the refreshes-per-hour figure (0: skip it)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     setup_django()
@@ -275,7 +324,7 @@ def main() -> None:
     rows = []
     print(f"load average at start: {load()}", flush=True)
     with loopback_provider() as url:
-        prepare(max(sizes), url)
+        prepare(max([*sizes, args.hourly_accounts]), url)
         for size in sizes:
             for workers in [int(w) for w in args.workers.split(",")]:
                 for name, code in codes.items():
@@ -283,6 +332,7 @@ def main() -> None:
                     row["load"] = load()
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+        hourly = refreshes_per_hour(args.hourly_accounts, url) if args.hourly_accounts else None
     print()
     print(f"worker pool: threads, concurrency {args.threads}; load average at the end: {load()}")
     print()
@@ -304,6 +354,16 @@ def main() -> None:
             print(
                 f"| {due:,} | {workers} | {pair['before']} | {pair['after']} | {pair['before'] / pair['after']:.2f}x |"
             )
+
+    if hourly:
+        print()
+        print(json.dumps(hourly))
+        verdict = "met" if hourly["refreshes_per_account_per_hour"] <= 24 else "NOT met"
+        print(
+            f"refreshes per account per hour with {hourly['token_lifetime_s']} s tokens, the job every minute: "
+            f"{hourly['refreshes_per_account_per_hour']} (target <= 24: {verdict}; most for one account: "
+            f"{hourly['max_per_account']}; busiest run: {hourly['busiest_run']} of {hourly['accounts']})"
+        )
 
 
 if __name__ == "__main__":

@@ -390,6 +390,7 @@ SILENCED_SYSTEM_CHECKS = ["oauth2_provider.E001"]
 # --- connectors: the platform as OAuth client of upstream providers (connectors/) ----------------
 # loopback http providers only outside production (tests, `make run`); production refuses them anyway
 CONNECTORS_ALLOW_LOOPBACK_HTTP = env.bool("CONNECTORS_ALLOW_LOOPBACK_HTTP", default=not PRODUCTION)
+# a total deadline per outbound call: connect, TLS, headers and body together (connectors.http)
 CONNECTORS_HTTP_TIMEOUT_SECONDS = env.float("CONNECTORS_HTTP_TIMEOUT_SECONDS", default=10.0)
 CONNECTORS_HTTP_MAX_BYTES = env.int("CONNECTORS_HTTP_MAX_BYTES", default=1024 * 1024)
 CONNECTORS_REFRESH_MARGIN_SECONDS = env.int("CONNECTORS_REFRESH_MARGIN_SECONDS", default=60)
@@ -397,6 +398,15 @@ CONNECTORS_REFRESH_ATTEMPTS = env.int("CONNECTORS_REFRESH_ATTEMPTS", default=3)
 CONNECTORS_RETRY_BASE_DELAY_SECONDS = env.float("CONNECTORS_RETRY_BASE_DELAY_SECONDS", default=0.5)
 CONNECTORS_RETRY_MAX_DELAY_SECONDS = env.float("CONNECTORS_RETRY_MAX_DELAY_SECONDS", default=10.0)
 CONNECTORS_LOCK_WAIT_SECONDS = env.int("CONNECTORS_LOCK_WAIT_SECONDS", default=30)
+# calls in flight to one provider app (token endpoint + client id) per tenant, across every process
+# (connectors.slots); keep it below GUNICORN_THREADS so a stuck provider never holds a whole worker
+CONNECTORS_PROVIDER_CONCURRENCY = env.int("CONNECTORS_PROVIDER_CONCURRENCY", default=3)
+CONNECTORS_PROVIDER_QUEUE_SECONDS = env.float("CONNECTORS_PROVIDER_QUEUE_SECONDS", default=2.0)
+# the provider-wide breaker (connectors.breaker)
+CONNECTORS_BREAKER_FAILURES = env.int("CONNECTORS_BREAKER_FAILURES", default=3)
+CONNECTORS_BREAKER_OPEN_SECONDS = env.float("CONNECTORS_BREAKER_OPEN_SECONDS", default=30.0)
+CONNECTORS_BREAKER_MAX_OPEN_SECONDS = env.float("CONNECTORS_BREAKER_MAX_OPEN_SECONDS", default=900.0)
+CONNECTORS_BREAKER_RECOVERY_SPREAD_SECONDS = env.float("CONNECTORS_BREAKER_RECOVERY_SPREAD_SECONDS", default=60.0)
 # provider endpoints must be on the issuer's origin, named by its discovery document or a preset's
 # documented hosts; only the platform operator can allow others (connectors.endpoints)
 CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS = env.bool("CONNECTORS_ALLOW_CROSS_ORIGIN_ENDPOINTS", default=False)

@@ -76,7 +76,7 @@ class ConnectionRefresh(ConnectionsAPIView):
             body = {"error": "slow_down", "detail": "this account was refreshed moments ago", "retry_after": seconds}
             return Response({**body, "retryable": True}, status=429, headers={"Retry-After": str(seconds)})
         try:
-            tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)  # forced: any token is "expiring"
+            tokens.refresh_account(account_id=account.pk, force=True)
         except ReauthRequired as exc:
             return Response({"error": "needs_reauth", "reason": exc.code, "retryable": False}, status=409)
         except ProviderUnavailable as exc:

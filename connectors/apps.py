@@ -1,4 +1,23 @@
+import os
+
 from django.apps import AppConfig
+from django.core import checks
+
+
+def check_provider_concurrency(**kwargs: object) -> list[checks.CheckMessage]:
+    """One provider's calls in flight must stay below one web process's threads (connectors.slots)."""
+    from django.conf import settings
+
+    threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+    if threads <= settings.CONNECTORS_PROVIDER_CONCURRENCY:
+        return [
+            checks.Warning(
+                f"CONNECTORS_PROVIDER_CONCURRENCY ({settings.CONNECTORS_PROVIDER_CONCURRENCY}) is not below "
+                f"GUNICORN_THREADS ({threads}): one slow provider could hold every thread of a web worker",
+                id="connectors.W001",
+            )
+        ]
+    return []
 
 
 class ConnectorsConfig(AppConfig):
@@ -18,6 +37,7 @@ class ConnectorsConfig(AppConfig):
             if setting in {"FERNET_KEYS", "FERNET_USE_HKDF"}:
                 reset_field_keys()  # fernet_fields caches the keys on each field
 
+        checks.register(check_provider_concurrency, checks.Tags.compatibility)
         setting_changed.connect(on_setting_changed, weak=False, dispatch_uid="connectors.fernet_keys")
         # the app's own beat rows, once the public schema is migrated (connectors is tenant-only)
         post_migrate.connect(create_schedules, sender=self, dispatch_uid="connectors.schedules")

@@ -24,7 +24,7 @@ from typing import Any
 
 import jwt
 
-from connectors import http, presets
+from connectors import answers, http, presets
 from connectors.errors import ConnectorError, ProviderUnavailable
 from connectors.models import Provider
 
@@ -108,6 +108,8 @@ def _decode(provider: Provider, id_token: str) -> dict[str, Any]:
         raise ProviderUnavailable("jwks_unavailable", "the provider's keys could not be fetched") from exc
     except jwt.PyJWTError as exc:  # signature, unknown key, missing claims, malformed
         raise ConnectorError("invalid_id_token", f"the ID token was refused ({type(exc).__name__})") from exc
+    except RecursionError as exc:  # a payload nested thousands deep
+        raise ConnectorError("invalid_id_token", "the ID token could not be read") from exc
 
 
 def verify(provider: Provider, id_token: str, *, nonce: str) -> dict[str, Any]:
@@ -121,4 +123,4 @@ def verify(provider: Provider, id_token: str, *, nonce: str) -> dict[str, Any]:
         raise ConnectorError("id_token_audience_mismatch", "the ID token was issued to another client (azp)")
     if nonce and not (isinstance(claims.get("nonce"), str) and hmac.compare_digest(claims["nonce"], nonce)):
         raise ConnectorError("nonce_mismatch", "the ID token's nonce does not match this attempt")
-    return claims
+    return answers.claims(claims, required=("sub",))  # plain, storable values only

@@ -94,6 +94,11 @@ class ConnectedAccount(models.Model):
     granted_scopes = models.JSONField(default=list, blank=True)
     requested_scopes = models.JSONField(default=list, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="access token expiry; empty = does not expire")
+    # the access token's own life (connectors.timing): refresh timing follows it
+    token_issued_at = models.DateTimeField(null=True, blank=True, help_text="when the access token was issued")
+    token_lifetime_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="how long the access token lives (expires_in); empty = not said"
+    )
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     refresh_count = models.PositiveIntegerField(default=0)
     revocation_pending = models.BooleanField(default=False)
@@ -142,6 +147,35 @@ STATUS_REASONS = {
     "disconnected": "You disconnected this account.",
     "admin_disconnected": "An administrator disconnected this account.",
 }
+
+
+class ProviderBreaker(models.Model):
+    """The provider-wide breaker of this tenant for one OAuth app at a provider: its token endpoint
+    and client id (``connectors.breaker``). Rate limits (429), 5xx answers and timeouts there open
+    it; while open nobody in the tenant calls that token endpoint; a single probe closes it again."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed", "closed"
+        OPEN = "open", "open"
+        HALF_OPEN = "half_open", "half-open (one probe in flight)"
+
+    key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the token endpoint and client id")
+    provider_key = models.SlugField(max_length=64, help_text="a provider using it (metrics, health page)")
+    token_endpoint = models.URLField(max_length=500)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CLOSED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    open_streak = models.PositiveIntegerField(default=0, help_text="openings since it last closed")
+    opened_at = models.DateTimeField(null=True, blank=True)
+    open_until = models.DateTimeField(null=True, blank=True)
+    probe_until = models.DateTimeField(null=True, blank=True)
+    times_opened = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=dict, blank=True, help_text="failures by class, since created")
+    last_failure_class = models.CharField(max_length=32, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"breaker of {self.provider_key} ({self.state})"
 
 
 class Credential(models.Model):

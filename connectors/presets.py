@@ -55,6 +55,14 @@ def preset(name: str, params: dict[str, str] | None = None) -> dict[str, Any] | 
     return fields
 
 
+def documented_lifetime(name: str) -> int | None:
+    """The access-token lifetime a preset documents (``token_lifetime_seconds``), used when the
+    provider's token answers carry no ``expires_in`` (``connectors.timing``)."""
+    raw = _all().get(name) if name else None
+    value = raw.get("token_lifetime_seconds") if raw else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def allowed_hosts(name: str) -> set[str]:
     """The hosts a preset's provider documents for its endpoints and APIs (empty for no preset)."""
     return set(_all().get(name, {}).get("allowed_hosts", []))

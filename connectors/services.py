@@ -35,12 +35,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
-from connectors import discovery, http, id_tokens, retired, upstream
+from connectors import discovery, http, id_tokens, retired, timing, upstream
 from connectors import endpoints as endpoint_rules
 from connectors.endpoints import EndpointError
 from connectors.errors import ConnectorError, ProviderUnavailable
 from connectors.models import AuthorizationRequest, ConnectedAccount, Credential, Provider, RetiredGrant
-from connectors.presets import preset, preset_names
+from connectors.presets import documented_lifetime, preset, preset_names
 from connectors.tokens import refresh_lock
 from observability import audit
 from tenants.services import Outcome
@@ -576,7 +576,6 @@ def _store_connection(
     ``CONNECTORS_LOCK_WAIT_SECONDS`` is not waited for: the generation alone stops that refresh."""
     external_id = str(identity.get(provider.account_id_claim) or identity.get("sub") or "")[:255]
     existing = ConnectedAccount.objects.filter(user_id=user_id, provider=provider).values_list("pk", flat=True).first()
-    now = timezone.now()
     with ExitStack() as stack:
         if existing is not None:
             try:
@@ -611,7 +610,9 @@ def _store_connection(
             account.external_account_label = str(label)[:255]
             account.requested_scopes = list(request.scopes)
             account.granted_scopes = tokens.scopes if tokens.scopes is not None else list(request.scopes)
-            account.expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
+            times = timing.token_times(tokens.expires_in, documented_lifetime(provider.preset))
+            account.expires_at, account.token_issued_at = times.expires_at, times.issued_at
+            account.token_lifetime_seconds = times.lifetime
             account.save()
             Credential.objects.update_or_create(
                 account=account,

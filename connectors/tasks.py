@@ -4,8 +4,9 @@ mid-run gets the task redelivered) and is idempotent. ``jobs.runner`` records ea
 summary line.
 
 - ``connectors.refresh_expiring`` -> ``connectors.refresh_expiring_in_tenant`` (active tenants):
-  refresh accounts expiring within ``CONNECTORS_REFRESH_WINDOW_SECONDS``; when many are due, extra
-  ``connectors.refresh_batches_in_tenant`` tasks let other workers claim batches in parallel.
+  refresh the accounts whose tokens are due by their own lifetime (``connectors.timing``); when many
+  are due, extra ``connectors.refresh_batches_in_tenant`` tasks let other workers claim batches in
+  parallel. They carry the run's start, so one run refreshes an account at most once.
 - ``connectors.sweep`` -> ``connectors.sweep_in_tenant`` (every tenant, also deactivated ones):
   revoke at the provider and delete the credentials of ended members / deactivated tenants, retry
   failed revocations with backoff, purge old connect attempts. The same work is queued at once as
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 import math
 import uuid
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
 
-from connectors import lifecycle
+from connectors import clock, lifecycle
 from connectors.services import purge_authorization_requests, sweep_provider_leftovers
 from jobs.runner import Counts, run_in_tenant
 from tenants.fanout import fan_out
@@ -35,33 +37,31 @@ SWEEP_AFTER_EVENT = "connectors.sweep_after_event_in_tenant"
 REENCRYPT = "connectors.reencrypt_in_tenant"
 
 
-def _refresh(*, max_batches: int | None = None) -> Counts:
-    return lifecycle.refresh_due_accounts(
-        within_seconds=settings.CONNECTORS_REFRESH_WINDOW_SECONDS,
-        batch_size=settings.CONNECTORS_REFRESH_BATCH_SIZE,
-        max_batches=max_batches,
-    )
+def _refresh(run_started: datetime) -> Counts:
+    return lifecycle.refresh_due_accounts(batch_size=settings.CONNECTORS_REFRESH_BATCH_SIZE, run_started=run_started)
 
 
 @shared_task(name=REFRESH, acks_late=True)
 def refresh_expiring_in_tenant(slug: str, run_id: str = "") -> Counts:
     run_id = run_id or uuid.uuid4().hex
+    started = clock.now()
 
     def work(tenant: Tenant) -> Counts:
-        due = lifecycle.due_count(within_seconds=settings.CONNECTORS_REFRESH_WINDOW_SECONDS)
+        due = lifecycle.due_count()
         helpers = min(
             settings.CONNECTORS_REFRESH_PARALLEL_TASKS, math.ceil(due / settings.CONNECTORS_REFRESH_BATCH_SIZE)
         )
         for _ in range(helpers - 1):  # other workers claim batches beside this one
-            refresh_batches_in_tenant.delay(slug, run_id)
-        return _refresh()
+            refresh_batches_in_tenant.delay(slug, run_id, started.isoformat())
+        return _refresh(started)
 
     return run_in_tenant(job=REFRESH, slug=slug, work=work, run_id=run_id, single=False)
 
 
 @shared_task(name=REFRESH_PART, acks_late=True)
-def refresh_batches_in_tenant(slug: str, run_id: str = "") -> Counts:
-    return run_in_tenant(job=REFRESH, slug=slug, work=lambda _: _refresh(), run_id=run_id, single=False)
+def refresh_batches_in_tenant(slug: str, run_id: str = "", run_started: str = "") -> Counts:
+    started = datetime.fromisoformat(run_started) if run_started else clock.now()
+    return run_in_tenant(job=REFRESH, slug=slug, work=lambda _: _refresh(started), run_id=run_id, single=False)
 
 
 @shared_task(name="connectors.refresh_expiring", acks_late=True)

@@ -1,8 +1,12 @@
 """The token access service: the only reader of decrypted upstream tokens.
 
 ``access_token(user_id=..., provider_key=...)`` returns a usable access token, refreshing it first
-when it expires within ``CONNECTORS_REFRESH_MARGIN_SECONDS``. A refresh is single-flight across
-processes and machines:
+when it is due on demand (``connectors.timing``: its remaining life is under min(
+``CONNECTORS_REFRESH_MARGIN_SECONDS``, a quarter of its lifetime)). Otherwise a token is refreshed only
+by the proactive job (``refresh_claimed``, the job's rule) or *forced*: after the provider refused it
+(``refresh_refused``: an upstream 401; nothing happens if another caller already replaced that token)
+or by an explicit, throttled user action (``refresh_account(force=True)``). A refresh is
+single-flight across processes and machines:
 
 1. a PostgreSQL session-level advisory lock keyed by (schema, account) serialises refreshers; it is
    held across the call to the provider and released by PostgreSQL when the process dies;
@@ -12,11 +16,16 @@ processes and machines:
    is called, so a worker killed mid-refresh leaves a visible state;
 4. the rotated refresh token is committed (durably) before the new access token is handed to anyone.
 
-A ``refreshing`` mark found by the next refresher means the previous one died (or lost the answer):
-it refreshes with the stored token; if the provider refuses it (it had already rotated), the account
-becomes ``needs_reauth`` with reason ``refresh_lost``. ``invalid_grant`` otherwise gives
-``needs_reauth``/``invalid_grant``; transient failures are retried (``connectors.upstream.refresh``)
-and then raise ``ProviderUnavailable`` without changing the account.
+A ``refreshing`` mark found by the next refresher means the previous one died: it refreshes with the
+stored token; if the provider refuses it (it had already rotated), the account becomes
+``needs_reauth`` with reason ``refresh_lost``. A refresh that failed without a usable answer (a
+timeout, garbage) puts the account back to ``active`` with reason ``refresh_unconfirmed``, which
+counts the same way, so no failure leaves an account ``refreshing``. ``invalid_grant`` otherwise
+gives ``needs_reauth``/``invalid_grant``; transient failures are retried (``connectors.upstream``)
+and then raise ``ProviderUnavailable`` without changing the account's tokens (a rotated refresh
+token that arrived in an unusable answer is kept). The provider's breaker (``connectors.breaker``)
+is asked before the call; while it is open nobody calls, and a caller whose current token has not
+expired yet simply gets that one.
 
 Cost of one refresh (the proactive job runs thousands a minute): four round trips to PostgreSQL and
 one durable commit. ``pg_try_advisory_lock`` (the blocking form, with ``lock_timeout``, only when
@@ -40,13 +49,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
-from django.utils import timezone
 
-from connectors import retired, upstream
+from connectors import breaker, clock, presets, retired, timing, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Credential, Provider
 from observability import audit, metrics
@@ -54,6 +62,7 @@ from observability import audit, metrics
 log = logging.getLogger(__name__)
 
 Status = ConnectedAccount.Status
+UNCONFIRMED = "refresh_unconfirmed"  # status_reason of an active account whose last refresh got no usable answer
 
 
 class RefreshBusy(ProviderUnavailable):
@@ -75,7 +84,7 @@ class Refreshed:
 class _Marked:
     """An account marked ``refreshing`` by this process, with what the provider call needs."""
 
-    interrupted: bool  # it was ``refreshing`` already: a previous refresher died
+    interrupted: bool  # it was ``refreshing`` (a previous refresher died) or its last refresh is unconfirmed
     user_id: int
     provider_id: int
     refresh_token: str = field(repr=False)
@@ -127,25 +136,24 @@ def refresh_lock(account_id: int, *, wait: bool = True) -> Iterator[None]:
         _unlock(key)
 
 
-def _expiring(account: ConnectedAccount, margin_seconds: int | None = None) -> bool:
-    if margin_seconds is None:
-        margin_seconds = settings.CONNECTORS_REFRESH_MARGIN_SECONDS
-    margin = timedelta(seconds=margin_seconds)
-    return account.expires_at is not None and account.expires_at <= timezone.now() + margin
-
-
 def _refuse_unusable(account: ConnectedAccount) -> None:
     if account.status in (Status.NEEDS_REAUTH, Status.REVOKED):
         raise ReauthRequired(account.status, f"the {account.provider.key} account needs to be connected again")
 
 
-def access_token(*, user_id: int, provider_key: str) -> str:
-    """A usable access token for the user's account at ``provider_key``."""
+def _account_of(user_id: int, provider_key: str) -> ConnectedAccount:
     account = (
         ConnectedAccount.objects.select_related("provider", "credential")
         # one query; only the access token is decrypted (not the refresh token or the client secret)
         .only(
-            "id", "status", "expires_at", "provider__id", "provider__key", "credential__id", "credential__access_token"
+            "id",
+            "status",
+            "expires_at",
+            "token_lifetime_seconds",
+            "provider__id",
+            "provider__key",
+            "credential__id",
+            "credential__access_token",
         )
         .filter(user_id=user_id, provider__key=provider_key)
         .first()
@@ -153,16 +161,49 @@ def access_token(*, user_id: int, provider_key: str) -> str:
     if account is None:
         raise ReauthRequired("not_connected", f"no {provider_key} account is connected")
     _refuse_unusable(account)
+    return account
+
+
+def access_token(*, user_id: int, provider_key: str) -> str:
+    """A usable access token for the user's account at ``provider_key``."""
+    account = _account_of(user_id, provider_key)
     credential = getattr(account, "credential", None)
-    if account.status == Status.ACTIVE and not _expiring(account) and credential is not None:
+    now = clock.now()
+    due = timing.is_due(
+        timing.on_demand(), expires_at=account.expires_at, lifetime=account.token_lifetime_seconds, now=now
+    )
+    if account.status == Status.ACTIVE and credential is not None and not due:
         return credential.access_token
-    return refresh_account(account_id=account.pk)
+    try:
+        return refresh_account(account_id=account.pk)
+    except ProviderUnavailable:
+        # the provider is down or backing off, but the token we hold still works for a while
+        if credential is not None and account.expires_at is not None and account.expires_at > clock.now():
+            return credential.access_token
+        raise
+
+
+def refresh_refused(*, user_id: int, provider_key: str, refused_token: str) -> str:
+    """The provider refused ``refused_token`` (an upstream 401): refresh now, whatever its age,
+    unless another caller has replaced it meanwhile (then that token: twenty calls refused at once
+    make one refresh)."""
+    account = _account_of(user_id, provider_key)
+    return _refresh(account.pk, None, wait=True, refused_token=refused_token).access_token
 
 
 def _mark_needs_reauth(account_id: int, reason: str) -> None:
     ConnectedAccount.objects.filter(pk=account_id).update(
-        status=Status.NEEDS_REAUTH, status_reason=reason, refreshing_since=None, updated_at=timezone.now()
+        status=Status.NEEDS_REAUTH, status_reason=reason, refreshing_since=None, updated_at=clock.now()
     )
+
+
+def _unmark(account_id: int, *, unconfirmed: bool) -> None:
+    """A refresh that ended without new tokens: the account is ``active`` again (never left
+    ``refreshing``); ``unconfirmed`` when the provider may have rotated (no usable answer)."""
+    fields = {"status": Status.ACTIVE, "refreshing_since": None}
+    if unconfirmed:
+        fields["status_reason"] = UNCONFIRMED
+    ConnectedAccount.objects.filter(pk=account_id, status=Status.REFRESHING).update(**fields)
 
 
 # --- the two hand-written statements (see the module docstring) -------------------------------------
@@ -174,21 +215,25 @@ _REFRESH_TOKEN = Credential._meta.get_field("refresh_token")
 _GRANTED_SCOPES = ConnectedAccount._meta.get_field("granted_scopes")
 
 # the common case of ``_mark_or_settle``: refreshable (a credential with a refresh token) and either
-# expiring within the margin or left ``refreshing`` by a refresher that died
+# due by the caller's rule (``connectors.timing.DUE_SQL``, the same as ``timing.is_due``) or left
+# ``refreshing`` by a refresher that died
 _MARK = f"""
 WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
 UPDATE {_ACCOUNTS} AS a SET status = 'refreshing', refreshing_since = %(now)s, updated_at = %(now)s
-FROM async, (SELECT id, status FROM {_ACCOUNTS} WHERE id = %(id)s FOR UPDATE) AS old, {_CREDENTIALS} AS c
+FROM async, (SELECT id, status, status_reason FROM {_ACCOUNTS} WHERE id = %(id)s FOR UPDATE) AS old,
+  {_CREDENTIALS} AS c
 WHERE a.id = old.id AND c.account_id = a.id AND c.refresh_token IS NOT NULL
-  AND (a.status = 'refreshing' OR (a.status = 'active' AND a.expires_at <= %(due)s))
-RETURNING old.status, a.user_id, a.provider_id, c.refresh_token, c.generation
+  AND (a.status = 'refreshing' OR (a.status = 'active' AND {timing.DUE_SQL}))
+RETURNING old.status = 'refreshing' OR old.status_reason = '{UNCONFIRMED}', a.user_id, a.provider_id, c.refresh_token,
+  c.generation
 """  # noqa: S608 (table names come from model metadata, values are parameters)
 
 # what the second transaction of the ORM version did: the rotated tokens and the account's new state
 # in one statement (one durable commit). The account goes back to ``active`` only if it is still
 # ``refreshing``: a disconnect or the sweep that revoked it meanwhile keeps its state. Nothing is stored
 # unless the credential still has the generation it was read with: a reconnect, a disconnect or a
-# provider change meanwhile gave it another one (or deleted it).
+# provider change meanwhile gave it another one (or deleted it). The token's issue time and lifetime
+# are stored with it (``connectors.timing``).
 _STORE = f"""
 WITH c AS (
   UPDATE {_CREDENTIALS} SET access_token = %(access)s, refresh_token = COALESCE(%(refresh)s, refresh_token),
@@ -199,34 +244,35 @@ UPDATE {_ACCOUNTS} SET
   status = CASE WHEN status = 'refreshing' THEN 'active' ELSE status END,
   status_reason = CASE WHEN status = 'refreshing' THEN '' ELSE status_reason END,
   refreshing_since = NULL, refresh_failures = 0, refresh_failing_since = NULL, next_refresh_at = NULL,
-  expires_at = %(expires_at)s, granted_scopes = COALESCE(%(scopes)s, granted_scopes),
+  expires_at = %(expires_at)s, token_issued_at = %(now)s, token_lifetime_seconds = %(lifetime)s,
+  granted_scopes = COALESCE(%(scopes)s, granted_scopes),
   last_refreshed_at = %(now)s, refresh_count = refresh_count + 1, updated_at = %(now)s
 WHERE id IN (SELECT account_id FROM c)
 RETURNING id
 """  # noqa: S608 (table names come from model metadata, values are parameters)
 
 
-def _mark(account_id: int, now: datetime, due: datetime) -> _Marked | None:
+def _mark(account_id: int, rule: timing.Rule, now: datetime) -> _Marked | None:
     with connection.cursor() as cursor:
-        cursor.execute(_MARK, {"id": account_id, "now": now, "due": due})
+        cursor.execute(_MARK, {"id": account_id, **timing.due_params(rule, now)})
         row = cursor.fetchone()
     if row is None:
         return None
-    status, user_id, provider_id, raw_refresh, generation = row
+    interrupted, user_id, provider_id, raw_refresh, generation = row
     refresh_token = _REFRESH_TOKEN.from_db_value(bytes(raw_refresh), None, connection)
-    return _Marked(status == Status.REFRESHING, user_id, provider_id, refresh_token, generation=generation)
+    return _Marked(bool(interrupted), user_id, provider_id, refresh_token, generation=generation)
 
 
-def _store(account_id: int, tokens: upstream.TokenSet, now: datetime, generation: int) -> bool:
-    expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
+def _store(account_id: int, tokens: upstream.TokenSet, times: timing.TokenTimes, generation: int) -> bool:
     params = {
         "id": account_id,
         "generation": generation,
-        "now": now,
+        "now": times.issued_at,
         "access": _ACCESS_TOKEN.get_db_prep_save(tokens.access_token, connection),
         "refresh": _REFRESH_TOKEN.get_db_prep_save(tokens.refresh_token, connection) if tokens.refresh_token else None,
         "token_type": tokens.token_type,
-        "expires_at": expires_at,
+        "expires_at": times.expires_at,
+        "lifetime": times.lifetime,
         "scopes": _GRANTED_SCOPES.get_db_prep_save(tokens.scopes, connection) if tokens.scopes is not None else None,
     }
     with connection.cursor() as cursor:
@@ -234,24 +280,42 @@ def _store(account_id: int, tokens: upstream.TokenSet, now: datetime, generation
         return cursor.fetchone() is not None
 
 
-def _mark_or_settle(account_id: int, margin_seconds: int | None) -> _Marked | Refreshed:
-    """The general case, through the ORM: refuse an unusable account, answer a fresh one, mark an
-    unrefreshable one ``needs_reauth``, or mark it ``refreshing``."""
+def _keep_rotated(account_id: int, refresh_token: str, generation: int) -> None:
+    """The provider rotated but its answer was unusable: keep the new refresh token (the old one
+    is dead at the provider), leave the access token and its expiry as they were; only into the
+    credential generation it was refreshed for."""
+    Credential.objects.filter(account_id=account_id, generation=generation).update(
+        refresh_token=refresh_token, updated_at=clock.now()
+    )
+
+
+def _mark_or_settle(
+    account_id: int, rule: timing.Rule | None, refused_token: str | None, now: datetime
+) -> _Marked | Refreshed:
+    """The general case, through the ORM: refuse an unusable account, answer a fresh one (not due by
+    ``rule``; for a forced refresh, ``rule`` None: one whose refused token was replaced already), mark
+    an unrefreshable one ``needs_reauth``, or mark it ``refreshing``."""
     with transaction.atomic():
         account = ConnectedAccount.objects.select_for_update().select_related("provider").get(pk=account_id)
         _refuse_unusable(account)
         credential = Credential.objects.filter(account=account).first()
         if credential is None:
             raise ReauthRequired("not_connected", "the account has no credentials")
-        if account.status == Status.ACTIVE and not _expiring(account, margin_seconds):
-            return Refreshed(credential.access_token, refreshed=False, user_id=account.user_id)
-        interrupted = account.status == Status.REFRESHING
+        if account.status == Status.ACTIVE:
+            fresh = Refreshed(credential.access_token, refreshed=False, user_id=account.user_id)
+            lifetime = account.token_lifetime_seconds
+            if rule is not None:
+                if not timing.is_due(rule, expires_at=account.expires_at, lifetime=lifetime, now=now):
+                    return fresh
+            elif refused_token is not None and credential.access_token != refused_token:
+                return fresh  # another caller replaced the refused token already
+        interrupted = account.status == Status.REFRESHING or account.status_reason == UNCONFIRMED
         if not credential.refresh_token:
             account.status, account.status_reason = Status.NEEDS_REAUTH, "expired"
             account.save(update_fields=["status", "status_reason", "updated_at"])
             raise ReauthRequired("expired", f"the {account.provider.key} token expired and cannot be refreshed")
         account.status = Status.REFRESHING
-        account.refreshing_since = timezone.now()
+        account.refreshing_since = now
         account.save(update_fields=["status", "refreshing_since", "updated_at"])
         return _Marked(
             interrupted,
@@ -266,12 +330,14 @@ def _mark_or_settle(account_id: int, margin_seconds: int | None) -> _Marked | Re
 def _call_provider(
     provider: Provider, marked: _Marked, attempt: upstream.RefreshOutcome, deferred_ok: list[int] | None
 ) -> upstream.TokenSet:
-    """The provider call, observed: outcome and latency in the metrics, one ``connector_refresh``
-    audit event (a success may be handed to the caller, ``deferred_ok``, to record in bulk)."""
+    """The provider call, observed: outcome and latency in the metrics (also per provider), one
+    ``connector_refresh`` audit event (a success may be handed to the caller, ``deferred_ok``, to
+    record in bulk). A refusal by the breaker or the concurrency bound made no call: not observed."""
+    admission = breaker.admit(provider)
     outcome = "error"
     started = time.monotonic()
     try:
-        tokens = upstream.refresh(provider, marked.refresh_token, attempt)
+        tokens = upstream.refresh(provider, marked.refresh_token, attempt, admission)
         outcome = "ok"
         return tokens
     except ProviderUnavailable:
@@ -281,41 +347,53 @@ def _call_provider(
         outcome = "needs_reauth" if exc.code == "invalid_grant" else "error"
         raise
     finally:
-        metrics.connector_refresh(connection.schema_name, outcome, time.monotonic() - started)
-        if outcome == "ok" and deferred_ok is not None:
-            deferred_ok.append(marked.user_id)
-        else:
-            audit.record(event="connector_refresh", outcome=outcome, user_id=marked.user_id)
+        if attempt.attempts:
+            elapsed = time.monotonic() - started
+            metrics.connector_refresh(connection.schema_name, outcome, elapsed)
+            metrics.provider_refresh(connection.schema_name, provider.key, outcome)
+            if outcome == "ok" and deferred_ok is not None:
+                deferred_ok.append(marked.user_id)
+            else:
+                audit.record(event="connector_refresh", outcome=outcome, user_id=marked.user_id)
+
+
+def _provider_of(marked: _Marked, providers: dict[int, Provider] | None) -> Provider:
+    provider = marked.provider or (providers or {}).get(marked.provider_id)
+    if provider is None:
+        provider = Provider.objects.get(pk=marked.provider_id)
+        if providers is not None:
+            providers[provider.pk] = provider
+    return provider
 
 
 def _refresh(
     account_id: int,
-    margin_seconds: int | None,
+    rule: timing.Rule | None,
     *,
     wait: bool,
+    refused_token: str | None = None,
     providers: dict[int, Provider] | None = None,
     deferred_ok: list[int] | None = None,
 ) -> Refreshed:
+    """Refresh if due by ``rule`` (None: forced) under the single-flight guard."""
     if connection.in_atomic_block:
         raise RuntimeError("refresh_account commits as it goes: call it outside a transaction")
-    margin = settings.CONNECTORS_REFRESH_MARGIN_SECONDS if margin_seconds is None else margin_seconds
     with refresh_lock(account_id, wait=wait):
-        now = timezone.now()
-        marked = _mark(account_id, now, now + timedelta(seconds=margin)) or _mark_or_settle(account_id, margin)
+        now = clock.now()
+        marked = (_mark(account_id, rule, now) if rule is not None else None) or _mark_or_settle(
+            account_id, rule, refused_token, now
+        )
         if isinstance(marked, Refreshed):
-            return marked  # another worker refreshed while we waited
+            return marked  # another worker refreshed while we waited, or nothing is due
         # committed: the refreshing mark is visible; the lock still keeps other refreshers out
-        provider = marked.provider or (providers or {}).get(marked.provider_id)
-        if provider is None:
-            provider = Provider.objects.get(pk=marked.provider_id)
-            if providers is not None:
-                providers[provider.pk] = provider
+        provider = _provider_of(marked, providers)
         attempt = upstream.RefreshOutcome()
         try:
             tokens = _call_provider(provider, marked, attempt, deferred_ok)
         except ProviderUnavailable:
-            if not attempt.ambiguous:  # every try got an answer: nothing rotated, the account is as before
-                ConnectedAccount.objects.filter(pk=account_id).update(status=Status.ACTIVE, refreshing_since=None)
+            if attempt.rotated_refresh_token:  # an unusable answer carried the rotated refresh token
+                _keep_rotated(account_id, attempt.rotated_refresh_token, marked.generation)
+            _unmark(account_id, unconfirmed=attempt.ambiguous)
             raise
         except ConnectorError as exc:
             reason = "refresh_lost" if (marked.interrupted or attempt.ambiguous) else exc.code
@@ -323,29 +401,32 @@ def _refresh(
                 _mark_needs_reauth(account_id, reason)
                 log.warning("connectors: account %s needs re-authorization (%s)", account_id, reason)
                 raise ReauthRequired(reason, f"the {provider.key} account needs to be connected again") from exc
-            ConnectedAccount.objects.filter(pk=account_id).update(status=Status.ACTIVE, refreshing_since=None)
+            _unmark(account_id, unconfirmed=attempt.ambiguous)
             raise
-        refreshed_at = timezone.now()
-        if not _store(account_id, tokens, refreshed_at, marked.generation):
+        except BaseException:  # anything else (a bug, the process being stopped): never left refreshing
+            _unmark(account_id, unconfirmed=True)
+            raise
+        times = timing.token_times(tokens.expires_in, presets.documented_lifetime(provider.preset))
+        if not _store(account_id, tokens, times, marked.generation):
             # disconnected, reconnected or its provider changed meanwhile: what we got is nobody's
             retired.discard(provider=provider, tokens=tokens, reason="unstored_refresh", account_id=account_id)
             raise ReauthRequired("not_connected", "the account was disconnected during the refresh")
         # committed: the rotated refresh token is durable before the access token is used
         log.info("connectors: account %s refreshed", account_id)
-        return Refreshed(tokens.access_token, refreshed=True, user_id=marked.user_id, refreshed_at=refreshed_at)
+        return Refreshed(tokens.access_token, refreshed=True, user_id=marked.user_id, refreshed_at=times.issued_at)
 
 
-def refresh_account(*, account_id: int, margin_seconds: int | None = None) -> str:
+def refresh_account(*, account_id: int, force: bool = False) -> str:
     """Refresh under the single-flight guard (see the module docstring); returns the access token.
-    ``margin_seconds``: refresh only if the token expires within it (re-checked under the lock)."""
-    return _refresh(account_id, margin_seconds, wait=True).access_token
+    Without ``force``, only when due on demand (re-checked under the lock); ``force`` is for an
+    explicit, throttled user action."""
+    return _refresh(account_id, None if force else timing.on_demand(), wait=True).access_token
 
 
-def refresh_claimed(
-    *, account_id: int, margin_seconds: int, providers: dict[int, Provider], deferred_ok: list[int]
-) -> Refreshed:
-    """The proactive job's refresh: the same guard, but ``RefreshBusy`` instead of waiting when
-    another process is refreshing the account (it is being refreshed: nothing for the job to do).
-    ``providers`` caches the providers over a batch; the user ids of successful provider calls are
-    appended to ``deferred_ok`` for the caller to audit in bulk (failures are audited at once)."""
-    return _refresh(account_id, margin_seconds, wait=False, providers=providers, deferred_ok=deferred_ok)
+def refresh_claimed(*, account_id: int, providers: dict[int, Provider], deferred_ok: list[int]) -> Refreshed:
+    """The proactive job's refresh: the same guard and the job's rule (``timing.proactive``), but
+    ``RefreshBusy`` instead of waiting when another process is refreshing the account (it is being
+    refreshed: nothing for the job to do). ``providers`` caches the providers over a batch; the user
+    ids of successful provider calls are appended to ``deferred_ok`` for the caller to audit in bulk
+    (failures are audited at once)."""
+    return _refresh(account_id, timing.proactive(), wait=False, providers=providers, deferred_ok=deferred_ok)

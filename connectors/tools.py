@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from connectors import http, selectors, tokens, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
+from connectors.models import Provider
 from declarations.idempotency import IDEMPOTENCY_META_KEY
 from declarations.principal import ToolContext
 from declarations.tools import (
@@ -98,8 +99,7 @@ def connector_profile(context: ToolContext, arguments: dict[str, Any]) -> dict[s
             if exc.code != "invalid_token":
                 raise
             # the provider refused a token we thought valid (revoked upstream): one refresh decides
-            account = selectors.account_of_user(user_id, key)
-            token = tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
+            token = tokens.refresh_refused(user_id=user_id, provider_key=key, refused_token=token)
             info = upstream.userinfo(provider, token)
     return {"provider": key, "profile": {k: info[k] for k in PROFILE_FIELDS if k in info}}
 
@@ -108,7 +108,7 @@ MCP_VERSION = "2026-07-28"
 
 
 def _call_upstream_tool(
-    endpoint: str, token: str, name: str, arguments: dict[str, Any], idempotency_key: str | None = None
+    provider: Provider, token: str, name: str, arguments: dict[str, Any], idempotency_key: str | None = None
 ) -> http.Response:
     meta = {
         "io.modelcontextprotocol/protocolVersion": MCP_VERSION,
@@ -131,7 +131,7 @@ def _call_upstream_tool(
     }
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key  # draft-ietf-httpapi-idempotency-key-header
-    return http.request("POST", endpoint, json_body=body, headers=headers, bearer=token)
+    return upstream.call(provider, "POST", provider.mcp_endpoint, json_body=body, headers=headers, bearer=token)
 
 
 @tool(
@@ -156,10 +156,10 @@ def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dic
 def _with_one_refresh(user_id: int, key: str, send: Callable[[str], http.Response]) -> http.Response:
     """Send with the account's token; if the provider answers 401 (expired or revoked upstream), one
     forced refresh decides: retried once with the new token, and a second refusal means reconnect."""
-    response = send(tokens.access_token(user_id=user_id, provider_key=key))
+    token = tokens.access_token(user_id=user_id, provider_key=key)
+    response = send(token)
     if response.status == 401:
-        account = selectors.account_of_user(user_id, key)
-        response = send(tokens.refresh_account(account_id=account.pk, margin_seconds=10**9))
+        response = send(tokens.refresh_refused(user_id=user_id, provider_key=key, refused_token=token))
     if response.status in (401, 403):
         raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that API")
     return response
@@ -177,7 +177,7 @@ def _upstream_tool_result(
         response = _with_one_refresh(
             context.principal.user_id,
             key,
-            lambda token: _call_upstream_tool(provider.mcp_endpoint, token, name, arguments, idempotency_key),
+            lambda token: _call_upstream_tool(provider, token, name, arguments, idempotency_key),
         )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict) or "result" not in body:
@@ -204,7 +204,7 @@ def connector_crm_contacts(context: ToolContext, arguments: dict[str, Any]) -> d
     url = f"{provider.api_base_url}/crm/contacts?{urlencode({'query': arguments.get('query', '')})}"
     with connector_failures(context, key):
         response = _with_one_refresh(
-            context.principal.user_id, key, lambda token: http.request("GET", url, bearer=token)
+            context.principal.user_id, key, lambda token: upstream.call(provider, "GET", url, bearer=token)
         )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict) or not isinstance(body.get("contacts"), list):

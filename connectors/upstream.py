@@ -1,29 +1,29 @@
 """The platform as OAuth client: the requests it makes to a provider, and how their answers are
 classified. Callers get a ``TokenSet`` or a ``ConnectorError`` with a stable code; nothing here logs
-or puts a token into an error message."""
+or puts a token into an error message.
+
+Every call goes through ``call``: within the provider's concurrency bound (``connectors.slots``) and
+the total deadline of ``connectors.http``; answers are validated by ``connectors.answers`` before
+anyone uses them. Refreshes also report to the provider's breaker (``connectors.breaker``)."""
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-from connectors import http
+from connectors import answers, breaker, http, slots
+from connectors.answers import InvalidAnswer, TokenSet
 from connectors.errors import ConnectorError, ProviderUnavailable
 from connectors.models import Provider
 
+__all__ = ["TokenSet", "call", "exchange_code", "refresh", "revoke", "userinfo"]
 
-@dataclass(frozen=True)
-class TokenSet:
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
-    token_type: str
-    expires_in: int | None
-    scopes: list[str] | None  # None: the provider did not say (= as requested)
-    id_token: str | None = field(repr=False, default=None)
+# failures that came without an answer: the provider may have acted on the request (rotated)
+NO_ANSWER = frozenset({"timeout", "connection_failed"})
 
 
 def split_scopes(provider: Provider, value: str) -> list[str]:
@@ -43,57 +43,27 @@ def _client_auth(provider: Provider, form: dict[str, str]) -> tuple[dict[str, st
     return form, None
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: treat as "no hint", back off on our own schedule
+def call(provider: Provider, method: str, url: str, **kwargs: Any) -> http.Response:
+    """One request to ``provider`` (any of its endpoints or its API): in one of its concurrency
+    slots (``ProviderBusy`` at once when none is free), ended at the deadline; a transient failure
+    is ``ProviderUnavailable``, a refused URL a ``ConnectorError``."""
+    with slots.slot(breaker.breaker_key(provider)):
+        try:
+            return http.request(method, url, **kwargs)
+        except http.OutboundError as exc:
+            if exc.transient:
+                raise ProviderUnavailable(exc.code, str(exc)) from exc
+            raise ConnectorError(exc.code, str(exc)) from exc
 
 
 def _post(provider: Provider, url: str, form: dict[str, str]) -> http.Response:
     form, basic = _client_auth(provider, form)
-    try:
-        return http.request("POST", url, form=form, basic_auth=basic)
-    except http.OutboundError as exc:
-        if exc.transient:
-            raise ProviderUnavailable(exc.code, str(exc)) from exc
-        raise ConnectorError(exc.code, str(exc)) from exc
+    return call(provider, "POST", url, form=form, basic_auth=basic)
 
 
 def _token_call(provider: Provider, form: dict[str, str]) -> TokenSet:
     response = _post(provider, provider.token_endpoint, form)
-    body = response.json()
-    body = body if isinstance(body, dict) else {}
-    if response.status == 429 or response.status >= 500:
-        raise ProviderUnavailable(
-            "provider_unavailable",
-            f"the provider answered HTTP {response.status}",
-            retry_after=_retry_after(response.headers.get("retry-after")),
-        )
-    error = body.get("error") if (response.status != 200 or body.get("ok") is False) else None
-    if error or response.status != 200:
-        code = str(error or "token_request_failed")
-        if code not in {"invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope"}:
-            code = "token_request_failed"
-        raise ConnectorError(code, f"the provider refused the token request ({code})")
-    if not isinstance(body.get("access_token"), str):
-        raise ConnectorError("token_request_failed", "the provider's token response has no access_token")
-    expires_in = body.get("expires_in")
-    try:
-        expires_in = int(expires_in) if expires_in is not None else None
-    except (TypeError, ValueError):
-        expires_in = None
-    scope = body.get("scope")
-    return TokenSet(
-        access_token=body["access_token"],
-        refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
-        token_type=str(body.get("token_type") or "Bearer"),
-        expires_in=expires_in,
-        scopes=split_scopes(provider, scope) if isinstance(scope, str) else None,
-        id_token=body.get("id_token") if isinstance(body.get("id_token"), str) else None,
-    )
+    return answers.token_answer(response.status, response.body, response.headers, lambda v: split_scopes(provider, v))
 
 
 def exchange_code(provider: Provider, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
@@ -107,12 +77,19 @@ def exchange_code(provider: Provider, *, code: str, redirect_uri: str, code_veri
 class RefreshOutcome:
     tokens: TokenSet | None = None
     attempts: int = 0
-    ambiguous: bool = False  # a try failed without an answer: the provider may have rotated already
+    ambiguous: bool = False  # a try failed without a usable answer: the provider may have rotated already
+    rotated_refresh_token: str | None = None  # from an otherwise unusable answer: keep it
 
 
-def refresh(provider: Provider, refresh_token: str, outcome: RefreshOutcome) -> TokenSet:
+def refresh(
+    provider: Provider, refresh_token: str, outcome: RefreshOutcome, admission: breaker.Admission | None = None
+) -> TokenSet:
     """Refresh with retries on transient failures: exponential backoff with full jitter, or the
-    provider's ``Retry-After`` when it gives one (a hint above the cap ends the retries)."""
+    provider's ``Retry-After`` when it gives one (a hint above the cap ends the retries). Every
+    failure is reported to the provider's breaker (``admission``: from ``breaker.admit``); once it
+    opens, no more tries. An unusable answer is not retried: the provider answered, so it may have
+    rotated the refresh token we hold (a valid rotated one in the answer is handed back)."""
+    admission = admission or breaker.admit(provider)
     attempts = settings.CONNECTORS_REFRESH_ATTEMPTS
     cap = settings.CONNECTORS_RETRY_MAX_DELAY_SECONDS
     base = settings.CONNECTORS_RETRY_BASE_DELAY_SECONDS
@@ -120,20 +97,32 @@ def refresh(provider: Provider, refresh_token: str, outcome: RefreshOutcome) -> 
         outcome.attempts += 1
         try:
             outcome.tokens = _token_call(provider, {"grant_type": "refresh_token", "refresh_token": refresh_token})
-            return outcome.tokens
+        except InvalidAnswer as exc:
+            outcome.rotated_refresh_token = exc.refresh_token
+            outcome.ambiguous = exc.refresh_token is None
+            breaker.failed(provider, admission, "invalid_response")
+            raise
+        except slots.ProviderBusy:
+            outcome.attempts -= 1  # no call was made
+            raise
         except ProviderUnavailable as exc:
-            if exc.code != "provider_unavailable":  # no HTTP answer: the provider may have acted
+            if exc.code in NO_ANSWER:
                 outcome.ambiguous = True
-            if outcome.attempts >= attempts or (exc.retry_after is not None and exc.retry_after > cap):
+            opened = breaker.failed(provider, admission, breaker.failure_class(exc), exc.retry_after)
+            if opened or outcome.attempts >= attempts or (exc.retry_after is not None and exc.retry_after > cap):
                 raise
             delay = exc.retry_after
             if delay is None:  # full jitter (not for security: S311)
                 delay = random.uniform(0, min(cap, base * 2**outcome.attempts))  # noqa: S311
             time.sleep(delay)
+            continue
+        breaker.succeeded(provider, admission)
+        return outcome.tokens
 
 
 def revoke(provider: Provider, token: str, hint: str) -> None:
-    """RFC 7009. A 200 (also for an unknown token) is success; anything else raises."""
+    """RFC 7009. A 200 (also for an unknown token) is success; anything else raises. The body is
+    never read."""
     if not provider.revocation_endpoint:
         return
     response = _post(provider, provider.revocation_endpoint, {"token": token, "token_type_hint": hint})
@@ -144,16 +133,9 @@ def revoke(provider: Provider, token: str, hint: str) -> None:
 
 
 def userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
+    """The user's claims at the provider, reduced to plain bounded values (``answers.claims``)."""
     if not provider.userinfo_endpoint:
         return {}
-    try:
-        response = http.request("GET", provider.userinfo_endpoint, bearer=access_token)
-    except http.OutboundError as exc:
-        raise ProviderUnavailable(exc.code, str(exc)) if exc.transient else ConnectorError(exc.code, str(exc)) from exc
-    if response.status == 401:
-        raise ConnectorError("invalid_token", "the provider refused the access token")
-    body = response.json()
-    if response.status != 200 or not isinstance(body, dict):
-        raise ConnectorError("userinfo_failed", f"userinfo answered HTTP {response.status}")
-    return body
+    response = call(provider, "GET", provider.userinfo_endpoint, bearer=access_token)
+    return answers.userinfo_answer(response.status, response.body, required=("sub", provider.account_id_claim))
 

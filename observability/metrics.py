@@ -6,9 +6,10 @@ directory and ``/metrics`` sums them, so the figures are right whichever worker 
 ran a job. Without it (tests, ``runserver``) the process-local default registry is used.
 
 Labels carry the tenant slug at most, plus values from closed sets named here (an auth class, a
-channel, an outcome word, a declared tool name, a registered task name). Never a user, a token, a
-client id or secret, or free text: ``tests/test_metrics.py`` checks every exported metric's label set
-against ``ALLOWED_LABELS``.
+channel, an outcome word, a declared tool name, a registered task name) and, for the connectors'
+per-provider series, the provider's key (a slug the tenant admin chose, one per configured provider).
+Never a user, a token, a client id or secret, or free text: ``tests/test_metrics.py`` checks every
+exported metric's label set against ``ALLOWED_LABELS``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_LABELS = frozenset(
-    {"tenant", "class", "channel", "grant_type", "outcome", "reason", "tool", "job", "result", "limit"}
+    {"tenant", "class", "channel", "grant_type", "outcome", "reason", "tool", "job", "result", "limit", "provider"}
 )
 
 CHALLENGES = Counter(
@@ -63,6 +64,24 @@ PROACTIVE_REFRESH_HEADROOM = Histogram(
     "Proactive-refresh lag: seconds the upstream token still had when the job refreshed it (<= 0: late)",
     ["tenant"], buckets=(0, 15, 30, 60, 120, 180, 240, 300, 600),
 )
+PROVIDER_REFRESH = Counter(
+    "platform_connector_provider_refreshes",
+    "Upstream token refreshes per provider by outcome (ok, needs_reauth, unavailable, error)",
+    ["tenant", "provider", "outcome"],
+)
+PROVIDER_FAILURES = Counter(
+    "platform_connector_provider_failures",
+    "Failed calls to a provider's token endpoint by class (rate_limited, server_error, timeout, "
+    "connection_failed, invalid_response)",
+    ["tenant", "provider", "class"],
+)
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+BREAKER_STATE = Gauge(
+    "platform_connector_breaker_state",
+    "The provider's breaker in the tenant: 0 closed, 1 half-open (one probe in flight), 2 open",
+    ["tenant", "provider"],
+    multiprocess_mode="mostrecent",
+)
 CROSS_TENANT_DENIALS = Counter(
     "platform_cross_tenant_denials", "Requests refused because the caller does not belong to the tenant",
     ["tenant", "reason"],
@@ -91,7 +110,7 @@ LOGIN_LIMITS = Counter(
 ALL = (
     CHALLENGES, TOKEN_ISSUED, TOKEN_REFRESH, TOKEN_REUSE, TOKEN_REVOCATIONS, CONNECTOR_REFRESH,
     CONNECTOR_REFRESH_SECONDS, PROACTIVE_REFRESH_HEADROOM, CROSS_TENANT_DENIALS, TOOL_CALLS, SWEEP_RESULTS,
-    RATE_LIMIT_UNAVAILABLE, LOGIN_LIMITS,
+    RATE_LIMIT_UNAVAILABLE, LOGIN_LIMITS, PROVIDER_REFRESH, PROVIDER_FAILURES, BREAKER_STATE,
 )
 
 
@@ -101,6 +120,9 @@ def exported_names() -> set[str]:
     names: set[str] = set()
     for metric in ALL:
         base = metric._name
+        if isinstance(metric, Gauge):
+            names.add(base)
+            continue
         suffixes = ("total",) if isinstance(metric, Counter) else ("bucket", "sum", "count")
         names.update(f"{base}_{suffix}" for suffix in suffixes)
     return names
@@ -172,6 +194,21 @@ def cross_tenant(tenant: str, reason: str) -> None:
 def connector_refresh(tenant: str, outcome: str, seconds: float) -> None:
     CONNECTOR_REFRESH.labels(tenant, outcome).inc()
     CONNECTOR_REFRESH_SECONDS.labels(tenant, outcome).observe(seconds)
+
+
+@_safe
+def provider_refresh(tenant: str, provider: str, outcome: str) -> None:
+    PROVIDER_REFRESH.labels(tenant, provider, outcome).inc()
+
+
+@_safe
+def provider_failure(tenant: str, provider: str, failure_class: str) -> None:
+    PROVIDER_FAILURES.labels(tenant, provider, failure_class).inc()
+
+
+@_safe
+def breaker_state(tenant: str, provider: str, state: str) -> None:
+    BREAKER_STATE.labels(tenant, provider).set(BREAKER_STATES.get(state, 0))
 
 
 @_safe

@@ -7,9 +7,17 @@ so a batch is in flight when the fault hits):
   1. the worker is SIGKILLed mid-batch (a new worker comes up);
   2. Redis is restarted mid-run;
   3. PostgreSQL is restarted mid-run.
+Then faults of the provider itself, from the start of the run for ``FAULT_SECONDS``:
+  4. a 429 storm with Retry-After;
+  5. a provider that drips its answers (one byte every 2 s; it has rotated the refresh token);
+  6. a provider answering garbage (200, wrong types, 3,000-deep JSON, nothing rotated);
+  7. the same with the rotated refresh token in the otherwise unusable answer.
 After each, "beat" keeps queueing the refresh every 3 s (the schedule, shortened) until every account
 is refreshed; then the report checks: every account refreshed and active, no credential lost (the
-stored refresh token is the provider's current one), no account refreshed twice at the provider.
+stored refresh token is the provider's current one), no account refreshed twice in the database; for
+the provider faults also that the provider got a handful of token requests during the fault, not one
+per account and run (the breaker), and no storm afterwards (at most one refresh per account once it
+recovered, plus the repeats of answers our deadline cut off).
 """
 
 from __future__ import annotations
@@ -33,6 +41,10 @@ from probe.ready import stop_process  # noqa: E402
 CHAOS_DIR = VAR_DIR / "chaos"
 PGDATA = CHAOS_DIR / "pgdata"
 ACCOUNTS = 300
+FAULT_SECONDS = 20
+# token requests the provider may get while it misbehaves: a probe per breaker cycle and what was in
+# flight when it opened, nowhere near one per account and run
+FAULT_BUDGET = 40
 WORKER_ENV = {
     "CONNECTORS_REFRESH_JITTER_SECONDS": "0",
     "CONNECTORS_REFRESH_BATCH_SIZE": "20",
@@ -40,6 +52,13 @@ WORKER_ENV = {
     "CONNECTORS_REFRESH_LEASE_SECONDS": "5",
     "CONNECTORS_LOCK_WAIT_SECONDS": "5",
     "CONNECTORS_REFRESH_ATTEMPTS": "1",
+    # the provider faults, on a scale of seconds: deadline, breaker, backoff
+    "CONNECTORS_HTTP_TIMEOUT_SECONDS": "3",
+    "CONNECTORS_BREAKER_OPEN_SECONDS": "3",
+    "CONNECTORS_BREAKER_MAX_OPEN_SECONDS": "10",
+    "CONNECTORS_BREAKER_RECOVERY_SPREAD_SECONDS": "5",
+    "CONNECTORS_REFRESH_BACKOFF_BASE_SECONDS": "2",
+    "CONNECTORS_REFRESH_BACKOFF_MAX_SECONDS": "10",
     "LOG_LEVEL": "WARNING",
 }
 
@@ -155,6 +174,7 @@ def verify(provider: str) -> dict:
             stale += 1
     return {
         "accounts": len(accounts),
+        "provider_repeats": stats["repeats"],
         "refreshed": sum(1 for _, _, n in accounts if n >= 1),
         "active": sum(1 for _, s, _ in accounts if s == "active"),
         "needs_reauth": sum(1 for _, s, _ in accounts if s == "needs_reauth"),
@@ -200,6 +220,50 @@ def scenario(name: str, fault, provider: str) -> dict:
     return result
 
 
+def provider_fault(name: str, mode: str, provider: str, retry_after: str = "5") -> dict:
+    """The provider misbehaves (``mode``, bench/loopback_provider.py) for ``FAULT_SECONDS`` from the
+    start of the run; beat keeps queueing the job until every account is refreshed."""
+    import httpx
+
+    from bench.refresh_jobs import create_due_accounts
+    from config.celery import app
+
+    retrying(app.control.purge)
+    retrying(lambda: create_due_accounts(ACCOUNTS))
+    httpx.post(f"{provider}/reset", timeout=10)
+    workers = [start_worker(f"{name}-a")]
+    time.sleep(3)  # the worker connects
+    params = {"mode": mode, "seconds": FAULT_SECONDS, "retry_after": retry_after}
+    httpx.post(f"{provider}/fault", params=params, timeout=10)
+    started = time.monotonic()
+    during: dict | None = None
+    last_dispatch, deadline = 0.0, started + FAULT_SECONDS + 180
+    while time.monotonic() < deadline:  # beat, every 3 s
+        if during is None and time.monotonic() - started >= FAULT_SECONDS:
+            during = httpx.get(f"{provider}/stats", timeout=10).json()
+        if time.monotonic() - last_dispatch > 3:
+            dispatch()
+            last_dispatch = time.monotonic()
+        if during is not None and refreshed() >= ACCOUNTS:
+            break
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    time.sleep(3)  # anything still queued runs now and must find nothing to do
+    for worker in workers:
+        stop_process(worker)
+    result = retrying(lambda: verify(provider))
+    during = during or {"token_requests": 0, "refreshes": 0}
+    result.update(
+        scenario=name,
+        refreshed_when_fault_hit=0,
+        seconds_to_complete=round(elapsed, 1),
+        token_requests_during_fault=during["token_requests"],
+        refreshes_during_fault=during["refreshes"],
+        refreshes_after_fault=result["provider_refreshes"] - during["refreshes"],
+    )
+    return result
+
+
 def main() -> int:
     CHAOS_DIR.mkdir(parents=True, exist_ok=True)
     redis = Redis()
@@ -241,6 +305,15 @@ def main() -> int:
                 print(f"chaos: scenario {name} ...", flush=True)
                 results.append(scenario(name, fault, provider))
                 print(json.dumps(results[-1]), flush=True)
+            for name, mode in (
+                ("429-storm", "429"),
+                ("dripping-provider", "drip"),
+                ("garbage-answers", "garbage"),
+                ("garbage-with-rotated-token", "garbage_rotated"),
+            ):
+                print(f"chaos: scenario {name} ...", flush=True)
+                results.append(provider_fault(name, mode, provider))
+                print(json.dumps(results[-1]), flush=True)
     finally:
         redis.stop()
         pg_ctl("-m", "fast", "-w", "stop")
@@ -250,18 +323,31 @@ def main() -> int:
         passed = (
             r["refreshed"] == r["accounts"] == r["active"]
             and r["credentials_lost"] == 0
+            and r["stored_token_behind_provider"] == 0
             and r["needs_reauth"] == 0
             and r["max_refresh_count_in_db"] == 1
         )
         twice = r["accounts_refreshed_twice_at_provider"]
-        ok &= passed
-        print(
-            f"{'PASS' if passed else 'FAIL'} {r['scenario']}: {r['refreshed']}/{r['accounts']} refreshed "
+        line = (
+            f"{r['scenario']}: {r['refreshed']}/{r['accounts']} refreshed "
             f"({r['refreshed_when_fault_hit']} before the fault), completed in {r['seconds_to_complete']} s; "
             f"credentials lost {r['credentials_lost']}, needs_reauth {r['needs_reauth']}, "
             f"refreshed twice at the provider {twice}, stored token behind the provider "
             f"{r['stored_token_behind_provider']}, provider refreshes {r['provider_refreshes']}"
         )
+        if "token_requests_during_fault" in r:  # a provider fault: no storm during it or afterwards
+            storm_free = (
+                r["token_requests_during_fault"] <= FAULT_BUDGET
+                and r["refreshes_after_fault"] <= r["accounts"] + r["provider_repeats"]
+            )
+            passed &= storm_free
+            line += (
+                f"; token requests during the {FAULT_SECONDS} s fault {r['token_requests_during_fault']} "
+                f"(budget {FAULT_BUDGET}), refreshes after it {r['refreshes_after_fault']} "
+                f"(accounts {r['accounts']} + repeats {r['provider_repeats']})"
+            )
+        ok &= passed
+        print(f"{'PASS' if passed else 'FAIL'} {line}")
     return 0 if ok else 1
 
 

@@ -25,6 +25,24 @@ NODE_DIR = Path(__file__).resolve().parent.parent / "node_oidc"
 CLIENT_ID = "platform-connector"
 CLIENT_SECRET = "test-only-oidc-client-secret"  # test-only
 SLUGS = ("acme", "globex")
+# more clients of the same provider whose access tokens live as long as their name says (the
+# refresh-timing tests), each with its own counts at the provider
+TTL_CLIENTS = {"platform-connector-30s": 30, "platform-connector-90s": 90, "platform-connector-1h": 3600}
+RATE_LIMITED_CLIENT = "platform-connector-429"
+
+
+@pytest.fixture(autouse=True)
+def closed_breakers(request):
+    """Every test of these files leaves the provider breakers of the shared tenants closed: they are
+    keyed on the test provider's token endpoint and client id, which most tests share."""
+    yield
+    if "live" not in request.fixturenames:
+        return  # no committed rows (rolled back, or no database at all)
+    from connectors.models import ProviderBreaker
+
+    for slug in SLUGS:
+        with schema_context(slug):
+            ProviderBreaker.objects.all().delete()
 
 
 @dataclass
@@ -38,10 +56,28 @@ class OidcServer:
     def refresh_grants(self) -> int:
         return self.stats()["grants"].get("refresh_token", 0)
 
-    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None, path: str = "/token") -> None:
+    def client_stats(self, client_id: str) -> dict[str, int]:
+        """Refreshes, token requests and injected failures of one client, counted at the provider."""
+        found = self.stats()["clients"].get(client_id, {})
+        return {"refreshes": 0, "token_requests": 0, "failures_injected": 0, **found}
+
+    def account_refreshes(self, account: str) -> int:
+        """Refreshes granted for the provider-side account ``account`` (the ``test_account`` cookie)."""
+        return self.stats()["accounts"].get(account, 0)
+
+    def fail_next(
+        self,
+        count: int,
+        status: int = 503,
+        retry_after: str | None = None,
+        path: str = "/token",
+        client_id: str | None = None,
+    ) -> None:
         params = {"count": count, "status": status, "path": path}
         if retry_after is not None:
             params["retry_after"] = retry_after
+        if client_id is not None:
+            params["client_id"] = client_id
         assert httpx.post(f"{self.issuer}/_test/fail", params=params, timeout=10).status_code == 204
 
     def delay_next(self, count: int, ms: int) -> None:
@@ -52,10 +88,10 @@ class OidcServer:
         """The answers ``delay_next`` is holding back go out now."""
         assert httpx.post(f"{self.issuer}/_test/release", timeout=10).status_code == 204
 
-    def mint(self, count: int, prefix: str) -> list[str]:
+    def mint(self, count: int, prefix: str, client_id: str = CLIENT_ID) -> list[str]:
         """``count`` refresh tokens of accounts ``prefix-0..``, as completed authorizations would have
         issued them (bulk set-up, no browser): test-only route of tests/node_oidc/server.mjs."""
-        params = {"client_id": CLIENT_ID, "count": count, "prefix": prefix}
+        params = {"client_id": client_id, "count": count, "prefix": prefix}
         response = httpx.post(f"{self.issuer}/_test/mint", params=params, timeout=60)
         assert response.status_code == 200, response.text
         return [item["refresh_token"] for item in response.json()]
@@ -98,13 +134,17 @@ def _oidc_server(live: LiveServer) -> Iterator[OidcServer]:
     node = shutil.which("node")
     assert node, "the connectors tests need Node.js (tests/node_oidc)"
     assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
+    redirect_uris = [live.tenant_url(slug, "connections/callback/") for slug in SLUGS]
+    ttls = {CLIENT_ID: None, RATE_LIMITED_CLIENT: None, **TTL_CLIENTS}
     clients = [
         {
-            "client_id": CLIENT_ID,
+            "client_id": client_id,
             "client_secret": CLIENT_SECRET,
-            "redirect_uris": [live.tenant_url(slug, "connections/callback/") for slug in SLUGS],
+            "redirect_uris": redirect_uris,
             "token_endpoint_auth_method": "client_secret_basic",
+            **({"access_ttl": ttl} if ttl else {}),
         }
+        for client_id, ttl in ttls.items()
     ]
     process = subprocess.Popen(
         [node, "server.mjs"],
@@ -137,15 +177,18 @@ def other_oidc(live_server_url: LiveServer) -> Iterator[OidcServer]:
         yield server
 
 
-def add_oidc_provider(oidc: OidcServer, slug: str = "acme", *, key: str | None = None) -> str:
-    """A provider in ``slug`` pointing at the test server (discovered from its issuer); returns its key."""
+def add_oidc_provider(
+    oidc: OidcServer, slug: str = "acme", *, key: str | None = None, client_id: str = CLIENT_ID
+) -> str:
+    """A provider in ``slug`` pointing at the test server (discovered from its issuer) as
+    ``client_id``; returns its key."""
     from connectors.services import add_provider
 
     key = key or f"oidc-{uuid.uuid4().hex[:8]}"
     with schema_context(slug):
         add_provider(
             key=key,
-            client_id=CLIENT_ID,
+            client_id=client_id,
             client_secret=CLIENT_SECRET,
             issuer=oidc.issuer,
             scopes=["openid", "offline_access", "email", "profile"],

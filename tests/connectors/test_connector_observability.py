@@ -59,7 +59,7 @@ def test_refresh_outcomes_latency_and_proactive_headroom(live, oidc, settings):
     before = _snapshot()
     oidc.fail_next(1, status=503)
     with schema_context("acme"), pytest.raises(ProviderUnavailable):
-        tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
+        tokens.refresh_account(account_id=account.pk, force=True)
     after = _snapshot()
     assert delta("platform_connector_refresh_total", tenant="acme", outcome="unavailable") == 1
 
@@ -68,7 +68,7 @@ def test_refresh_outcomes_latency_and_proactive_headroom(live, oidc, settings):
     assert oidc.refresh_directly(stale).status_code == 200  # rotated behind the platform's back
     before = _snapshot()
     with schema_context("acme"), pytest.raises(ReauthRequired):
-        tokens.refresh_account(account_id=account.pk, margin_seconds=10**9)
+        tokens.refresh_account(account_id=account.pk, force=True)
     after = _snapshot()
     assert delta("platform_connector_refresh_total", tenant="acme", outcome="needs_reauth") == 1
     outcomes = [outcome for outcome, _ in _events(account)]

@@ -147,11 +147,11 @@ def test_transient_failures_are_retried_honouring_retry_after(live, oidc):
     assert token == credential.access_token
 
 
-@override_settings(**FAST_RETRIES)
+@override_settings(**FAST_RETRIES, CONNECTORS_BREAKER_FAILURES=10)  # this account's retries, not the breaker
 def test_persistent_unavailability_is_transient_and_keeps_the_account(live, oidc):
     key, account = connected(live, oidc)
     expire(account)
-    oidc.fail_next(3, status=429)
+    oidc.fail_next(3, status=503)
     with pytest.raises(ProviderUnavailable) as error:
         get_token(account, key)
     assert error.value.code == "provider_unavailable" and error.value.transient

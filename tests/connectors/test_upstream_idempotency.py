@@ -102,12 +102,14 @@ def test_a_refresh_in_the_middle_of_an_upstream_write_applies_once_at_the_provid
     assert fresh["isError"] is False and len(globex_notes(body + "!")) == 1
 
 
+@pytest.mark.django_db  # the provider's concurrency slots are PostgreSQL advisory locks
 def test_the_upstream_request_carries_the_key_as_header_and_in_meta():
     """What a provider other than this platform sees: a loopback HTTP server records the request."""
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from connectors.models import Provider
     from connectors.tools import _call_upstream_tool
     from declarations.idempotency import IDEMPOTENCY_META_KEY
 
@@ -131,11 +133,12 @@ def test_the_upstream_request_carries_the_key_as_header_and_in_meta():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         endpoint = f"http://127.0.0.1:{server.server_address[1]}/mcp"
+        provider = Provider(key="recorder", token_endpoint=f"{endpoint}/token", client_id="c", mcp_endpoint=endpoint)
         key = uuid.uuid4().hex
         assert (
-            _call_upstream_tool(endpoint, "tok", "crm_create_note", {"contact_id": 1, "body": "b"}, key).status == 200
+            _call_upstream_tool(provider, "tok", "crm_create_note", {"contact_id": 1, "body": "b"}, key).status == 200
         )
-        assert _call_upstream_tool(endpoint, "tok", "crm_search_contacts", {"query": ""}).status == 200
+        assert _call_upstream_tool(provider, "tok", "crm_search_contacts", {"query": ""}).status == 200
     finally:
         server.shutdown()
         server.server_close()

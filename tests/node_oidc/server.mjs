@@ -2,8 +2,9 @@
 //
 // Started by tests/conftest_oidc.py on a free loopback port; prints one JSON line
 // {"issuer": ..., "port": ...} on stdout when it listens. Configuration comes from the environment:
-//   CLIENTS       JSON list of registered clients (client_id, client_secret, redirect_uris, auth method)
-//   ACCESS_TTL    access token lifetime in seconds (default 3600)
+//   CLIENTS       JSON list of registered clients (client_id, client_secret, redirect_uris, auth method,
+//                 optional access_ttl: that client's access token lifetime in seconds)
+//   ACCESS_TTL    access token lifetime in seconds for the other clients (default 3600)
 //
 // Strictness: PKCE (S256) required for every client, refresh tokens rotate on every use (a reused
 // refresh token is refused and revokes the grant), RFC 7009 revocation and RFC 7662 introspection on.
@@ -14,9 +15,11 @@
 // space-separated scopes: narrower consent).
 //
 // Test-only routes (not part of any OAuth surface):
-//   GET  /_test/stats          {"grants": {"refresh_token": n, ...}, "revocations": n}
-//   POST /_test/fail?count=N&status=503&retry_after=1[&path=/token/revocation]   the next N POSTs to
-//        the token endpoint (or path) fail with that status
+//   GET  /_test/stats          {"grants": {"refresh_token": n, ...}, "revocations": n, "token_requests": n,
+//        "clients": {client_id: {"refreshes": n, "token_requests": n, "failures_injected": n}},
+//        "accounts": {account_id: refreshes}}   (clients: from the HTTP Basic credentials)
+//   POST /_test/fail?count=N&status=503&retry_after=1[&path=/token/revocation][&client_id=C]   the
+//        next N POSTs to the token endpoint (or path), of client C only if given, fail with that status
 //   POST /_test/delay?count=N&ms=3000   the next N token answers are held back after processing
 //   POST /_test/release        answers held back by /_test/delay go out now
 //   POST /_test/mint?client_id=C&count=N&prefix=P   N refresh tokens of accounts P-0..P-(N-1), as a
@@ -34,8 +37,22 @@ import Provider from 'oidc-provider';
 const clients = JSON.parse(process.env.CLIENTS || '[]');
 const accessTtl = Number(process.env.ACCESS_TTL || 3600);
 
-const stats = { grants: {}, revocations: 0, token_failures_injected: 0, token_requests: 0 };
-const failNext = { count: 0, status: 503, retryAfter: null, path: '/token' };
+const ttlByClient = Object.fromEntries(clients.filter((c) => c.access_ttl).map((c) => [c.client_id, Number(c.access_ttl)]));
+
+const stats = { grants: {}, revocations: 0, token_failures_injected: 0, token_requests: 0, clients: {}, accounts: {} };
+const failNext = { count: 0, status: 503, retryAfter: null, path: '/token', clientId: null };
+
+function clientStats(clientId) {
+  if (!stats.clients[clientId]) stats.clients[clientId] = { refreshes: 0, token_requests: 0, failures_injected: 0 };
+  return stats.clients[clientId];
+}
+
+function basicClientId(ctx) {
+  const raw = ctx.get('authorization') || '';
+  if (!raw.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(raw.slice(6), 'base64').toString();
+  return decodeURIComponent(decoded.split(':')[0]);
+}
 const delayNext = { count: 0, ms: 0 };
 const heldAnswers = [];  // resolvers of the answers /_test/delay is holding back
 const revocation = { tokenOnly: false };
@@ -110,7 +127,7 @@ const configuration = {
   cookies: { keys: ['test-only-cookie-signing-key'] },
   jwks: { keys: [signingKey.jwk] },
   ttl: {
-    AccessToken: accessTtl,
+    AccessToken: (ctx, token, client) => ttlByClient[client?.clientId] || accessTtl,
     AuthorizationCode: 60,
     RefreshToken: 14 * 24 * 3600,
     Grant: 14 * 24 * 3600,
@@ -155,6 +172,11 @@ server.listen(0, '127.0.0.1', () => {
   provider.on('grant.success', (ctx) => {
     const type = ctx.oidc.params.grant_type;
     stats.grants[type] = (stats.grants[type] || 0) + 1;
+    if (type === 'refresh_token') {
+      clientStats(ctx.oidc.client.clientId).refreshes += 1;
+      const accountId = ctx.oidc.entities.Account?.accountId;
+      if (accountId) stats.accounts[accountId] = (stats.accounts[accountId] || 0) + 1;
+    }
   });
 
   provider.use(async (ctx, next) => {
@@ -167,6 +189,7 @@ server.listen(0, '127.0.0.1', () => {
       failNext.status = Number(ctx.query.status || 503);
       failNext.retryAfter = ctx.query.retry_after ?? null;
       failNext.path = ctx.query.path || '/token';
+      failNext.clientId = ctx.query.client_id || null;
       ctx.status = 204;
       return;
     }
@@ -226,12 +249,18 @@ server.listen(0, '127.0.0.1', () => {
       await finishInteraction(provider, ctx);
       return;
     }
-    if (ctx.path === '/token' && ctx.method === 'POST') stats.token_requests += 1;
+    const clientId = ctx.method === 'POST' ? basicClientId(ctx) : undefined;
+    if (ctx.path === '/token' && ctx.method === 'POST') {
+      stats.token_requests += 1;
+      if (clientId) clientStats(clientId).token_requests += 1;
+    }
     const delayed = ctx.path === '/token' && ctx.method === 'POST' && delayNext.count > 0;
     if (delayed) delayNext.count -= 1;
-    if (ctx.path === failNext.path && ctx.method === 'POST' && failNext.count > 0) {
+    const failing = failNext.count > 0 && (!failNext.clientId || failNext.clientId === clientId);
+    if (ctx.path === failNext.path && ctx.method === 'POST' && failing) {
       failNext.count -= 1;
       stats.token_failures_injected += 1;
+      if (clientId) clientStats(clientId).failures_injected += 1;
       ctx.status = failNext.status;
       if (failNext.retryAfter !== null) ctx.set('Retry-After', String(failNext.retryAfter));
       ctx.body = { error: 'temporarily_unavailable' };

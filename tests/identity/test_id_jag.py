@@ -678,3 +678,68 @@ def test_a_cimd_client_with_private_key_jwt_presents_an_id_jag(w, settings, docu
         timeout=20,
     )
     assert without.status_code == 401 and without.json()["error"] == "invalid_client", without.text
+
+
+# --- the tenant admin ----------------------------------------------------------------------------------
+def test_a_client_the_tenant_admin_registers_for_the_grant_presents_id_jags(w):
+    """The tenant admin registers the enterprise's client (a confidential application, "May present
+    ID-JAGs" ticked on its profile); unticking "accept ID-JAGs" on the IdP record revokes its tokens."""
+    import re
+
+    from tests.admin_http import AdminSession
+
+    admin = AdminSession(w.tenant(A), "admin@jag-a.test", PASSWORD).login()
+    page = admin.get("oauth2_provider/application/add/")
+    assert page.status_code == 200 and 'name="profile-0-jwt_bearer_grant"' in page.text
+    client_id = re.search(r'name="client_id"[^>]*value="([^"]+)"', page.text).group(1)
+    secret = f"admin-typed-{uuid.uuid4().hex}"
+    added = admin.post(
+        "oauth2_provider/application/add/",
+        {
+            "client_id": client_id,
+            "name": "Enterprise agent (admin)",
+            "redirect_uris": "https://agent.example/callback",
+            "post_logout_redirect_uris": "",
+            "allowed_origins": "",
+            "client_type": "confidential",
+            "authorization_grant_type": "authorization-code",
+            "client_secret": secret,
+            "hash_client_secret": "on",
+            "algorithm": "",
+            "profile-TOTAL_FORMS": "1",
+            "profile-INITIAL_FORMS": "0",
+            "profile-MIN_NUM_FORMS": "0",
+            "profile-MAX_NUM_FORMS": "1",
+            "profile-0-application_type": "web",
+            "profile-0-challenge_channel": "http",
+            "profile-0-jwt_bearer_grant": "on",
+        },
+    )
+    assert added.status_code == 302, added.text[:3000]
+    client = Client(w.tenant(A), client_id, secret)
+    account, _ = new_member(w)
+    w.corp.manage(AGENT, w.tenant(A).base, platform_client_id=client_id, resources=[w.tenant(A).mcp], scope="crm.read")
+    token = present(client, w.corp.id_jag(account, w.tenant(A).base))
+    assert token.status_code == 200, token.text
+    assert ok(search(w.tenant(A), token.json()["access_token"]))
+
+    with schema_context(A):
+        corp = IdentityProvider.objects.get(key="corp")
+    change = f"identity/identityprovider/{corp.pk}/change/"
+    form = {
+        "name": corp.name,
+        "issuer": corp.issuer,
+        "client_id": corp.client_id,
+        "client_secret": "",
+        "jit_role": corp.jit_role,
+        "role_claim": "",
+        "admin_value": "",
+        "organization_claim": "",
+        "organization_value": "",
+        "is_enabled": "on",
+    }
+    try:
+        assert admin.post(change, form).status_code == 302  # accept_id_jag left unticked
+        assert not ok(search(w.tenant(A), token.json()["access_token"]))
+    finally:
+        assert admin.post(change, {**form, "accept_id_jag": "on"}).status_code == 302

@@ -42,7 +42,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import IntegrityError, connection
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
 
@@ -151,13 +151,15 @@ def _resource(claims: dict, requested: list[str], resources: tuple[str, ...]) ->
     return resource
 
 
-def _scopes(claims: dict, requested: list[str], *, is_admin: bool, user_id: int) -> tuple[str, ...]:
+def _scopes(claims: dict, requested: list[str], *, is_admin: bool | None, user_id: int | None) -> tuple[str, ...]:
+    """The granted scopes; ``is_admin`` None: before the member is known (no role filter yet), so an
+    ID-JAG that can grant nothing is refused before a member is looked up or created."""
     vouched = claims.get("scope")
     if vouched is not None and not isinstance(vouched, str):
         raise _grant("invalid_scope_claim", "the ID-JAG's scope must be a space-separated string", user_id=user_id)
     vouched_set = set((vouched or "").split())
     allowed = set(all_scopes())
-    if not is_admin:
+    if is_admin is False:
         allowed -= admin_only_scopes()
     granted = set(requested or vouched_set) & vouched_set & allowed
     if not granted:
@@ -168,6 +170,21 @@ def _scopes(claims: dict, requested: list[str], *, is_admin: bool, user_id: int)
             user_id=user_id,
         )
     return tuple(sorted(granted))
+
+
+def _member(tenant, provider: IdentityProvider, claims: dict) -> tuple[Any, str]:
+    """``resolve_member``, once more after a unique violation: two first presentations for the same
+    new member at once (a client's parallel requests) race to create it; the second attempt finds what
+    the first committed."""
+    for attempt in (1, 2):
+        try:
+            return resolve_member(tenant=tenant, provider=provider, claims=claims, role_when_present=True)
+        except IdentityError as exc:
+            raise _grant(exc.code, str(exc)) from None
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def accept(
@@ -207,11 +224,9 @@ def accept(
         raise _grant("client_mismatch", "the ID-JAG was issued to another client (its client_id claim)")
     _check_times(claims)
     resource = _resource(claims, requested_resources, resources)
+    _scopes(claims, requested_scopes, is_admin=None, user_id=None)  # nothing to grant: no member looked up
     tenant = connection.tenant
-    try:
-        user, found_by = resolve_member(tenant=tenant, provider=provider, claims=claims, role_when_present=True)
-    except IdentityError as exc:
-        raise _grant(exc.code, str(exc)) from None
+    user, found_by = _member(tenant, provider, claims)
     membership = active_membership(user.pk, tenant.pk)
     if membership is None:
         raise _grant("not_a_member", "this account is not a member here", user_id=user.pk)

@@ -233,6 +233,22 @@ def test_registration_offers_the_grant_to_confidential_clients_of_trusting_tenan
         timeout=20,
     )
     assert answer.status_code == 201 and JWT_BEARER in answer.json()["grant_types"]
+    # an RFC 7592 update goes through the same policy: without the grant, the profile loses it
+    registration = answer.json()
+    updated = httpx.put(
+        registration["registration_client_uri"],
+        json={
+            "redirect_uris": ["http://127.0.0.1:9/cb"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "application_type": "native",
+        },
+        headers={"Authorization": f"Bearer {registration['registration_access_token']}"},
+        timeout=20,
+    )
+    assert updated.status_code == 200 and JWT_BEARER not in updated.json()["grant_types"], updated.text
+    with schema_context(A):
+        assert not ClientProfile.objects.get(application__client_id=registration["client_id"]).jwt_bearer_grant
     for slug, method in ((A, "none"), ("globex", "client_secret_basic")):  # public client; no trusted IdP
         refused = httpx.post(
             w.tenant(slug).url("register/"),

@@ -338,6 +338,8 @@ OAUTH_CIMD_TEST_LOOPBACK_ORIGINS: dict[str, str] = {}  # tests only; refused in 
 OAUTH_CIMD_PRIVATE_KEY_JWT = env.bool("OAUTH_CIMD_PRIVATE_KEY_JWT", default=True)
 OAUTH_CLIENT_ASSERTION_MAX_SECONDS = env.int("OAUTH_CLIENT_ASSERTION_MAX_SECONDS", default=300)  # exp - now, at most
 OAUTH_JWKS_REFETCH_SECONDS = env.int("OAUTH_JWKS_REFETCH_SECONDS", default=60)  # per client, on an unknown kid
+# enterprise-managed authorization (oauth.id_jag): an ID-JAG's exp - iat, at most (short-lived grants only)
+OAUTH_ID_JAG_MAX_SECONDS = env.int("OAUTH_ID_JAG_MAX_SECONDS", default=300)
 # token endpoint: (requests, window seconds) per tenant and client address, and per tenant and client_id
 OAUTH_TOKEN_RATE_LIMIT = (env.int("OAUTH_TOKEN_RATE_LIMIT", default=60), 60)
 OAUTH_TOKEN_CLIENT_RATE_LIMIT = (env.int("OAUTH_TOKEN_CLIENT_RATE_LIMIT", default=600), 60)
@@ -350,6 +352,8 @@ PASSWORD_HASHERS = [*global_settings.PASSWORD_HASHERS, "oauth.hashers.ClientSecr
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "oauth.validators.TenantOAuth2Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backends.TenantOAuthLibCore",
+    # oauthlib's server plus the JWT bearer grant for ID-JAGs (enterprise-managed authorization)
+    "OAUTH2_SERVER_CLASS": "oauth.server.TenantServer",
     # scopes are declared by the apps that own them (declarations.scopes), not listed here
     "SCOPES_BACKEND_CLASS": "oauth.scope_backend.DeclaredScopes",
     "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH_ACCESS_TOKEN_SECONDS,
@@ -420,6 +424,8 @@ IDENTITY_HTTP_TIMEOUT_SECONDS = env.float("IDENTITY_HTTP_TIMEOUT_SECONDS", defau
 IDENTITY_HTTP_MAX_BYTES = env.int("IDENTITY_HTTP_MAX_BYTES", default=1024 * 1024)
 IDENTITY_SSO_STATE_SECONDS = env.int("IDENTITY_SSO_STATE_SECONDS", default=600)  # a pending sign-in
 IDENTITY_SCIM_TOKEN_GRACE_SECONDS = env.int("IDENTITY_SCIM_TOKEN_GRACE_SECONDS", default=24 * 3600)
+# an identity provider's JWKS is fetched again on an unknown kid at most this often (identity.keys)
+IDENTITY_JWKS_REFETCH_SECONDS = env.int("IDENTITY_JWKS_REFETCH_SECONDS", default=60)
 
 # --- observability (issue 12): metrics and the audit trail ------------------------------------------
 # H/metrics answers only a scraper presenting this bearer token (a generated default in var/dev.env in

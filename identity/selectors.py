@@ -24,6 +24,17 @@ def providers_of_issuer(issuer: str) -> list[IdentityProvider]:
     return list(IdentityProvider.objects.filter(issuer=issuer, is_enabled=True).order_by("pk"))
 
 
+def id_jag_providers(issuer: str) -> list[IdentityProvider]:
+    """The tenant's enabled provider records of ``issuer`` that accept ID-JAGs (enterprise-managed
+    authorization), oldest first. Another tenant's providers are in another schema: never found here."""
+    return list(IdentityProvider.objects.filter(issuer=issuer, is_enabled=True, accept_id_jag=True).order_by("pk"))
+
+
+def trusts_id_jags() -> bool:
+    """Whether the tenant accepts ID-JAGs from at least one of its identity providers."""
+    return IdentityProvider.objects.filter(is_enabled=True, accept_id_jag=True).exists()
+
+
 def sso_required() -> bool:
     return SsoPolicy.objects.filter(sso_required=True).exists()
 

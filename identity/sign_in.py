@@ -39,10 +39,11 @@ def _email(claims: Mapping[str, Any]) -> tuple[str, bool]:
     return email.strip().lower(), verified is True or verified == "true"
 
 
-def claimed_role(provider: IdentityProvider, claims: Mapping[str, Any]) -> str | None:
+def claimed_role(provider: IdentityProvider, claims: Mapping[str, Any], *, when_present: bool = False) -> str | None:
     """admin/member from the provider's role claim (a string or a list of strings); None when the
-    provider names no role claim."""
-    if not provider.role_claim:
+    provider names no role claim, or, with ``when_present``, when the claims do not carry it (an
+    ID-JAG usually carries no groups: its absence must not demote an admin)."""
+    if not provider.role_claim or (when_present and provider.role_claim not in claims):
         return None
     value = claims.get(provider.role_claim)
     values = value if isinstance(value, list) else [value]
@@ -69,16 +70,20 @@ def _membership_role(user: User, tenant: Tenant, role: str | None) -> Membership
     return membership
 
 
-def resolve_member(*, tenant: Tenant, provider: IdentityProvider, claims: Mapping[str, Any]) -> tuple[User, str]:
+def resolve_member(
+    *, tenant: Tenant, provider: IdentityProvider, claims: Mapping[str, Any], role_when_present: bool = False
+) -> tuple[User, str]:
     """The member these claims sign in (creating user and membership when the provider's JIT rule
-    allows), with the way they were found: "link", "email" or "jit". Raises ``IdentityError``."""
+    allows), with the way they were found: "link", "email" or "jit". Raises ``IdentityError``.
+    ``role_when_present``: the role follows the role claim only when the claims carry it (ID-JAGs,
+    ``oauth.id_jag``); an ID token without it means "not an admin"."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
-        raise IdentityError("invalid_subject", "the ID token has no usable sub")
+        raise IdentityError("invalid_subject", "the token has no usable sub")
     organization = organization_of(provider, claims)
     email, verified = _email(claims)
     listed = bool(email) and email.rsplit("@", 1)[1] in provider.email_domains
-    role = claimed_role(provider, claims)
+    role = claimed_role(provider, claims, when_present=role_when_present)
     with transaction.atomic():
         link = (
             IdentityLink.objects.select_for_update()

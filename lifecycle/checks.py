@@ -2,7 +2,8 @@
 client where a client's behaviour is the point, raw requests where the exact refusal is) and raises
 ``CheckFailed`` with a reason that never contains a token. ``critical`` marks a security property
 broken (something was allowed that must not be); a happy path that does not work is a failure too,
-but not a critical one."""
+but not a critical one. ``CheckSkipped`` says why a property cannot be checked on this deployment
+(the line is ``[skip]``, never ``[ok]``)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,22 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from connectors.models import ConnectedAccount, Credential
 from connectors.services import add_provider
 from crm.models import Contact, Note
 from declarations.idempotency import IDEMPOTENCY_META_KEY, IDEMPOTENT_REPLAY_META
+from identity.errors import IdentityError
 from identity.scim.tokens import issue_token as issue_scim_token
+from identity.services import add_provider as add_identity_provider
+from lifecycle.idp import ThrowawayIdP
 from lifecycle.wire import call, revoke, sdk_call
 from lifecycle.world import World
 from mcp_tools.models import ToolPolicy
 from mcp_tools.services import ensure_policies, save_policy
+from oauth.grant_types import JWT_BEARER
 from oauth.validators import checksum
 from probe.mcp_client import MemoryStorage, provider
 from probe.oauth_flow import (
@@ -54,6 +60,14 @@ class CheckFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.critical = critical
+
+
+class CheckSkipped(Exception):
+    """The deployment cannot take part in this check (its configuration, not a hole): ``[skip]``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def require(condition: object, reason: str) -> None:
@@ -525,3 +539,89 @@ def mutating_retry_applies_once(world: World) -> None:
     other = call(url, renewed.json()["access_token"], "crm_create_note", {**arguments, "body": "other"}, meta=meta)
     require(not other.ok, "the key was accepted again with other arguments")
     require(not _note_exists(world.a, "other"), "other arguments under a used key were written")
+
+
+def enterprise_managed_authorization(world: World) -> None:
+    """Enterprise-managed authorization: tenant A trusts a throwaway identity provider served by this
+    command (``lifecycle.idp``) for ID-JAGs, with link-by-email for the run's domain. A confidential
+    client registered for the JWT bearer grant gets a token from an ID-JAG through the official Python
+    SDK's identity-assertion client (no browser) and calls a tool as the member; an ID-JAG for another
+    audience is refused; the membership ends and the next call with that token is refused, and so is
+    the next ID-JAG. A deployment that refuses a plain-http issuer (production) is a ``[skip]``."""
+    a, url = world.tenant(world.a), world.mcp(world.a)
+    with ThrowawayIdP(world.idp_host) as idp:
+        with schema_context(world.a):
+            try:
+                add_identity_provider(
+                    key=f"lifecycle-{world.run}",
+                    issuer=idp.issuer,
+                    client_id=f"lifecycle-{world.run}",
+                    name=f"Lifecycle {world.run} IdP",
+                    email_domains=["lifecycle.test"],
+                    link_by_email=True,
+                    accept_id_jag=True,
+                )
+            except IdentityError as exc:
+                if exc.code in ("insecure_url", "blocked_address"):
+                    raise CheckSkipped(
+                        f"this deployment refuses the throwaway IdP's plain-http issuer {idp.issuer} [{exc.code}]"
+                    ) from None
+                raise
+        metadata = httpx.get(f"{world.base_url}/.well-known/oauth-authorization-server/t/{world.a}", timeout=30)
+        works(metadata.status_code == 200, f"the metadata answered {metadata.status_code}")
+        works(JWT_BEARER in metadata.json().get("grant_types_supported", []), "the metadata lists no JWT bearer grant")
+        registered = httpx.post(
+            a.url("register/"),
+            json={
+                "client_name": f"lifecycle {world.run} enterprise agent",
+                "redirect_uris": ["http://127.0.0.1:9/callback"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["authorization_code", "refresh_token", JWT_BEARER],
+                "application_type": "native",
+            },
+            timeout=30,
+        )
+        works(registered.status_code == 201, f"registering for the JWT bearer grant answered {registered.status_code}")
+        client_id, secret = registered.json()["client_id"], registered.json()["client_secret"]
+
+        def id_jag(audience: str, resource: str) -> str:
+            return idp.id_jag(
+                sub=f"lifecycle-{world.run}-idjag",
+                email=world.idjag,
+                audience=audience,
+                client_id=client_id,
+                resource=resource,
+                scope="crm.read",
+            )
+
+        async def assertion(audience: str, resource: str) -> str:
+            return id_jag(audience, resource)
+
+        storage = MemoryStorage()
+        oauth = IdentityAssertionOAuthProvider(
+            server_url=url,
+            storage=storage,
+            client_id=client_id,
+            client_secret=secret,
+            issuer=a.base,
+            assertion_provider=assertion,
+            scope="crm.read",
+        )
+        result = sdk_call(url, oauth, "crm_search_contacts", {})
+        works(not result.is_error and result.structured_content["contacts"], "the call with the ID-JAG's token failed")
+        companies = {c["company"] for c in result.structured_content["contacts"]}
+        require(companies == {world.a}, "the ID-JAG's token read another tenant's contacts")
+        require(storage.tokens.refresh_token is None, "a refresh token was issued for an ID-JAG")
+
+        def present(assertion_value: str) -> httpx.Response:
+            data = {"grant_type": JWT_BEARER, "assertion": assertion_value}
+            return httpx.post(a.url("token/"), data=data, auth=(client_id, secret), timeout=30)
+
+        elsewhere = present(id_jag(world.tenant(world.b).base, url))
+        require(elsewhere.status_code == 400, f"an ID-JAG for another audience got HTTP {elsewhere.status_code}")
+        remove_user(slug=world.a, email=world.idjag)
+        after = call(url, storage.tokens.access_token, "crm_search_contacts")
+        require(not after.ok, "an ID-JAG's token still worked after the membership ended")
+        works(after.status in (401, 403), f"got {after.describe()}")
+        again = present(id_jag(a.base, url))
+        require(again.status_code == 400, f"an ended member's ID-JAG got HTTP {again.status_code}")

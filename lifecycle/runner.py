@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from lifecycle import checks
-from lifecycle.checks import CheckFailed
+from lifecycle.checks import CheckFailed, CheckSkipped
 from lifecycle.world import World, cleanup, provision
 
 
@@ -38,6 +38,7 @@ CHECKS = [
     Check("connector refresh, upstream revocation -> reconnect", checks.connector_lifecycle),
     Check("mutating call retried after re-auth applies once", checks.mutating_retry_applies_once),
     Check("deprovisioning revokes at the next call", checks.deprovisioning),
+    Check("enterprise-managed authorization (ID-JAG)", checks.enterprise_managed_authorization),
 ]
 RUN_LAST = {"deactivated tenant denied"}  # deactivates tenant B, which the later checks still need
 
@@ -47,8 +48,11 @@ class Result:
     ok: bool
     reason: str = ""
     critical: bool = False
+    skipped: bool = False  # could not be checked on this deployment (not a failure, never "ok")
 
     def line(self, name: str) -> str:
+        if self.skipped:
+            return f"[skip] {name}: {self.reason}"
         return f"[ok] {name}" if self.ok else f"[FAIL] {name}: {self.reason}"
 
 
@@ -57,6 +61,8 @@ def attempt(check: Check, world: World) -> Result:
         check.run(world)
     except CheckFailed as failed:
         return Result(False, failed.reason, failed.critical)
+    except CheckSkipped as skipped:
+        return Result(True, skipped.reason, skipped=True)
     except Exception as exc:  # the check could not finish: a failure, not proof of a hole
         while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # anyio task groups: the cause
             exc = exc.exceptions[0]
@@ -81,12 +87,12 @@ def quiet_clients() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-def run(*, base_url: str, write: Callable[[str], None]) -> int:
+def run(*, base_url: str, write: Callable[[str], None], idp_host: str = "127.0.0.1") -> int:
     with quiet_clients():
-        return _run(base_url=base_url, write=write)
+        return _run(base_url=base_url, write=write, idp_host=idp_host)
 
 
-def _run(*, base_url: str, write: Callable[[str], None]) -> int:
+def _run(*, base_url: str, write: Callable[[str], None], idp_host: str) -> int:
     """Run every check against ``base_url``; return the number of failed lines."""
     results: dict[str, Result] = {}
     printed = 0
@@ -101,7 +107,7 @@ def _run(*, base_url: str, write: Callable[[str], None]) -> int:
     problems: list[str] = []
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the new schemas' migration log
-            world = provision(base_url)
+            world = provision(base_url, idp_host)
         order = [c for c in CHECKS if c.name not in RUN_LAST] + [c for c in CHECKS if c.name in RUN_LAST]
         for check in order:
             results[check.name] = attempt(check, world)

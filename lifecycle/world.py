@@ -34,13 +34,15 @@ class World:
     leaver: str = field(init=False)  # member of A, removed during the run
     admin: str = field(init=False)  # admin of A, demoted during the run
     deprovisioned: str = field(init=False)  # member of A and of B, deactivated at A through SCIM
+    idjag: str = field(init=False)  # member of A, vouched for by an ID-JAG, removed during the run
+    idp_host: str = "127.0.0.1"  # where the throwaway IdP listens (the deployment must reach it)
     _jars: dict[str, httpx.Client] = field(default_factory=dict, repr=False)
     _signed_in: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.a, self.b = f"lifecycle_{self.run}_a", f"lifecycle_{self.run}_b"
-        self.member, self.leaver, self.admin, self.deprovisioned = (
-            f"lifecycle-{self.run}-{who}@lifecycle.test" for who in ("member", "leaver", "admin", "scim")
+        self.member, self.leaver, self.admin, self.deprovisioned, self.idjag = (
+            f"lifecycle-{self.run}-{who}@lifecycle.test" for who in ("member", "leaver", "admin", "scim", "idjag")
         )
 
     @property
@@ -49,7 +51,7 @@ class World:
 
     @property
     def emails(self) -> tuple[str, ...]:
-        return self.member, self.leaver, self.admin, self.deprovisioned
+        return self.member, self.leaver, self.admin, self.deprovisioned, self.idjag
 
     def tenant(self, slug: str) -> Tenant:
         return Tenant(f"{self.base_url}/t/{slug}", slug)
@@ -84,14 +86,15 @@ class World:
             jar.close()
 
 
-def provision(base_url: str) -> World:
-    world = World(base_url=base_url, run=secrets.token_hex(4), password=secrets.token_urlsafe(24))
+def provision(base_url: str, idp_host: str = "127.0.0.1") -> World:
+    world = World(base_url=base_url, run=secrets.token_hex(4), password=secrets.token_urlsafe(24), idp_host=idp_host)
     for label, slug in (("A", world.a), ("B", world.b)):
         create_tenant(slug=slug, name=f"Lifecycle {world.run} {label}")
     add_user(slug=world.a, email=world.member, password=world.password, role="member")
     add_user(slug=world.b, email=world.member, password=world.password, role="member")
     add_user(slug=world.a, email=world.leaver, password=world.password, role="member")
     add_user(slug=world.a, email=world.admin, password=world.password, role="admin")
+    add_user(slug=world.a, email=world.idjag, password=world.password, role="member")
     for slug in world.slugs:
         add_user(slug=slug, email=world.deprovisioned, password=world.password, role="member")
     for key, slug in (("a", world.a), ("b", world.b)):

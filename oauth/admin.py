@@ -30,6 +30,7 @@ class ClientProfileInline(admin.StackedInline):
         "application_type",
         "challenge_channel",
         "is_resource_server",
+        "jwt_bearer_grant",
         "software_id",
         "last_used_at",
         "token_endpoint_auth_method",

@@ -12,8 +12,11 @@ what the platform records about the client (:class:`ClientFacts`) or raises
   loopback address for ``native`` clients only (RFC 8252).
 - ``application_type``: ``web`` or ``native``; when absent it is inferred from the redirect URIs
   (loopback ``http`` or a private-use scheme means ``native``).
-- ``grant_types``: strings, ``authorization_code`` with optional ``refresh_token``, nothing else (a
-  metadata document may list more; the platform ignores what it does not offer).
+- ``grant_types``: strings, ``authorization_code`` with optional ``refresh_token``, and the JWT bearer
+  grant (ID-JAGs, ``oauth.id_jag``) where the caller allows it: a confidential client registering at
+  a tenant that trusts an identity provider's ID-JAGs. Nothing else (a metadata document may list
+  more; the platform ignores what it does not offer, and records whether it lists the JWT bearer
+  grant: ``ClientFacts.jwt_bearer``).
 - ``client_name``, ``software_id``: strings that fit their columns; ``scope``: a space-separated
   string of scope tokens (RFC 7591 §2).
 
@@ -29,6 +32,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from oauth.grant_types import JWT_BEARER
 from oauth.jwks import ASSERTION_ALGORITHMS, KeySetError, check_key_set
 from oauth.models import ChallengeChannel, TokenEndpointAuthMethod
 
@@ -59,6 +63,7 @@ class ClientFacts:
     redirect_uris: tuple[str, ...]
     software_id: str
     declared_channel: str | None  # the document's own ``mcp_challenge_channel``, when it has one
+    jwt_bearer: bool = False  # it lists the JWT bearer grant (ID-JAGs), and the policy accepted it
 
 
 def _invalid(description: str) -> ClientMetadataError:
@@ -165,17 +170,25 @@ def _application_type(metadata: dict, uris: list[str]) -> str:
     return declared
 
 
-def _check_grant_types(metadata: dict, *, document: bool) -> None:
+def _check_grant_types(metadata: dict, *, document: bool, jwt_bearer_allowed: bool) -> bool:
+    """Raise for grant types the policy refuses; whether the JWT bearer grant is among them."""
     grant_types = metadata.get("grant_types", ["authorization_code"])
     if not isinstance(grant_types, list) or not all(isinstance(g, str) for g in grant_types):
         raise _invalid("grant_types must be an array of strings")
     if "authorization_code" not in grant_types:
         raise _invalid("grant_types must include authorization_code")
-    if not document and not set(grant_types) <= ALLOWED_GRANT_TYPES:
+    jwt_bearer = JWT_BEARER in grant_types
+    if not document and jwt_bearer and not jwt_bearer_allowed:
+        raise _invalid(
+            f"grant type {JWT_BEARER} (ID-JAGs) is offered to confidential clients of a tenant that trusts an "
+            "identity provider's ID-JAGs only"
+        )
+    if not document and not set(grant_types) - {JWT_BEARER} <= ALLOWED_GRANT_TYPES:
         raise _invalid("grant_types must be authorization_code (and refresh_token)")
     response_types = metadata.get("response_types", ["code"])
     if not isinstance(response_types, list) or not response_types or any(r != "code" for r in response_types):
         raise _invalid('response_types must be ["code"]')
+    return jwt_bearer
 
 
 def _optional_string(metadata: dict, key: str, limit: int) -> str:
@@ -209,13 +222,15 @@ def offered_grant_types(metadata: dict) -> list[str]:
     return [g for g in metadata.get("grant_types", ["authorization_code"]) if g in ALLOWED_GRANT_TYPES]
 
 
-def check_client_metadata(metadata: object, *, document: bool = False) -> ClientFacts:
+def check_client_metadata(metadata: object, *, document: bool = False, jwt_bearer_allowed: bool = False) -> ClientFacts:
     """Apply the platform's policy to a client document; raise :class:`ClientMetadataError`.
 
     ``document``: a Client ID Metadata Document. A client registering (RFC 7591) asks for grant types,
-    so one the platform does not offer is refused; a metadata document is published once for every
-    authorization server, so grant types the platform does not offer (Claude's lists the JWT bearer
-    grant) are ignored (``offered_grant_types``) as long as ``authorization_code`` is among them."""
+    so one the platform does not offer is refused (the JWT bearer grant unless ``jwt_bearer_allowed``);
+    a metadata document is published once for every authorization server, so grant types the platform
+    does not offer are ignored (``offered_grant_types``) as long as ``authorization_code`` is among
+    them. A document listing the JWT bearer grant (Claude's does) is recorded as such; whether the
+    client may use it is decided at the token endpoint (confidential clients only)."""
     if not isinstance(metadata, dict):
         raise _invalid("client metadata must be a JSON object")
     where = _unstorable_path(metadata)
@@ -224,7 +239,7 @@ def check_client_metadata(metadata: object, *, document: bool = False) -> Client
         raise ClientMetadataError(code, f"{where} contains NUL, a lone surrogate or is nested too deeply")
     uris = _redirect_uris(metadata)
     application_type = _application_type(metadata, uris)
-    _check_grant_types(metadata, document=document)
+    jwt_bearer = _check_grant_types(metadata, document=document, jwt_bearer_allowed=jwt_bearer_allowed)
     _optional_string(metadata, "client_name", MAX_NAME)
     software_id = _optional_string(metadata, "software_id", MAX_NAME)
     _check_scope(metadata)
@@ -237,6 +252,7 @@ def check_client_metadata(metadata: object, *, document: bool = False) -> Client
         redirect_uris=tuple(uris),
         software_id=software_id,
         declared_channel=_declared_channel(metadata),
+        jwt_bearer=jwt_bearer,
     )
 
 

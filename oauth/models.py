@@ -50,6 +50,13 @@ class ClientProfile(models.Model):
     jwks_uri = models.URLField(max_length=2000, blank=True)
     jwks_expires_at = models.DateTimeField(null=True, blank=True)  # jwks_uri's answer is fresh until then
     jwks_fetched_at = models.DateTimeField(null=True, blank=True)  # the last fetch of jwks_uri (rate limit)
+    # enterprise-managed authorization (oauth.id_jag): the client registered the JWT bearer grant (DCR,
+    # a CIMD document) or the tenant admin allowed it; it must also be confidential to present ID-JAGs
+    jwt_bearer_grant = models.BooleanField(
+        default=False,
+        help_text="May present ID-JAGs from the tenant's trusted identity providers (JWT bearer grant). "
+        "Confidential clients only.",
+    )
 
     def __str__(self) -> str:
         return f"profile of {self.application_id}"
@@ -181,3 +188,19 @@ class ClientBlock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
+
+
+class IdJagToken(models.Model):
+    """An access token issued for an ID-JAG (``oauth.id_jag``): the identity provider record that
+    vouched for it, so that removing that provider's trust revokes exactly these tokens
+    (``oauth.receivers``). The row goes with its access token."""
+
+    access_token = models.OneToOneField(
+        "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="platform_id_jag"
+    )
+    provider = models.ForeignKey("identity.IdentityProvider", on_delete=models.CASCADE, related_name="+")
+    issuer = models.URLField(max_length=500)  # the provider's issuer when it vouched
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"ID-JAG token {self.pk}"

@@ -10,9 +10,11 @@ import json
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
+from oauth.grant_types import JWT_BEARER
 from observability import audit, metrics
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
+GRANT_LABELS = {JWT_BEARER: "jwt_bearer"}  # long grant type URNs as metric labels and audit event names
 # RFC 6749 §5.2 error codes plus the platform's own; anything else is counted as "error"
 ERRORS = {
     "invalid_request",
@@ -35,7 +37,7 @@ def _tenant() -> str:
 def token_answer(request: HttpRequest, response: HttpResponse, client_id: str | None) -> None:
     """One token-endpoint answer: counted by grant type and outcome, recorded in the audit trail."""
     grant_type = request.POST.get("grant_type", "")
-    grant_type = grant_type if grant_type in GRANT_TYPES else "other"
+    grant_type = grant_type if grant_type in GRANT_TYPES else GRANT_LABELS.get(grant_type, "other")
     if response.status_code == 200:
         outcome = "issued"
     else:
@@ -89,3 +91,9 @@ def client_assertion_refused(reason: str, *, client_id: str | None, request: Htt
     the outcome (a closed vocabulary, ``oauth.client_assertion``); the client id only for a client the
     platform knows."""
     audit.record(event="client_assertion", outcome=reason, client_id=client_id or "", request=request)
+
+
+def id_jag(outcome: str, *, client_id: str, user_id: int | None, request: HttpRequest | None) -> None:
+    """An ID-JAG presented at the token endpoint (``oauth.id_jag``): ``accepted_<how the member was
+    found>`` or the reason of the refusal (a closed vocabulary). The token answer is recorded too."""
+    audit.record(event="id_jag", outcome=outcome, user_id=user_id, client_id=client_id, request=request)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
@@ -23,6 +23,7 @@ from oauth.models import (
     ClientAssertionJti,
     ClientProfile,
     ConsentGrant,
+    IdJagToken,
     RefreshSuccessor,
     StepUpChallenge,
 )
@@ -101,6 +102,36 @@ def _revoke(**owner: int) -> int:
     return deleted
 
 
+def record_id_jag_token(*, access_token: AccessToken, provider) -> IdJagToken:
+    """The identity provider record that vouched (with an ID-JAG) for ``access_token``."""
+    return IdJagToken.objects.create(access_token=access_token, provider=provider, issuer=provider.issuer)
+
+
+def revoke_vouched_tokens(*, provider_id: int, keep_issuer: str | None = None) -> int:
+    """Revoke the access tokens issued from ID-JAGs of the identity provider record ``provider_id``
+    (they have no refresh tokens): all of them, or with ``keep_issuer`` those vouched for under
+    another issuer (the record now names another identity provider). Returns how many died."""
+    vouched = IdJagToken.objects.filter(provider_id=provider_id)
+    if keep_issuer is not None:
+        vouched = vouched.exclude(issuer=keep_issuer)
+    return _delete_access_tokens(vouched)
+
+
+def revoke_untrusted_vouched_tokens() -> int:
+    """Revoke every ID-JAG token whose identity provider no longer accepts ID-JAGs, is disabled or
+    names another issuer now (the sweep behind ``oauth.receivers``)."""
+    stale = IdJagToken.objects.exclude(
+        provider__accept_id_jag=True, provider__is_enabled=True, provider__issuer=F("issuer")
+    )
+    return _delete_access_tokens(stale)
+
+
+def _delete_access_tokens(vouched) -> int:
+    with transaction.atomic():
+        _, deleted = AccessToken.objects.filter(pk__in=list(vouched.values_list("access_token_id", flat=True))).delete()
+    return deleted.get(AccessToken._meta.label, 0)
+
+
 AUTHENTICATION_FIELDS = ["token_endpoint_auth_method", "signing_alg", "jwks", "jwks_uri", "jwks_expires_at"]
 
 
@@ -131,6 +162,7 @@ def create_client_profile(
         application_type=facts.application_type,
         software_id=facts.software_id,
         challenge_channel=choose_challenge_channel(facts=facts, client_id_host=client_id_host),
+        jwt_bearer_grant=facts.jwt_bearer,
     )
     if authentication is not None:
         _apply_authentication(profile, authentication)
@@ -148,8 +180,9 @@ def update_client_profile(
 ) -> ClientProfile:
     """Bring a profile in line with a client's updated metadata (RFC 7592 update, re-fetched CIMD
     document): application type and software_id follow the document, and so does a CIMD client's
-    authentication (``authentication``); the channel and the resource-server flag stay as they are
-    (an admin's choice wins). Creates the profile if missing."""
+    authentication (``authentication``) and whether it registered the JWT bearer grant; the channel
+    and the resource-server flag stay as they are (an admin's choice wins). Creates the profile if
+    missing."""
     with transaction.atomic():
         profile = ClientProfile.objects.select_for_update().filter(application=application).first()
         if profile is None:
@@ -158,7 +191,8 @@ def update_client_profile(
             )
         profile.application_type = facts.application_type
         profile.software_id = facts.software_id
-        fields = ["application_type", "software_id"]
+        profile.jwt_bearer_grant = facts.jwt_bearer
+        fields = ["application_type", "software_id", "jwt_bearer_grant"]
         if authentication is not None:
             _apply_authentication(profile, authentication)
             fields += AUTHENTICATION_FIELDS

@@ -6,7 +6,9 @@
 - ``revoke_departed``: the safety net behind the ``membership_ended`` / ``tenant_deactivated``
   receivers: live tokens, codes and consents of users who are not active members of the tenant
   (every token, if the tenant is deactivated) are revoked, even if the event was missed; so is
-  whatever a client the tenant admin disabled still holds (``oauth.client_blocks``).
+  whatever a client the tenant admin disabled still holds (``oauth.client_blocks``), and the tokens
+  obtained with ID-JAGs of an identity provider the tenant no longer trusts for them (``oauth.receivers``
+  revokes those when the trust is removed).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.db import connection
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken, clear_expired
 
 from oauth.client_blocks import revoke_blocked
-from oauth.services import revoke_all_tokens, revoke_user_tokens
+from oauth.services import revoke_all_tokens, revoke_untrusted_vouched_tokens, revoke_user_tokens
 from tenants.models import Membership
 
 Counts = dict[str, int]
@@ -55,9 +57,15 @@ def revoke_departed(*, tenant_active: bool) -> Counts:
     if not tenant_active:
         return {"tenant_tokens_revoked": revoke_all_tokens()}
     blocked = revoke_blocked()  # disabled clients (oauth.client_blocks): normally nothing is left
+    untrusted = revoke_untrusted_vouched_tokens()  # ID-JAG tokens of a provider no longer trusted: likewise
     members = set(
         Membership.objects.filter(tenant_id=connection.tenant.pk, is_active=True).values_list("user_id", flat=True)
     )
     departed = sorted(_holders() - members)
     revoked = sum(revoke_user_tokens(user_id=user_id) for user_id in departed)
-    return {"departed_users": len(departed), "tokens_revoked": revoked, "blocked_client_tokens_revoked": blocked}
+    return {
+        "departed_users": len(departed),
+        "tokens_revoked": revoked,
+        "blocked_client_tokens_revoked": blocked,
+        "untrusted_id_jag_tokens_revoked": untrusted,
+    }

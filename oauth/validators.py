@@ -28,6 +28,10 @@
   ``authenticate_client`` and ``authenticate_client_id`` refuse them without one. A token family
   issued after an assertion needs one on every refresh, whatever the document says later
   (``AssertedTokenFamily``). Every refusal is ``invalid_client`` with a description, and audited.
+- Enterprise-managed authorization: the JWT bearer grant (``oauth.jwt_bearer``, registered by
+  ``oauth.server``) for clients registered for it (``validate_grant_type``); the ID-JAG is judged by
+  ``oauth.id_jag`` (``accept_id_jag``) and the access token records the identity provider that vouched
+  for it (``_save_id_jag_token``).
 """
 
 from __future__ import annotations
@@ -52,12 +56,13 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from oauth import client_blocks, observe
+from oauth import client_blocks, id_jag, observe
 from oauth.backends import allowed_resources, current_request
 from oauth.client_assertion import ASSERTION_TYPE, MAX_ASSERTION_BYTES, AssertionRefused, unverified_issuer, verify
+from oauth.grant_types import JWT_BEARER
 from oauth.issuer import issuer
 from oauth.models import AssertedTokenFamily, ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
-from oauth.services import mark_asserted_family, rehash_client_secret
+from oauth.services import mark_asserted_family, record_id_jag_token, rehash_client_secret
 from oauth.stepup import challenge_window_start, pending_step_up, uncovered
 from oauth.token_reads import grant_with_client, live_refresh_token_with_client
 
@@ -172,11 +177,50 @@ class TenantOAuth2Validator(OAuth2Validator):
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
         """The token endpoint: a code or refresh token of a disabled client was revoked with the
-        block (no statement added to those hot paths); any other grant is refused here."""
+        block (no statement added to those hot paths); any other grant is refused here. The JWT bearer
+        grant (ID-JAGs), which DOT does not know, needs the client's registration for it."""
+        if grant_type == JWT_BEARER:
+            profile = _profile(client, request)
+            return profile is not None and profile.jwt_bearer_grant and not client_blocks.is_blocked(client)
         valid = super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
         if not valid or grant_type in ("authorization_code", "refresh_token"):
             return valid
         return not client_blocks.is_blocked(client)
+
+    # --- ID-JAGs (the JWT bearer grant, oauth.jwt_bearer) ----------------------------------------
+    def accept_id_jag(self, request) -> None:
+        """Judge the presented ID-JAG (``oauth.id_jag``) for the authenticated client; on success the
+        member, the granted scopes and the resource go on the request, on refusal the OAuth error
+        (``invalid_grant``, ``invalid_scope`` or ``invalid_target``) with its description, audited."""
+        http_request = current_request.get()
+        resource = getattr(request, "resource", None)
+        requested = [v for k, v in (getattr(request, "decoded_body", None) or []) if k == "resource"]
+        if not requested and isinstance(resource, str) and resource:
+            requested = [resource]
+        try:
+            accepted = id_jag.accept(
+                getattr(request, "assertion", None),
+                client_id=request.client.client_id,
+                issuer=issuer(http_request) if http_request is not None else "",
+                resources=tuple(allowed_resources.get()),
+                requested_scopes=list(request.scopes or []),
+                requested_resources=requested,
+            )
+        except id_jag.Refused as refused:
+            observe.id_jag(
+                refused.reason, client_id=request.client.client_id, user_id=refused.user_id, request=http_request
+            )
+            raise _oauth_error(refused, request) from None
+        observe.id_jag(
+            f"accepted_{accepted.found_by}",
+            client_id=request.client.client_id,
+            user_id=accepted.user.pk,
+            request=http_request,
+        )
+        request.user = accepted.user
+        request.scopes = list(accepted.scopes)
+        request.resource = [accepted.resource]
+        request.platform_id_jag = accepted
 
     # --- RFC 8707 ------------------------------------------------------------------------------
     def _check_and_set_request_resource(self, request) -> None:
@@ -321,6 +365,8 @@ class TenantOAuth2Validator(OAuth2Validator):
             self._save_code_exchange(token, request, *args, **kwargs)
         elif request.grant_type == "refresh_token":
             self._save_refresh(token, request, *args, **kwargs)
+        elif request.grant_type == JWT_BEARER:
+            self._save_id_jag_token(token, request)
         else:
             super()._save_bearer_token(token, request, *args, **kwargs)
             _touch_profile(request.client)
@@ -358,6 +404,15 @@ class TenantOAuth2Validator(OAuth2Validator):
             raise errors.InvalidGrantError(request=request)
         request.platform_grant_redeemed = True
         request.issued_refresh_token = refresh
+
+    def _save_id_jag_token(self, token, request) -> None:
+        """An access token for an accepted ID-JAG (no refresh token), and the identity provider that
+        vouched for it (``IdJagToken``), in DOT's token transaction."""
+        self._check_and_set_request_resource(request)
+        expires_in = token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        access = self._create_access_token(timezone.now() + timedelta(seconds=expires_in), request, token)
+        record_id_jag_token(access_token=access, provider=request.platform_id_jag.provider)
+        _touch_profile(request.client)
 
     def _save_refresh(self, token, request, *args, **kwargs) -> None:
         """Rotate the presented refresh token, or answer a duplicate with the pair it was rotated to.
@@ -465,6 +520,16 @@ def _assertion_presented(request) -> bool:
     return getattr(request, "client_assertion", None) is not None or (
         getattr(request, "client_assertion_type", None) is not None
     )
+
+
+def _oauth_error(refused: id_jag.Refused, request) -> errors.OAuth2Error:
+    if refused.error == "invalid_scope":
+        return errors.InvalidScopeError(description=refused.description, request=request)
+    if refused.error == "invalid_request":
+        return errors.InvalidRequestError(description=refused.description, request=request)
+    if refused.error == "invalid_target":
+        return errors.CustomOAuth2Error(error="invalid_target", description=refused.description, request=request)
+    return errors.InvalidGrantError(description=refused.description, request=request)
 
 
 def _refuse(request, reason: str, description: str, client_id: str | None):

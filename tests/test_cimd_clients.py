@@ -5,8 +5,8 @@ test allowance (``OAUTH_CIMD_TEST_LOOPBACK_ORIGINS``, which maps ``jwks_uri`` ho
   with ``token_endpoint_auth_methods_supported: ["none", "private_key_jwt"]`` and without it (per-app
   client ids). The platform advertises ``private_key_jwt``, so the client authenticates with an RFC
   7523 assertion at the token and revocation endpoints, on every request;
-- Claude's public document (``none``; it also lists the JWT bearer grant, which the platform does not
-  offer and ignores);
+- Claude's public document (``none``; it also lists the JWT bearer grant, which the platform records
+  on the profile; a public client cannot present ID-JAGs: tests/identity/test_id_jag.py);
 - a ``private_key_jwt`` document with an inline key the test holds, and every assertion the platform
   must refuse: none at all, another key, ``alg: none``, HS256 made with the public key, wrong or
   multi-valued ``aud``, expired, too long-lived, a replayed ``jti``.

@@ -321,6 +321,24 @@ def test_cimd_documents_pass_the_redirect_policy(
         assert not Application.objects.filter(client_id=client.client_id).exists()
 
 
+# --- the JWT bearer grant (ID-JAGs): registered only where the caller allows it ---------------------
+
+
+def test_the_jwt_bearer_grant_is_registered_only_where_allowed():
+    from oauth.client_policy import ClientMetadataError, check_client_metadata
+    from oauth.grant_types import JWT_BEARER
+
+    metadata = {"redirect_uris": [REDIRECT_URI], "grant_types": ["authorization_code", "refresh_token", JWT_BEARER]}
+    with pytest.raises(ClientMetadataError, match="ID-JAG"):
+        check_client_metadata(metadata)  # DCR, not allowed (a public client, or no IdP trusted)
+    assert check_client_metadata(metadata, jwt_bearer_allowed=True).jwt_bearer
+    assert check_client_metadata(metadata, document=True).jwt_bearer  # a CIMD document: recorded
+    assert not check_client_metadata({"redirect_uris": [REDIRECT_URI]}, jwt_bearer_allowed=True).jwt_bearer
+    for other in (["authorization_code", JWT_BEARER, "client_credentials"], [JWT_BEARER]):
+        with pytest.raises(ClientMetadataError):
+            check_client_metadata({**metadata, "grant_types": other}, jwt_bearer_allowed=True)
+
+
 # --- RFC 7592 update under the same policy (issue 8 item 4) ----------------------------------------
 
 

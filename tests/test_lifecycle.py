@@ -72,7 +72,7 @@ def test_every_line_is_ok_and_nothing_is_left_behind(live, monkeypatch):
     assert error is None, "\n".join(lines)
     assert lines[:6] == CONTRACT
     assert lines[6:-1] == [f"[ok] {check.name}" for check in CHECKS[6:]]
-    assert len(CHECKS) == 16
+    assert len(CHECKS) == 17
     assert lines[-1] == "critical_auth_failures=0"
     assert throwaway_tenants() == []
     assert not User.objects.filter(email__endswith="@lifecycle.test").exists()
@@ -97,6 +97,7 @@ def test_every_line_is_ok_and_nothing_is_left_behind(live, monkeypatch):
     assert delta("platform_auth_challenges_total", **{"class": "INVALID_TOKEN"}) >= 1
     assert delta("platform_tool_calls_total", outcome="ok") >= 5
     assert delta("platform_connector_refresh_total", outcome="ok") >= 1
+    assert delta("platform_oauth_tokens_issued_total", grant_type="jwt_bearer", outcome="issued") >= 1
 
     trail = [row for rows in audited.values() for row in rows]
     assert ("refresh_reuse", "", "family_revoked") in trail, trail
@@ -104,6 +105,26 @@ def test_every_line_is_ok_and_nothing_is_left_behind(live, monkeypatch):
     assert ("challenge", "INSUFFICIENT_SCOPE", "http") in trail, trail
     assert ("challenge", "INVALID_TOKEN", "http") in trail, trail  # revoked, stale membership, replay
     assert sum(1 for row in trail if row == ("token.authorization_code", "", "issued")) >= 10, trail
+    assert ("id_jag", "", "accepted_email") in trail and ("id_jag", "", "wrong_audience") in trail, trail
+    assert ("id_jag", "", "not_a_member") in trail, trail
+
+
+def test_a_deployment_refusing_plain_http_issuers_skips_the_id_jag_line(live, settings):
+    """Production refuses a plain-http identity provider (``identity.outbound``): the line says why it
+    is skipped instead of weakening that refusal, and is neither ok nor a failure."""
+    from lifecycle.runner import attempt
+    from lifecycle.world import cleanup, provision
+
+    settings.IDENTITY_ALLOW_LOOPBACK_HTTP = False
+    check = next(c for c in CHECKS if c.name == "enterprise-managed authorization (ID-JAG)")
+    world = provision(live.url)
+    try:
+        result = attempt(check, world)
+    finally:
+        assert cleanup(world) == []
+    line = result.line(check.name)
+    assert line.startswith("[skip] enterprise-managed authorization (ID-JAG): this deployment refuses"), line
+    assert "[insecure_url]" in line and result.ok and not result.critical
 
 
 def test_reuse_protection_turned_off_is_a_critical_failure(live, monkeypatch):

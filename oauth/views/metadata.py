@@ -15,6 +15,8 @@ from django.http import HttpRequest, JsonResponse
 from oauth2_provider.views.metadata import OAuthProtectedResourceMetadataView, OAuthServerMetadataView
 
 from declarations.scopes import all_scopes, base_scopes
+from identity.selectors import trusts_id_jags
+from oauth.grant_types import ID_JAG_PROFILE, JWT_BEARER
 from oauth.issuer import api_resource, issuer, mcp_resource
 from oauth.jwks import ASSERTION_ALGORITHMS
 from tenants.api import API_SCOPES
@@ -40,6 +42,9 @@ class TenantServerMetadataView(OAuthServerMetadataView):
         data["code_challenge_methods_supported"] = ["S256"]
         data["response_types_supported"] = ["code"]
         data["grant_types_supported"] = ["authorization_code", "refresh_token"]
+        if trusts_id_jags():  # enterprise-managed authorization: ID-JAGs with the JWT bearer grant (oauth.id_jag)
+            data["grant_types_supported"].append(JWT_BEARER)
+            data["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
         data["response_modes_supported"] = ["query"]
         methods = ["none", "client_secret_basic", "client_secret_post"]
         if settings.OAUTH_CIMD_PRIVATE_KEY_JWT:  # CIMD clients whose document declares it (oauth.client_assertion)

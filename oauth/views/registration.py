@@ -9,6 +9,11 @@ the same transaction and completes the response with the RFC 7591 fields DOT lea
 An update (``PUT /register/<client_id>/``) is authenticated by DOT's registration access token
 first, then checked like a registration; it may not change the client's type
 (``token_endpoint_auth_method`` ``none`` vs a secret), since DOT would not issue a secret for it.
+
+The JWT bearer grant (ID-JAGs, ``oauth.id_jag``) is accepted for confidential clients of a tenant that
+trusts an identity provider's ID-JAGs. DOT's registration knows one grant type per application and
+not this one, so the body DOT reads lists the others only; the client's profile records the grant
+(``ClientProfile.jwt_bearer_grant``) and the answer lists it again.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from oauth2_provider.views.dynamic_client_registration import (
     DynamicClientRegistrationView,
 )
 
+from identity.selectors import trusts_id_jags
 from oauth.client_blocks import refusing_block
-from oauth.client_policy import ClientFacts, ClientMetadataError, check_client_metadata
+from oauth.client_policy import ClientFacts, ClientMetadataError, check_client_metadata, offered_grant_types
+from oauth.grant_types import JWT_BEARER
 from oauth.services import create_client_profile, update_client_profile
 from tenants.http import address_bucket
 from tenants.ratelimit import hit
@@ -43,12 +50,17 @@ def _checked_metadata(request: HttpRequest) -> tuple[dict, ClientFacts] | JsonRe
     except (ValueError, UnicodeDecodeError, RecursionError):
         return _error("invalid_client_metadata", "the body must be a JSON object")
     try:
-        facts = check_client_metadata(metadata)
+        jwt_bearer_allowed = (
+            isinstance(metadata, dict) and _client_type(metadata) == "confidential" and trusts_id_jags()
+        )
+        facts = check_client_metadata(metadata, jwt_bearer_allowed=jwt_bearer_allowed)
     except ClientMetadataError as exc:
         return _error(exc.error, exc.description)
     # the tenant's kill switch: a disabled software_id or redirect host does not come back by registering
     if refusing_block(client_id="", cimd=False, software_id=facts.software_id, redirect_uris=facts.redirect_uris):
         return _error("invalid_client_metadata", "this client is disabled in this tenant")
+    if facts.jwt_bearer:  # DOT's view reads the body again: without the grant it does not know
+        request._body = json.dumps({**metadata, "grant_types": offered_grant_types(metadata)}).encode()
     return metadata, facts
 
 
@@ -79,6 +91,8 @@ class PolicyRegistrationView(DynamicClientRegistrationView):
             create_client_profile(application=application, facts=facts)
         body["application_type"] = facts.application_type
         body["client_id_issued_at"] = int(time.time())
+        if facts.jwt_bearer:
+            body["grant_types"] = [*body.get("grant_types", []), JWT_BEARER]
         if "client_secret" in body:
             body["client_secret_expires_at"] = 0
             body["token_endpoint_auth_method"] = metadata.get("token_endpoint_auth_method", "client_secret_basic")
@@ -109,4 +123,6 @@ class PolicyRegistrationManagementView(DynamicClientRegistrationManagementView):
             update_client_profile(application=Application.objects.get(client_id=client_id), facts=facts)
         body = json.loads(response.content)
         body["application_type"] = facts.application_type
+        if facts.jwt_bearer:
+            body["grant_types"] = [*body.get("grant_types", []), JWT_BEARER]
         return JsonResponse(body)

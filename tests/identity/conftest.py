@@ -1,6 +1,11 @@
 """Fixtures of the enterprise-identity tests: two tenants of their own (``sso_a``, ``sso_b``), the npm
 ``oidc-provider`` as their identity provider (tests/node_oidc/idp.mjs) on a free loopback port, and a
-browser (httpx, a cookie jar) that signs in through it the way a person's browser would."""
+browser (httpx, a cookie jar) that signs in through it the way a person's browser would.
+
+For enterprise-managed authorization (test_id_jag.py) the same IdP also plays the enterprise's side of
+an AI client: ``IdentityServer.id_token`` signs an account in to the client registered there (the
+authorization code flow, headless) and ``IdentityServer.id_jag`` exchanges that ID token for an ID-JAG
+(RFC 8693), after IT registered the client's managed access (``IdentityServer.manage``)."""
 
 from __future__ import annotations
 
@@ -12,18 +17,32 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import httpx
 import pytest
 from django_tenants.utils import schema_context
 
 from tests.conftest import PASSWORD, LiveServer
-from tests.oauth_flow import hidden_inputs
+from tests.oauth_flow import hidden_inputs, pkce_pair, query_params
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node_oidc"
 SLUGS = ("sso_a", "sso_b")
 CLIENT_SECRET = "test-only-idp-client-secret"  # test-only
+
+
+# an AI client as registered at the enterprise's IdP: it signs its user in there and exchanges the ID
+# token for ID-JAGs (RFC 8693, client_secret_post as the TS SDK's requestJwtAuthorizationGrant sends)
+AGENT = "ai-agent"
+AGENT_SECRET = "test-only-ai-agent-secret"  # test-only
+AGENT_REDIRECT = "http://127.0.0.1:9/agent-callback"  # never contacted
+AGENT_CLIENT = {
+    "client_id": AGENT,
+    "client_secret": AGENT_SECRET,
+    "redirect_uris": [AGENT_REDIRECT],
+    "grant_types": ["authorization_code", "urn:ietf:params:oauth:grant-type:token-exchange"],
+    "token_endpoint_auth_method": "client_secret_post",
+}
 
 
 def client_id(slug: str) -> str:
@@ -49,6 +68,107 @@ class IdentityServer:
     def sid_of(self, account: str) -> str:
         return httpx.get(f"{self.issuer}/_test/sessions", timeout=10).json()[account]
 
+    # --- the enterprise's side of enterprise-managed authorization (ID-JAGs) -------------------------
+    def manage(self, client: str, audience: str, *, platform_client_id: str, resources: list[str], scope: str) -> None:
+        """What IT registers at the IdP: ``client`` (registered here) may get ID-JAGs for the
+        authorization server ``audience`` (its issuer), naming ``platform_client_id`` (the client's id
+        there), for ``resources``, with at most ``scope``."""
+        access = {"client_id": platform_client_id, "resources": resources, "scope": scope}
+        response = httpx.post(f"{self.issuer}/_test/managed", json={client: {audience: access}}, timeout=10)
+        assert response.status_code == 204, response.text
+
+    def id_token(self, account: str, client: str = AGENT, secret: str = AGENT_SECRET) -> str:
+        """``account`` signs in to ``client`` (authorization code + PKCE, the IdP's headless
+        interaction): the client's ID token."""
+        verifier, challenge = pkce_pair()
+        with httpx.Client(follow_redirects=False, timeout=20, cookies={"test_account": account}) as http:
+            location = f"{self.issuer}/auth?" + urlencode(
+                {
+                    "client_id": client,
+                    "response_type": "code",
+                    "scope": "openid email profile",
+                    "redirect_uri": AGENT_REDIRECT,
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                    "state": uuid.uuid4().hex,
+                    "nonce": uuid.uuid4().hex,
+                }
+            )
+            for _ in range(10):
+                if location.startswith(AGENT_REDIRECT):
+                    break
+                response = http.get(location)
+                assert response.status_code in (302, 303), (response.status_code, response.text[:300])
+                location = urljoin(location, response.headers["location"])
+            code = query_params(location)["code"]
+            token = http.post(
+                f"{self.issuer}/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": AGENT_REDIRECT,
+                    "code_verifier": verifier,
+                    "client_id": client,
+                    "client_secret": secret,
+                },
+            )
+        assert token.status_code == 200, token.text
+        return token.json()["id_token"]
+
+    def exchange(
+        self, id_token: str, audience: str, *, resource: str | None = None, scope: str | None = None,
+        client: str = AGENT, secret: str = AGENT_SECRET,
+    ) -> httpx.Response:  # fmt: skip
+        """RFC 8693 at the IdP: the client's ID token for an ID-JAG for ``audience``."""
+        data = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "requested_token_type": "urn:ietf:params:oauth:token-type:id-jag",
+            "subject_token": id_token,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "audience": audience,
+            "client_id": client,
+            "client_secret": secret,
+            **({"resource": resource} if resource else {}),
+            **({"scope": scope} if scope else {}),
+        }
+        return httpx.post(f"{self.issuer}/token", data=data, timeout=20)
+
+    def id_jag(self, account: str, audience: str, **options) -> str:
+        """A fresh ID-JAG for ``account`` and ``audience``, the whole enterprise side in one call."""
+        response = self.exchange(self.id_token(account), audience, **options)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["issued_token_type"] == "urn:ietf:params:oauth:token-type:id-jag" and body["token_type"] == "N_A"
+        return body["access_token"]
+
+    def sign(self, claims: dict, **header) -> str:
+        """Any JWT signed with the IdP's key (for the refusals)."""
+        response = httpx.post(f"{self.issuer}/_test/sign", json={"header": header, "claims": claims}, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()["jwt"]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_idp(clients: list[dict]) -> IdentityServer:
+    """tests/node_oidc/idp.mjs on a free loopback port with these clients (stop it with ``close``)."""
+    node = shutil.which("node")
+    assert node, "the enterprise-identity tests need Node.js (tests/node_oidc)"
+    assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
+    process = subprocess.Popen(
+        [node, "idp.mjs"],
+        cwd=NODE_DIR,
+        env={**os.environ, "CLIENTS": json.dumps(clients)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = process.stdout.readline()
+    assert line, "the oidc-provider identity provider did not start"
+    return IdentityServer(json.loads(line)["issuer"], process)
+
 
 @pytest.fixture(scope="session")
 def sso_tenants(live_server_url: LiveServer) -> tuple[str, ...]:
@@ -63,9 +183,6 @@ def sso_tenants(live_server_url: LiveServer) -> tuple[str, ...]:
 
 @pytest.fixture(scope="session")
 def idp(live_server_url: LiveServer, sso_tenants) -> Iterator[IdentityServer]:
-    node = shutil.which("node")
-    assert node, "the enterprise-identity tests need Node.js (tests/node_oidc)"
-    assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
     clients = [
         {
             "client_id": client_id(slug),
@@ -75,22 +192,11 @@ def idp(live_server_url: LiveServer, sso_tenants) -> Iterator[IdentityServer]:
         }
         for slug in SLUGS
     ]
-    process = subprocess.Popen(
-        [node, "idp.mjs"],
-        cwd=NODE_DIR,
-        env={**os.environ, "CLIENTS": json.dumps(clients)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    line = process.stdout.readline()
-    assert line, "the oidc-provider identity provider did not start"
-    server = IdentityServer(json.loads(line)["issuer"], process)
+    server = start_idp(clients)
     try:
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.close()
 
 
 def add_idp(idp: IdentityServer, slug: str, **options) -> str:

@@ -1,3 +1,5 @@
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
@@ -29,8 +31,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--organization", help="CLAIM=VALUE where one issuer serves many organisations (tid=..., hd=...)"
         )
-        parser.add_argument("--link-by-email", action="store_true", default=None)
-        parser.add_argument("--accept-id-jag", action="store_true", default=None)
+        # --no-link-by-email / --no-accept-id-jag turn them off (removing the ID-JAG trust revokes the
+        # tokens issued from that provider's ID-JAGs: oauth.receivers)
+        parser.add_argument("--link-by-email", action=argparse.BooleanOptionalAction, default=None)
+        parser.add_argument(
+            "--accept-id-jag",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="trust ID-JAGs signed by this issuer (enterprise-managed authorization)",
+        )
 
     def handle(self, *args, tenant, key, **o):
         def given(value):

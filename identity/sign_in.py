@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from identity.errors import IdentityError
@@ -85,6 +85,7 @@ def resolve_member(
     listed = bool(email) and email.rsplit("@", 1)[1] in provider.email_domains
     role = claimed_role(provider, claims, when_present=role_when_present)
     with transaction.atomic():
+        _serialize_first_sign_in(provider, subject, organization)
         link = (
             IdentityLink.objects.select_for_update()
             .filter(provider=provider, subject=subject, organization=organization)
@@ -117,6 +118,15 @@ def resolve_member(
         link.last_sign_in_at = timezone.now()
         link.save(update_fields=["last_sign_in_at"])
     return user, how
+
+
+def _serialize_first_sign_in(provider: IdentityProvider, subject: str, organization: str) -> None:
+    """Until this transaction ends, other sign-ins of the same (provider, sub, organisation) wait here:
+    a row lock cannot guard a link that does not exist yet, and a client's parallel first requests
+    (ID-JAG presentations, two SSO tabs) would each create the user, the loser finding it taken."""
+    key = f"identity-link:{connection.schema_name}:{provider.pk}:{organization}:{subject}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
 def _just_in_time(

@@ -20,10 +20,11 @@ latency with 1 tenant against N tenants provisioned, one tenant called or calls 
 5. What grows with the tenant count: this process's RSS and functools caches, the PostgreSQL backend's
    memory (``pg_backend_memory_contexts``), after calls spread over every tenant.
 6. ``--migrate`` (or ``--migrate-only``): ``migrate_schemas --tenant --executor=multiprocessing`` over
-   every tenant with nothing to apply (a deploy without tenant migrations), current tenants getting
-   only their post_migrate receivers (the default) and a whole ``migrate`` each
-   (``TENANT_MIGRATE_SKIP_CURRENT=0``, the django-tenants way). Processes: ``TENANT_MIGRATION_PROCESSES``
-   (default the core count).
+   every tenant with nothing to apply (a deploy without tenant migrations), current tenants left alone
+   unless they lack a post_migrate receiver's row (the default, ``tenants.schema_migrations``) and a
+   whole ``migrate`` each (``TENANT_MIGRATE_SKIP_CURRENT=0``, the django-tenants way). Processes:
+   ``TENANT_MIGRATION_PROCESSES`` (default the core count). ``bench/migrate_scale.py`` times deploys
+   that add a shared-only or a tenant migration, against an earlier checkout.
 
 Run on demand; never part of the tests.
 """
@@ -327,7 +328,7 @@ def migrate_report(full: bool) -> list[str]:
         print(f"migrate_schemas --executor={executor} skip_current={skip} ({load()})", flush=True)
         took = migrate_all(executor, skip_current=skip)
         label = f"{executor} ({processes} processes)" if executor == "multiprocessing" else executor
-        how = "post_migrate receivers only" if skip else "whole `migrate` each"
+        how = "`tenants.schema_migrations`" if skip else "whole `migrate` each"
         lines.append(f"| {label} | {how} | {took:.1f} s | {took / (count + 1) * 1000:.0f} ms |")
         print(lines[-1], flush=True)
     lines.append(f"\n({load()} at the end)")

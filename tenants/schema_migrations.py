@@ -260,6 +260,7 @@ def run(work: list[Work], template: str | None, options: dict, codename: str, re
     verbosity = int(options.get("verbosity", 1))
     interactive = bool(options.get("interactive", False))
     jobs = [(item, template, verbosity, interactive) for item in work]
+    _plans.clear()  # plans are per run: the migrations on disk may have changed since the last one
     if codename == "multiprocessing" and len(jobs) > 1:
         from django_tenants.migration_executors.multiproc import get_pool
 

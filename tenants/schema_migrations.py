@@ -17,12 +17,13 @@ as ``migrate`` records it). ``--executor=multiprocessing`` spreads the schemas o
 ``TENANT_MULTIPROCESSING_MAX_PROCESSES`` forked workers. A schema with nothing to apply is not
 migrated at all.
 
-The post_migrate receivers that write into a tenant schema are content types, permissions and the
-scope matrix (``RECEIVER_ROWS``; ``tests/test_schema_migrations.py`` pins the list of receivers, so
-a new one has to be added here). They run once per schema (one ``post_migrate`` emission), and only
-where the schema lacks a row of theirs that the template (migrated first, receivers included) has:
-a deploy that adds a model or a tool gets them everywhere, a new nullable column nowhere. Without a
-template (``TENANT_PROVISION_BY_COPY = False``) they run in every schema, as before.
+The post_migrate receivers run once per schema (one ``post_migrate`` emission), and only where
+something changed: in a schema that had migrations applied, and in a schema that lacks one of the
+rows they write that the template (migrated first, receivers included) has: content types,
+permissions and the scope matrix (``RECEIVER_ROWS``; ``tests/test_schema_migrations.py`` pins the
+list of receivers, so a new one has to be considered here), so a deploy that adds a tool without a
+migration still gets its row everywhere. Without a template (``TENANT_PROVISION_BY_COPY = False``)
+they run in every schema, as before.
 
 A schema that fails is reported with its error (the migration that failed rolled back, the ones
 before it kept, as ``migrate`` does) and the others carry on; the run ends with a ``CommandError``
@@ -205,7 +206,7 @@ def migrate_one(work: Work, template: str | None, verbosity: int, interactive: b
                 state = group.executor.apply_migration(state, migration)
                 applied.append(f"{migration.app_label}.{migration.name}")
             group.executor.check_replacements()
-        receivers = receivers_needed(work.schema, template)
+        receivers = bool(applied) or receivers_needed(work.schema, template)
         if receivers:
             run_receivers(verbosity, interactive, plan)
     except Exception as exc:  # reported with the schema; the other schemas carry on

@@ -8,8 +8,8 @@ from django.db.models import Q
 
 from crm.errors import NotFound
 from crm.models import Contact, Note
+from pgtenancy.prepared import TenantStatement, fetch_prepared
 from tenants.guard import HasTenant, assert_tenant
-from tenants.prepared import TenantStatement, fetch_prepared
 
 LATEST_NOTES = 20
 
@@ -26,7 +26,7 @@ _CONTACT_FIELDS = [f.attname for f in Contact._meta.concrete_fields]
 _NOTE_FIELDS = [f.attname for f in Note._meta.concrete_fields]
 _NOTE_ORDER = "created_at DESC, id DESC"  # Note.Meta.ordering
 # The contact and its latest notes in one statement (LATERAL keeps the per-contact LIMIT); the tenant's
-# tables schema-qualified, one prepared statement per schema (tenants.prepared)
+# tables schema-qualified, one prepared statement per schema (pgtenancy.prepared)
 _CONTACT_WITH_NOTES = TenantStatement(f"""
     SELECT {", ".join("c." + f for f in _CONTACT_FIELDS)}, {", ".join("n." + f for f in _NOTE_FIELDS)}
       FROM {{tenant}}.{Contact._meta.db_table} c
@@ -40,7 +40,7 @@ _CONTACT_WITH_NOTES = TenantStatement(f"""
 
 
 def get_contact(principal: HasTenant, *, contact_id: int) -> tuple[Contact, list[Note]]:
-    """The contact with its latest notes, in one round trip. Plain SQL, prepared (``tenants.prepared``),
+    """The contact with its latest notes, in one round trip. Plain SQL, prepared (``pgtenancy.prepared``),
     because the MCP tool and the REST API call this on every read: the ORM's compilation of the two
     querysets (or of one with an ArraySubquery) cost more than the query itself (issue 14)."""
     assert_tenant(principal)

@@ -1,6 +1,6 @@
 """The token endpoint's first statement: the client read together with what the request presents (the
 code's grant and its user, or the live refresh token with its access token, its user, the start of its
-family and the family's step-up challenge), as SQL prepared on the connection (``tenants.prepared``).
+family and the family's step-up challenge), as SQL prepared on the connection (``pgtenancy.prepared``).
 
 Every exchange and refresh runs one of these. Through the ORM, compiling the joined, annotated query
 cost more Python than the rest of the validation, and PostgreSQL planned it anew each time; the rows
@@ -19,7 +19,7 @@ from django.db.models import Model
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 
 from oauth.models import StepUpChallenge
-from tenants.prepared import TenantStatement, fetch_prepared
+from pgtenancy.prepared import TenantStatement, fetch_prepared
 
 
 @functools.cache

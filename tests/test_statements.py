@@ -1,0 +1,63 @@
+"""Every hand-written statement of an app's ``statements.py`` against the ORM expression beside it
+(its rule), on the same rows: the two must answer alike."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from crm.models import Contact, Note
+from crm.statements import CONTACT_FIELDS, CONTACT_WITH_NOTES, NOTE_FIELDS, contact_with_notes_rule
+from pgtenancy.prepared import fetch_prepared
+from tenants.models import Domain
+from tenants.selectors import get_tenant
+from tenants.statements import (
+    TENANT_BY_HOST,
+    TENANT_BY_SLUG,
+    TENANT_FIELDS,
+    tenant_by_host_rule,
+    tenant_by_slug_rule,
+)
+
+
+def _rows(sql: str, value: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value])
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("slug", ["acme", "globex", "nosuch"])
+def test_tenant_by_slug(slug: str) -> None:
+    rule = list(tenant_by_slug_rule(slug).values_list(*TENANT_FIELDS))
+    assert _rows(TENANT_BY_SLUG, slug) == rule
+    assert len(rule) == (slug != "nosuch")
+
+
+@pytest.mark.django_db
+def test_tenant_by_host(unique: str) -> None:
+    Domain.objects.create(domain=f"{unique}.acme.test", tenant=get_tenant("acme"))
+    Domain.objects.create(domain=f"{unique}.globex.test", tenant=get_tenant("globex"), is_primary=False)
+    for host in (f"{unique}.acme.test", f"{unique}.globex.test", f"{unique}.nosuch.test"):
+        rule = list(tenant_by_host_rule(host).values_list(*TENANT_FIELDS))
+        assert _rows(TENANT_BY_HOST, host) == rule
+        assert len(rule) == ("nosuch" not in host)
+
+
+@pytest.mark.django_db
+def test_contact_with_notes() -> None:
+    """A contact with more notes than the statement returns (two written in the same instant: the id
+    breaks the tie), one with none, and one that does not exist."""
+    with tenant_context(get_tenant("acme")):
+        busy = Contact.objects.create(name="Busy", email="busy@example.test")
+        notes = Note.objects.bulk_create([Note(contact=busy, body=f"note {i}", author_user_id=1) for i in range(7)])
+        Note.objects.filter(pk__in=[notes[2].pk, notes[5].pk]).update(created_at=notes[0].created_at)
+        quiet = Contact.objects.create(name="Quiet")
+        for contact_id in (busy.pk, quiet.pk, quiet.pk + 1000):
+            rows = fetch_prepared(CONTACT_WITH_NOTES, [5, contact_id])
+            contacts, latest = contact_with_notes_rule(contact_id, 5)
+            split = len(CONTACT_FIELDS)
+            assert sorted({row[:split] for row in rows}) == list(contacts.values_list(*CONTACT_FIELDS))
+            assert [row[split:] for row in rows if row[split] is not None] == list(latest.values_list(*NOTE_FIELDS))
+        assert len(latest) == 0 and len(contact_with_notes_rule(busy.pk, 5)[1]) == 5

@@ -3,12 +3,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Model
 from django_tenants.utils import tenant_context
 
 from crm.models import Contact, Note
 from crm.statements import CONTACT_FIELDS, CONTACT_WITH_NOTES, NOTE_FIELDS, contact_with_notes_rule
+from observability.models import AuthEvent
+from observability.statements import (
+    count_unattributed_rule,
+    count_unattributed_sql,
+    insert_events_async_commit,
+    insert_events_rule,
+)
 from pgtenancy.prepared import fetch_prepared
 from tenants.models import Domain
 from tenants.selectors import get_tenant
@@ -61,3 +71,55 @@ def test_contact_with_notes() -> None:
             assert sorted({row[:split] for row in rows}) == list(contacts.values_list(*CONTACT_FIELDS))
             assert [row[split:] for row in rows if row[split] is not None] == list(latest.values_list(*NOTE_FIELDS))
         assert len(latest) == 0 and len(contact_with_notes_rule(busy.pk, 5)[1]) == 5
+
+
+def _outcome(write: Callable[[], None], model: type[Model], fields: tuple[str, ...]) -> list[tuple]:
+    """The rows of ``model`` after ``write``, which is then undone (a savepoint), so that the statement
+    and its rule can each start from the same rows."""
+    savepoint = transaction.savepoint()
+    write()
+    rows = sorted(model.objects.values_list(*fields), key=repr)
+    transaction.savepoint_rollback(savepoint)
+    return rows
+
+
+_EVENT_FIELDS = tuple(f.attname for f in AuthEvent._meta.concrete_fields if f.attname not in ("id", "created_at"))
+
+
+def _events() -> list[AuthEvent]:
+    return [
+        AuthEvent(tenant="acme", event="token", outcome="issued", client_id="c1", user_id=7, request_id="r1"),
+        AuthEvent(tenant="acme", event="challenge", auth_class="insufficient_scope", source_address="2001:db8::1"),
+    ]
+
+
+@pytest.mark.django_db
+def test_insert_events() -> None:
+    with tenant_context(get_tenant("acme")):
+        in_sql = _outcome(lambda: insert_events_async_commit(_events()), AuthEvent, _EVENT_FIELDS)
+        assert in_sql == _outcome(lambda: insert_events_rule(_events()), AuthEvent, _EVENT_FIELDS)
+        assert len(in_sql) >= 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("async_commit", [True, False])
+def test_count_unattributed(async_commit: bool) -> None:
+    """Three failures of one kind and one of another: two aggregate rows, counting 3 and 1, on a minute."""
+    kinds = [("unknown_token", "invalid_token", "refused")] * 3 + [("no_credentials", "", "refused")]
+
+    def by_statement() -> None:
+        with connection.cursor() as cursor:
+            for event, auth_class, outcome in kinds:
+                cursor.execute(count_unattributed_sql(async_commit=async_commit), ["acme", event, auth_class, outcome])
+
+    def by_rule() -> None:
+        for event, auth_class, outcome in kinds:
+            count_unattributed_rule(tenant="acme", event=event, auth_class=auth_class, outcome=outcome)
+
+    with tenant_context(get_tenant("acme")):
+        AuthEvent.objects.filter(aggregated=True).delete()
+        in_sql = _outcome(by_statement, AuthEvent, (*_EVENT_FIELDS, "created_at"))
+        by_the_rule = _outcome(by_rule, AuthEvent, (*_EVENT_FIELDS, "created_at"))
+        assert [row[:-1] for row in in_sql] == [row[:-1] for row in by_the_rule]
+        assert sorted(row[_EVENT_FIELDS.index("count")] for row in in_sql) == [1, 3]
+        assert {(row[-1].second, row[-1].microsecond) for row in in_sql + by_the_rule} == {(0, 0)}

@@ -1,9 +1,11 @@
-"""The token endpoint's writes, each one statement: a code exchange (the grant deleted, the code
-recorded, the access and refresh tokens inserted, the client touched) and a refresh-token rotation
-(the token revoked, its access token deleted, the new pair inserted, the pair kept for the grace
-window), written with DOT's model metadata as ``Model.save`` would write them, signals included.
-The policy that decides when they run is ``oauth.validators``; the reads before them are
-``oauth.token_reads``.
+"""The writes on tokens that are one hand-written statement each: the token endpoint's code exchange
+(the grant deleted, the code recorded, the access and refresh tokens inserted, the client touched)
+and refresh-token rotation (the token revoked, its access token deleted, the new pair inserted, the
+pair kept for the grace window), written with DOT's model metadata as ``Model.save`` would write
+them, signals included; and the resource server's step-up challenge on a token's family, beside the
+ORM expression it mirrors (``tests/test_statements.py`` runs both on the same rows).
+The policy that decides when they run is ``oauth.validators`` (``oauth.stepup``); the reads before
+them are ``oauth.token_reads``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
-from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor
+from oauth.models import ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
 
 
 def exchange_in_one_statement(
@@ -204,3 +206,38 @@ def _insert_parts(instance, skip: tuple[str, ...] = ()) -> tuple[str, str, list]
     write them (each field's ``pre_save``: ``auto_now``, DOT's token checksum; ``get_db_prep_save``)."""
     fields, columns, placeholders = _insert_shape(type(instance), skip)
     return columns, placeholders, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+
+
+# --- the resource server's step-up challenge (oauth.stepup) ------------------------------------------
+
+
+def record_step_up_rule(access_checksum: str, scope: str) -> None:
+    """The family of the access token (through its refresh token) is challenged for ``scope`` now."""
+    family = (
+        RefreshToken.objects.filter(access_token__token_checksum=access_checksum, token_family__isnull=False)
+        .values_list("token_family", flat=True)
+        .first()
+    )
+    if family is not None:
+        StepUpChallenge.objects.update_or_create(
+            token_family=family, defaults={"scope": scope, "challenged_at": timezone.now()}
+        )
+
+
+@functools.cache
+def _record_step_up_sql() -> str:
+    challenge = StepUpChallenge._meta.db_table
+    access, refresh = AccessToken._meta.db_table, RefreshToken._meta.db_table
+    return f"""
+        INSERT INTO {challenge} (token_family, scope, challenged_at)
+        SELECT r.token_family, %s, now()
+          FROM {access} a JOIN {refresh} r ON r.access_token_id = a.id
+         WHERE a.token_checksum = %s AND r.token_family IS NOT NULL
+        ON CONFLICT (token_family) DO UPDATE SET scope = EXCLUDED.scope, challenged_at = EXCLUDED.challenged_at
+    """  # noqa: S608 (table names come from model metadata, values are parameters)
+
+
+def record_step_up(access_checksum: str, scope: str) -> None:
+    """``record_step_up_rule`` in one statement (the 403 path pays no read first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_record_step_up_sql(), [scope, access_checksum])

@@ -1,17 +1,25 @@
-"""Every hand-written statement of an app's ``statements.py`` against the ORM expression beside it
-(its rule), on the same rows: the two must answer alike."""
+"""Every hand-written statement of an app's ``statements.py`` (oauth: ``token_writes.py``) against
+the ORM expression beside it (its rule), on the same rows: the two must answer alike."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 from django_tenants.utils import tenant_context
+from oauth2_provider.models import AccessToken, RefreshToken
 
+from accounts.models import User
 from crm.models import Contact, Note
 from crm.statements import CONTACT_FIELDS, CONTACT_WITH_NOTES, NOTE_FIELDS, contact_with_notes_rule
+from oauth.models import StepUpChallenge
+from oauth.token_writes import record_step_up, record_step_up_rule
 from observability.models import AuthEvent
 from observability.statements import (
     count_unattributed_rule,
@@ -29,6 +37,7 @@ from tenants.statements import (
     tenant_by_host_rule,
     tenant_by_slug_rule,
 )
+from tests.factories import application
 
 
 def _rows(sql: str, value: str) -> list[tuple]:
@@ -123,3 +132,37 @@ def test_count_unattributed(async_commit: bool) -> None:
         assert [row[:-1] for row in in_sql] == [row[:-1] for row in by_the_rule]
         assert sorted(row[_EVENT_FIELDS.index("count")] for row in in_sql) == [1, 3]
         assert {(row[-1].second, row[-1].microsecond) for row in in_sql + by_the_rule} == {(0, 0)}
+
+
+@pytest.mark.django_db
+def test_record_step_up(unique: str) -> None:
+    """A token of a family not yet challenged, one of a family challenged before (updated), and one
+    with no refresh token (no family: nothing recorded)."""
+    user = User.objects.get(email="member@acme.test")
+    earlier = timezone.now() - timedelta(minutes=5)
+    with tenant_context(get_tenant("acme")):
+        client = application(f"stepup-{unique}")
+        raws = {}
+        for name, family in (("new", uuid.uuid4()), ("again", uuid.uuid4()), ("alone", None)):
+            raws[name] = f"{name}-{unique}"
+            access = AccessToken.objects.create(
+                user=user, application=client, token=raws[name], expires=earlier + timedelta(hours=1), scope="crm.read"
+            )
+            if family is not None:
+                RefreshToken.objects.create(
+                    user=user, application=client, token=f"r{name}-{unique}", access_token=access, token_family=family
+                )
+            if name == "again":
+                StepUpChallenge.objects.create(token_family=family, scope="crm.read", challenged_at=earlier)
+        asks = [(hashlib.sha256(raw.encode()).hexdigest(), f"crm.write {name}") for name, raw in raws.items()]
+
+        def by(write: Callable[[str, str], None]) -> Callable[[], None]:
+            return lambda: [write(digest, scope) for digest, scope in asks]
+
+        fields = ("token_family", "scope", "challenged_at")
+        in_sql = _outcome(by(record_step_up), StepUpChallenge, fields)
+        by_the_rule = _outcome(by(record_step_up_rule), StepUpChallenge, fields)
+        assert [row[:2] for row in in_sql] == [row[:2] for row in by_the_rule]
+        mine = [row for row in in_sql if row[1].startswith("crm.write")]
+        assert sorted(row[1] for row in mine) == ["crm.write again", "crm.write new"]
+        assert all(row[2] > earlier for row in mine)

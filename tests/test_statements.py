@@ -16,6 +16,21 @@ from django_tenants.utils import tenant_context
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from accounts.models import User
+from connectors import timing
+from connectors.models import ConnectedAccount, Credential, Provider, RetiredGrant
+from connectors.statements import (
+    ACCESS_TOKEN,
+    CLIENT_SECRET,
+    GRANTED_SCOPES,
+    MARK,
+    REFRESH_TOKEN,
+    RETIRE,
+    STORE,
+    mark_rule,
+    retire_rule,
+    store_rule,
+)
+from connectors.tokens import UNCONFIRMED
 from crm.models import Contact, Note
 from crm.statements import CONTACT_FIELDS, CONTACT_WITH_NOTES, NOTE_FIELDS, contact_with_notes_rule
 from oauth.models import StepUpChallenge
@@ -82,14 +97,18 @@ def test_contact_with_notes() -> None:
         assert len(latest) == 0 and len(contact_with_notes_rule(busy.pk, 5)[1]) == 5
 
 
-def _outcome(write: Callable[[], None], model: type[Model], fields: tuple[str, ...]) -> list[tuple]:
-    """The rows of ``model`` after ``write``, which is then undone (a savepoint), so that the statement
-    and its rule can each start from the same rows."""
+def _outcome_of(write: Callable[[], None], state: Callable[[], list[tuple]]) -> list[tuple]:
+    """``state()`` after ``write``, which is then undone (a savepoint), so that the statement and its
+    rule can each start from the same rows."""
     savepoint = transaction.savepoint()
     write()
-    rows = sorted(model.objects.values_list(*fields), key=repr)
+    rows = state()
     transaction.savepoint_rollback(savepoint)
     return rows
+
+
+def _outcome(write: Callable[[], None], model: type[Model], fields: tuple[str, ...]) -> list[tuple]:
+    return _outcome_of(write, lambda: sorted(model.objects.values_list(*fields), key=repr))
 
 
 _EVENT_FIELDS = tuple(f.attname for f in AuthEvent._meta.concrete_fields if f.attname not in ("id", "created_at"))
@@ -166,3 +185,160 @@ def test_record_step_up(unique: str) -> None:
         mine = [row for row in in_sql if row[1].startswith("crm.write")]
         assert sorted(row[1] for row in mine) == ["crm.write again", "crm.write new"]
         assert all(row[2] > earlier for row in mine)
+
+
+def _accounts(unique: str, cases: dict[str, dict]) -> dict[str, ConnectedAccount]:
+    """One connected account of the acme member per case (each on a provider of its own), with a
+    credential unless the case says ``credential=None``; the rest of a case are the account's fields."""
+    user = User.objects.get(email="member@acme.test")
+    accounts = {}
+    for name, fields in cases.items():
+        provider = Provider.objects.create(
+            key=f"{name}-{unique}"[:64],
+            display_name=name,
+            authorization_endpoint="https://upstream.example/authorize",
+            token_endpoint="https://upstream.example/token",
+            revocation_endpoint="https://upstream.example/revoke",
+            client_id=f"client-{name}",
+            client_secret=f"secret-{name}",
+        )
+        fields = dict(fields)
+        refresh = fields.pop("credential", f"refresh-{name}")
+        accounts[name] = ConnectedAccount.objects.create(user=user, provider=provider, **fields)
+        Credential.objects.create(account=accounts[name], access_token=f"access-{name}", refresh_token=refresh)
+    return accounts
+
+
+_ACCOUNT_FIELDS = (
+    "id", "status", "status_reason", "refreshing_since", "refresh_failures", "refresh_failing_since",
+    "next_refresh_at", "expires_at", "token_issued_at", "token_lifetime_seconds", "granted_scopes",
+    "last_refreshed_at", "refresh_count", "updated_at",
+)  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_mark(unique: str) -> None:
+    now = timezone.now()
+    soon, later = now + timedelta(seconds=100), now + timedelta(days=10)
+    rule = timing.Rule(300, 0.5)
+    with tenant_context(get_tenant("acme")):
+        accounts = _accounts(
+            unique,
+            {
+                "due": {"expires_at": soon, "token_lifetime_seconds": 1000},  # lead min(300, 500)
+                "due_no_lifetime": {"expires_at": soon},  # lead 300
+                "short_lived": {"expires_at": soon, "token_lifetime_seconds": 100},  # lead 50: not due
+                "fresh": {"expires_at": later},
+                "interrupted": {"status": "refreshing", "expires_at": later},
+                "no_refresh_token": {"expires_at": soon, "credential": None},
+                "needs_reauth": {"status": "needs_reauth", "expires_at": soon},
+            },
+        )
+        ids = [account.pk for account in accounts.values()]
+
+        def by_statement() -> None:
+            with connection.cursor() as cursor:
+                for pk in ids:
+                    cursor.execute(MARK, {"id": pk, "unconfirmed": UNCONFIRMED, **timing.due_params(rule, now)})
+
+        def by_rule() -> None:
+            for pk in ids:
+                mark_rule(pk, rule, now)
+
+        in_sql = _outcome(by_statement, ConnectedAccount, _ACCOUNT_FIELDS)
+        assert in_sql == _outcome(by_rule, ConnectedAccount, _ACCOUNT_FIELDS)
+        marked = {row[0] for row in in_sql if row[3] == now}
+        assert marked == {accounts[name].pk for name in ("due", "due_no_lifetime", "interrupted")}
+
+
+@pytest.mark.django_db
+def test_store(unique: str) -> None:
+    """New tokens into the generation they were refreshed for (a refreshing and an active account),
+    none into a credential of another generation; a refresh token or scopes left out are kept."""
+    now = timezone.now()
+    with tenant_context(get_tenant("acme")):
+        accounts = _accounts(
+            unique,
+            {
+                "refreshing": {"status": "refreshing", "refreshing_since": now, "granted_scopes": ["a"]},
+                "active": {"status_reason": "refresh_unconfirmed", "refresh_failures": 2},
+                "moved_on": {"status": "refreshing"},
+            },
+        )
+        Credential.objects.filter(account=accounts["moved_on"]).update(generation=1)
+        writes = [
+            (accounts["refreshing"].pk, {"refresh": "r2", "scopes": ["a", "b"], "lifetime": 3600}),
+            (accounts["active"].pk, {"refresh": None, "scopes": None, "lifetime": None}),
+            (accounts["moved_on"].pk, {"refresh": "r3", "scopes": ["c"], "lifetime": 60}),
+        ]
+        common = {"generation": 0, "now": now, "access": "a2", "token_type": "Bearer"}
+
+        def by_statement() -> None:
+            with connection.cursor() as cursor:
+                for pk, write in writes:
+                    refresh, scopes = write["refresh"], write["scopes"]
+                    cursor.execute(
+                        STORE,
+                        {
+                            **common,
+                            "id": pk,
+                            "access": ACCESS_TOKEN.get_db_prep_save("a2", connection),
+                            "refresh": REFRESH_TOKEN.get_db_prep_save(refresh, connection) if refresh else None,
+                            "expires_at": now + timedelta(hours=1),
+                            "lifetime": write["lifetime"],
+                            "scopes": GRANTED_SCOPES.get_db_prep_save(scopes, connection) if scopes else None,
+                        },
+                    )
+
+        def by_rule() -> None:
+            for pk, write in writes:
+                store_rule(pk, **common, **write, expires_at=now + timedelta(hours=1))
+
+        credential_fields = ("account_id", "access_token", "refresh_token", "token_type", "generation")
+
+        def state() -> list[tuple]:
+            accounts_now = sorted(ConnectedAccount.objects.values_list(*_ACCOUNT_FIELDS))
+            return accounts_now + sorted(Credential.objects.values_list(*credential_fields))
+
+        in_sql = _outcome_of(by_statement, state)
+        assert in_sql == _outcome_of(by_rule, state)
+        access_now = {row[0]: row[1] for row in in_sql if len(row) == len(credential_fields)}
+        assert [access_now[accounts[name].pk] for name in ("refreshing", "active", "moved_on")] == [
+            "a2",
+            "a2",
+            "access-moved_on",
+        ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("one_account", [False, True])
+def test_retire(unique: str, one_account: bool) -> None:
+    now = timezone.now()
+    with tenant_context(get_tenant("acme")):
+        account = _accounts(unique, {"retire": {}})["retire"]
+        provider = account.provider
+        other = ConnectedAccount.objects.create(user=User.objects.get(email="admin@acme.test"), provider=provider)
+        Credential.objects.create(account=other, access_token="access-other", refresh_token=None)
+        account_id = account.pk if one_account else None
+        params = {
+            "reason": "provider_changed",
+            "endpoint": provider.revocation_endpoint,
+            "client_id": provider.client_id,
+            "secret": CLIENT_SECRET.get_db_prep_save(provider.client_secret, connection),
+            "method": provider.token_endpoint_auth_method,
+            "now": now,
+            "provider": provider.pk,
+            "account": account_id,
+        }
+
+        def by_statement() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(RETIRE, params)
+
+        def by_rule() -> None:
+            retire_rule(provider=provider, reason="provider_changed", account_id=account_id, now=now)
+
+        fields = tuple(f.attname for f in RetiredGrant._meta.concrete_fields if f.attname != "id")
+        in_sql = _outcome(by_statement, RetiredGrant, fields)
+        assert in_sql == _outcome(by_rule, RetiredGrant, fields)
+        assert len([row for row in in_sql if row[0] == provider.pk]) == (1 if one_account else 2)

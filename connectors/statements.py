@@ -3,13 +3,15 @@
 
 ``MARK`` and ``STORE`` are the refresh's two statements (why one statement each: ``connectors.tokens``);
 ``RETIRE`` moves every credential of a provider into retired grants without decrypting them
-(``connectors.retired``)."""
+(``connectors.retired``); the ciphertext statements re-encrypt under the newest key (``connectors.crypto``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import F, Q
+from django.db import connection, models
+from django.db.models import F, Q, QuerySet
+from fernet_fields import EncryptedField
 
 from connectors import timing
 from connectors.models import ConnectedAccount, Credential, Provider, RetiredGrant
@@ -155,3 +157,28 @@ SELECT a.provider_id, a.id, %(reason)s, %(endpoint)s, %(client_id)s, %(secret)s,
 FROM {_CREDENTIALS} AS c JOIN {_ACCOUNTS} AS a ON a.id = c.account_id
 WHERE a.provider_id = %(provider)s AND (%(account)s::bigint IS NULL OR a.id = %(account)s::bigint)
 """  # noqa: S608 (table names come from model metadata, values are parameters)
+
+
+# --- the ciphertext of an encrypted column (re-encryption) -------------------------------------------
+
+
+def ciphertext_batch_rule(model: type[models.Model], field: EncryptedField, after: int, size: int) -> QuerySet:
+    """The next ``size`` rows after the primary key ``after`` that hold a value in ``field``."""
+    return model.objects.filter(pk__gt=after, **{f"{field.attname}__isnull": False}).order_by("pk")[:size]
+
+
+def ciphertext_batch(model: type[models.Model], field: EncryptedField) -> str:
+    """``ciphertext_batch_rule``'s rows as (primary key, ciphertext): the ORM would decrypt the value.
+    Parameters: after, size."""
+    qn = connection.ops.quote_name
+    table, column, pk = qn(model._meta.db_table), qn(field.column), qn(model._meta.pk.column)
+    return f"SELECT {pk}, {column} FROM {table} WHERE {pk} > %s AND {column} IS NOT NULL ORDER BY {pk} LIMIT %s"  # noqa: S608
+
+
+def swap_ciphertext(model: type[models.Model], field: EncryptedField) -> str:
+    """Replace a row's ciphertext only if it still holds the one that was read (a concurrent write
+    wins); no ORM twin: the ORM cannot compare ciphertexts (a lookup on an encrypted field is refused).
+    Parameters: the new ciphertext, the primary key, the old ciphertext."""
+    qn = connection.ops.quote_name
+    table, column, pk = qn(model._meta.db_table), qn(field.column), qn(model._meta.pk.column)
+    return f"UPDATE {table} SET {column} = %s WHERE {pk} = %s AND {column} = %s"  # noqa: S608

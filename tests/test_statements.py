@@ -26,6 +26,8 @@ from connectors.statements import (
     REFRESH_TOKEN,
     RETIRE,
     STORE,
+    ciphertext_batch,
+    ciphertext_batch_rule,
     mark_rule,
     retire_rule,
     store_rule,
@@ -342,3 +344,20 @@ def test_retire(unique: str, one_account: bool) -> None:
         in_sql = _outcome(by_statement, RetiredGrant, fields)
         assert in_sql == _outcome(by_rule, RetiredGrant, fields)
         assert len([row for row in in_sql if row[0] == provider.pk]) == (1 if one_account else 2)
+
+
+@pytest.mark.django_db
+def test_ciphertext_batch(unique: str) -> None:
+    """The batches of re-encryption, for a column that may be empty and one that may not."""
+    with tenant_context(get_tenant("acme")):
+        accounts = _accounts(unique, {"one": {}, "two": {"credential": None}, "three": {}, "four": {}})
+        first = min(account.credential.pk for account in accounts.values())
+        for field_name in ("refresh_token", "access_token"):
+            field = Credential._meta.get_field(field_name)
+            for after, size in ((0, 1000), (first, 2), (first - 1, 1)):
+                with connection.cursor() as cursor:
+                    cursor.execute(ciphertext_batch(Credential, field), [after, size])
+                    in_sql = [row[0] for row in cursor.fetchall()]
+                rule = ciphertext_batch_rule(Credential, field, after, size)
+                assert in_sql == list(rule.values_list("pk", flat=True))
+                assert in_sql

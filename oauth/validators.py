@@ -47,7 +47,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, identify_hasher
-from django.db.models import Min, OuterRef, Subquery
+from django.db.models import Min
 from django.utils import timezone
 from fernet_fields import DecryptionError
 from oauth2_provider import cimd
@@ -62,10 +62,10 @@ from oauth.backends import allowed_resources, current_request
 from oauth.client_assertion import ASSERTION_TYPE, MAX_ASSERTION_BYTES, AssertionRefused, unverified_issuer, verify
 from oauth.grant_types import JWT_BEARER
 from oauth.issuer import issuer
-from oauth.models import AssertedTokenFamily, ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
+from oauth.models import AssertedTokenFamily, ClientProfile, RedeemedCode, RefreshSuccessor
 from oauth.services import mark_asserted_family, record_id_jag_token, rehash_client_secret
 from oauth.stepup import challenge_window_start, pending_step_up, uncovered
-from oauth.token_reads import grant_with_client, live_refresh_token_with_client
+from oauth.token_reads import grant_with_client, live_refresh_token_with_client, live_refresh_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class TenantOAuth2Validator(OAuth2Validator):
     # --- the client, read with what the token request presents -----------------------------------
     def _load_application(self, client_id, request):
         """DOT's, except that a token request's first statement also reads what it presents: the
-        authorization code's grant (with its user), or the live refresh token (``_live_refresh_token``),
+        authorization code's grant (with its user), or the live refresh token (``token_reads.live_refresh_tokens``),
         joined to the client by ``client_id``. One statement instead of two; the validation below
         uses the row read here (``_grant``, ``_validate_refresh_token``). Nothing found that way (an
         unknown or spent code, a revoked or unknown refresh token, another client's): DOT's own read."""
@@ -308,7 +308,7 @@ class TenantOAuth2Validator(OAuth2Validator):
     def _validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         rt = getattr(request, "platform_live_refresh_token", None)
         if rt is None or rt.application_id != client.pk:
-            rt = _live_refresh_token(refresh_token)
+            rt = live_refresh_tokens(checksum(refresh_token), challenge_window_start()).first()
         if rt is None:  # unknown, or revoked (a duplicate within the grace window, or reuse): DOT decides
             if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
                 return False
@@ -624,26 +624,6 @@ def _one_statement_exchange(request, token: dict) -> bool:
 
 def _touch_profile(application) -> None:
     ClientProfile.objects.filter(application=application).update(last_used_at=timezone.now())
-
-
-def _live_refresh_token(refresh_token: str) -> RefreshToken | None:
-    """The unrevoked refresh token presented, with its access token, its user, the start of its family
-    (absolute lifetime) and the family's step-up challenge within the window, in one statement (the
-    ORM twin of ``oauth.token_reads.live_refresh_token_with_client``, for a token not found with its
-    client)."""
-    family = RefreshToken.objects.filter(token_family=OuterRef("token_family"))
-    challenge = StepUpChallenge.objects.filter(
-        token_family=OuterRef("token_family"), challenged_at__gt=challenge_window_start()
-    )
-    return (
-        RefreshToken.objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=True)
-        .select_related("access_token", "user")
-        .annotate(
-            family_started=Subquery(family.order_by("created").values("created")[:1]),
-            challenged_scope=Subquery(challenge.values("scope")[:1]),
-        )
-        .first()
-    )
 
 
 def _client_with_presented(client_id: str, request):

@@ -1,5 +1,6 @@
-"""Every hand-written statement of an app's ``statements.py`` (oauth: ``token_writes.py``) against
-the ORM expression beside it (its rule), on the same rows: the two must answer alike."""
+"""Every hand-written statement of an app's ``statements.py`` (oauth: ``token_reads.py`` and
+``token_writes.py``) against the ORM expression beside it (its rule), on the same rows: the two must
+answer alike."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 from django_tenants.utils import tenant_context
-from oauth2_provider.models import AccessToken, RefreshToken
+from oauth2_provider.models import AccessToken, Grant, RefreshToken
 
 from accounts.models import User
 from connectors import timing
@@ -36,6 +37,12 @@ from connectors.tokens import UNCONFIRMED
 from crm.models import Contact, Note
 from crm.statements import CONTACT_FIELDS, CONTACT_WITH_NOTES, NOTE_FIELDS, contact_with_notes_rule
 from oauth.models import StepUpChallenge
+from oauth.token_reads import (
+    grant_with_client,
+    grant_with_client_rule,
+    live_refresh_token_with_client,
+    live_refresh_tokens,
+)
 from oauth.token_writes import record_step_up, record_step_up_rule
 from observability.models import AuthEvent
 from observability.statements import (
@@ -361,3 +368,56 @@ def test_ciphertext_batch(unique: str) -> None:
                 rule = ciphertext_batch_rule(Credential, field, after, size)
                 assert in_sql == list(rule.values_list("pk", flat=True))
                 assert in_sql
+
+
+@pytest.mark.django_db
+def test_token_endpoint_reads(unique: str) -> None:
+    """The code's grant and the live refresh token, each read with its client: found for the right
+    client, not for another; a revoked refresh token is not live. The refresh token's family began
+    with an older token and was challenged inside the window."""
+    user = User.objects.get(email="member@acme.test")
+    now = timezone.now()
+    with tenant_context(get_tenant("acme")):
+        mine, theirs = application(f"reads-{unique}"), application(f"other-{unique}")
+        Grant.objects.create(
+            user=user, application=mine, code=f"code-{unique}", expires=now + timedelta(minutes=1),
+            redirect_uri="https://app.example/cb", scope="crm.read",
+        )  # fmt: skip
+        family = uuid.uuid4()
+        first = RefreshToken.objects.create(
+            user=user, application=mine, token=f"first-{unique}", token_family=family, revoked=now
+        )
+        access = AccessToken.objects.create(
+            user=user, application=mine, token=f"access-{unique}", expires=now + timedelta(hours=1), scope="crm.read"
+        )
+        RefreshToken.objects.create(
+            user=user, application=mine, token=f"live-{unique}", token_family=family, access_token=access
+        )
+        StepUpChallenge.objects.create(token_family=family, scope="crm.write", challenged_at=now)
+        since = now - timedelta(minutes=1)
+
+        for code, client in ((f"code-{unique}", mine), (f"code-{unique}", theirs), ("no-such-code", mine)):
+            grant = grant_with_client(code, client.client_id)
+            rule = grant_with_client_rule(code, client.client_id).first()
+            assert _grant(grant) == _grant(rule)
+        assert _grant(grant_with_client(f"code-{unique}", mine.client_id)) is not None
+
+        for raw, client in ((f"live-{unique}", mine), (f"live-{unique}", theirs), (f"first-{unique}", mine)):
+            digest = hashlib.sha256(raw.encode()).hexdigest()
+            in_sql = live_refresh_token_with_client(digest, client.client_id, since)
+            rule = live_refresh_tokens(digest, since).filter(application__client_id=client.client_id).first()
+            assert _refresh(in_sql) == _refresh(rule)
+        live = live_refresh_token_with_client(
+            hashlib.sha256(f"live-{unique}".encode()).hexdigest(), mine.client_id, since
+        )
+        assert (live.family_started, live.challenged_scope) == (first.created, "crm.write")
+
+
+def _grant(grant: Grant | None) -> tuple | None:
+    return None if grant is None else (grant.pk, grant.application.pk, grant.user.pk)
+
+
+def _refresh(rt: RefreshToken | None) -> tuple | None:
+    if rt is None:
+        return None
+    return (rt.pk, rt.access_token.pk, rt.user.pk, rt.application_id, rt.family_started, rt.challenged_scope)

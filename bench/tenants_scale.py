@@ -8,7 +8,7 @@ latency with 1 tenant against N tenants provisioned, one tenant called or calls 
    only the demo tenants (acme, globex) beside it.
 2. Baseline: in-process median latency of an authorized ``tools/call`` (``crm_get_contact``) on acme,
    and under wrk against gunicorn (2 sync workers) if wrk is there.
-3. Provisioning: a few tenants from a spare schema (``tenants.spares``), by running every migration
+3. Provisioning: a few tenants from a spare schema (``pgtenancy.spares``), by running every migration
    and by django-tenants' ``CloneSchema`` (for the ratio, dropped again), then ``--tenants`` tenants
    through ``tenants.services.create_tenant`` (a direct copy of the template), each followed by its
    demo data (an admin and a member, three contacts with a note each; then a client and a token
@@ -156,9 +156,9 @@ def other_ways(n: int) -> dict[str, list[float]]:
 
     connection.set_schema_to_public()
 
+    from pgtenancy.spares import replenish
     from tenants.models import Tenant
     from tenants.services import create_tenant
-    from tenants.spares import replenish
 
     times: dict[str, list[float]] = {
         "a spare schema (create_tenant)": [],

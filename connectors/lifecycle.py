@@ -44,7 +44,7 @@ REFRESH_OUTCOMES = (
 
 def _active_member() -> Exists:
     return Exists(
-        Membership.objects.filter(user_id=OuterRef("user_id"), tenant_id=connection.tenant.pk, is_active=True)
+        Membership.objects.active().filter(user_id=OuterRef("user_id"), tenant_id=connection.tenant.pk)
     )
 
 

@@ -21,30 +21,13 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from connectors import upstream
+from connectors import statements, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable
 from connectors.models import ConnectedAccount, Credential, Provider, RetiredGrant
 
 log = logging.getLogger(__name__)
 
 Counts = dict[str, int]
-
-_RETIRED = RetiredGrant._meta.db_table
-_CREDENTIALS = Credential._meta.db_table
-_ACCOUNTS = ConnectedAccount._meta.db_table
-_SECRET = RetiredGrant._meta.get_field("client_secret")
-
-# the credentials' ciphertext is copied as it is (every encrypted column uses FERNET_KEYS): one
-# statement for every account of a provider, nothing decrypted
-_RETIRE = f"""
-INSERT INTO {_RETIRED} (provider_id, account_id, reason, revocation_endpoint, client_id, client_secret,
-                        token_endpoint_auth_method, access_token, refresh_token, attempts, next_attempt_at, created_at)
-SELECT a.provider_id, a.id, %(reason)s, %(endpoint)s, %(client_id)s, %(secret)s, %(method)s,
-       c.access_token, c.refresh_token, 0, NULL, %(now)s
-FROM {_CREDENTIALS} AS c JOIN {_ACCOUNTS} AS a ON a.id = c.account_id
-WHERE a.provider_id = %(provider)s AND (%(account)s::bigint IS NULL OR a.id = %(account)s::bigint)
-"""  # noqa: S608 (table names come from model metadata, values are parameters)
-
 
 def retire_credentials(*, provider: Provider, reason: str, account_id: int | None = None) -> int:
     """Move the stored credentials of ``provider``'s accounts (or of one account) into retired grants
@@ -54,14 +37,14 @@ def retire_credentials(*, provider: Provider, reason: str, account_id: int | Non
         "reason": reason,
         "endpoint": provider.revocation_endpoint,
         "client_id": provider.client_id,
-        "secret": _SECRET.get_db_prep_save(provider.client_secret, connection),
+        "secret": statements.CLIENT_SECRET.get_db_prep_save(provider.client_secret, connection),
         "method": provider.token_endpoint_auth_method,
         "now": timezone.now(),
         "provider": provider.pk,
         "account": account_id,
     }
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_RETIRE, params)
+        cursor.execute(statements.RETIRE, params)
         retired = cursor.rowcount
         credentials = Credential.objects.filter(account__provider=provider)
         if account_id is not None:

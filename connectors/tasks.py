@@ -26,8 +26,8 @@ from django.conf import settings
 
 from connectors import clock, lifecycle
 from connectors.services import purge_authorization_requests, sweep_provider_leftovers
+from jobs.fanout import fan_out
 from jobs.runner import Counts, run_in_tenant
-from tenants.fanout import fan_out
 from tenants.models import Tenant
 
 REFRESH = "connectors.refresh_expiring_in_tenant"

@@ -232,18 +232,9 @@ def retry_revocations(*, batch_size: int = 100) -> Counts:
     """Revoke at the provider (RFC 7009) and delete the credentials of accounts pending revocation,
     claimed in batches; a failure backs off (``next_revocation_at``)."""
     counts: Counts = {"revoked": 0, "revocation_failed": 0}
+    pending = ConnectedAccount.objects.filter(revocation_pending=True)
     while True:
-        now = clock.now()
-        with transaction.atomic():
-            batch = list(
-                ConnectedAccount.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(revocation_pending=True)
-                .filter(Q(next_revocation_at__isnull=True) | Q(next_revocation_at__lte=now))
-                .order_by("pk")
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
-            ConnectedAccount.objects.filter(pk__in=batch).update(next_revocation_at=lease)
+        batch = backoff.claim_due(pending, field="next_revocation_at", now=clock.now(), size=batch_size)
         if not batch:
             return counts
         for account in ConnectedAccount.objects.select_related("provider").filter(pk__in=batch):

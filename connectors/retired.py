@@ -17,11 +17,9 @@ by ``revoke_account``: at once by the write that ended it, then by the sweep (``
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from connectors import backoff, upstream
@@ -197,16 +195,9 @@ def sweep(*, batch_size: int = 100) -> Counts:
     a lease, as the account revocations); a transient failure backs off."""
     counts: Counts = {"retired_revoked": 0, "retired_failed": 0}
     while True:
-        now = timezone.now()
-        with transaction.atomic():
-            batch = list(
-                RetiredGrant.objects.select_for_update(skip_locked=True)
-                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .order_by("pk")
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
-            RetiredGrant.objects.filter(pk__in=batch).update(next_attempt_at=lease)
+        batch = backoff.claim_due(
+            RetiredGrant.objects.all(), field="next_attempt_at", now=timezone.now(), size=batch_size
+        )
         if not batch:
             return counts
         for grant in RetiredGrant.objects.filter(pk__in=batch).order_by("pk"):

@@ -40,7 +40,14 @@ from connectors import discovery, http, id_tokens, retired, timing, upstream
 from connectors import endpoints as endpoint_rules
 from connectors.endpoints import EndpointError
 from connectors.errors import ConnectorError, ProviderUnavailable
-from connectors.models import AuthorizationRequest, ConnectedAccount, Credential, Provider, RetiredGrant
+from connectors.models import (
+    ENDPOINT_FIELDS,
+    AuthorizationRequest,
+    ConnectedAccount,
+    Credential,
+    Provider,
+    RetiredGrant,
+)
 from connectors.presets import documented_lifetime, preset, preset_names
 from connectors.tokens import refresh_lock
 from observability import audit
@@ -51,7 +58,6 @@ log = logging.getLogger(__name__)
 
 Status = ConnectedAccount.Status
 STATE_TTL = timedelta(minutes=10)
-ENDPOINT_FIELDS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint")
 URL_FIELDS = ("issuer", *ENDPOINT_FIELDS, "mcp_endpoint", "api_base_url", "jwks_uri")
 # where members' tokens and the client secret go: changing any of these ends every stored grant
 GRANT_FIELDS = ("issuer", *ENDPOINT_FIELDS, "mcp_endpoint", "api_base_url", "client_id")

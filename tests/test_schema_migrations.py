@@ -26,8 +26,8 @@ from django.db.models.signals import post_migrate
 from django_tenants.signals import schema_pre_migration
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from tenants.models import Tenant
 from pgtenancy.provisioning import expected_migrations
+from tenants.models import Tenant
 from tenants.services import create_tenant
 
 TEMPLATE = settings.TENANT_TEMPLATE_SCHEMA

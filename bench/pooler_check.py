@@ -20,7 +20,7 @@ Configurations:
 - ``session``: PgBouncer ``pool_mode=session``, ``CONN_MAX_AGE=0`` (persistent connections would each
   hold a server connection for good, and the workers beyond ``--pool-size`` would wait forever);
 - ``transaction+statement-path``: transaction pooling with ``DATABASE_POOLER_TRANSACTION_MODE=1``
-  (``config.transaction_pooling``: ``SET LOCAL search_path`` sent with every statement).
+  (``pgtenancy.transaction_pooling``: ``SET LOCAL search_path`` sent with every statement).
 
 Usage (DATABASE_URL: the PostgreSQL itself)::
 
@@ -187,7 +187,7 @@ def lock_child(threads: int, rounds: int) -> None:
 
 def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, float]:
     """Median microseconds per ORM read in one tenant, directly against PostgreSQL (no pooler), the
-    django-tenants backend and ``config.transaction_pooling`` in alternating blocks in one process:
+    django-tenants backend and ``pgtenancy.transaction_pooling`` in alternating blocks in one process:
     what sending ``SET LOCAL search_path`` with every statement costs."""
     import statistics
 
@@ -197,7 +197,7 @@ def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, floa
 
     engines = {
         "django-tenants backend": "django_tenants.postgresql_backend",
-        "statement path (DATABASE_POOLER_TRANSACTION_MODE)": "config.transaction_pooling",
+        "statement path (DATABASE_POOLER_TRANSACTION_MODE)": "pgtenancy.transaction_pooling",
     }
     base = connections["default"].settings_dict
     for name, engine in engines.items():

@@ -49,7 +49,7 @@ def worker(count: int, mode: str) -> None:
     from tenants.services import create_tenant
 
     if mode != "before":
-        from tenants.spares import drop_spares, replenish
+        from pgtenancy.spares import drop_spares, replenish
 
         settings.TENANT_SPARE_SCHEMAS = count if mode == "pool" else (1 if mode == "empty pool" else 0)
         drop_spares()

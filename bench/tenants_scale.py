@@ -8,7 +8,7 @@ latency with 1 tenant against N tenants provisioned, one tenant called or calls 
    only the demo tenants (acme, globex) beside it.
 2. Baseline: in-process median latency of an authorized ``tools/call`` (``crm_get_contact``) on acme,
    and under wrk against gunicorn (2 sync workers) if wrk is there.
-3. Provisioning: a few tenants from a spare schema (``tenants.spares``), by running every migration
+3. Provisioning: a few tenants from a spare schema (``pgtenancy.spares``), by running every migration
    and by django-tenants' ``CloneSchema`` (for the ratio, dropped again), then ``--tenants`` tenants
    through ``tenants.services.create_tenant`` (a direct copy of the template), each followed by its
    demo data (an admin and a member, three contacts with a note each; then a client and a token
@@ -21,7 +21,7 @@ latency with 1 tenant against N tenants provisioned, one tenant called or calls 
    memory (``pg_backend_memory_contexts``), after calls spread over every tenant.
 6. ``--migrate`` (or ``--migrate-only``): ``migrate_schemas --tenant --executor=multiprocessing`` over
    every tenant with nothing to apply (a deploy without tenant migrations), current tenants left alone
-   unless they lack a post_migrate receiver's row (the default, ``tenants.schema_migrations``) and a
+   unless they lack a post_migrate receiver's row (the default, ``pgtenancy.schema_migrations``) and a
    whole ``migrate`` each (``TENANT_MIGRATE_SKIP_CURRENT=0``, the django-tenants way). Processes:
    ``TENANT_MIGRATION_PROCESSES`` (default the core count). ``bench/migrate_scale.py`` times deploys
    that add a shared-only or a tenant migration, against an earlier checkout.
@@ -157,9 +157,9 @@ def other_ways(n: int) -> dict[str, list[float]]:
 
     connection.set_schema_to_public()
 
+    from pgtenancy.spares import replenish
     from tenants.models import Tenant
     from tenants.services import create_tenant
-    from tenants.spares import replenish
 
     times: dict[str, list[float]] = {
         "a spare schema (create_tenant)": [],
@@ -328,7 +328,7 @@ def migrate_report(full: bool) -> list[str]:
         print(f"migrate_schemas --executor={executor} skip_current={skip} ({load()})", flush=True)
         took = migrate_all(executor, skip_current=skip)
         label = f"{executor} ({processes} processes)" if executor == "multiprocessing" else executor
-        how = "`tenants.schema_migrations`" if skip else "whole `migrate` each"
+        how = "`pgtenancy.schema_migrations`" if skip else "whole `migrate` each"
         lines.append(f"| {label} | {how} | {took:.1f} s | {took / (count + 1) * 1000:.0f} ms |")
         print(lines[-1], flush=True)
     lines.append(f"\n({load()} at the end)")

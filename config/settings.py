@@ -44,6 +44,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") if PRODUCTION else ["*"]
 SHARED_APPS = [
     "django_tenants",
     "tenants",
+    # the PostgreSQL side of tenancy: template copies, spare schemas, prepared statements (pgtenancy/)
+    "pgtenancy",
     "jobs",  # last run of each periodic job per tenant (issue 11), public schema
     "accounts",
     "django.contrib.contenttypes",
@@ -86,15 +88,15 @@ AUTH_USER_MODEL = "accounts.User"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"
 TENANT_PATH_PREFIX = "t"
-# New tenants are copies of a migrated template schema (tenants.provisioning), not a replay of every
-# migration; migrate_schemas creates and migrates the template before the tenants (tenants.migration).
+# New tenants are copies of a migrated template schema (pgtenancy.provisioning), not a replay of every
+# migration; migrate_schemas creates and migrates the template before the tenants (pgtenancy.migration).
 # The leading underscore keeps it out of reach: no slug and no URL can name it.
 TENANT_TEMPLATE_SCHEMA = "_tenant_template"
 TENANT_PROVISION_BY_COPY = env.bool("TENANT_PROVISION_BY_COPY", default=True)
-# spare copies of the template made ahead of time (tenants.spares): creating a tenant renames one instead
+# spare copies of the template made ahead of time (pgtenancy.spares): creating a tenant renames one instead
 # of running the copy's DDL; replenished after each creation (Celery) and by migrate_schemas; 0: off
 TENANT_SPARE_SCHEMAS = env.int("TENANT_SPARE_SCHEMAS", default=2)
-GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
+GET_EXECUTOR_FUNCTION = "pgtenancy.migration.get_executor"
 # tenants that already have every migration get only the post_migrate receivers, not a whole `migrate`
 TENANT_MIGRATE_SKIP_CURRENT = env.bool("TENANT_MIGRATE_SKIP_CURRENT", default=True)
 # migrate_schemas --executor=multiprocessing: worker processes (one per core is the useful maximum)
@@ -147,19 +149,19 @@ else:
     DATABASES = {"default": env.db_url_config(embedded_database_url())}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 # Behind a transaction-mode pooler (PgBouncer pool_mode=transaction) the search path must travel with
-# every statement (config.transaction_pooling; docs/scaling.md). Server-side cursors need a session.
+# every statement (pgtenancy.transaction_pooling; docs/scaling.md). Server-side cursors need a session.
 DATABASE_POOLER_TRANSACTION_MODE = env.bool("DATABASE_POOLER_TRANSACTION_MODE", default=False)
 if DATABASE_POOLER_TRANSACTION_MODE:
-    DATABASES["default"]["ENGINE"] = "config.transaction_pooling"
+    DATABASES["default"]["ENGINE"] = "pgtenancy.transaction_pooling"
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
-# the MCP hot path's statements as server-side prepared statements (tenants.prepared). Never behind a
-# transaction-mode pooler: they would bypass the per-statement search path of config.transaction_pooling
+# the MCP hot path's statements as server-side prepared statements (pgtenancy.prepared). Never behind a
+# transaction-mode pooler: they would bypass the per-statement search path of pgtenancy.transaction_pooling
 DATABASE_PREPARED_STATEMENTS = (
     env.bool("DATABASE_PREPARED_STATEMENTS", default=True) and not DATABASE_POOLER_TRANSACTION_MODE
 )
 # close a connection after the request once it has served this many distinct tenant schemas, so a
 # PostgreSQL backend's catalog caches and per-schema prepared statements stay bounded whatever the
-# number of tenants: about 0.3 MB per schema, so ~0.3 GB per backend at the default (tenants.recycling;
+# number of tenants: about 0.3 MB per schema, so ~0.3 GB per backend at the default (pgtenancy.recycling;
 # docs/scaling.md); 0: never
 DATABASE_CONNECTION_MAX_SCHEMAS = env.int("DATABASE_CONNECTION_MAX_SCHEMAS", default=1000)
 # slug -> tenant pk for /mcp routing (tenants.routing); bounded, holds nothing that can change

@@ -11,6 +11,9 @@ from django.conf import settings
 from django.db import models
 from fernet_fields import EncryptedTextField
 
+# a provider's OAuth endpoints (``Provider`` fields)
+ENDPOINT_FIELDS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint")
+
 
 class LiveProviders(models.Manager):
     """Providers not deleted. A deleted provider is kept (invisible: lists, lookups, the admin) until the

@@ -89,6 +89,15 @@ class ToolSpec:
 _REGISTRY: dict[str, ToolSpec] = {}
 
 
+def arguments_schema(properties: dict[str, Any], *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A tool's ``input_schema``: an object of these properties and no others."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    schema["additionalProperties"] = False
+    return schema
+
+
 def tool(
     *,
     name: str,

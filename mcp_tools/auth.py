@@ -26,8 +26,8 @@ from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.models import ToolPolicy
 from oauth.issuer import mcp_resource
 from oauth.models import ChallengeChannel, ClientProfile
+from pgtenancy.prepared import TenantStatement, fetch_prepared
 from tenants.models import Membership, Tenant
-from tenants.prepared import TenantStatement, fetch_prepared
 from tenants.routing import confirm_tenant
 from tenants.selectors import tenant_by_slug
 
@@ -83,7 +83,7 @@ def _token_query() -> TenantStatement:
     token, its client, the caller's role in this tenant (NULL if not an active member:
     ``active_role_sql``), the client's challenge channel and the tool's matrix row. Written as SQL
     because this runs on every MCP request and the ORM's compilation of the equivalent
-    Exists/Subquery annotations costs more than the query; prepared (``tenants.prepared``) because
+    Exists/Subquery annotations costs more than the query; prepared (``pgtenancy.prepared``) because
     PostgreSQL's planning of its eight relations costs more than executing it. The tenant's tables are
     schema-qualified, one statement per schema (``TenantStatement``), so calls that alternate between
     tenants keep each schema's plan instead of re-planning on every call."""

@@ -1,4 +1,4 @@
-"""Tenants are copies of the migrated template schema (tenants.provisioning): a copy holds exactly what a
+"""Tenants are copies of the migrated template schema (pgtenancy.provisioning): a copy holds exactly what a
 migrated tenant holds, concurrent creations work, and a missing or lagging template still gives a
 complete tenant (by running the migrations)."""
 
@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django_tenants.utils import schema_context
 
+from pgtenancy.provisioning import expected_migrations, missing_migrations
 from tenants.models import Tenant
-from tenants.provisioning import expected_migrations, missing_migrations
 from tenants.services import create_tenant
 
 TEMPLATE = settings.TENANT_TEMPLATE_SCHEMA

@@ -1,4 +1,4 @@
-"""``migrate_schemas`` over the tenant schemas (tenants.schema_migrations): a shared-only migration is
+"""``migrate_schemas`` over the tenant schemas (pgtenancy.schema_migrations): a shared-only migration is
 recorded in every tenant schema without migrating any of them, a tenant migration is applied in every
 schema (the template included), the post_migrate receivers run once per schema and only where
 something changed, and a schema that fails is named while the others carry on.
@@ -26,8 +26,8 @@ from django.db.models.signals import post_migrate
 from django_tenants.signals import schema_pre_migration
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from pgtenancy.provisioning import expected_migrations
 from tenants.models import Tenant
-from tenants.provisioning import expected_migrations
 from tenants.services import create_tenant
 
 TEMPLATE = settings.TENANT_TEMPLATE_SCHEMA
@@ -194,7 +194,7 @@ def test_a_schema_that_fails_is_named_and_the_others_are_migrated(add_migration)
 
 
 def test_the_receivers_that_write_in_tenant_schemas_are_the_ones_the_row_check_knows() -> None:
-    """``tenants.schema_migrations.RECEIVER_ROWS`` decides where post_migrate runs: a new receiver
+    """``pgtenancy.schema_migrations.RECEIVER_ROWS`` decides where post_migrate runs: a new receiver
     writing into tenant schemas has to be added there (receivers that only act in the public
     schema, the beat rows of ``*.schedules``, need nothing)."""
     names = set()

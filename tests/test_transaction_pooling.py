@@ -1,4 +1,4 @@
-"""``config.transaction_pooling`` through a real PgBouncer in transaction mode (docs/scaling.md).
+"""``pgtenancy.transaction_pooling`` through a real PgBouncer in transaction mode (docs/scaling.md).
 
 Two Django connections (two clients of PgBouncer) share one server connection (``pool_size=1``),
 one in acme, one in globex, and take turns. The django-tenants backend as the platform configures it
@@ -89,7 +89,7 @@ def test_the_tenant_backend_reads_the_other_tenant_behind_transaction_pooling(cl
 
 
 def test_every_statement_runs_in_its_own_tenant(client_pair) -> None:
-    a, b = client_pair("config.transaction_pooling")
+    a, b = client_pair("pgtenancy.transaction_pooling")
     assert set(_alternate(a, b)) == {("acme", "globex")}
     # the ORM, parameters included: each client finds its own tenant's demo contact, never the other's
     for _ in range(3):
@@ -100,7 +100,7 @@ def test_every_statement_runs_in_its_own_tenant(client_pair) -> None:
 
 
 def test_transactions_savepoints_and_executemany_stay_in_the_tenant(client_pair, unique) -> None:
-    a, b = client_pair("config.transaction_pooling")
+    a, b = client_pair("pgtenancy.transaction_pooling")
     _schema(b)  # globex's client used the server connection last
     emails = [f"{unique}-{n}@pool.example" for n in range(3)]
     with transaction.atomic(using=a):

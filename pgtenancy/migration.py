@@ -8,13 +8,13 @@ or ``multiprocessing``, ``--executor``). A run for one schema (``--schema=<slug>
 schema alone leaves the template alone.
 
 The tenants do not go through Django's ``migrate`` one by one (about half a second of CPU each,
-mostly rendering the migration state): ``tenants.schema_migrations`` records the shared-only
+mostly rendering the migration state): ``pgtenancy.schema_migrations`` records the shared-only
 migrations in one statement per schema, applies the tenant migrations with one rendered state per
 group of schemas, and runs the post_migrate receivers only where they have something to write. The
 template, runs with targets or ``--fake``/``--plan``/``--check``/``--prune``, and executors other than
 ``standard``/``multiprocessing`` go through ``migrate`` as before.
 
-At the end of such a run the pool of spare schemas (``tenants.spares``) is replenished: spares copied
+At the end of such a run the pool of spare schemas (``pgtenancy.spares``) is replenished: spares copied
 from the template as it was before are dropped and copied again.
 ``TENANT_MIGRATE_SKIP_CURRENT = False`` turns the shortcut off (a whole ``migrate`` per tenant)."""
 
@@ -26,9 +26,9 @@ from django_tenants.migration_executors import get_executor as library_executor
 from django_tenants.migration_executors.base import MigrationExecutor, run_migrations
 from django_tenants.utils import schema_exists
 
-from tenants.provisioning import template_lock, template_schema
-from tenants.schema_migrations import migrate_tenant_schemas, raise_for_failures
-from tenants.spares import replenish
+from pgtenancy.provisioning import template_lock, template_schema
+from pgtenancy.schema_migrations import migrate_tenant_schemas, raise_for_failures
+from pgtenancy.spares import replenish
 
 _FULL_RUN_OPTIONS = ("fake", "fake_initial", "plan", "check_unapplied", "prune", "run_syncdb")
 
@@ -45,7 +45,7 @@ def migrate_template(executor: MigrationExecutor) -> None:
 
 
 def fast_path(executor: MigrationExecutor) -> bool:
-    """Whether the tenants go through ``tenants.schema_migrations`` rather than a whole ``migrate`` each."""
+    """Whether the tenants go through ``pgtenancy.schema_migrations`` rather than a whole ``migrate`` each."""
     options = executor.options
     return (
         getattr(settings, "TENANT_MIGRATE_SKIP_CURRENT", True)

@@ -43,9 +43,7 @@ def render(
     check_interval: str = "1s",
     maxconn: int = 2000,
 ) -> str:
-    servers = "\n".join(
-        f"    server {group_name(i)} {group_host}:{port}" for i, port in enumerate(group_ports)
-    )
+    servers = "\n".join(f"    server {group_name(i)} {group_host}:{port}" for i, port in enumerate(group_ports))
     stats = ""
     if stats_bind:  # the stats page, for the tests and operators (`;csv` for machines); loopback only
         stats = f"\nlisten stats\n    bind {stats_bind}\n    stats enable\n    stats uri /\n    stats refresh 5s\n"

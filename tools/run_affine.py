@@ -34,7 +34,9 @@ def affine_web(groups: int, stats_port: int):
         path.write_text(config)
         binary = ensure_haproxy()
         subprocess.run([binary, "-c", "-q", "-f", str(path)], check=True)
-        processes = [subprocess.Popen(gunicorn_command("127.0.0.1", p)) for p in ports]
+        # HAProxy is the one trusted proxy (client address from X-Forwarded-For for the limits and lockout)
+        env = {**os.environ, "BEHIND_PROXY": os.environ.get("BEHIND_PROXY", "1")}
+        processes = [subprocess.Popen(gunicorn_command("127.0.0.1", p), env=env) for p in ports]
         processes.append(subprocess.Popen([binary, "-db", "-f", str(path)]))
         names = ", ".join(f"{group_name(i)} 127.0.0.1:{p}" for i, p in enumerate(ports))
         print(f"HAProxy on {host}:{port} ({path}), groups: {names}; stats http://127.0.0.1:{stats_port}/", flush=True)

@@ -10,9 +10,11 @@ For each group count: the groups (gunicorn, ``--workers`` sync workers each, ``C
 HAProxy; two warm-up passes over every tenant (each call the first of its schema on its backend,
 then every schema seen once); then ``--rounds`` rounds of wrk ``-t1 -c1`` (one call at a time, so the
 rate is the inverse of a call's latency through HAProxy), alternating one tenant (acme) and spread
-round-robin over every tenant. Then each group's share of the tenants (the ``X-Served-By`` HAProxy
-adds), the private memory (``RssAnon``) of every PostgreSQL backend the groups hold and the RSS of
-every gunicorn worker.
+round-robin over every tenant, each block also read as the CPU time the groups' gunicorn workers and
+their PostgreSQL backends spent per call (``/proc/<pid>/stat``: on a shared, loaded machine the wall
+time of sequential calls is mostly waiting for a core four times per call, the CPU time much less so).
+Then each group's share of the tenants (the ``X-Served-By`` HAProxy adds), the private memory
+(``RssAnon``) of every PostgreSQL backend the groups hold and the RSS of every gunicorn worker.
 
 The tokens are minted here (as the OAuth flow would issue them, for HAProxy's URL) and go to wrk in
 a private temporary file; they are never printed. Run on demand; never part of the tests.
@@ -37,7 +39,7 @@ from bench.common import ensure_wrk, mcp_call_body, mcp_round_robin_script, mint
 from probe.ready import stop_process, wait_until_up  # noqa: E402
 from tools.affine import group_name, haproxy, render, wait_for_states  # noqa: E402
 
-PORT = int(os.environ.get("BENCH_PORT", "8765"))
+PORT = int(os.environ.get("AFFINE_BENCH_PORT", "8870"))  # not BENCH_PORT: the other benchmarks may run
 HOST = f"127.0.0.1:{PORT}"
 STATS = f"127.0.0.1:{PORT + 100}"
 
@@ -153,31 +155,41 @@ def routes(targets: list[list[Any]]) -> Counter:
     return shares
 
 
-def sequential_ms(wrk: str, targets: list[list[Any]], duration: int) -> float:
-    """Median-free latency: one connection, one call at a time, for ``duration`` s; ms per call."""
-    script = mcp_round_robin_script(targets)
-    return 1000 / run_wrk_sequential(wrk, script, duration)
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (``/proc/<pid>/stat``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+    return total / ticks
 
 
-def run_wrk_sequential(wrk: str, script: str, duration: int) -> float:
+def sequential(wrk: str, targets: list[list[Any]], duration: int, pids: list[int]) -> tuple[float, float]:
+    """One connection, one call at a time, for ``duration`` s: wall ms per call (the inverse of the
+    rate) and the CPU ms per call the groups' workers and their PostgreSQL backends spent (what the
+    other load on a shared machine changes least)."""
     import re
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:  # mode 0600
-        fh.write(script)
+        fh.write(mcp_round_robin_script(targets))
     try:
+        cpu = cpu_seconds(pids)
         out = subprocess.run(
             [wrk, "-t1", "-c1", f"-d{duration}s", "-s", fh.name, f"http://{HOST}/"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
+        cpu = cpu_seconds(pids) - cpu
     finally:
         os.unlink(fh.name)
     bad = int(re.search(r"BAD (\d+)", out).group(1))
     if bad:
         raise SystemExit(f"{bad} non-2xx responses:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    calls = int(re.search(r"(\d+) requests in", out).group(1))
+    return 1000 / float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), cpu * 1000 / calls
 
 
 def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: list) -> dict[str, Any]:
@@ -192,10 +204,11 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
             warm_up([acme], 20)
             warm_up(spread, 2)
             print(f"  {count} group(s): warm-up {time.perf_counter() - started:.0f} s ({load()})", flush=True)
-            samples: dict[str, list[float]] = {"one": [], "spread": []}
+            pids = [pid for group in groups for pid in worker_pids(group.pid)] + backend_pids()
+            samples: dict[str, list[tuple[float, float]]] = {"one": [], "spread": []}
             for _ in range(args.rounds):
-                samples["one"].append(sequential_ms(wrk, [acme], args.duration))
-                samples["spread"].append(sequential_ms(wrk, spread, args.duration))
+                samples["one"].append(sequential(wrk, [acme], args.duration, pids))
+                samples["spread"].append(sequential(wrk, spread, args.duration, pids))
             rates = {}
             if args.concurrent:
                 for mode, targets in (("one", [acme]), ("spread", spread)):
@@ -206,9 +219,23 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
     finally:
         for group in groups:
             stop_process(group)
-    one, spr = statistics.median(samples["one"]), statistics.median(samples["spread"])
-    print(f"  one {one:.2f} ms, spread {spr:.2f} ms ({spr / one:.2f}x); {dict(shares)} ({load()})", flush=True)
-    return {"one": one, "spread": spr, "shares": shares, "backends": backends, "workers": workers, "rates": rates}
+    one, spr = (statistics.median(wall for wall, _ in samples[m]) for m in ("one", "spread"))
+    cpu_one, cpu_spr = (statistics.median(cpu for _, cpu in samples[m]) for m in ("one", "spread"))
+    print(
+        f"  wall one {one:.2f} ms, spread {spr:.2f} ms ({spr / one:.2f}x); CPU one {cpu_one:.2f} ms, spread"
+        f" {cpu_spr:.2f} ms ({cpu_spr / cpu_one:.2f}x); {dict(shares)} ({load()})",
+        flush=True,
+    )
+    return {
+        "one": one,
+        "spread": spr,
+        "cpu_one": cpu_one,
+        "cpu_spread": cpu_spr,
+        "shares": shares,
+        "backends": backends,
+        "workers": workers,
+        "rates": rates,
+    }
 
 
 def main() -> None:
@@ -237,8 +264,8 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, tenants
     lines = [
         f"\n## tools/call (crm_get_contact) through HAProxy, {tenants} tenants, gunicorn groups of "
         f"{args.workers} sync workers, wrk -t1 -c1 -d{args.duration}s x {args.rounds} rounds ({load()})\n",
-        "| groups | one tenant (acme), ms per call | spread, ms per call | spread / one | tenants per group "
-        "| PostgreSQL backends, RssAnon MB median (max) | gunicorn workers, RSS MB median (max) |",
+        "| groups | one tenant (acme): wall ms per call, CPU ms per call | spread: wall, CPU | spread / one: wall, CPU "
+        "| tenants per group | PostgreSQL backends, RssAnon MB median (max) | gunicorn workers, RSS MB median (max) |",
         "|---:|---:|---:|---:|---|---:|---:|",
     ]
     for count, r in results.items():
@@ -246,7 +273,8 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, tenants
         backends = f"{statistics.median(r['backends']):.0f} ({max(r['backends']):.0f})" if r["backends"] else "-"
         workers = f"{statistics.median(r['workers']):.0f} ({max(r['workers']):.0f})" if r["workers"] else "-"
         lines.append(
-            f"| {count} | {r['one']:.2f} | {r['spread']:.2f} | {r['spread'] / r['one']:.2f}x | {shares} "
+            f"| {count} | {r['one']:.2f}, {r['cpu_one']:.2f} | {r['spread']:.2f}, {r['cpu_spread']:.2f} "
+            f"| {r['spread'] / r['one']:.2f}x, {r['cpu_spread'] / r['cpu_one']:.2f}x | {shares} "
             f"| {backends} | {workers} |"
         )
     if args.concurrent:

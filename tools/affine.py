@@ -113,7 +113,12 @@ def server_states(stats_url: str) -> dict[str, str]:
     """Each group's state on the stats page (``UP``, ``DOWN``, ``UP 1/2``, ...), by server name."""
     with urllib.request.urlopen(f"{stats_url.rstrip('/')}/;csv", timeout=5) as response:  # noqa: S310
         text = response.read().decode().lstrip("# ")
-    return {row["svname"]: row["status"] for row in csv.DictReader(io.StringIO(text)) if row["pxname"] == BACKEND}
+    rows = csv.DictReader(io.StringIO(text))
+    return {
+        row["svname"]: row["status"]
+        for row in rows
+        if row["pxname"] == BACKEND and row["svname"] not in {"FRONTEND", "BACKEND"}
+    }
 
 
 def wait_for_states(stats_url: str, expected: dict[str, str], timeout: float = 30) -> dict[str, str]:

@@ -125,15 +125,18 @@ def backend_pids() -> list[int]:
 
 
 # --- traffic ---------------------------------------------------------------------------------------
-def warm_up(targets: list[list[Any]], passes: int) -> None:
-    """Sequential calls to every tenant, ``passes`` times (each worker's backend sees its group's schemas)."""
+def warm_up(targets: list[list[Any]], passes: int) -> Counter:
+    """Sequential calls to every tenant, ``passes`` times (each worker's backend sees its group's
+    schemas); how many of the tenants each group served in the last pass (HAProxy's ``X-Served-By``)."""
     headers = {
         "Content-Type": "application/json",
         "MCP-Protocol-Version": "2026-07-28",
         "Mcp-Method": "tools/call",
         "Mcp-Name": "crm_get_contact",
     }
+    shares: Counter = Counter()
     for _ in range(passes):
+        shares.clear()
         for slug, token, contact in targets:
             request = urllib.request.Request(
                 f"http://{HOST}/t/{slug}/mcp",
@@ -142,16 +145,9 @@ def warm_up(targets: list[list[Any]], passes: int) -> None:
             )
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = response.read()
+                shares[response.headers["X-Served-By"]] += 1
             if b'"isError": false' not in body:
                 raise SystemExit(f"{slug}: {body[:200]!r}")
-
-
-def routes(targets: list[list[Any]]) -> Counter:
-    """How many of the tenants each group serves (HAProxy's ``X-Served-By``)."""
-    shares: Counter = Counter()
-    for slug, _token, _contact in targets:
-        with urllib.request.urlopen(f"http://{HOST}/t/{slug}/healthz", timeout=30) as response:
-            shares[response.headers["X-Served-By"]] += 1
     return shares
 
 
@@ -202,7 +198,7 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
                 raise SystemExit(f"groups not up: {states}")
             started = time.perf_counter()
             warm_up([acme], 20)
-            warm_up(spread, 2)
+            shares = warm_up(spread, 2)
             print(f"  {count} group(s): warm-up {time.perf_counter() - started:.0f} s ({load()})", flush=True)
             pids = [pid for group in groups for pid in worker_pids(group.pid)] + backend_pids()
             samples: dict[str, list[tuple[float, float]]] = {"one": [], "spread": []}
@@ -213,7 +209,6 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
             if args.concurrent:
                 for mode, targets in (("one", [acme]), ("spread", spread)):
                     rates[mode] = run_wrk(wrk, f"http://{HOST}/", mcp_round_robin_script(targets), args.duration, 8)
-            shares = routes(spread)
             backends = [status_mb(pid, "RssAnon") for pid in backend_pids()]
             workers = [status_mb(pid, "VmRSS") for group in groups for pid in worker_pids(group.pid)]
     finally:

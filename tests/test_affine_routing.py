@@ -15,7 +15,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,7 +27,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from crm.models import Contact
-from probe.ready import stop_process, wait_until_up
+from probe.ready import stop_process
 from tests.connectors.test_two_workers import free_port
 from tests.database import database_url
 from tests.mcp_raw import call
@@ -50,10 +52,22 @@ class Affine:
         return response.headers["X-Served-By"]
 
 
-@pytest.fixture
-def affine(live_server_url) -> Iterator[Affine]:
+def _wait_answering(url: str) -> None:
+    """Until ``url`` answers with any status (a group whose health check fails still answers)."""
+    for _ in range(300):
+        try:
+            httpx.get(url, timeout=5)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
+
+
+@contextmanager
+def _affine(group_env: dict[str, str], expected: str) -> Iterator[Affine]:
+    """Two gunicorn groups (one worker each) behind HAProxy, once both groups are ``expected``."""
     ports = [free_port(), free_port()]
-    env = {**os.environ, "DATABASE_URL": database_url(), "CONN_MAX_AGE": "0"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "CONN_MAX_AGE": "0", **group_env}
     groups = {}
     for index, port in enumerate(ports):
         command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
@@ -61,16 +75,29 @@ def affine(live_server_url) -> Iterator[Affine]:
         groups[group_name(index)] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
         for port in ports:
-            assert wait_until_up(f"http://127.0.0.1:{port}/t/acme/healthz"), "a gunicorn group did not start"
+            _wait_answering(f"http://127.0.0.1:{port}/t/acme/healthz")
         bind, stats = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         config = render(bind, ports, stats_bind=stats, check_interval="300ms")
         with haproxy(config, wait_for=f"http://{stats}/"):
-            states = wait_for_states(f"http://{stats}", {name: "UP" for name in groups})
-            assert set(states.values()) == {"UP"}, states
+            states = wait_for_states(f"http://{stats}", dict.fromkeys(groups, expected))
+            assert states == dict.fromkeys(groups, expected), states
             yield Affine(f"http://{bind}", f"http://{stats}", groups)
     finally:
         for process in groups.values():
             stop_process(process)
+
+
+@pytest.fixture
+def affine(live_server_url) -> Iterator[Affine]:
+    with _affine({}, "UP") as running:
+        yield running
+
+
+@pytest.fixture
+def affine_without_broker(live_server_url) -> Iterator[Affine]:
+    """Both groups' broker refuses connections, so every /healthz answers 503 and both are down."""
+    with _affine({"CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}, "DOWN") as running:
+        yield running
 
 
 def _routes(affine: Affine) -> dict[str, str]:
@@ -129,3 +156,15 @@ def test_a_killed_group_s_tenants_are_answered_by_the_other_with_their_data(affi
     for slug, token in tokens.items():
         assert _read_contact(affine, live, slug, token, contacts[slug][0]) == (contacts[slug][1], survivor)
     assert server_states(affine.stats)[victim] == "DOWN"
+
+
+def test_when_every_group_fails_its_check_the_calls_are_still_answered(affine_without_broker, live):
+    """/healthz also checks the shared broker: its outage marks every group down, and the unchecked
+    backups keep the calls (which do not need the broker) answered, each tenant still on one group."""
+    token = token_for(live, "acme", "member@acme.test")[0]
+    contact_id, name = _contact("acme")
+    answers = {_read_contact(affine_without_broker, live, "acme", token, contact_id) for _ in range(5)}
+    assert len(answers) == 1
+    ((answered_name, group),) = answers
+    assert answered_name == name
+    assert group.endswith("-unchecked")

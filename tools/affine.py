@@ -43,7 +43,15 @@ def render(
     check_interval: str = "1s",
     maxconn: int = 2000,
 ) -> str:
-    servers = "\n".join(f"    server {group_name(i)} {group_host}:{port}" for i, port in enumerate(group_ports))
+    servers = [f"    server {group_name(i)} {group_host}:{port}" for i, port in enumerate(group_ports)]
+    # the same groups unchecked, used only when every group fails its health check: /healthz also
+    # checks the database and the broker, which every group shares, and a broker outage must not
+    # turn into "no server available" for every call (a dead group is still skipped by redispatch)
+    servers += [
+        f"    server {group_name(i)}-unchecked {group_host}:{port} backup no-check"
+        for i, port in enumerate(group_ports)
+    ]
+    servers = "\n".join(servers)
     stats = ""
     if stats_bind:  # the stats page, for the tests and operators (`;csv` for machines); loopback only
         stats = f"\nlisten stats\n    bind {stats_bind}\n    stats enable\n    stats uri /\n    stats refresh 5s\n"
@@ -110,14 +118,15 @@ def _wait_listening(url: str, process: subprocess.Popen, timeout: float = 20) ->
 
 
 def server_states(stats_url: str) -> dict[str, str]:
-    """Each group's state on the stats page (``UP``, ``DOWN``, ``UP 1/2``, ...), by server name."""
+    """Each group's state on the stats page (``UP``, ``DOWN``, ``UP 1/2``, ...), by server name (the
+    unchecked backups left out)."""
     with urllib.request.urlopen(f"{stats_url.rstrip('/')}/;csv", timeout=5) as response:  # noqa: S310
         text = response.read().decode().lstrip("# ")
     rows = csv.DictReader(io.StringIO(text))
     return {
         row["svname"]: row["status"]
         for row in rows
-        if row["pxname"] == BACKEND and row["svname"] not in {"FRONTEND", "BACKEND"}
+        if row["pxname"] == BACKEND and row["svname"] not in {"FRONTEND", "BACKEND"} and row["bck"] != "1"
     }
 
 

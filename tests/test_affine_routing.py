@@ -64,7 +64,7 @@ def _wait_answering(url: str) -> None:
 
 
 @contextmanager
-def _affine(group_env: dict[str, str], expected: str) -> Iterator[Affine]:
+def _affine(group_env: dict[str, str], expected: str, check_interval: str = "300ms") -> Iterator[Affine]:
     """Two gunicorn groups (one worker each) behind HAProxy, once both groups are ``expected``."""
     ports = [free_port(), free_port()]
     env = {**os.environ, "DATABASE_URL": database_url(), "CONN_MAX_AGE": "0", **group_env}
@@ -77,7 +77,7 @@ def _affine(group_env: dict[str, str], expected: str) -> Iterator[Affine]:
         for port in ports:
             _wait_answering(f"http://127.0.0.1:{port}/t/acme/healthz")
         bind, stats = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        config = render(bind, ports, stats_bind=stats, check_interval="300ms")
+        config = render(bind, ports, stats_bind=stats, check_interval=check_interval)
         with haproxy(config, wait_for=f"http://{stats}/"):
             states = wait_for_states(f"http://{stats}", dict.fromkeys(groups, expected))
             assert states == dict.fromkeys(groups, expected), states
@@ -96,7 +96,8 @@ def affine(live_server_url) -> Iterator[Affine]:
 @pytest.fixture
 def affine_without_broker(live_server_url) -> Iterator[Affine]:
     """Both groups' broker refuses connections, so every /healthz answers 503 and both are down."""
-    with _affine({"CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}, "DOWN") as running:
+    # each check then takes ~2 s (the broker's timeout) of the group's one worker: not every 300 ms
+    with _affine({"CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}, "DOWN", "1s") as running:
         yield running
 
 

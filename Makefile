@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench bench-tenants chaos clean-db lifecycle
+.PHONY: run run-affine test lint bench bench-tenants chaos clean-db lifecycle
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python 3.11+ required" && exit 1)
@@ -14,6 +14,12 @@ $(VENV)/.installed: pyproject.toml
 
 run: $(VENV)/.installed
 	$(PY) tools/run_platform.py
+
+# the web tier as HAProxy on PORT in front of GROUPS gunicorn groups, each tenant hashed to one group
+# (docs/scaling.md, "Tenant-affine routing"); installs Debian's haproxy when missing (as root)
+GROUPS ?= 2
+run-affine: $(VENV)/.installed
+	$(PY) tools/run_affine.py --groups $(GROUPS)
 
 test: $(VENV)/.installed
 	$(PY) tools/run_tests.py $(ARGS)

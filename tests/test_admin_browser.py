@@ -1,4 +1,4 @@
-"""The admin renders styled in a real browser (issue 8, item 1): the tenant admin (scope matrix and
+"""The admin renders styled in a real browser: the tenant admin (scope matrix and
 every registered model) and the platform admin get Django's admin stylesheet, served by WhiteNoise
 from the hashed, compressed files ``collectstatic`` wrote; no empty "not available" section is listed."""
 

@@ -1,4 +1,4 @@
-"""The auth health page (issue 12, item 5) in a real browser: the tenant admin opens it from the auth
+"""The auth health page in a real browser: the tenant admin opens it from the auth
 events list; the three charts render as sized inline SVG with one bar per series and hour; a member
 who is not an admin is refused; the audit list is read-only."""
 

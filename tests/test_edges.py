@@ -1,5 +1,5 @@
-"""Malformed input at every edge gets a 4xx, never a 500 (issue 7 item 6), MCP CORS (item 3), and the
-consent POST re-checks (issue 8 item 4). Each case is one request over real HTTP to the live server."""
+"""Malformed input at every edge gets a 4xx, never a 500, MCP CORS, and the
+consent POST re-checks. Each case is one request over real HTTP to the live server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 13: a write tool called with an idempotency key applies exactly once, over real HTTP against
+"""Exactly-once: a write tool called with an idempotency key applies exactly once, over real HTTP against
 the live server: a response lost after commit, retries after a refresh and after a step-up, ten
 concurrent duplicates, a key reused with other arguments, a membership ended between the check and the
 commit, and the purge of expired keys."""

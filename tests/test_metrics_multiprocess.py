@@ -1,4 +1,4 @@
-"""Metrics are right across gunicorn workers (issue 12, item 2): gunicorn with two worker processes
+"""Metrics are right across gunicorn workers: gunicorn with two worker processes
 and ``config/gunicorn.py`` over the test database in multiprocess mode; challenges answered by either
 worker are summed at /metrics, and stay counted after a worker dies and is replaced."""
 

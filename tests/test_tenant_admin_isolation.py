@@ -1,4 +1,4 @@
-"""A tenant admin sees and offers only their own tenant's users (issue 8, item 2).
+"""A tenant admin sees and offers only their own tenant's users.
 
 Every model registered on the tenant admin site is visited over HTTP as globex's admin: changelist,
 search, add form (GET and a POST naming an acme user), every row's change page (GET and the same POST),

@@ -1,4 +1,4 @@
-"""Issue 14, many tenants: one PostgreSQL connection serving calls that alternate between tenants.
+"""Many tenants: one PostgreSQL connection serving calls that alternate between tenants.
 
 The hot statements are prepared once per tenant schema, schema-qualified (``tenants.prepared``), so
 each tenant keeps its plan and reads its own tables; a connection that has served

@@ -1,4 +1,4 @@
-"""Connector refresh metrics and audit events against the real provider (issue 12, items 2-3): the
+"""Connector refresh metrics and audit events against the real provider: the
 proactive job's headroom (how close to expiry it refreshed), refresh outcomes with latency (ok,
 unavailable, needs_reauth) and one ``connector_refresh`` audit event per provider call."""
 

@@ -1,4 +1,4 @@
-"""The lifecycle jobs (issue 11) with real Celery worker (and beat) processes, the Redis broker on
+"""The lifecycle jobs with real Celery worker (and beat) processes, the Redis broker on
 loopback and the npm oidc-provider, which counts refreshes and revocations."""
 
 from __future__ import annotations

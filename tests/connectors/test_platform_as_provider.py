@@ -187,7 +187,7 @@ def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(l
 
 
 def test_a_tool_in_acme_reads_globex_contacts_through_globex_api_and_refreshes_once(live, unique):
-    """Issue 10 item 6: globex's CRM read API (``/t/globex/api/crm/contacts``, ``crm.read``, audience
+    """The platform as a provider: globex's CRM read API (``/t/globex/api/crm/contacts``, ``crm.read``, audience
     ``/t/globex/api``) called by acme's ``connector_crm_contacts`` with the member's connected account;
     a token globex considers expired is refreshed once (counted at globex) and the call succeeds."""
     from oauth2_provider.models import AccessToken

@@ -1,4 +1,4 @@
-"""Issue 13, upstream: ``connector_crm_create_note`` in tenant acme writes a note in tenant globex (the
+"""Exactly-once upstream: ``connector_crm_create_note`` in tenant acme writes a note in tenant globex (the
 platform as provider) through acme's connected account, with an idempotency key derived from acme's
 key. A connector refresh in the middle of the write (globex refuses the expired access token) retries
 the request once and the note is applied once, counted at the provider; a retry whose acme record was

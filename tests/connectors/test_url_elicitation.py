@@ -1,4 +1,4 @@
-"""Issue 10 item 5: a connector tool that needs the user to (re)connect, over MCP.
+"""A connector tool that needs the user to (re)connect, over MCP.
 
 2026-07-28 clients that declare ``elicitation.url`` in the request's ``_meta`` get an
 ``input_required`` result holding a URL-mode ``elicitation/create`` for the connect page; the

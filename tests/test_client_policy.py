@@ -14,12 +14,10 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from oauth2_provider.models import AccessToken, Application
 
-from crm.models import Contact
 from oauth.models import ClientProfile
 from oauth.shared.models import ChallengeChannelRule
 from tests.conftest import DocumentServer
 from tests.factories import application
-from tests.mcp_raw import call
 from tests.oauth_flow import (
     REDIRECT_URI,
     Browser,
@@ -30,6 +28,7 @@ from tests.oauth_flow import (
     pkce_pair,
     signed_in_browser,
 )
+from tests.support.mcp import assert_tool_result_challenge
 
 CHATGPT_REDIRECT = "https://chatgpt.com/connector_platform_oauth_redirect"
 
@@ -54,18 +53,6 @@ def profile_of(client_id: str) -> ClientProfile:
 def member_browser(tenant: Tenant) -> Browser:
     browser = signed_in_browser(tenant, "member@acme.test")
     return browser
-
-
-def assert_tool_result_challenge(live, token: str) -> None:
-    """A tools/call that lacks scope answers as an isError result carrying the challenge."""
-    with schema_context("acme"):
-        contact_id = Contact.objects.values_list("pk", flat=True).first()
-    response = call(live.tenant_url("acme", "mcp"), token, "crm_create_note", {"contact_id": contact_id, "body": "x"})
-    assert response.status_code == 200, response.text
-    result = response.json()["result"]
-    assert result["isError"] is True
-    [challenge] = result["_meta"]["mcp/www_authenticate"]
-    assert challenge.startswith("Bearer resource_metadata=") and 'error="insufficient_scope"' in challenge
 
 
 # --- registration refusals -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from tests.oauth_flow import (
     signed_in,
     signed_in_browser,
 )
+from tests.support.mcp import result_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,11 +68,6 @@ def writer(live, email: str = "member@acme.test", scope: str = "crm.read crm.wri
 
 def note_args(body: str) -> dict:
     return {"contact_id": a_contact(), "body": body}
-
-
-def result_of(response) -> dict:
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def test_write_tools_advertise_the_key_and_read_tools_do_not(live):

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.connectors.test_two_workers import free_port
 from tests.database import database_url
 from tests.mcp_raw import call
 from tests.observability_helpers import samples, value
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INVALID = {"tenant": "acme", "class": "INVALID_TOKEN", "channel": "http"}

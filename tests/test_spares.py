@@ -19,7 +19,7 @@ from tenants.models import SpareSchema, Tenant
 from tenants.provisioning import locked_template, missing_migrations
 from tenants.services import create_tenant
 from tenants.spares import SPARE_PREFIX, drop_spares, replenish
-from tests.test_provisioning import TEMPLATE, assert_same_schema, drop, use_the_tenant
+from tests.support.schemas import TEMPLATE, assert_same_schema, drop, use_the_tenant
 
 
 @pytest.fixture

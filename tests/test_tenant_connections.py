@@ -18,7 +18,7 @@ from django_tenants.utils import schema_context
 
 from crm.models import Contact
 from probe.mcp_wire import modern_message
-from tests.test_mcp_endpoint import token_for
+from tests.support.mcp import token_for
 
 
 def _first_contact(slug: str) -> Contact:

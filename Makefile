@@ -24,12 +24,12 @@ lint: $(VENV)/.installed
 	$(PY) tools/check_commits.py
 
 bench: $(VENV)/.installed
-	BEFORE=$(BEFORE) $(PY) bench/run_all.py
+	BEFORE=$(BEFORE) $(PY) -m bench all
 
 # provisioning time and tools/call latency with 1,000 tenants (tens of minutes;
 # the tenants stay for the next run, ARGS="--reset" drops them first, ARGS="--migrate" times migrate_schemas)
 bench-tenants: $(VENV)/.installed
-	$(PY) bench/tenants_scale.py $(ARGS)
+	$(PY) -m bench tenants-scale $(ARGS)
 
 # the whole auth lifecycle against a running platform (default: the one `make run` started)
 lifecycle: $(VENV)/.installed

@@ -27,19 +27,20 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) tools/check_commits.py
 
 bench: $(VENV)/.installed
-	BEFORE=$(BEFORE) $(PY) bench/run_all.py
+	BEFORE=$(BEFORE) $(PY) -m bench all
 
-# issue 14, parts 3 and 4: provisioning time and tools/call latency with 1,000 tenants (tens of minutes;
+# provisioning time and tools/call latency with 1,000 tenants (tens of minutes;
 # the tenants stay for the next run, ARGS="--reset" drops them first, ARGS="--migrate" times migrate_schemas)
 bench-tenants: $(VENV)/.installed
-	$(PY) bench/tenants_scale.py $(ARGS)
+	$(PY) -m bench tenants-scale $(ARGS)
 
-# issue 12: the whole auth lifecycle against a running platform (default: the one `make run` started)
+# the whole auth lifecycle against a running platform (default: the one `make run` started)
 lifecycle: $(VENV)/.installed
 	$(PY) manage.py auth_lifecycle_test --base-url $${BASE_URL:-http://127.0.0.1:$${PORT:-8000}}
 
-# the lifecycle jobs under faults (issue 11): its own PostgreSQL and redis-server; not in CI
+# the lifecycle jobs under faults: its own PostgreSQL and redis-server; not in CI
 chaos: $(VENV)/.installed
 	$(PY) tools/chaos.py

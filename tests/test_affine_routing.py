@@ -31,7 +31,7 @@ from probe.ready import stop_process
 from tests.connectors.test_two_workers import free_port
 from tests.database import database_url
 from tests.mcp_raw import call
-from tests.test_mcp_endpoint import token_for
+from tests.support.mcp import token_for
 from tools.affine import group_name, haproxy, render, server_states, wait_for_states
 
 ROOT = Path(__file__).resolve().parent.parent

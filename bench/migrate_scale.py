@@ -1,6 +1,6 @@
 """``migrate_schemas`` over every tenant (a deploy), this checkout against an earlier one, side by side.
 
-    .venv/bin/python bench/migrate_scale.py [--before-ref main] [--before DIR] [--executor multiprocessing]
+    .venv/bin/python -m bench migrate-scale [--before-ref main] [--before DIR] [--sides after,before] [--limit S]
 
 The tenants are the ones in the database (``bench/tenants_scale.py`` makes ``scale_*`` tenants; 1,000
 take a while). Two deploys are timed, each first with the earlier code ("before", a ``git archive`` of
@@ -196,7 +196,7 @@ def check(app: str, name: str, table: str | None, column: str) -> str:
     return f"recorded in {len(names)} schemas, column in {len(in_schemas)} ({where})"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before-ref", default="main", help="git ref of the earlier code (git archive)")
     parser.add_argument("--before", type=Path, help="a checkout of the earlier code (instead of --before-ref)")
@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument(
         "--limit", type=float, help="stop a run after this many seconds and extrapolate from the schemas it recorded"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     count = len(schemas())
     clean()
     with tempfile.TemporaryDirectory(prefix="bench_deploy_") as tmp:

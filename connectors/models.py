@@ -105,7 +105,7 @@ class ConnectedAccount(models.Model):
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     refresh_count = models.PositiveIntegerField(default=0)
     revocation_pending = models.BooleanField(default=False)
-    # lifecycle jobs (issue 11): the proactive refresh's lease/backoff and the revocation retries
+    # lifecycle jobs: the proactive refresh's lease/backoff and the revocation retries
     next_refresh_at = models.DateTimeField(null=True, blank=True, help_text="not refreshed by the job before")
     refresh_failures = models.PositiveIntegerField(default=0)
     refresh_failing_since = models.DateTimeField(null=True, blank=True)

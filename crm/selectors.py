@@ -24,7 +24,7 @@ def search_contacts(principal: HasTenant, *, query: str, limit: int = 20) -> lis
 def get_contact(principal: HasTenant, *, contact_id: int) -> tuple[Contact, list[Note]]:
     """The contact with its latest notes, in one round trip. Plain SQL, prepared (``pgtenancy.prepared``),
     because the MCP tool and the REST API call this on every read: the ORM's compilation of the two
-    querysets (or of one with an ArraySubquery) cost more than the query itself (issue 14)."""
+    querysets (or of one with an ArraySubquery) cost more than the query itself."""
     assert_tenant(principal)
     rows = fetch_prepared(CONTACT_WITH_NOTES, [LATEST_NOTES, contact_id])
     if not rows:

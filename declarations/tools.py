@@ -63,7 +63,7 @@ class ToolSpec:
     destructive: bool
     needs_connector: str | None
     handler: Handler = field(compare=False)
-    # exactly-once (issue 13): the tool writes at a provider (outside this database); see mcp_tools.idempotency
+    # exactly-once: the tool writes at a provider (outside this database); see mcp_tools.idempotency
     writes_upstream: bool = False
     # client capabilities the tool cannot run without (e.g. "sampling"): a call from a client that did
     # not declare them is refused with -32021 (mcp_tools.capabilities), never run on an assumption

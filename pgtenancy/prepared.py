@@ -2,7 +2,7 @@
 
 For the few statements run on every MCP request (``mcp_tools.auth``'s bearer statement, the CRM
 contact read), PostgreSQL's parse, analysis and planning cost more than executing them: on this stack
-the bearer statement took 0.45 ms as plain SQL and 0.09 ms prepared (issue 14, docs/benchmarks.md).
+the bearer statement took 0.45 ms as plain SQL and 0.09 ms prepared (docs/benchmarks.md).
 Django's PostgreSQL backend binds parameters client-side and psycopg never prepares on such cursors, so
 these statements go through a server-binding psycopg cursor on the same connection.
 

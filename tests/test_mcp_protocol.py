@@ -1,5 +1,5 @@
 """``mcp_tools.protocol``'s direct form of a plain ``tools/call`` result against the ``mcp`` package's
-own dump of the same result, in every protocol version the endpoint serves (issue 14: the direct form
+own dump of the same result, in every protocol version the endpoint serves (the direct form
 skips the version schema's validation on the hot path, so it must never write anything else)."""
 
 from __future__ import annotations

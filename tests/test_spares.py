@@ -20,7 +20,7 @@ from pgtenancy.provisioning import locked_template, missing_migrations
 from pgtenancy.spares import SPARE_PREFIX, drop_spares, replenish
 from tenants.models import Tenant
 from tenants.services import create_tenant
-from tests.test_provisioning import TEMPLATE, assert_same_schema, drop, use_the_tenant
+from tests.support.schemas import TEMPLATE, assert_same_schema, drop, use_the_tenant
 
 
 @pytest.fixture

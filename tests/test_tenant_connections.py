@@ -1,4 +1,4 @@
-"""Issue 14, many tenants: one PostgreSQL connection serving calls that alternate between tenants.
+"""Many tenants: one PostgreSQL connection serving calls that alternate between tenants.
 
 The hot statements are prepared once per tenant schema, schema-qualified (``pgtenancy.prepared``), so
 each tenant keeps its plan and reads its own tables; a connection that has served
@@ -18,7 +18,7 @@ from django_tenants.utils import schema_context
 
 from crm.models import Contact
 from probe.mcp_wire import modern_message
-from tests.test_mcp_endpoint import token_for
+from tests.support.mcp import token_for
 
 
 def _first_contact(slug: str) -> Contact:

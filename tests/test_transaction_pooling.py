@@ -8,7 +8,6 @@ must not, in autocommit, inside ``atomic()`` and in ``executemany``.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from django.db import connections, transaction
 from crm.models import Contact
 from probe.pgbouncer import EXECUTABLE as PGBOUNCER_EXECUTABLE
 from probe.pgbouncer import pgbouncer
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.skipif(
     PGBOUNCER_EXECUTABLE is None,
@@ -24,17 +24,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def bouncer(live) -> Iterator[dict]:
     """PgBouncer, transaction mode, one server connection, in front of the test database."""
     upstream = connections["default"].settings_dict
-    port = _free_port()
+    port = free_port()
     with pgbouncer(
         # the embedded PostgreSQL's socket directory comes as ?host=... in DATABASE_URL, so in OPTIONS
         host=upstream["HOST"] or upstream.get("OPTIONS", {}).get("host") or "127.0.0.1",

@@ -278,7 +278,8 @@ def main() -> int:
 
     print(f"chaos: own PostgreSQL in {PGDATA}, own redis-server on 127.0.0.1:{redis.port}", flush=True)
     setup_django()
-    from bench.refresh_jobs import loopback_provider, prepare
+    from bench.common import loopback_provider
+    from bench.refresh_jobs import prepare
 
     def kill_worker(worker: subprocess.Popen) -> list[subprocess.Popen]:
         worker.send_signal(signal.SIGKILL)

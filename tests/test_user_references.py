@@ -82,3 +82,26 @@ def test_every_tenant_reference_to_the_user_is_known_to_the_sweep():
         ("mcp_tools_toolpolicychange", "changed_by_id"),
     } <= found
     assert not any(table.startswith(("tenants_", "accounts_")) for table, _ in found)  # public tables
+
+
+@pytest.mark.django_db
+def test_the_sweep_is_a_daily_job_in_every_tenant():
+    from django_celery_beat.models import PeriodicTask
+
+    from jobs.models import JobRun
+    from oauth.tasks import SWEEP_USER_REFERENCES, sweep_user_references_in_tenant
+
+    assert PeriodicTask.objects.get(task="oauth.sweep_user_references").crontab is not None
+    with schema_context("acme"):
+        app = application("orphan job")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO platform_oauth_consentgrant (user_id, application_id, scope, updated_at) "
+                "VALUES (%s, %s, 'crm.read', now())",
+                [GONE, app.pk],
+            )
+
+    counts = sweep_user_references_in_tenant("acme")
+
+    assert counts == {"platform_oauth.consentgrant.user_deleted": 1}
+    assert JobRun.objects.get(job=SWEEP_USER_REFERENCES, tenant_slug="acme").counts == counts

@@ -5,7 +5,18 @@ from django.db import models
 from django.utils import timezone
 
 
-class UserManager(BaseUserManager["User"]):
+class UserDeletionRefused(Exception):
+    """Users are never deleted: tenant schemas point at them without database-level foreign keys
+    (``tenants.user_references``), so nothing would follow a delete. Deactivate instead
+    (``tenants.services.deactivate_user``: every membership ended, tokens revoked)."""
+
+
+class UserQuerySet(models.QuerySet["User"]):
+    def delete(self):
+        raise UserDeletionRefused("users are deactivated, never deleted")
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     use_in_migrations = True
 
     def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
@@ -37,3 +48,6 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    def delete(self, *args, **kwargs):
+        raise UserDeletionRefused("users are deactivated, never deleted")

@@ -87,7 +87,8 @@ class ConnectedAccount(models.Model):
         NEEDS_REAUTH = "needs_reauth", "needs re-authorization"
         REVOKED = "revoked", "revoked"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # no database-level foreign key to the shared user table (tenants.user_references says why)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_constraint=False, related_name="+")
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="accounts")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     status_reason = models.CharField(max_length=64, blank=True)
@@ -203,7 +204,8 @@ class AuthorizationRequest(models.Model):
     schema, the tenant), usable once, for ten minutes. The PKCE verifier and the OIDC nonce stay here, server-side."""
 
     state_hash = models.CharField(max_length=64, unique=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # no database-level foreign key to the shared user table (tenants.user_references says why)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_constraint=False, related_name="+")
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
     code_verifier = EncryptedTextField(blank=True, default="")
     nonce = models.CharField(max_length=64, blank=True)

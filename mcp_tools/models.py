@@ -34,7 +34,10 @@ class ToolPolicyChange(models.Model):
     """Who changed the matrix, when, and what it was before and after."""
 
     tool_name = models.CharField(max_length=100)
-    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # no database-level foreign key to the shared user table (tenants.user_references says why)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, db_constraint=False, related_name="+"
+    )
     changed_at = models.DateTimeField(auto_now_add=True)
     before = models.JSONField(null=True)
     after = models.JSONField()

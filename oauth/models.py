@@ -69,7 +69,8 @@ class ClientProfile(models.Model):
 class ConsentGrant(models.Model):
     """Scopes a user has approved for a client, remembered so a later request only asks for new ones."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # no database-level foreign key to the shared user table (tenants.user_references says why)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_constraint=False, related_name="+")
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="consents")
     scope = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -13,6 +13,8 @@ SCHEDULES = [
     Crontab("Purge expired and revoked platform tokens and codes", "oauth.purge_tokens", "7"),
     # the safety net behind the membership/tenant receivers
     Every("Revoke platform tokens of ended memberships and deactivated tenants", "oauth.revoke_departed", 300),
+    # tenant rows pointing at users that no longer exist (no database-level foreign keys: tenants.user_references)
+    Crontab("Remove tenant rows of users that no longer exist", "oauth.sweep_user_references", "37", "4"),
 ]
 
 

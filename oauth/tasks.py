@@ -11,10 +11,12 @@ from jobs.runner import Counts, run_in_tenant
 from oauth.services import drop_expired_refresh_state, expire_unused_clients
 from oauth.sweeps import purge_tokens, revoke_departed
 from tenants.models import Tenant
+from tenants.user_references import sweep_orphans
 
 EXPIRE_CLIENTS = "oauth.expire_unused_clients_in_tenant"
 PURGE = "oauth.purge_tokens_in_tenant"
 REVOKE_DEPARTED = "oauth.revoke_departed_in_tenant"
+SWEEP_USER_REFERENCES = "oauth.sweep_user_references_in_tenant"
 
 
 def _daily_cleanup(tenant: Tenant) -> Counts:
@@ -57,3 +59,16 @@ def revoke_departed_in_tenant(slug: str, run_id: str = "") -> Counts:
 @shared_task(name="oauth.revoke_departed", acks_late=True)
 def revoke_departed_everywhere() -> int:
     return fan_out(revoke_departed_in_tenant, include_inactive=True)
+
+
+@shared_task(name=SWEEP_USER_REFERENCES, acks_late=True)
+def sweep_user_references_in_tenant(slug: str, run_id: str = "") -> Counts:
+    """Rows of this tenant pointing at users that no longer exist (``tenants.user_references``)."""
+    return run_in_tenant(
+        job=SWEEP_USER_REFERENCES, slug=slug, work=lambda _: sweep_orphans(), run_id=run_id, include_inactive=True
+    )
+
+
+@shared_task(name="oauth.sweep_user_references", acks_late=True)
+def sweep_user_references_everywhere() -> int:
+    return fan_out(sweep_user_references_in_tenant, include_inactive=True)

@@ -1,10 +1,9 @@
 """Spare tenant schemas: copies of the template made ahead of time, so that creating a tenant renames
 one (``ALTER SCHEMA ... RENAME``, inside the tenant's transaction) instead of running the copy's DDL.
 
-Why: the DDL is most of a creation's time, and part of it grows with the number of tenants. Each
-foreign key from a tenant table to a public table (eleven reach ``accounts_user``) adds two triggers
-on that public table, and every ``ALTER TABLE`` that adds one rebuilds the public table's relcache
-entry with all of them: 22,000 triggers at 1,000 tenants. A rename costs the same at any size.
+Why: the DDL is most of a creation's time, and part of it grows with the size of the catalog (it
+grew with the tenant count much faster while tenant tables still had foreign keys to
+``accounts_user``, now dropped: ``tenants.user_references``). A rename costs the same at any size.
 
 - Claim (``claim_spare``, from ``pgtenancy.schemas``): under the template's shared lock, a spare
   whose fingerprint is the template's fingerprint now (``Template.fingerprint``: its identity, its

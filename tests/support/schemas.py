@@ -21,8 +21,11 @@ SIGNATURE = {
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE c.relnamespace = %(s)s::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped""",
+    # triggers that exist, not relhastriggers ("has or once had"): a migrated table whose only foreign
+    # key a later migration dropped keeps relhastriggers until a VACUUM, a copy never had it
     "relations": """
-        SELECT c.relname, c.relkind, c.relpersistence, c.relhasindex, c.relchecks, c.relhastriggers
+        SELECT c.relname, c.relkind, c.relpersistence, c.relhasindex, c.relchecks,
+               EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid)
         FROM pg_class c WHERE c.relnamespace = %(s)s::regnamespace AND c.relkind <> 't'""",
     "indexes": """
         SELECT c.relname, replace(pg_get_indexdef(i.indexrelid), ' ' || %(s)s || '.', ' S.'), i.indisunique,

@@ -27,6 +27,7 @@ BENCHMARKS = {
     "tenants-scale": "provisioning and tools/call latency with many tenants (make bench-tenants)",
     "tenants-spread": "calls spread over many tenants against calls to one, before and after",
     "provisioning": "create_tenant from a spare schema, by copy, against another checkout",
+    "migrate-scale": "migrate_schemas over every tenant with a new shared or tenant migration, before and after",
     "pooler-check": "schema per tenant behind PgBouncer (needs pgbouncer)",
 }
 

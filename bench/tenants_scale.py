@@ -10,7 +10,9 @@ only against N tenants provisioned (one tenant called, or calls spread round-rob
    call the backend's first in its schema), then warm, in alternating blocks.
 5. What grows: the PostgreSQL backend's memory, this process's RSS and functools caches.
 6. ``--migrate`` (or ``--migrate-only``): ``migrate_schemas --tenant`` over every tenant with nothing to
-   apply, current tenants getting only their post_migrate receivers and a whole ``migrate`` each."""
+   apply, current tenants left alone unless they lack a post_migrate receiver's row (the default,
+   ``pgtenancy.schema_migrations``) and a whole ``migrate`` each. ``bench/migrate_scale.py`` times
+   deploys that add a shared-only or a tenant migration, against an earlier checkout."""
 
 from __future__ import annotations
 
@@ -241,7 +243,7 @@ def migrate_report(full: bool) -> list[str]:
         env = {**os.environ, "TENANT_MIGRATE_SKIP_CURRENT": "1" if skip else "0"}
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         took = time.perf_counter() - started
-        how = "post_migrate receivers only" if skip else "whole `migrate` each"
+        how = "`pgtenancy.schema_migrations`" if skip else "whole `migrate` each"
         rows.append(
             [f"multiprocessing ({processes} processes)", how, f"{took:.1f} s", f"{took / (count + 1) * 1000:.0f} ms"]
         )

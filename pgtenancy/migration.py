@@ -7,26 +7,27 @@ under the exclusive template lock, then migrates the tenants with the chosen exe
 or ``multiprocessing``, ``--executor``). A run for one schema (``--schema=<slug>``) or for the public
 schema alone leaves the template alone.
 
-Tenants whose ``django_migrations`` already lists every migration on disk are not put through
-Django's ``migrate`` (about half a second of CPU each, mostly rendering the migration state, for
-nothing to apply): they only get the post_migrate receivers (content types, permissions, the scope
-matrix's new tools), which is what such a ``migrate`` would have done. The others, the template, and
-runs with targets or ``--fake``/``--plan``/``--check``/``--prune`` go through ``migrate`` as before.
+The tenants do not go through Django's ``migrate`` one by one (about half a second of CPU each,
+mostly rendering the migration state): ``pgtenancy.schema_migrations`` records the shared-only
+migrations in one statement per schema, applies the tenant migrations with one rendered state per
+group of schemas, and runs the post_migrate receivers only where they have something to write. The
+template, runs with targets or ``--fake``/``--plan``/``--check``/``--prune``, and executors other than
+``standard``/``multiprocessing`` go through ``migrate`` as before.
 
 At the end of such a run the pool of spare schemas (``pgtenancy.spares``) is replenished: spares copied
 from the template as it was before are dropped and copied again.
-``TENANT_MIGRATE_SKIP_CURRENT = False`` turns the shortcut off."""
+``TENANT_MIGRATE_SKIP_CURRENT = False`` turns the shortcut off (a whole ``migrate`` per tenant)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection
 from django_tenants.migration_executors import get_executor as library_executor
 from django_tenants.migration_executors.base import MigrationExecutor, run_migrations
 from django_tenants.utils import schema_exists
 
-from pgtenancy.provisioning import missing_migrations, template_lock, template_schema
+from pgtenancy.provisioning import template_lock, template_schema
+from pgtenancy.schema_migrations import migrate_tenant_schemas, raise_for_failures
 from pgtenancy.spares import replenish
 
 _FULL_RUN_OPTIONS = ("fake", "fake_initial", "plan", "check_unapplied", "prune", "run_syncdb")
@@ -43,27 +44,15 @@ def migrate_template(executor: MigrationExecutor) -> None:
         run_migrations(executor.args, executor.options, executor.codename, template)
 
 
-def receivers_only_when_current(executor: MigrationExecutor, names: list[str]) -> list[str]:
-    """The schemas that need ``migrate``; the current ones get the post_migrate receivers here."""
+def fast_path(executor: MigrationExecutor) -> bool:
+    """Whether the tenants go through ``pgtenancy.schema_migrations`` rather than a whole ``migrate`` each."""
     options = executor.options
-    if (
-        not getattr(settings, "TENANT_MIGRATE_SKIP_CURRENT", True)
-        or options.get("app_label")
-        or any(options.get(flag) for flag in _FULL_RUN_OPTIONS)
-    ):
-        return names
-    behind = []
-    for schema in names:
-        if schema == executor.PUBLIC_SCHEMA_NAME or missing_migrations(schema):
-            behind.append(schema)
-            continue
-        connection.set_schema(schema)
-        emit_post_migrate_signal(0, False, connection.alias, plan=[])
-    connection.set_schema_to_public()
-    verbosity = int(options.get("verbosity", 1))
-    if verbosity >= 1 and len(behind) < len(names):
-        print(f"{len(names) - len(behind)} tenant schemas already current: post_migrate receivers only")
-    return behind
+    return (
+        getattr(settings, "TENANT_MIGRATE_SKIP_CURRENT", True)
+        and executor.codename in ("standard", "multiprocessing")
+        and not options.get("app_label")
+        and not any(options.get(flag) for flag in _FULL_RUN_OPTIONS)
+    )
 
 
 def get_executor(codename: str | None = None) -> type[MigrationExecutor]:
@@ -75,10 +64,17 @@ def get_executor(codename: str | None = None) -> type[MigrationExecutor]:
             whole_run = names != [self.PUBLIC_SCHEMA_NAME] and not self.options.get("schema_name")
             if whole_run:
                 migrate_template(self)
-                names = receivers_only_when_current(self, names)
+            if whole_run and fast_path(self):
+                if self.PUBLIC_SCHEMA_NAME in names:
+                    names.remove(self.PUBLIC_SCHEMA_NAME)
+                    super().run_migrations(tenants=[self.PUBLIC_SCHEMA_NAME])
+                report = migrate_tenant_schemas(names, template_schema(), self.options, self.codename)
+                replenish()  # spares copied from the template as it was are dropped and copied again
+                raise_for_failures(report)
+                return None
             result = super().run_migrations(tenants=names)
             if whole_run and not any(self.options.get(flag) for flag in ("plan", "check_unapplied")):
-                replenish()  # spares copied from the template as it was are dropped and copied again
+                replenish()
             return result
 
     TemplateFirst.codename = base.codename

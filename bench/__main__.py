@@ -28,6 +28,7 @@ BENCHMARKS = {
     "tenants-spread": "calls spread over many tenants against calls to one, before and after",
     "provisioning": "create_tenant from a spare schema, by copy, against another checkout",
     "migrate-scale": "migrate_schemas over every tenant with a new shared or tenant migration, before and after",
+    "user-fks": "first UPDATE of a user and the direct template copy, with the tenant count",
     "pooler-check": "schema per tenant behind PgBouncer (needs pgbouncer)",
 }
 

@@ -181,15 +181,15 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:.2f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench user-fks")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--apply", action="store_true", help="this change's migrations, their effect by SQL (above)")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="whose code runs (default: this checkout)")
     parser.add_argument("--db", help="database URL (default: DATABASE_URL, else this checkout's embedded one)")
     parser.add_argument("--samples", type=int, default=15, help="new backends per first-UPDATE figure")
     parser.add_argument("--copies", type=int, default=5, help="timed create_tenant calls")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         worker(args.samples, args.copies)
         return

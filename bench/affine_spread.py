@@ -7,8 +7,9 @@ gunicorn groups hashed on the tenant (``tools/affine.py``, as ``make run-affine`
 
 For each group count: the groups (gunicorn, ``--workers`` sync workers each, ``CONN_MAX_AGE=600``,
 ``DATABASE_CONNECTION_MAX_SCHEMAS=0`` so only the routing bounds what a connection sees) behind
-HAProxy; two warm-up passes over every tenant (each call the first of its schema on its backend,
-then every schema seen once); then ``--rounds`` rounds of wrk ``-t1 -c1`` (one call at a time, so the
+HAProxy; ``--warm-passes`` calls to every tenant (a sync worker takes whichever call comes, so with
+two workers a backend has missed a given schema after k passes with probability 2^-k); then
+``--rounds`` rounds of wrk ``-t1 -c1`` (one call at a time, so the
 rate is the inverse of a call's latency through HAProxy), alternating one tenant (acme) and spread
 round-robin over every tenant, each block also read as the CPU time the groups' gunicorn workers and
 their PostgreSQL backends spent per call (``/proc/<pid>/stat``: on a shared, loaded machine the wall
@@ -198,7 +199,7 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
                 raise SystemExit(f"groups not up: {states}")
             started = time.perf_counter()
             warm_up([acme], 20)
-            shares = warm_up(spread, 2)
+            shares = warm_up(spread, args.warm_passes)
             print(f"  {count} group(s): warm-up {time.perf_counter() - started:.0f} s ({load()})", flush=True)
             pids = [pid for group in groups for pid in worker_pids(group.pid)] + backend_pids()
             samples: dict[str, list[tuple[float, float]]] = {"one": [], "spread": []}
@@ -240,6 +241,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per group")
     parser.add_argument("--duration", type=int, default=5, help="wrk seconds per block")
     parser.add_argument("--rounds", type=int, default=3)
+    # a sync worker takes whichever call comes: with 2 workers, after k passes a backend has missed a
+    # given schema with probability 2^-k, and such a call is a cold one in the measured blocks
+    parser.add_argument("--warm-passes", type=int, default=6, help="calls to every tenant before measuring")
     parser.add_argument("--concurrent", action="store_true", help="also wrk -t2 -c8 req/s per mode")
     args = parser.parse_args()
     django_setup()

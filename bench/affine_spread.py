@@ -3,17 +3,18 @@ gunicorn groups hashed on the tenant (``tools/affine.py``, as ``make run-affine`
 ``scale_*`` tenants ``bench/tenants_scale.py`` made (no provisioning here).
 
     .venv/bin/python bench/affine_spread.py [--groups 1 2 4] [--tenants 1000] [--workers 2]
-        [--duration 5] [--rounds 3]
+        [--duration 5] [--rounds 3] [--warm-passes 6]
 
 For each group count: the groups (gunicorn, ``--workers`` sync workers each, ``CONN_MAX_AGE=600``,
 ``DATABASE_CONNECTION_MAX_SCHEMAS=0`` so only the routing bounds what a connection sees) behind
 HAProxy; ``--warm-passes`` calls to every tenant (a sync worker takes whichever call comes, so with
 two workers a backend has missed a given schema after k passes with probability 2^-k); then
-``--rounds`` rounds of wrk ``-t1 -c1`` (one call at a time, so the
-rate is the inverse of a call's latency through HAProxy), alternating one tenant (acme) and spread
-round-robin over every tenant, each block also read as the CPU time the groups' gunicorn workers and
-their PostgreSQL backends spent per call (``/proc/<pid>/stat``: on a shared, loaded machine the wall
-time of sequential calls is mostly waiting for a core four times per call, the CPU time much less so).
+``--rounds`` rounds of wrk ``-t1 -c1`` (one call at a time, so the rate is the inverse of a call's
+latency through HAProxy), alternating three modes: one tenant (acme); one tenant per group in turn
+(each call hops between groups as the spread calls do, never changing tenant within a group); and
+spread round-robin over every tenant. Each block is also read as the CPU time the groups' gunicorn
+workers and their PostgreSQL backends spent per call (``/proc/<pid>/stat``: on a shared, loaded
+machine the wall time of sequential calls is mostly waiting for a core, the CPU time much less so).
 Then each group's share of the tenants (the ``X-Served-By`` HAProxy adds), the private memory
 (``RssAnon``) of every PostgreSQL backend the groups hold and the RSS of every gunicorn worker.
 

@@ -26,6 +26,7 @@ BENCHMARKS = {
     "provider-change": "changing a provider's grant target with N connected accounts",
     "tenants-scale": "provisioning and tools/call latency with many tenants (make bench-tenants)",
     "tenants-spread": "calls spread over many tenants against calls to one, before and after",
+    "affine-spread": "calls spread over 1,000 tenants through HAProxy with 1, 2 and 4 gunicorn groups",
     "provisioning": "create_tenant from a spare schema, by copy, against another checkout",
     "migrate-scale": "migrate_schemas over every tenant with a new shared or tenant migration, before and after",
     "user-fks": "first UPDATE of a user and the direct template copy, with the tenant count",

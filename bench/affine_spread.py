@@ -246,8 +246,8 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench affine-spread")
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per group")
@@ -257,7 +257,7 @@ def main() -> None:
     # given schema with probability 2^-k, and such a call is a cold one in the measured blocks
     parser.add_argument("--warm-passes", type=int, default=6, help="calls to every tenant before measuring")
     parser.add_argument("--concurrent", action="store_true", help="also wrk -t2 -c8 req/s per mode")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     django_setup()
     wrk = ensure_wrk()
     spread, acme = mint_tokens(args.tenants)

@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+import mcp_types as t
+
 
 class AuthClass(Enum):
     # value: (HTTP status, OAuth error, retryable); the name is part of the value so that classes
@@ -77,3 +79,14 @@ class AuthFailure(Exception):
 
     def structured(self) -> dict[str, object]:
         return {"class": self.kind.name, "retryable": self.kind.retryable, "description": self.description}
+
+    def tool_result(self, resource_metadata: str) -> t.CallToolResult:
+        """The Apps SDK form: an ``isError`` tool result whose ``_meta`` carries the challenge."""
+        return t.CallToolResult(
+            content=[t.TextContent(type="text", text=self.description)],
+            is_error=True,
+            _meta={
+                "mcp/www_authenticate": [self.challenge(resource_metadata, with_error=True)],
+                "mcp/error": self.structured(),
+            },
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as t
+from django.http import HttpResponse
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, InboundLadderRejection, classify_inbound_request
 from mcp_types import jsonrpc
 from mcp_types import methods as m
@@ -73,6 +74,15 @@ class ProtocolError(Exception):
         ) | ({"id": None} if self.request_id is None else {})
 
 
+class Answered(Exception):
+    """An HTTP answer decided before dispatch (a transport refusal, a notification's 202, routing's
+    refusal of a deactivated or deleted tenant): the endpoint sends ``response`` as it is. The one
+    exception on the ``/mcp`` path that carries a response."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
 @dataclass(frozen=True)
 class Incoming:
     message: jsonrpc.JSONRPCRequest | jsonrpc.JSONRPCNotification
@@ -86,6 +96,15 @@ class Incoming:
     @property
     def request_id(self) -> Any:
         return getattr(self.message, "id", None)
+
+    @property
+    def tool_name(self) -> str | None:
+        """For ``tools/call``, the tool's name as sent (None for any other method, or no string)."""
+        params = self.message.params
+        if self.method != "tools/call" or not isinstance(params, dict):
+            return None
+        name = params.get("name")
+        return name if isinstance(name, str) else None
 
     @property
     def is_notification(self) -> bool:

@@ -4,20 +4,6 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from tenants.health import check_broker, check_database
-from tenants.models import Tenant
-
-
-def tenant_unavailable(request: HttpRequest, tenant: Tenant) -> JsonResponse:
-    """A deactivated tenant is never served: every path under it gets the same classified refusal."""
-    return JsonResponse(
-        {
-            "error": "tenant_inactive",
-            "error_description": f"tenant {tenant.slug!r} is deactivated",
-            "class": "TENANT_INACTIVE",
-            "retryable": False,
-        },
-        status=403,
-    )
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -77,8 +77,8 @@ def test_the_bearer_statement_reads_what_the_orm_reads(unique):
                 assert len(in_sql) == 1, (kind, tool)
                 assert _decoded(in_sql[0]) == in_orm, (kind, tool)
                 rows[(kind, tool)] = in_orm
-    assert fetch_prepared(statements.BEARER, [None, "", f"gone-{unique}"]) == []
-    assert statements.bearer_row(None, "", f"gone-{unique}") is None
+        assert fetch_prepared(statements.BEARER, [None, "", f"gone-{unique}"]) == []  # no such tenant
+        assert statements.bearer_row(None, "", f"gone-{unique}") is None
     at = len(statements.TENANT_FIELDS)
     assert rows[("member", f"tool-{unique}")][at + 6 :] == ("admin", "tool_result", False, "crm.read crm.write", False)
     assert rows[("ended member", "")][at + 6 :] == (None, None, None, None, None)

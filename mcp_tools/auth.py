@@ -53,11 +53,6 @@ def bearer_token(request: HttpRequest) -> str | None:
     return value.strip()
 
 
-def anonymous(tenant: Tenant, tool_policy: tuple[bool, str, bool] | None = None) -> Caller:
-    principal = Principal(None, tenant.pk, tenant.slug, None, frozenset(), uuid.uuid4().hex)
-    return Caller(principal, ChallengeChannel.HTTP, tool_policy)
-
-
 def admit(request: HttpRequest, token: str | None, tool_name: str | None = None) -> Caller:
     """The caller, from one statement (``mcp_tools.statements.BEARER``): the tenant row as it is now, handed to routing
     (``tenants.routing.confirm_tenant``), which refuses a deactivated or deleted tenant before anything
@@ -71,18 +66,23 @@ def admit(request: HttpRequest, token: str | None, tool_name: str | None = None)
         if connection.in_atomic_block:
             raise
         # a tenant deleted, schema and all, since routing cached its identity: its tables are gone too
-        _confirm_tenant(request, tenant_by_slug(slug))
-        raise
+        refusal = confirm_tenant(request, tenant_by_slug(slug))
+        if refusal is None:
+            raise
+        raise Answered(refusal) from None
     row = rows[0] if rows else None
     fresh = Tenant.from_db(DEFAULT_DB_ALIAS, TENANT_FIELDS, row[: len(TENANT_FIELDS)]) if row else None
-    _confirm_tenant(request, fresh)
+    refusal = confirm_tenant(request, fresh)
+    if refusal is not None:
+        raise Answered(refusal)
     tenant = request.tenant  # the fresh row
     token_id, user_id, scope, expires, resource, client_id, role, channel, enabled, scopes, noauth = row[
         len(TENANT_FIELDS) :
     ]
     tool_policy = (enabled, scopes, noauth) if enabled is not None else None
-    if token is None:
-        return anonymous(tenant, tool_policy)
+    if token is None:  # the anonymous caller
+        principal = Principal(None, tenant.pk, tenant.slug, None, frozenset(), uuid.uuid4().hex)
+        return Caller(principal, ChallengeChannel.HTTP, tool_policy)
     if token_id is None:
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", base_scopes())
     request.audit_subject = (user_id, client_id)  # who a refusal below concerns (mcp_tools.observe)
@@ -108,9 +108,3 @@ def admit(request: HttpRequest, token: str | None, tool_name: str | None = None)
         request_id=uuid.uuid4().hex,
     )
     return Caller(principal, channel or ChallengeChannel.HTTP, tool_policy)
-
-
-def _confirm_tenant(request: HttpRequest, fresh: Tenant | None) -> None:
-    refusal = confirm_tenant(request, fresh)
-    if refusal is not None:
-        raise Answered(refusal)

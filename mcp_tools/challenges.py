@@ -18,7 +18,7 @@ the OAuth client's profile says ``tool_result``, in which case ``tools/call`` an
 
 Connector failures are not auth failures of the MCP token and are not members of ``AuthClass``: they
 never produce a 401/403, a ``WWW-Authenticate`` header or ``mcp/www_authenticate``. A tool raises
-``declarations.tools.ToolConnectorError`` and the call answers HTTP 200 (``mcp_tools.elicitation``):
+``declarations.tools.ToolConnectorError`` and the call answers HTTP 200 (``mcp_tools.capabilities``):
 
 | class | HTTP | retryable | answer, and what the client should do |
 |---|---|---|---|

@@ -20,8 +20,8 @@ from declarations.principal import ToolContext
 from declarations.scopes import base_scopes
 from declarations.tools import ToolArgumentError, ToolConnectorError, ToolSpec
 from mcp_tools.auth import Caller
+from mcp_tools.capabilities import Elicitation, connector_result
 from mcp_tools.challenges import AuthClass, AuthFailure
-from mcp_tools.elicitation import Elicitation, connector_result
 from mcp_tools.protocol import ProtocolError
 from mcp_tools.selectors import EffectivePolicy
 from tenants.guard import TenantGuardError
@@ -79,14 +79,10 @@ def check_arguments(spec: ToolSpec, arguments: dict[str, Any], request_id: Any) 
 
 
 def call_tool(
-    call: ToolCall,
-    *,
-    validated: bool = False,  # exactly-once: mcp_tools.idempotency checks the arguments before its record
-    upstream_idempotency_key: str | None = None,
+    call: ToolCall, *, upstream_idempotency_key: str | None = None
 ) -> t.CallToolResult | t.InputRequiredResult:
+    """The handler, on arguments already checked (``check_arguments``, by ``mcp_tools.idempotency``)."""
     spec, principal = call.spec, call.caller.principal
-    if not validated:
-        check_arguments(spec, call.arguments, call.request_id)
     try:
         output = spec.handler(ToolContext(principal, upstream_idempotency_key), call.arguments)
     except TenantGuardError as exc:
@@ -94,7 +90,7 @@ def call_tool(
     except ToolArgumentError as exc:
         return t.CallToolResult(content=[t.TextContent(type="text", text=str(exc))], is_error=True)
     except ToolConnectorError as exc:  # a connected account to (re)connect: never a 401/403 challenge
-        return connector_result(exc, call.elicitation)  # URL elicitation or isError (mcp_tools.elicitation)
+        return connector_result(exc, call.elicitation)  # URL elicitation or isError (mcp_tools.capabilities)
     except Exception:
         logger.exception("tool %s failed (request %s)", spec.name, principal.request_id)
         return t.CallToolResult(

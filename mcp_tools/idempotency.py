@@ -101,9 +101,9 @@ def upstream_key(call: ToolCall) -> str:
 
 def call_tool_once(call: ToolCall) -> t.CallToolResult | t.InputRequiredResult:
     """``execution.call_tool``, exactly once per idempotency key when the request carries one."""
-    if call.idempotency_key is None or call.caller.principal.user_id is None:
+    check_arguments(call.spec, call.arguments, call.request_id)  # step 6 comes before any record (a side effect)
+    if call.idempotency_key is None or call.caller.is_anonymous:
         return call_tool(call)
-    check_arguments(call.spec, call.arguments, call.request_id)  # step 6 comes before the record (a side effect)
     digest = arguments_hash(call.arguments)
     return (_upstream if call.spec.writes_upstream else _local)(call, digest)
 
@@ -173,7 +173,7 @@ def _local(call: ToolCall, digest: str) -> t.CallToolResult | t.InputRequiredRes
             return _replay(stored)
         else:  # pragma: no cover - needs a concurrent delete between two statements
             raise IdempotencyInProgress(call.request_id)
-        result = call_tool(call, validated=True)
+        result = call_tool(call)
         if _succeeded(result):
             cursor.execute(DONE, [_stored(result), timezone.now(), record_id])
         else:
@@ -205,7 +205,7 @@ def _upstream(call: ToolCall, digest: str) -> t.CallToolResult | t.InputRequired
         time.sleep(0.1)
     finished = False
     try:
-        result = call_tool(call, validated=True, upstream_idempotency_key=upstream_key(call))
+        result = call_tool(call, upstream_idempotency_key=upstream_key(call))
         if _succeeded(result):
             with connection.cursor() as cursor:
                 cursor.execute(DONE, [_stored(result), timezone.now(), record_id])

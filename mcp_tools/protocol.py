@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as t
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, InboundLadderRejection, classify_inbound_request
 from mcp_types import jsonrpc
@@ -81,6 +82,41 @@ class Answered(Exception):
 
     def __init__(self, response: HttpResponse) -> None:
         self.response = response
+
+
+def refused(message: str, status: int, **headers: str) -> Answered:
+    """A request refused before it is read as JSON-RPC (method, size, content type, origin)."""
+    return Answered(json_response(ProtocolError(jsonrpc.INVALID_REQUEST, message).body(), status, **headers))
+
+
+# Built once: ``JsonResponse`` makes a new encoder per response, a cost on every call (issue 14).
+# DjangoJSONEncoder, as JsonResponse uses; the bodies are JSON-native (pydantic dumps in "json" mode).
+_ENCODE = DjangoJSONEncoder(ensure_ascii=False).encode
+_ENCODE_FINITE = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_ENCODE_ASCII = DjangoJSONEncoder().encode
+
+
+def json_response(body: dict[str, Any], status: int = 200, *, finite: bool = False, **headers: str) -> HttpResponse:
+    """The JSON body as ``JsonResponse`` would write it, without its per-response set-up.
+    ``finite``: raise ValueError for a NaN or infinity instead of writing it."""
+    try:
+        content = (_ENCODE_FINITE if finite else _ENCODE)(body).encode()
+    except UnicodeEncodeError:  # a lone surrogate that got past protocol.parse: escape rather than fail
+        content = _ENCODE_ASCII(body).encode()
+    response = HttpResponse(content, status=status, content_type="application/json")
+    # what CommonMiddleware adds to the other views' answers (this one answers before it): without
+    # it, gunicorn frames the body as chunks, an extra write per response
+    response["Content-Length"] = str(len(content))
+    response["Cache-Control"] = "no-store"
+    for key, value in headers.items():
+        response[key.replace("_", "-")] = value
+    return response
+
+
+def mcp_headers(meta: dict[str, Any]) -> dict[str, str]:
+    """The ``Mcp-*`` request headers by lower-case name from the WSGI environ, all that ``parse`` reads
+    (the version, method and name headers): ``request.headers`` would parse every header."""
+    return {key[5:].replace("_", "-").lower(): value for key, value in meta.items() if key.startswith("HTTP_MCP_")}
 
 
 @dataclass(frozen=True)

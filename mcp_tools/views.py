@@ -7,17 +7,14 @@ from typing import Any
 
 import mcp_types as t
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp_types import jsonrpc
 
 from declarations.scopes import base_scopes
-from mcp_tools import capabilities, observe, protocol
+from mcp_tools import capabilities, cors, observe, protocol
 from mcp_tools.auth import Caller, admit, bearer_token
 from mcp_tools.challenges import AUTH_ERROR_CODE, AuthClass, AuthFailure
-from mcp_tools.cors import origin_allowed, preflight, with_cors
-from mcp_tools.elicitation import for_request
 from mcp_tools.execution import ToolCall, required_failure
 from mcp_tools.idempotency import call_tool_once, requested_key, tool_meta
 from mcp_tools.protocol import Answered, Incoming, ProtocolError
@@ -32,30 +29,6 @@ SERVER_VERSION = "0.1.0"
 TOOLS_LIST_TTL_MS = 60_000
 
 
-# Built once: ``JsonResponse`` makes a new encoder per response, a cost on every call (issue 14).
-# DjangoJSONEncoder, as JsonResponse uses; the bodies are JSON-native (pydantic dumps in "json" mode).
-_ENCODE = DjangoJSONEncoder(ensure_ascii=False).encode
-_ENCODE_FINITE = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_ENCODE_ASCII = DjangoJSONEncoder().encode
-
-
-def _json(body: dict[str, Any], status: int = 200, *, finite: bool = False, **headers: str) -> HttpResponse:
-    """The JSON body as ``JsonResponse`` would write it, without its per-response set-up.
-    ``finite``: raise ValueError for a NaN or infinity instead of writing it."""
-    try:
-        content = (_ENCODE_FINITE if finite else _ENCODE)(body).encode()
-    except UnicodeEncodeError:  # a lone surrogate that got past protocol.parse: escape rather than fail
-        content = _ENCODE_ASCII(body).encode()
-    response = HttpResponse(content, status=status, content_type="application/json")
-    # what CommonMiddleware adds to the other views' answers (this one answers before it): without
-    # it, gunicorn frames the body as chunks, an extra write per response
-    response["Content-Length"] = str(len(content))
-    response["Cache-Control"] = "no-store"
-    for key, value in headers.items():
-        response[key.replace("_", "-")] = value
-    return response
-
-
 def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> HttpResponse:
     if not getattr(request, "challenge_observed", False):  # observability: metrics + audit trail
         observe.challenged(request, failure, "http", None)
@@ -64,7 +37,7 @@ def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> 
     error = ProtocolError(
         AUTH_ERROR_CODE, failure.description, {**failure.structured(), "www_authenticate": challenge}, request_id
     )
-    return _json(error.body(), failure.kind.status, WWW_Authenticate=challenge)
+    return protocol.json_response(error.body(), failure.kind.status, WWW_Authenticate=challenge)
 
 
 @csrf_exempt
@@ -80,10 +53,10 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
         # afterwards (tenants.middleware), so a deactivated or deleted tenant's refusal comes first
         response = answered.response
     except ProtocolError as error:
-        response = _json(error.body(), error.http_status)
+        response = protocol.json_response(error.body(), error.http_status)
     except AuthFailure as failure:
         response = _auth_error(failure, request, incoming.request_id if incoming else None)
-    return with_cors(request, response)
+    return cors.with_cors(request, response)
 
 
 def _transport(request: HttpRequest) -> Incoming:
@@ -93,35 +66,22 @@ def _transport(request: HttpRequest) -> Incoming:
     # already, tenants.hosts; DisallowedHost is Django's 400), then the Origin, which gets no CORS
     # headers when refused
     request.get_host()
-    if not origin_allowed(request):
-        raise Answered(_json(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403))
-    if request.method == "OPTIONS" and "HTTP_ORIGIN" in request.META:
-        raise Answered(preflight(request))
+    answer = cors.gate(request)  # an Origin not admitted (403, no CORS headers) or a CORS preflight
+    if answer is not None:
+        raise Answered(answer)
     if request.method != "POST":
-        raise _refused("Use POST (this server keeps no SSE streams)", 405, Allow="POST")
+        raise protocol.refused("Use POST (this server keeps no SSE streams)", 405, Allow="POST")
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit():
-        raise _refused("Invalid Content-Length", 400)
+        raise protocol.refused("Invalid Content-Length", 400)
     if int(length) > settings.MCP_MAX_BODY_BYTES:
-        raise _refused("Request body too large", 413)
+        raise protocol.refused("Request body too large", 413)
     if request.content_type != "application/json":
-        raise _refused("Content-Type must be application/json", 415)
-    incoming = protocol.parse(request.body, _mcp_headers(request))
+        raise protocol.refused("Content-Type must be application/json", 415)
+    incoming = protocol.parse(request.body, protocol.mcp_headers(request.META))
     if incoming.is_notification:
         raise Answered(HttpResponse(status=202))
     return incoming
-
-
-def _refused(message: str, status: int, **headers: str) -> Answered:
-    return Answered(_json(ProtocolError(jsonrpc.INVALID_REQUEST, message).body(), status, **headers))
-
-
-def _mcp_headers(request: HttpRequest) -> dict[str, str]:
-    """The ``Mcp-*`` request headers by lower-case name, all that ``protocol.parse`` reads (the
-    version, method and name headers): ``request.headers`` would parse every header of the request."""
-    return {
-        key[5:].replace("_", "-").lower(): value for key, value in request.META.items() if key.startswith("HTTP_MCP_")
-    }
 
 
 def _dispatch(request: HttpRequest, incoming: Incoming, caller: Caller, token: str | None) -> HttpResponse:
@@ -157,7 +117,7 @@ def _dispatch(request: HttpRequest, incoming: Incoming, caller: Caller, token: s
         result = {}
     else:  # tools/list
         return _tools_list(incoming, policies, server_info)
-    return _json(protocol.result_body(incoming, result, server_info=server_info))
+    return protocol.json_response(protocol.result_body(incoming, result, server_info=server_info))
 
 
 def _tools_list(incoming: Incoming, policies: dict[str, EffectivePolicy], server_info: dict) -> HttpResponse:
@@ -182,7 +142,7 @@ def _tools_list(incoming: Incoming, policies: dict[str, EffectivePolicy], server
     schemes = {p.spec.name: p.security_schemes for p in enabled}
     for item in body["result"]["tools"]:
         item["securitySchemes"] = schemes[item["name"]]  # OpenAI Apps SDK reads the top-level field
-    return _json(body)
+    return protocol.json_response(body)
 
 
 def _tools_call(
@@ -196,7 +156,13 @@ def _tools_call(
         if failure is not None:
             raise failure
         capabilities.require(incoming, params, policy.spec)  # -32021 for an undeclared one it needs
-        result = call_tool_once(_tool_call(incoming, params, caller, policy))
+        # connector reconnects become a URL elicitation where the client supports it; a write tool runs
+        # once per idempotency key (exactly-once)
+        meta = incoming.message.params.get("_meta") if isinstance(incoming.message.params, dict) else None
+        elicitation = capabilities.for_request(incoming, params)
+        key = requested_key(meta, incoming.request_id) if policy.spec.is_write else None
+        call = ToolCall(caller, policy, params.arguments or {}, incoming.request_id, key, elicitation)
+        result = call_tool_once(call)
         observe.tool_called(request, caller, params.name, result)
     except AuthFailure as failure:
         channel = "tool_result" if caller.channel == ChallengeChannel.TOOL_RESULT else "http"
@@ -210,19 +176,10 @@ def _tools_call(
     return _tool_answer(incoming, result, server_info)
 
 
-def _tool_call(incoming: Incoming, params: Any, caller: Caller, policy: EffectivePolicy) -> ToolCall:
-    """The call as idempotency and execution take it. A write tool's idempotency key (exactly-once)
-    comes from the request's ``_meta``, checked here; connector reconnects become a URL elicitation
-    where the client supports it."""
-    meta = incoming.message.params.get("_meta") if isinstance(incoming.message.params, dict) else None
-    key = requested_key(meta, incoming.request_id) if policy.spec.is_write else None
-    return ToolCall(caller, policy, params.arguments or {}, incoming.request_id, key, for_request(incoming, params))
-
-
 def _tool_answer(incoming: Incoming, result: Any, server_info: dict[str, str]) -> HttpResponse:
     """A plain tool result goes out in ``protocol.plain_tool_result``'s direct form; should its
     structured content hold a NaN or infinity (not JSON), the version schema's dump, which writes null."""
     try:
-        return _json(protocol.result_body(incoming, result, server_info=server_info), finite=True)
+        return protocol.json_response(protocol.result_body(incoming, result, server_info=server_info), finite=True)
     except ValueError:
-        return _json(protocol.result_body(incoming, result, server_info=server_info, plain=False))
+        return protocol.json_response(protocol.result_body(incoming, result, server_info=server_info, plain=False))

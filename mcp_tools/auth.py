@@ -66,7 +66,8 @@ def admit(request: HttpRequest, token: str | None, tool_name: str | None = None)
         if connection.in_atomic_block:
             raise
         # a tenant deleted, schema and all, since routing cached its identity: its tables are gone too
-        refusal = confirm_tenant(request, tenant_by_slug(slug))
+        gone = tenant_by_slug(slug)
+        refusal = confirm_tenant(request, gone)
         if refusal is None:
             raise
         raise Answered(refusal) from None

@@ -255,5 +255,14 @@ def plain_tool_result(incoming: Incoming, result: Any) -> dict[str, Any] | None:
     return data
 
 
+def tool_answer(incoming: Incoming, result: Any, server_info: dict[str, str]) -> HttpResponse:
+    """A plain tool result goes out in ``plain_tool_result``'s direct form; should its structured
+    content hold a NaN or infinity (not JSON), the version schema's dump, which writes null."""
+    try:
+        return json_response(result_body(incoming, result, server_info=server_info), finite=True)
+    except ValueError:
+        return json_response(result_body(incoming, result, server_info=server_info, plain=False))
+
+
 def negotiate(requested: str) -> str:
     return requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE_VERSION

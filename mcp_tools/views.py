@@ -42,21 +42,22 @@ def _auth_error(failure: AuthFailure, request: HttpRequest, request_id: Any) -> 
 
 @csrf_exempt
 def mcp_endpoint(request: HttpRequest) -> HttpResponse:
+    """Every answer gets its CORS headers from ``mcp_tools.middleware.McpCorsMiddleware``, routing's
+    answers on this path included."""
     incoming: Incoming | None = None
     try:
         incoming = _transport(request)
         token = bearer_token(request)  # the one read of the Authorization header: the value travels on
         caller = admit(request, token, incoming.tool_name)  # confirms the tenant (tenants.routing)
-        response = _dispatch(request, incoming, caller, token)
+        return _dispatch(request, incoming, caller, token)
     except Answered as answered:
         # an answer before the bearer statement leaves the tenant unconfirmed: routing confirms it
         # afterwards (tenants.middleware), so a deactivated or deleted tenant's refusal comes first
-        response = answered.response
+        return answered.response
     except ProtocolError as error:
-        response = protocol.json_response(error.body(), error.http_status)
+        return protocol.json_response(error.body(), error.http_status)
     except AuthFailure as failure:
-        response = _auth_error(failure, request, incoming.request_id if incoming else None)
-    return cors.with_cors(request, response)
+        return _auth_error(failure, request, incoming.request_id if incoming else None)
 
 
 def _transport(request: HttpRequest) -> Incoming:
@@ -173,13 +174,4 @@ def _tools_call(
             raise
         logger.info("tools/call %s refused: %s", params.name, failure.kind.name)
         result = failure.tool_result(resource_metadata_url(request))
-    return _tool_answer(incoming, result, server_info)
-
-
-def _tool_answer(incoming: Incoming, result: Any, server_info: dict[str, str]) -> HttpResponse:
-    """A plain tool result goes out in ``protocol.plain_tool_result``'s direct form; should its
-    structured content hold a NaN or infinity (not JSON), the version schema's dump, which writes null."""
-    try:
-        return protocol.json_response(protocol.result_body(incoming, result, server_info=server_info), finite=True)
-    except ValueError:
-        return protocol.json_response(protocol.result_body(incoming, result, server_info=server_info, plain=False))
+    return protocol.tool_answer(incoming, result, server_info)

@@ -54,10 +54,11 @@ def bearer_token(request: HttpRequest) -> str | None:
 
 
 def admit(request: HttpRequest, token: str | None, tool_name: str | None = None) -> Caller:
-    """The caller, from one statement (``mcp_tools.statements.BEARER``): the tenant row as it is now, handed to routing
-    (``tenants.routing.confirm_tenant``), which refuses a deactivated or deleted tenant before anything
-    else (raised as ``Answered``); the token's row when there is one; for ``tools/call``, the matrix row
-    of ``tool_name``. Without a token: the anonymous caller, with that matrix row."""
+    """The caller, from one statement (``mcp_tools.statements.BEARER``): the tenant row as it is now,
+    handed to routing (``tenants.routing.confirm_tenant``), which refuses a deactivated or deleted
+    tenant before anything else (raised as ``Answered``); the token's row when there is one; for
+    ``tools/call``, the matrix row of ``tool_name``. Without a token: the anonymous caller, with that
+    matrix row."""
     checksum = hashlib.sha256(token.encode()).hexdigest() if token is not None else None
     slug = request.tenant.schema_name
     try:

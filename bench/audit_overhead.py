@@ -1,27 +1,30 @@
 """What observability costs on the hot path: authorized ``tools/call`` throughput with auditing and
 metrics off, on (the default: successful calls counted in metrics, not audited), and on with every
-successful call audited (``AUDIT_TOOL_CALL_SAMPLE_RATE=1``, the worst case).
-
-    .venv/bin/python bench/audit_overhead.py [--duration 5] [--connections 8] [--rounds 5] [--blocks 10]
-
-Reuses bench/mcp_throughput.py's request, token flow and wrk driver: three gunicorns (2 sync workers
-each) on loopback, one per configuration, driven by wrk in interleaved rounds (median), then the
-in-process median per request for the success and the 403 step-up path with auditing off and on.
-"""
+successful call audited (``AUDIT_TOOL_CALL_SAMPLE_RATE=1``, the worst case): three gunicorns (2 sync
+workers each), wrk in interleaved rounds (median); then the in-process median per request for the
+success and the 403 step-up path with auditing off and on, alternating in short blocks."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import MODERN, ensure_wrk, gunicorn, mcp_call_body, run_wrk, wrk_script
-from bench.mcp_throughput import PORT, in_process_ms, oauth_token, prepare
+from bench.common import (
+    PORT,
+    InProcess,
+    first_contact,
+    gunicorn,
+    interleaved,
+    mcp_call_body,
+    mcp_headers,
+    median_ms,
+    oauth_token,
+    run_wrk,
+    setup_django,
+    wrk_script,
+)
 
 CONFIGS = {
     "observability off": {"AUDIT_ENABLED": "0"},
@@ -30,80 +33,58 @@ CONFIGS = {
 }
 
 
-def headers(token: str, tool: str) -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {token}",
-        "MCP-Protocol-Version": MODERN,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": tool,
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench audit-overhead", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--blocks", type=int, default=10)
-    args = parser.parse_args()
-    wrk = ensure_wrk()
-    body = mcp_call_body(prepare())
-    targets: dict[str, tuple[str, str]] = {}
-    saved = dict(os.environ)
-    with ExitStack() as stack:
-        for offset, (name, env) in enumerate(CONFIGS.items()):
-            port = PORT + 1 + offset
-            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="prom-"))
-            os.environ.update(env)
-            if env["AUDIT_ENABLED"] == "1":  # metrics in multiprocess mode, as make run does
-                os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-            base = stack.enter_context(gunicorn(port))
-            os.environ.clear()
-            os.environ.update(saved)
-            token = oauth_token(base)
-            targets[name] = (f"{base}/t/acme/mcp", wrk_script("POST", body, headers(token, "crm_get_contact")))
-        for url, script in targets.values():
-            run_wrk(wrk, url, script, 2, args.connections)  # warm-up
-        samples: dict[str, list[float]] = {name: [] for name in targets}
-        for _ in range(args.rounds):
-            for name, (url, script) in targets.items():
-                samples[name].append(run_wrk(wrk, url, script, args.duration, args.connections))
-
+    args = parser.parse_args(argv)
+    setup_django()
     from django.test import override_settings
 
+    contact = first_contact("acme")
+    body = mcp_call_body(contact)
     with ExitStack() as stack:
-        stack.enter_context(gunicorn(PORT))
-        token = oauth_token(f"http://127.0.0.1:{PORT}")
-        denied_body = body.replace("crm_get_contact", "crm_create_note").replace(
-            '"arguments": {"contact_id"', '"arguments": {"body": "x", "contact_id"'
-        )
-        # alternate the two settings in short blocks, so drift on the shared machine hits both alike
-        blocks: dict[tuple[bool, str], list[float]] = {}
-        for _ in range(args.blocks):
-            for audit in (False, True):
-                with override_settings(AUDIT_ENABLED=audit):
-                    paths = (("ok", body, "crm_get_contact"), ("denied", denied_body, "crm_create_note"))
-                    for kind, payload, tool in paths:
-                        blocks.setdefault((audit, kind), []).append(
-                            in_process_ms("POST", "/t/acme/mcp", payload, headers(token, tool), n=40)
-                        )
-        in_process = {
-            audit: (statistics.median(blocks[(audit, "ok")]), statistics.median(blocks[(audit, "denied")]))
-            for audit in (False, True)
-        }
+        targets = {}
+        for offset, (name, env) in enumerate(CONFIGS.items()):
+            if env["AUDIT_ENABLED"] == "1":  # metrics in multiprocess mode, as make run does
+                env = {**env, "PROMETHEUS_MULTIPROC_DIR": stack.enter_context(tempfile.TemporaryDirectory())}
+            base = stack.enter_context(gunicorn(PORT + 1 + offset, env=env))
+            targets[name] = (f"{base}/t/acme/mcp", wrk_script("POST", body, mcp_headers(oauth_token(base))))
+        for url, script in targets.values():
+            run_wrk(url, script, 2, args.connections)  # warm-up
+        runs = {name: lambda t=target: run_wrk(*t, args.duration, args.connections) for name, target in targets.items()}
+        samples = interleaved(runs, args.rounds)
+
+    with gunicorn(PORT) as base:  # the token's audience is this server's MCP URL
+        token, client = oauth_token(base), InProcess()
+    paths = {
+        "ok": ("POST", "/t/acme/mcp", body, mcp_headers(token)),
+        "denied": (
+            "POST",
+            "/t/acme/mcp",
+            mcp_call_body(contact, "crm_create_note", body="x"),
+            mcp_headers(token, "crm_create_note"),
+        ),
+    }
+    blocks: dict[tuple[bool, str], list[float]] = {}
+    for _ in range(args.blocks):
+        for audit in (False, True):
+            with override_settings(AUDIT_ENABLED=audit):
+                for kind, request in paths.items():
+                    blocks.setdefault((audit, kind), []).append(median_ms(client.timed(request, 40)))
 
     rates = {name: statistics.median(values) for name, values in samples.items()}
     off = rates["observability off"]
-    print(f"\nwrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds (median), "
-          "authorized tools/call crm_get_contact, gunicorn 2 sync workers each, loopback\n")
+    print(
+        f"\nwrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds (median), "
+        "authorized tools/call crm_get_contact, gunicorn 2 sync workers each, loopback\n"
+    )
     for name, rate in rates.items():
         spread = ", ".join(f"{v:.0f}" for v in samples[name])
         print(f"{name:22} {rate:8.1f} req/s  {100 * (rate / off - 1):+6.1f} %   ({spread})")
     print("\nin-process median ms/request      success   403 step-up")
-    for audit, (ok, denied) in in_process.items():
+    for audit in (False, True):
+        ok, denied = (statistics.median(blocks[(audit, kind)]) for kind in ("ok", "denied"))
         print(f"  audit {'on ' if audit else 'off'}                       {ok:7.2f}   {denied:7.2f}")
-
-
-if __name__ == "__main__":
-    main()

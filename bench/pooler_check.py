@@ -1,32 +1,15 @@
-"""Does schema-per-tenant survive a connection pooler? On demand only (needs ``pgbouncer`` on PATH;
-``apt-get install pgbouncer``), not in CI.
-
-For each configuration below it starts its own PgBouncer on loopback (trust auth, config in a temp
-directory) in front of ``DATABASE_URL``'s PostgreSQL, then a gunicorn (sync workers, persistent
-connections) whose ``DATABASE_URL`` points at that PgBouncer, and sends concurrent HTTP requests
-to two tenants: ``GET /t/<slug>/api/bench/contacts-noauth/<id>`` (the full request path: routing,
-``use_schema``, the CRM selector), where contact ``<id>`` exists in both tenants with a name naming
-its tenant. Every answer is classified: its own tenant's row (ok), the other tenant's row (leak),
-anything else (error). Then, in one process through the same PgBouncer, threads take and release
-session-level advisory locks (what ``jobs.runner.exclusive`` and ``connectors.tokens.refresh_lock``
-do) and count unlocks that did not find their lock, and locks left held on the server.
-
-Configurations:
-- ``direct``: no pooler (the reference);
-- ``transaction``: PgBouncer ``pool_mode=transaction``, the platform as configured today
-  (django-tenants backend, ``TENANT_LIMIT_SET_CALLS=True``);
-- ``transaction-set-every-cursor``: the same with ``TENANT_LIMIT_SET_CALLS=False`` (``SET`` before
-  every cursor, still as a statement of its own);
-- ``session``: PgBouncer ``pool_mode=session``, ``CONN_MAX_AGE=0`` (persistent connections would each
-  hold a server connection for good, and the workers beyond ``--pool-size`` would wait forever);
-- ``transaction+statement-path``: transaction pooling with ``DATABASE_POOLER_TRANSACTION_MODE=1``
-  (``config.transaction_pooling``: ``SET LOCAL search_path`` sent with every statement).
-
-Usage (DATABASE_URL: the PostgreSQL itself)::
-
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/h5 REDIS_URL=redis://127.0.0.1:6379/5 \\
-      .venv/bin/python bench/pooler_check.py [--requests 2000] [--clients 8] [--pool-size 2]
-"""
+"""Does schema per tenant survive a connection pooler? (needs ``pgbouncer``; DATABASE_URL: the PostgreSQL
+itself, or the embedded one.) For each configuration: its own PgBouncer on loopback in front of the
+database, a gunicorn (sync workers, persistent connections) whose ``DATABASE_URL`` points at it, and
+concurrent ``GET /t/<slug>/api/bench/contacts-noauth/<id>`` to two tenants where contact ``<id>``
+exists in both with a name naming its tenant: each answer is its own tenant's row (ok), the other's
+(leak) or an error. Then threads in one process take and release session-level advisory locks through
+the same PgBouncer (what ``jobs.runner.exclusive`` and ``connectors.tokens.refresh_lock`` do), counting
+unlocks that found no lock and locks left held. Configurations: ``direct`` (no pooler), ``transaction``
+(pool_mode=transaction, as configured today), ``transaction-set-every-cursor``
+(``TENANT_LIMIT_SET_CALLS=False``), ``session`` (``CONN_MAX_AGE=0``: a persistent connection would hold
+a server connection for good), ``transaction+statement-path`` (``DATABASE_POOLER_TRANSACTION_MODE=1``:
+``SET LOCAL search_path`` sent with every statement)."""
 
 from __future__ import annotations
 
@@ -34,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -44,12 +26,9 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import gunicorn, setup_django
+from bench.common import child, gunicorn, load, setup_django, table
 from probe.pgbouncer import EXECUTABLE as PGBOUNCER_EXECUTABLE
 from probe.pgbouncer import pgbouncer
 
@@ -133,25 +112,9 @@ def http_check(base: str, requests: int, clients: int) -> Counter[str]:
     return outcomes
 
 
-def lock_check(database_url: str, threads: int, rounds: int) -> dict[str, int]:
-    """In a child process (its own settings): session-level advisory locks through the pooler."""
-    env = {**os.environ, "DATABASE_URL": database_url}
-    out = subprocess.run(
-        [sys.executable, __file__, "--lock-child", str(threads), str(rounds)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def lock_child(threads: int, rounds: int) -> None:
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
+    """In its own process (its own settings, DATABASE_URL the pooler): session-level advisory locks."""
+    setup_django(migrate=False)
     from django.db import connection
 
     results: Counter[str] = Counter()
@@ -187,7 +150,7 @@ def lock_child(threads: int, rounds: int) -> None:
 
 def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, float]:
     """Median microseconds per ORM read in one tenant, directly against PostgreSQL (no pooler), the
-    django-tenants backend and ``config.transaction_pooling`` in alternating blocks in one process:
+    django-tenants backend and ``pgtenancy.transaction_pooling`` in alternating blocks in one process:
     what sending ``SET LOCAL search_path`` with every statement costs."""
     import statistics
 
@@ -197,7 +160,7 @@ def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, floa
 
     engines = {
         "django-tenants backend": "django_tenants.postgresql_backend",
-        "statement path (DATABASE_POOLER_TRANSACTION_MODE)": "config.transaction_pooling",
+        "statement path (DATABASE_POOLER_TRANSACTION_MODE)": "pgtenancy.transaction_pooling",
     }
     base = connections["default"].settings_dict
     for name, engine in engines.items():
@@ -220,18 +183,21 @@ def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, floa
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench pooler-check", description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--pool-size", type=int, default=2, help="PgBouncer server connections")
     parser.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS), help="none: overhead only")
-    args = parser.parse_args()
+    parser.add_argument("--lock-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.lock_child:
+        return lock_child(*args.lock_child)
     bench_port = int(os.environ.get("BENCH_PORT", "8751"))
     bouncer_port = bench_port + 2
-    upstream = os.environ["DATABASE_URL"]
     setup_django()
+    upstream = os.environ["DATABASE_URL"]
     ensure_markers()
 
     rows = []
@@ -248,7 +214,7 @@ def main() -> None:
                     started = time.monotonic()
                     outcomes = http_check(base, args.requests, args.clients)
                     elapsed = time.monotonic() - started
-                locks = lock_check(url, threads=args.clients, rounds=50)
+                locks = child("pooler-check", "--lock-child", str(args.clients), "50", env={"DATABASE_URL": url})
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
@@ -256,35 +222,29 @@ def main() -> None:
         print(f"{name}: {dict(outcomes)} locks {locks}", file=sys.stderr)
 
     overhead = statement_overhead()
-    load = os.getloadavg()
     print(
         f"\n{args.requests} requests, {args.clients} concurrent clients, {args.workers} gunicorn workers, "
-        f"PgBouncer pool_size {args.pool_size}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
+        f"PgBouncer pool_size {args.pool_size}; {load()}\n"
     )
-    print(
-        "| configuration | own tenant | other tenant's row | errors | req/s "
-        "| advisory unlocks that found no lock | locks left held |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    header = ["configuration", "own tenant", "other tenant's row", "errors", "req/s"]
+    header += ["advisory unlocks that found no lock", "locks left held"]
+    table_rows = []
     for name, outcomes, rate, locks in rows:
         errors = ", ".join(f"{v} x {k[6:]}" for k, v in sorted(outcomes.items()) if k.startswith("error")) or "0"
-        print(
-            f"| {name} | {outcomes['ok']} | {outcomes['leak']} | {errors} | {rate:.0f} "
-            f"| {locks.get('unlock found no lock', 0)} | {locks.get('still held on the server', 0)} |"
+        held = locks.get("still held on the server", 0)
+        table_rows.append(
+            [name, outcomes["ok"], outcomes["leak"], errors, f"{rate:.0f}", locks.get("unlock found no lock", 0), held]
         )
+    print(table(header, table_rows))
     first = next(iter(overhead.values()))
-    print("\n| backend, direct to PostgreSQL, one tenant | µs per ORM read (median of 10 blocks) | ratio |")
-    print("|---|---:|---:|")
-    for name, value in overhead.items():
-        print(f"| {name} | {value:.0f} | {value / first:.2f} |")
+    rows = [[name, f"{value:.0f}", f"{value / first:.2f}"] for name, value in overhead.items()]
+    print(
+        "\n"
+        + table(["backend, direct to PostgreSQL, one tenant", "µs per ORM read (median of 10 blocks)", "ratio"], rows)
+    )
+    return None
 
 
 @contextmanager
 def _direct(url: str) -> Iterator[str]:
     yield url
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--lock-child":
-        lock_child(int(sys.argv[2]), int(sys.argv[3]))
-    else:
-        main()

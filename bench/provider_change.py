@@ -1,25 +1,17 @@
-"""Cost of changing a provider's grant target (its endpoints or client id) with N connected accounts:
-the change's transaction (every credential retired with one ``INSERT ... SELECT``, the accounts marked,
-the provider saved), and the revocation of the retired grants at the old endpoints by the sweep
-(``connectors.retired.sweep``, one process), against the loopback provider of bench/refresh_jobs.py.
-
-Run: ``.venv/bin/python bench/provider_change.py [--sizes 1000,10000]`` (the embedded PostgreSQL when
-``DATABASE_URL`` is unset; creates the tenant ``benchjobs`` and its users once, as refresh_jobs does)."""
+"""Changing a provider's grant target (its client id) with N connected accounts: the change's
+transaction (every credential retired with one ``INSERT ... SELECT``, the accounts marked, the provider
+saved), and the revocation of the retired grants at the old endpoints by the sweep
+(``connectors.retired.sweep``, one process), against the loopback provider of ``bench refresh-jobs``
+(its tenant ``benchjobs`` and users)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.common import setup_django  # noqa: E402
-from bench.refresh_jobs import SLUG, create_due_accounts, get_json, loopback_provider, prepare  # noqa: E402
+from bench.common import get_json, load, loopback_provider, setup_django
+from bench.refresh_jobs import SLUG, create_due_accounts, prepare
 
 
 def change_once(size: int, provider_url: str, round_no: int) -> dict:
@@ -41,14 +33,12 @@ def change_once(size: int, provider_url: str, round_no: int) -> dict:
                 key="loopback", fields=fields, secret_entered=True, actor_user_id=None, request=None, source="cli"
             )
             changed = time.monotonic() - started
-        # (the on-commit inline revocations, INLINE_REVOCATIONS of them, ran here)
-        after_commit = time.monotonic() - started
+        after_commit = time.monotonic() - started  # the on-commit inline revocations ran here
         pending = RetiredGrant.objects.count()
         started = time.monotonic()
         counts = retired.sweep()
         swept = time.monotonic() - started
         needs_reauth = ConnectedAccount.objects.filter(status_reason="provider_changed").count()
-    stats = get_json(f"{provider_url}/stats")
     return {
         "accounts": size,
         "change_transaction_ms": round(changed * 1000, 1),
@@ -57,21 +47,17 @@ def change_once(size: int, provider_url: str, round_no: int) -> dict:
         "sweep_seconds": round(swept, 2),
         "sweep_grants_per_second": round(counts["retired_revoked"] / swept, 1) if swept else None,
         "needs_reauth": needs_reauth,
-        "provider_revocations": stats.get("revocations"),
+        "provider_revocations": get_json(f"{provider_url}/stats").get("revocations"),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench provider-change", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     setup_django()
     with loopback_provider() as url:
         prepare(max(sizes), url)
         for number, size in enumerate(sizes):
-            print(json.dumps({**change_once(size, url, number), "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}))
-
-
-if __name__ == "__main__":
-    main()
+            print(json.dumps({**change_once(size, url, number), "load": load()}))

@@ -1,18 +1,10 @@
-"""``create_tenant`` side by side (issue 14, part 4): this checkout's spare pool (full and empty) and
-its direct copy against another checkout (``--before``, e.g. main's worktree), on one or more
-databases (e.g. one with a few tenants and one with 1,000), rounds interleaved so drift hits every
-way alike.
-
-    .venv/bin/python bench/provisioning.py --before ../main --db postgres://…/small --db postgres://…/big
-
-Each sample is one ``create_tenant`` call (tenant row, schema, receivers; no demo data) in a fresh
-process, so the first call of a process (which reads the template's catalog) and the following ones
-are reported apart. The tenants made are dropped again after each process; the spares it used are
-copied again before the next "pool" process (not timed). The replenishment queued on commit goes to
-the configured broker like in production; ``--purge`` empties that queue at the end.
-
-Run on demand; never part of the tests.
-"""
+"""``create_tenant`` side by side: this checkout's spare pool (full and empty) and its direct copy
+against another checkout (``--before``), on one or more databases (``--db``, e.g. one with a few tenants
+and one with 1,000), rounds interleaved. Each sample is one ``create_tenant`` call (tenant row, schema,
+receivers; no demo data) in a fresh process, so the first call of a process (which reads the template's
+catalog) and the later ones are reported apart; the tenants are dropped again, and the spares refilled
+untimed before each "pool" process. The replenishment queued on commit goes to the configured broker;
+``--purge`` empties that queue at the end."""
 
 from __future__ import annotations
 
@@ -25,22 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, child, code_root, load, setup_django, table
+
 PREFIX = "bench_prov_"
 
 
 def worker(count: int, mode: str) -> None:
-    """In the checkout of the current directory: ``count`` tenants through create_tenant, timed, then dropped."""
-    sys.path.insert(0, os.getcwd())
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    from config.dev_secrets import ensure_dev_env
-
-    for key, value in ensure_dev_env().items():
-        os.environ.setdefault(key, value)
-    import django
-
-    django.setup()
+    """``count`` tenants through create_tenant in this process, timed, then dropped."""
+    setup_django(migrate=False)
     from django.conf import settings
     from django.db import connection
 
@@ -49,14 +33,13 @@ def worker(count: int, mode: str) -> None:
     from tenants.services import create_tenant
 
     if mode != "before":
-        from tenants.spares import drop_spares, replenish
+        from pgtenancy.spares import drop_spares, replenish
 
         settings.TENANT_SPARE_SCHEMAS = count if mode == "pool" else (1 if mode == "empty pool" else 0)
         drop_spares()
         if mode == "pool":
             replenish()
-    times = []
-    slugs = [f"{PREFIX}{os.getpid()}_{i}" for i in range(count)]
+    times, slugs = [], [f"{PREFIX}{os.getpid()}_{i}" for i in range(count)]
     for slug in slugs:
         started = time.perf_counter()
         create_tenant(slug=slug, name=slug)
@@ -66,23 +49,10 @@ def worker(count: int, mode: str) -> None:
         tenant.delete(force_drop=True)
     if mode != "before":
         drop_spares()
-    print(json.dumps({"times": times, "code": str(Path(tenants.__file__).parent.parent)}))
-
-
-def run(checkout: Path, db: str, mode: str, count: int) -> list[float]:
-    env = {**os.environ, "DATABASE_URL": db, "TENANT_SPARE_SCHEMAS": "0"}
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "provisioning.py"), "--worker", str(count), "--mode", mode],
-        cwd=checkout,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    if Path(result["code"]).resolve() != checkout.resolve():
-        raise SystemExit(f"{mode}: ran the code of {result['code']}, not {checkout}")
-    return result["times"]
+    code = Path(tenants.__file__).resolve().parent.parent
+    if code != code_root():
+        raise SystemExit(f"{mode}: ran the code of {code}, not {code_root()}")
+    print(json.dumps(times))
 
 
 def tenant_count(db: str) -> int:
@@ -92,46 +62,42 @@ def tenant_count(db: str) -> int:
     return int(out.stdout.strip())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench provisioning", description=__doc__.split("\n")[0])
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="pool", help=argparse.SUPPRESS)
     parser.add_argument("--before", type=Path, help="another checkout (e.g. main's worktree) for the 'before' rows")
-    parser.add_argument("--db", action="append", required=False, help="database URL (repeat for several)")
+    parser.add_argument("--db", action="append", help="database URL (repeat for several; default DATABASE_URL)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-process", type=int, default=3, help="create_tenant calls per process")
     parser.add_argument("--purge", action="store_true", help="empty the Celery queue at the end")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.mode)
-        return
+        return worker(args.worker, args.mode)
+    if not (args.db or os.environ.get("DATABASE_URL")):
+        setup_django()  # the embedded PostgreSQL, migrated
     dbs = args.db or [os.environ["DATABASE_URL"]]
-    ways = [("before", args.before)] if args.before else []
-    ways += [("copy, no pool", ROOT), ("empty pool", ROOT), ("pool", ROOT)]
-    samples: dict[tuple[str, str], dict[str, list[float]]] = {
-        (db, way): {"first": [], "next": []} for db in dbs for way, _ in ways
-    }
+    ways = ([("before", args.before)] if args.before else []) + [
+        (w, ROOT) for w in ("copy, no pool", "empty pool", "pool")
+    ]
+    samples = {(db, way): {"first": [], "next": []} for db in dbs for way, _ in ways}
     counts = {db: tenant_count(db) for db in dbs}
-    print(f"load {os.getloadavg()}", flush=True)
+    print(load(), flush=True)
     for round_ in range(args.rounds):
         for db in dbs:
             for way, checkout in ways:
-                times = run(checkout, db, way, args.per_process)
+                env = {"DATABASE_URL": db, "TENANT_SPARE_SCHEMAS": "0"}
+                times = child("provisioning", "--worker", str(args.per_process), "--mode", way, code=checkout, env=env)
                 samples[(db, way)]["first"].append(times[0])
                 samples[(db, way)]["next"] += times[1:]
                 print(f"round {round_} {counts[db]} tenants {way}: {', '.join(f'{t * 1000:.0f}' for t in times)} ms")
-    print(f"\nload {os.getloadavg()}\n")
-    print("| tenants | way | median ms (all calls) | first call of a process | later calls |")
-    print("|---:|---|---:|---:|---:|")
+    print(f"\n{load()}\n")
+    rows = []
     for (db, way), got in samples.items():
         every = got["first"] + got["next"]
-        print(
-            f"| {counts[db]:,} | {way} | {statistics.median(every) * 1000:.0f} | "
-            f"{statistics.median(got['first']) * 1000:.0f} | {statistics.median(got['next']) * 1000:.0f} |"
-        )
+        ms = [f"{statistics.median(values) * 1000:.0f}" for values in (every, got["first"], got["next"])]
+        rows.append([f"{counts[db]:,}", way, *ms])
+    print(table(["tenants", "way", "median ms (all calls)", "first call of a process", "later calls"], rows, "rlrrr"))
     if args.purge:
         subprocess.run([sys.executable, "-m", "celery", "-A", "config", "purge", "-f"], cwd=ROOT, check=False)
-
-
-if __name__ == "__main__":
-    main()
+    return None

@@ -1,97 +1,30 @@
-"""Throughput of the proactive refresh job: accounts refreshed per second at 100, 1,000 and 10,000
-due accounts with 1 and 2 Celery worker processes, against a loopback token endpoint
-(bench/loopback_provider.py). Each worker runs 8 threads (``--pool threads``): a refresh spends its
-time waiting on PostgreSQL round trips and commits, so threads overlap those waits. The real path:
-dispatcher task -> claimed batches -> the single-flight refresh (advisory lock, row lock, encrypted
-credential write) -> provider.
-
-Run: ``DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/refresh_jobs.py [--sizes 100,1000,10000]``
-(uses the database and Redis it is given; creates the tenant ``benchjobs`` and its users once).
-``--before ../other-worktree``: each round first with the workers running that checkout's code (e.g.
-``git worktree add ../base main``; same database, Redis and provider), then with this one's.
-``--profile N``: no Celery; N refreshes in one process under cProfile, with the PostgreSQL statements
-and commits per account.
-
-Then the refresh *rate* with short-lived tokens: ``--hourly-accounts`` accounts whose provider issues
-5-minute tokens, the job every minute for an hour, in one process with the connectors' clock moved a
-minute per run (``connectors.clock``; the real path otherwise: claims, single-flight refresh,
-provider): refreshes per account per hour, counted at the provider (target <= 24: one per half
-lifetime at most, here one every 3 minutes = 20)."""
+"""The proactive refresh job: accounts refreshed per second at 100, 1,000 and 10,000 due accounts with 1
+and 2 Celery worker processes of 8 threads (a refresh waits on PostgreSQL round trips and commits, so
+threads overlap those waits), against the loopback token endpoint (bench/loopback_provider.py), the
+real path: dispatcher task -> claimed batches -> single-flight refresh -> provider. Uses the database
+and Redis it is given; creates the tenant ``benchjobs`` and its users once. ``--before TREE``: each
+round first with workers running that checkout's code. ``--profile N``: no Celery, N refreshes in one
+process under cProfile, with statements and commits per account. Then the refresh rate with
+5-minute tokens: the job every minute for an hour in one process, the connectors' clock moved a minute
+per run, refreshes per account per hour counted at the provider (target <= 24)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.common import setup_django  # noqa: E402
-from probe.ready import stop_process  # noqa: E402
+from bench.common import ROOT, celery_workers, get_json, load, loopback_provider, profiled, setup_django, table
 
 SLUG = "benchjobs"
 WORKER_ENV = {
     "CONNECTORS_REFRESH_JITTER_SECONDS": "0",
     "CONNECTORS_REFRESH_BATCH_SIZE": "25",
     "CONNECTORS_REFRESH_PARALLEL_TASKS": "16",
-    "LOG_LEVEL": "WARNING",
 }
-
-
-@contextmanager
-def loopback_provider(delay_ms: int = 0):
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "loopback_provider.py"), str(delay_ms)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        yield json.loads(process.stdout.readline())["url"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def get_json(url: str, method: str = "GET") -> dict:
-    import httpx
-
-    return httpx.request(method, url, timeout=10).json()
-
-
-@contextmanager
-def celery_workers(
-    count: int, env: dict[str, str] | None = None, log_dir: Path | None = None, threads: int = 8, code: Path = ROOT
-):
-    """``count`` worker processes running the code in ``code`` (this checkout, or another worktree
-    for a side-by-side comparison: same database, same Redis, same provider)."""
-    from config.celery import app
-
-    with ExitStack() as stack:
-        procs = []
-        for i in range(count):
-            out = open(log_dir / f"worker{i}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
-            if log_dir:
-                stack.callback(out.close)
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", f"w{i}-{os.getpid()}@bench"]
-                + (["--pool", "threads", "--concurrency", str(threads)] if threads > 1 else ["--pool", "solo"])
-                + ["-l", "warning", "--without-gossip", "--without-mingle"],
-                cwd=code,
-                env={**os.environ, **WORKER_ENV, **(env or {}), "PYTHONPATH": str(code)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-            procs.append(proc)
-            stack.callback(stop_process, proc)
-        deadline = time.monotonic() + 60
-        while len(app.control.ping(timeout=0.5) or []) < count and time.monotonic() < deadline:
-            time.sleep(0.2)
-        yield procs
 
 
 def prepare(users: int, provider_url: str) -> None:
@@ -110,19 +43,16 @@ def prepare(users: int, provider_url: str) -> None:
     User.objects.bulk_create([User(email=e, password="!") for e in emails if e not in have], batch_size=2000)
     ids = dict(User.objects.filter(email__in=emails).values_list("email", "pk"))
     members = set(Membership.objects.filter(tenant=tenant).values_list("user_id", flat=True))
-    Membership.objects.bulk_create(
-        [Membership(user_id=ids[e], tenant=tenant) for e in emails if ids[e] not in members], batch_size=2000
-    )
-    with schema_context(SLUG):
+    new = [Membership(user_id=ids[e], tenant=tenant) for e in emails if ids[e] not in members]
+    Membership.objects.bulk_create(new, batch_size=2000)
+    paths = {"authorization": "authorize", "token": "token", "revocation": "revoke"}
+    endpoints = {f"{name}_endpoint": f"{provider_url}/{path}" for name, path in paths.items()}
+    with schema_context(SLUG):  # the loopback endpoint ignores the secret
         add_provider(
             key="loopback",
             client_id="bench",
-            client_secret="bench-secret",  # a loopback endpoint that ignores it
-            endpoints={
-                "authorization_endpoint": f"{provider_url}/authorize",
-                "token_endpoint": f"{provider_url}/token",
-                "revocation_endpoint": f"{provider_url}/revoke",
-            },
+            client_secret="bench-secret",
+            endpoints=endpoints,
             auth_method="client_secret_post",
         )
 
@@ -142,23 +72,13 @@ def create_due_accounts(count: int, expires_in: int = 300, lifetime: int = 3600)
         ProviderBreaker.objects.all().delete()  # nothing left over from an earlier round or run
         provider = Provider.objects.get(key="loopback")
         expires = clock.now() + timedelta(seconds=expires_in)
-        issued = expires - timedelta(seconds=lifetime)
+        times = {"expires_at": expires, "token_issued_at": expires - timedelta(seconds=lifetime)}
         accounts = ConnectedAccount.objects.bulk_create(
-            [
-                ConnectedAccount(
-                    user_id=u,
-                    provider=provider,
-                    expires_at=expires,
-                    token_issued_at=issued,
-                    token_lifetime_seconds=lifetime,
-                )
-                for u in users
-            ],
+            [ConnectedAccount(user_id=u, provider=provider, token_lifetime_seconds=lifetime, **times) for u in users],
             batch_size=2000,
         )
-        Credential.objects.bulk_create(
-            [Credential(account=a, access_token="old", refresh_token=f"rt.{a.pk}.0") for a in accounts], batch_size=2000
-        )
+        credentials = [Credential(account=a, access_token="old", refresh_token=f"rt.{a.pk}.0") for a in accounts]
+        Credential.objects.bulk_create(credentials, batch_size=2000)
         return [a.pk for a in accounts]
 
 
@@ -176,7 +96,7 @@ def run_round(size: int, workers: int, provider_url: str, timeout: float, thread
     from connectors.tasks import refresh_expiring_in_tenant
 
     app.control.purge()  # nothing left over from the previous round
-    with celery_workers(workers, threads=threads, code=code):
+    with celery_workers(workers, threads=threads, code=code, env=WORKER_ENV):
         create_due_accounts(size)
         get_json(f"{provider_url}/reset", "POST")
         started = time.monotonic()
@@ -199,14 +119,9 @@ def run_round(size: int, workers: int, provider_url: str, timeout: float, thread
     }
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 @contextmanager
 def counting_round_trips():
-    """Count what one process sends PostgreSQL: statements (``execute_wrapper``) and transactions
-    (commits and rollbacks, each also one BEGIN)."""
+    """What one process sends PostgreSQL: statements, and transactions (commits and rollbacks)."""
     from django.db import connection
 
     counts = {"statements": 0, "commits": 0, "rollbacks": 0}
@@ -215,17 +130,17 @@ def counting_round_trips():
         counts["statements"] += 1
         return execute(sql, params, many, context)
 
-    commit, rollback = connection.commit, connection.rollback
+    def counted(name: str, real):
+        def call():
+            counts[name + "s"] += 1
+            return real()
 
-    def counted_commit():
-        counts["commits"] += 1
-        return commit()
+        return call
 
-    def counted_rollback():
-        counts["rollbacks"] += 1
-        return rollback()
-
-    connection.commit, connection.rollback = counted_commit, counted_rollback
+    connection.commit, connection.rollback = (
+        counted("commit", connection.commit),
+        counted("rollback", connection.rollback),
+    )
     try:
         with connection.execute_wrapper(count_statement):
             yield counts
@@ -234,35 +149,29 @@ def counting_round_trips():
 
 
 def profile(size: int, top: int) -> None:
-    """In-process, one thread, no Celery: the tenant task's work over ``size`` due accounts under
-    cProfile, with the statements and transactions sent per account."""
-    import cProfile
-    import pstats
-
+    """One thread, no Celery: the tenant task's work over ``size`` due accounts under cProfile."""
     from django.db import connection
     from django_tenants.utils import tenant_context
 
     from connectors import lifecycle
     from tenants.models import Tenant
 
+    result = {}
     with loopback_provider() as url:
         prepare(size, url)
         create_due_accounts(size)
         with tenant_context(Tenant.objects.get(schema_name=SLUG)):
             connection.cursor().execute("SELECT 1")  # connect and set the search path outside the count
-            profiler = cProfile.Profile()
             started = time.monotonic()
             with counting_round_trips() as counts:
-                profiler.enable()
-                result = lifecycle.refresh_due_accounts(batch_size=25)
-                profiler.disable()
+                text = profiled(
+                    lambda: result.update(lifecycle.refresh_due_accounts(batch_size=25)), top=top, where="."
+                )
             elapsed = time.monotonic() - started
     n = max(1, result.get("refreshed", 0))
     per = {k: round(v / n, 2) for k, v in counts.items()}
     print(json.dumps({"accounts": size, "result": result, "ms_per_account": round(elapsed * 1000 / n, 2), **per}))
-    stats = pstats.Stats(profiler)
-    stats.sort_stats("cumulative").print_stats(top)
-    stats.sort_stats("tottime").print_stats(top)
+    print(text)
 
 
 def refreshes_per_hour(accounts: int, provider_url: str, lifetime: int = 300, minutes: int = 60) -> dict:
@@ -295,76 +204,69 @@ def refreshes_per_hour(accounts: int, provider_url: str, lifetime: int = 300, mi
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench refresh-jobs", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--threads", type=int, default=8, help="worker concurrency (threads pool)")
-    parser.add_argument(
-        "--before", default="", help="a checkout of the old code (git worktree) to run side by side, same rounds"
-    )
+    parser.add_argument("--before", default="", help="a checkout of the old code, run side by side, same rounds")
     parser.add_argument("--profile", type=int, default=0, help="profile N refreshes in-process instead")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument(
-        "--hourly-accounts", type=int, default=200, help="accounts for the refreshes-per-hour figure (0: skip it)"
-    )
-    args = parser.parse_args()
+    parser.add_argument("--hourly-accounts", type=int, default=200, help="accounts for refreshes per hour (0: skip)")
+    args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     setup_django()
     if args.profile:
-        profile(args.profile, args.top)
-        return
+        return profile(args.profile, args.top)
     from config.celery import app
 
     app.control.purge()
-    codes = {"after": ROOT}
-    if args.before:  # the old code first in each pair, then this checkout's
-        codes = {"before": Path(args.before).resolve(), **codes}
+    codes = {"before": Path(args.before).resolve()} if args.before else {}  # the old code first in each pair
+    codes["after"] = ROOT
     rows = []
-    print(f"load average at start: {load()}", flush=True)
+    print(f"{load()} at start", flush=True)
     with loopback_provider() as url:
         prepare(max([*sizes, args.hourly_accounts]), url)
         for size in sizes:
             for workers in [int(w) for w in args.workers.split(",")]:
                 for name, code in codes.items():
-                    row = {"code": name, **run_round(size, workers, url, args.timeout, args.threads, code)}
-                    row["load"] = load()
+                    row = {
+                        "code": name,
+                        **run_round(size, workers, url, args.timeout, args.threads, code),
+                        "load": load(),
+                    }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         hourly = refreshes_per_hour(args.hourly_accounts, url) if args.hourly_accounts else None
-    print()
-    print(f"worker pool: threads, concurrency {args.threads}; load average at the end: {load()}")
-    print()
-    print("| due accounts | workers | code | seconds | accounts/s | provider refreshes | refreshed twice | load |")
-    print("|---:|---:|---|---:|---:|---:|---:|---|")
-    for r in rows:
-        print(
-            f"| {r['due']:,} | {r['workers']} | {r['code']} | {r['seconds']} | {r['accounts_per_second']} "
-            f"| {r['provider_refreshes']:,} | {r['refreshed_twice']} | {r['load']} |"
-        )
+    print(f"\nworker pool: threads, concurrency {args.threads}; {load()} at the end\n")
+    header = [
+        "due accounts",
+        "workers",
+        "code",
+        "seconds",
+        "accounts/s",
+        "provider refreshes",
+        "refreshed twice",
+        "load",
+    ]
+    keys = ["due", "workers", "code", "seconds", "accounts_per_second", "provider_refreshes", "refreshed_twice", "load"]
+    print(table(header, [[f"{r[k]:,}" if isinstance(r[k], int) else r[k] for k in keys] for r in rows], "rrlrrrrl"))
     if args.before:
-        print()
-        print("| due accounts | workers | before s | after s | speed-up |")
-        print("|---:|---:|---:|---:|---:|")
         pairs: dict[tuple[int, int], dict[str, float]] = {}
         for r in rows:
             pairs.setdefault((r["due"], r["workers"]), {})[r["code"]] = r["seconds"]
-        for (due, workers), pair in pairs.items():
-            print(
-                f"| {due:,} | {workers} | {pair['before']} | {pair['after']} | {pair['before'] / pair['after']:.2f}x |"
-            )
-
+        speedups = [
+            [f"{due:,}", w, p["before"], p["after"], f"{p['before'] / p['after']:.2f}x"]
+            for (due, w), p in pairs.items()
+        ]
+        print("\n" + table(["due accounts", "workers", "before s", "after s", "speed-up"], speedups, "rrrrr"))
     if hourly:
-        print()
-        print(json.dumps(hourly))
         verdict = "met" if hourly["refreshes_per_account_per_hour"] <= 24 else "NOT met"
+        print(f"\n{json.dumps(hourly)}")
         print(
             f"refreshes per account per hour with {hourly['token_lifetime_s']} s tokens, the job every minute: "
             f"{hourly['refreshes_per_account_per_hour']} (target <= 24: {verdict}; most for one account: "
             f"{hourly['max_per_account']}; busiest run: {hourly['busiest_run']} of {hourly['accounts']})"
         )
-
-
-if __name__ == "__main__":
-    main()
+    return None

@@ -9,7 +9,7 @@ method, path, protocol, status, size, duration in ms and user agent.
 
 import os
 
-# Threads in each worker (issue 14): a request spends much of its time waiting on PostgreSQL, and on the
+# Threads in each worker: a request spends much of its time waiting on PostgreSQL, and on the
 # 2-core machine gthread raised every endpoint's throughput by 1.4-1.8x over sync workers
 # (docs/benchmarks.md). Each thread keeps its own database connection: workers x threads per node.
 # Not uvicorn: Django under ASGI runs each request in its own thread, so persistent connections must be

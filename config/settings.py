@@ -27,7 +27,7 @@ else:
 
 SECRET_KEY = env.str("SECRET_KEY")
 DEBUG = env.bool("DEBUG", default=False)
-if PRODUCTION and DEBUG:  # issue 8: DEBUG pages show settings and request data
+if PRODUCTION and DEBUG:  # DEBUG pages show settings and request data
     raise ImproperlyConfigured("production refuses DEBUG: unset DEBUG (DJANGO_ENV=production)")
 PORT = env.int("PORT", default=8000)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
@@ -44,7 +44,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") if PRODUCTION else ["*"]
 SHARED_APPS = [
     "django_tenants",
     "tenants",
-    "jobs",  # last run of each periodic job per tenant (issue 11), public schema
+    # the PostgreSQL side of tenancy: template copies, spare schemas, prepared statements (pgtenancy/)
+    "pgtenancy",
+    "jobs",  # last run of each periodic job per tenant, public schema
     "accounts",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -58,7 +60,7 @@ SHARED_APPS = [
     # platform-wide OAuth client policy (challenge-channel rules) in the public schema; oauth/shared/
     "oauth.shared",
     "axes",  # login lockout: platform admin attempts (public schema)
-    # lifecycle (issue 12): no models, only `manage.py auth_lifecycle_test` (lifecycle/)
+    # lifecycle: no models, only `manage.py auth_lifecycle_test` (lifecycle/)
     "lifecycle",
 ]
 TENANT_APPS = [
@@ -68,13 +70,13 @@ TENANT_APPS = [
     "config.apps.PlatformAdminConfig",
     "oauth2_provider",
     # the AppConfig path, not "oauth": django-tenants' admin templates map app names to labels and
-    # only resolve the custom label ("platform_oauth") from the AppConfig path (issue 8)
+    # only resolve the custom label ("platform_oauth") from the AppConfig path
     "oauth.apps.OAuthConfig",
     "mcp_tools",
     "crm",
     "connectors",
     "axes",  # login lockout: each tenant's attempts in its own schema (accounts.lockout)
-    "observability",  # issue 12: the audit trail (AuthEvent) in each tenant's schema, metrics, health page
+    "observability",  # the audit trail (AuthEvent) in each tenant's schema, metrics, health page
     # enterprise identity: the tenant's own OpenID provider (sign-in, back-channel logout), SCIM, sessions
     "identity",
 ]
@@ -86,15 +88,15 @@ AUTH_USER_MODEL = "accounts.User"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"
 TENANT_PATH_PREFIX = "t"
-# New tenants are copies of a migrated template schema (tenants.provisioning), not a replay of every
-# migration; migrate_schemas creates and migrates the template before the tenants (tenants.migration).
+# New tenants are copies of a migrated template schema (pgtenancy.provisioning), not a replay of every
+# migration; migrate_schemas creates and migrates the template before the tenants (pgtenancy.migration).
 # The leading underscore keeps it out of reach: no slug and no URL can name it.
 TENANT_TEMPLATE_SCHEMA = "_tenant_template"
 TENANT_PROVISION_BY_COPY = env.bool("TENANT_PROVISION_BY_COPY", default=True)
-# spare copies of the template made ahead of time (tenants.spares): creating a tenant renames one instead
+# spare copies of the template made ahead of time (pgtenancy.spares): creating a tenant renames one instead
 # of running the copy's DDL; replenished after each creation (Celery) and by migrate_schemas; 0: off
 TENANT_SPARE_SCHEMAS = env.int("TENANT_SPARE_SCHEMAS", default=2)
-GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
+GET_EXECUTOR_FUNCTION = "pgtenancy.migration.get_executor"
 # tenants that already have every migration get only the post_migrate receivers, not a whole `migrate`
 TENANT_MIGRATE_SKIP_CURRENT = env.bool("TENANT_MIGRATE_SKIP_CURRENT", default=True)
 # migrate_schemas --executor=multiprocessing: worker processes (one per core is the useful maximum)
@@ -107,7 +109,7 @@ MIDDLEWARE = [
     "mcp_tools.middleware.McpEndpointMiddleware",  # /mcp answered here: the rest is for browsers
     "tenants.middleware.EdgeInputMiddleware",  # NUL/surrogates/charset refused with a 400
     "corsheaders.middleware.CorsMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (issue 8)
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn
     "tenants.middleware.TenantSessionCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -147,19 +149,19 @@ else:
     DATABASES = {"default": env.db_url_config(embedded_database_url())}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 # Behind a transaction-mode pooler (PgBouncer pool_mode=transaction) the search path must travel with
-# every statement (config.transaction_pooling; docs/scaling.md). Server-side cursors need a session.
+# every statement (pgtenancy.transaction_pooling; docs/scaling.md). Server-side cursors need a session.
 DATABASE_POOLER_TRANSACTION_MODE = env.bool("DATABASE_POOLER_TRANSACTION_MODE", default=False)
 if DATABASE_POOLER_TRANSACTION_MODE:
-    DATABASES["default"]["ENGINE"] = "config.transaction_pooling"
+    DATABASES["default"]["ENGINE"] = "pgtenancy.transaction_pooling"
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
-# the MCP hot path's statements as server-side prepared statements (tenants.prepared). Never behind a
-# transaction-mode pooler: they would bypass the per-statement search path of config.transaction_pooling
+# the MCP hot path's statements as server-side prepared statements (pgtenancy.prepared). Never behind a
+# transaction-mode pooler: they would bypass the per-statement search path of pgtenancy.transaction_pooling
 DATABASE_PREPARED_STATEMENTS = (
     env.bool("DATABASE_PREPARED_STATEMENTS", default=True) and not DATABASE_POOLER_TRANSACTION_MODE
 )
 # close a connection after the request once it has served this many distinct tenant schemas, so a
 # PostgreSQL backend's catalog caches and per-schema prepared statements stay bounded whatever the
-# number of tenants: about 0.3 MB per schema, so ~0.3 GB per backend at the default (tenants.recycling;
+# number of tenants: about 0.3 MB per schema, so ~0.3 GB per backend at the default (pgtenancy.recycling;
 # docs/scaling.md); 0: never
 DATABASE_CONNECTION_MAX_SCHEMAS = env.int("DATABASE_CONNECTION_MAX_SCHEMAS", default=1000)
 # slug -> tenant pk for /mcp routing (tenants.routing); bounded, holds nothing that can change
@@ -182,7 +184,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", False) else None
-# --- production defaults, login lockout, client address (issue 8) ---------------------------------
+# --- production defaults, login lockout, client address -------------------------------------------
 # One trusted reverse proxy in front: X-Forwarded-Proto decides is_secure (above) and the right-most
 # X-Forwarded-For entry is the client address (tenants.http.client_address); otherwise both are ignored.
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
@@ -280,7 +282,7 @@ MCP_MAX_BODY_BYTES = env.int("MCP_MAX_BODY_BYTES", default=1024 * 1024)
 
 BENCH_VIEWS = env.bool("BENCH_VIEWS", default=False) and not PRODUCTION
 
-# --- exactly-once (issue 13): idempotency keys on write tools (mcp_tools.idempotency) ---------------
+# --- exactly-once: idempotency keys on write tools (mcp_tools.idempotency) --------------------------
 # how long a stored result answers a retry (the purge job deletes older records, hourly, per tenant)
 IDEMPOTENCY_RETENTION_SECONDS = env.int("IDEMPOTENCY_RETENTION_SECONDS", default=24 * 3600)
 # a tool that writes upstream claims its key first; a claim older than this is taken over by a retry
@@ -427,7 +429,7 @@ IDENTITY_SCIM_TOKEN_GRACE_SECONDS = env.int("IDENTITY_SCIM_TOKEN_GRACE_SECONDS",
 # an identity provider's JWKS is fetched again on an unknown kid at most this often (identity.keys)
 IDENTITY_JWKS_REFETCH_SECONDS = env.int("IDENTITY_JWKS_REFETCH_SECONDS", default=60)
 
-# --- observability (issue 12): metrics and the audit trail ------------------------------------------
+# --- observability: metrics and the audit trail -----------------------------------------------------
 # H/metrics answers only a scraper presenting this bearer token (a generated default in var/dev.env in
 # development; unset in production = /metrics refuses everyone). Multiprocess metrics: make run sets
 # PROMETHEUS_MULTIPROC_DIR for gunicorn and Celery (observability.metrics).
@@ -437,7 +439,7 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=90)
 # successful tools/call are counted in metrics; this fraction of them is also an AuthEvent (0 = none)
 AUDIT_TOOL_CALL_SAMPLE_RATE = env.float("AUDIT_TOOL_CALL_SAMPLE_RATE", default=0.0)
 
-# --- lifecycle jobs (issue 11) ----------------------------------------------------------------------
+# --- lifecycle jobs ---------------------------------------------------------------------------------
 CELERY_TASK_ACKS_LATE = True  # a task killed mid-run is redelivered; every job is idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker reserves one task at a time: parallel workers share

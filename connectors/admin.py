@@ -14,7 +14,7 @@ from django.urls import reverse
 from connectors import services
 from connectors.endpoints import EndpointError
 from connectors.errors import ConnectorError
-from connectors.models import ConnectedAccount, Provider
+from connectors.models import ENDPOINT_FIELDS, ConnectedAccount, Provider
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 
 
@@ -44,10 +44,7 @@ class ProviderForm(forms.ModelForm):
             "key",
             "display_name",
             "issuer",
-            "authorization_endpoint",
-            "token_endpoint",
-            "revocation_endpoint",
-            "userinfo_endpoint",
+            *ENDPOINT_FIELDS,
             "client_id",
             "client_secret",
             "default_scopes",

@@ -1,6 +1,6 @@
 """The connections REST API (DRF), ``H/t/<slug>/api/connections/``: list accounts and their status,
 force a refresh (throttled per account), disconnect. Never a token. Callers
-(``tenants.api.TenantAPIView``): a signed-in member (session, CSRF) or a platform token for this
+(``resource_api.views.TenantAPIView``): a signed-in member (session, CSRF) or a platform token for this
 tenant's API (audience ``H/t/<slug>/api``) with ``connections`` or ``connections.admin``; ``?all=1``
 (every member's accounts) needs a tenant admin (session) or ``connections.admin``. Thin: each method
 calls one service or selector."""
@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from connectors import selectors, services, tokens
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount
-from tenants.api import TenantAPIView, token_scopes
+from resource_api.views import TenantAPIView, token_scopes
 
 
 class AccountSerializer(serializers.ModelSerializer):

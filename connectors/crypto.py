@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import connection, models, transaction
 from fernet_fields import EncryptedField
 
+from connectors import statements
 from connectors.models import AuthorizationRequest, Credential, Provider, RetiredGrant
 
 ENCRYPTED_MODELS: tuple[type[models.Model], ...] = (Provider, Credential, AuthorizationRequest, RetiredGrant)
@@ -44,19 +45,14 @@ class RotationReport:
 def reencrypt_current_schema(*, batch_size: int = 200, report: RotationReport | None = None) -> RotationReport:
     """Re-encrypt every encrypted value in the connection's current schema under the newest key."""
     report = report or RotationReport()
-    qn = connection.ops.quote_name
     for model, field in encrypted_fields():
         newest = Fernet(field.fernet_keys[0])
         rotate = MultiFernet([Fernet(k) for k in field.fernet_keys])
-        table, column, pk = qn(model._meta.db_table), qn(field.column), qn(model._meta.pk.column)
+        batch_sql, swap_sql = statements.ciphertext_batch(model, field), statements.swap_ciphertext(model, field)
         last_id = 0
         while True:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT {pk}, {column} FROM {table} WHERE {pk} > %s AND {column} IS NOT NULL "  # noqa: S608
-                    f"ORDER BY {pk} LIMIT %s",
-                    [last_id, batch_size],
-                )
+                cursor.execute(batch_sql, [last_id, batch_size])
                 rows = cursor.fetchall()
                 for row_id, raw in rows:
                     report.examined += 1
@@ -68,10 +64,7 @@ def reencrypt_current_schema(*, batch_size: int = 200, report: RotationReport | 
                     except InvalidToken:
                         pass
                     fresh = rotate.rotate(token)
-                    cursor.execute(
-                        f"UPDATE {table} SET {column} = %s WHERE {pk} = %s AND {column} = %s",  # noqa: S608
-                        [fresh, row_id, token],
-                    )
+                    cursor.execute(swap_sql, [fresh, row_id, token])
                     if cursor.rowcount:
                         report.rotated += 1
                     else:

@@ -3,8 +3,8 @@ resolved address must be public (loopback too in development), the connection go
 that was checked (no second DNS lookup), no redirects, a total deadline (connect, TLS, headers and
 body together: ``_Watchdog``) and a size cap.
 
-The address rule is DOT's CIMD fetcher's (``oauth2_provider.cimd._ip_is_public``: IPv4 embedded in
-IPv6 forms is judged as IPv4), so both outbound paths of the platform agree.
+The URL and address rule is ``egress.rules`` (DOT's CIMD fetcher's address rule), which the identity
+providers' client (``identity.outbound``) follows too.
 
 Connections are kept alive per thread (``_connection``): the proactive refresh calls one token
 endpoint thousands of times a minute, and a new TCP (and TLS) connection per call cost more than the
@@ -22,7 +22,6 @@ import base64
 import contextlib
 import heapq
 import http.client
-import ipaddress
 import itertools
 import json
 import os
@@ -39,10 +38,10 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from django.conf import settings
-from oauth2_provider.cimd import _ip_is_public
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+from egress import rules
+
 _HEADER_BREAK = re.compile(r"[\r\n\x00]")
 KEEPALIVE_IDLE_SECONDS = 2.0
 MAX_POOLS_PER_THREAD = 16
@@ -76,43 +75,13 @@ def loopback_allowed() -> bool:
     return bool(settings.CONNECTORS_ALLOW_LOOPBACK_HTTP) and not settings.PRODUCTION
 
 
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _refused(code: str, message: str) -> OutboundError:
+    return OutboundError(code, message, transient=code == "unresolvable")
 
 
 def check_url(url: str) -> None:
     """Refuse a provider URL that is not https (or, in development, loopback http)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if not host or parts.username or parts.password or parts.fragment:
-        raise OutboundError("invalid_url", f"{url!r} is not a usable endpoint URL")
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and _is_loopback(host) and loopback_allowed():
-        return
-    raise OutboundError("insecure_url", f"{url!r} must use https (loopback http only in development)")
-
-
-def _addresses(host: str, port: int) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise OutboundError("unresolvable", f"cannot resolve {host!r}", transient=True) from exc
-    ips = [info[4][0] for info in infos]
-    for ip in ips:
-        if _ip_is_public(ip):
-            continue
-        if loopback_allowed() and _is_loopback(ip.split("%", 1)[0]):
-            continue
-        raise OutboundError("blocked_address", f"{host!r} resolves to a non-public address")
-    if not ips:
-        raise OutboundError("unresolvable", f"{host!r} has no address", transient=True)
-    return ips
+    rules.check_url(url, loopback_ok=loopback_allowed(), error=_refused)
 
 
 class _Watchdog:
@@ -264,7 +233,7 @@ def request(
     max_bytes = int(settings.CONNECTORS_HTTP_MAX_BYTES)
     deadline = time.monotonic() + budget
     last: OutboundError | None = None
-    for ip in _addresses(host, port):
+    for ip in rules.checked_addresses(host, port, loopback_ok=loopback_allowed(), error=_refused):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break

@@ -17,18 +17,16 @@ is deferred past the open time, spread at random."""
 from __future__ import annotations
 
 import logging
-import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
 
-from connectors import breaker, clock, slots, timing
+from connectors import backoff, breaker, clock, retired, slots, timing
 from connectors.crypto import reencrypt_current_schema
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Credential, Provider
-from connectors.services import _revoke_and_forget
 from connectors.tokens import UNCONFIRMED, RefreshBusy, refresh_claimed
 from observability import audit, metrics
 from tenants.models import Membership
@@ -44,7 +42,7 @@ REFRESH_OUTCOMES = (
 
 def _active_member() -> Exists:
     return Exists(
-        Membership.objects.filter(user_id=OuterRef("user_id"), tenant_id=connection.tenant.pk, is_active=True)
+        Membership.objects.active().filter(user_id=OuterRef("user_id"), tenant_id=connection.tenant.pk)
     )
 
 
@@ -99,12 +97,6 @@ def claim_batch(
     return claimed
 
 
-def backoff_delay(failures: int, *, base: float, cap: float) -> float:
-    """Exponential backoff with jitter (half fixed, half random), capped."""
-    delay = min(cap, base * 2 ** max(0, failures - 1))
-    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 (jitter, not security)
-
-
 def record_refresh_failure(account_id: int) -> str:
     """A transient failure: back off, or give up (``needs_reauth``) once the account has been failing
     for ``CONNECTORS_REFRESH_GIVE_UP_SECONDS`` (time with the provider's breaker open not counted:
@@ -122,12 +114,7 @@ def record_refresh_failure(account_id: int) -> str:
             account.refreshing_since = account.next_refresh_at = None
             outcome = "gave_up"
         else:
-            delay = backoff_delay(
-                account.refresh_failures,
-                base=settings.CONNECTORS_REFRESH_BACKOFF_BASE_SECONDS,
-                cap=settings.CONNECTORS_REFRESH_BACKOFF_MAX_SECONDS,
-            )
-            account.next_refresh_at = now + timedelta(seconds=delay)
+            account.next_refresh_at = now + backoff.refresh_retry(account.refresh_failures)
             outcome = "backoff"
         account.save()
     return outcome
@@ -245,34 +232,20 @@ def retry_revocations(*, batch_size: int = 100) -> Counts:
     """Revoke at the provider (RFC 7009) and delete the credentials of accounts pending revocation,
     claimed in batches; a failure backs off (``next_revocation_at``)."""
     counts: Counts = {"revoked": 0, "revocation_failed": 0}
+    pending = ConnectedAccount.objects.filter(revocation_pending=True)
     while True:
-        now = clock.now()
-        with transaction.atomic():
-            batch = list(
-                ConnectedAccount.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(revocation_pending=True)
-                .filter(Q(next_revocation_at__isnull=True) | Q(next_revocation_at__lte=now))
-                .order_by("pk")
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
-            ConnectedAccount.objects.filter(pk__in=batch).update(next_revocation_at=lease)
+        batch = backoff.claim_due(pending, field="next_revocation_at", now=clock.now(), size=batch_size)
         if not batch:
             return counts
         for account in ConnectedAccount.objects.select_related("provider").filter(pk__in=batch):
-            if _revoke_and_forget(account):
+            if retired.revoke_account(account):
                 counts["revoked"] += 1
                 ConnectedAccount.objects.filter(pk=account.pk).update(revocation_attempts=0, next_revocation_at=None)
                 continue
             counts["revocation_failed"] += 1
             attempts = account.revocation_attempts + 1
-            delay = backoff_delay(
-                attempts,
-                base=settings.CONNECTORS_REFRESH_BACKOFF_BASE_SECONDS,
-                cap=settings.CONNECTORS_REVOCATION_BACKOFF_MAX_SECONDS,
-            )
             ConnectedAccount.objects.filter(pk=account.pk).update(
-                revocation_attempts=attempts, next_revocation_at=clock.now() + timedelta(seconds=delay)
+                revocation_attempts=attempts, next_revocation_at=clock.now() + backoff.revocation_retry(attempts)
             )
 
 

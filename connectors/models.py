@@ -11,6 +11,9 @@ from django.conf import settings
 from django.db import models
 from fernet_fields import EncryptedTextField
 
+# a provider's OAuth endpoints (``Provider`` fields)
+ENDPOINT_FIELDS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint")
+
 
 class LiveProviders(models.Manager):
     """Providers not deleted. A deleted provider is kept (invisible: lists, lookups, the admin) until the
@@ -102,7 +105,7 @@ class ConnectedAccount(models.Model):
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     refresh_count = models.PositiveIntegerField(default=0)
     revocation_pending = models.BooleanField(default=False)
-    # lifecycle jobs (issue 11): the proactive refresh's lease/backoff and the revocation retries
+    # lifecycle jobs: the proactive refresh's lease/backoff and the revocation retries
     next_refresh_at = models.DateTimeField(null=True, blank=True, help_text="not refreshed by the job before")
     refresh_failures = models.PositiveIntegerField(default=0)
     refresh_failing_since = models.DateTimeField(null=True, blank=True)

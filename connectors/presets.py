@@ -7,14 +7,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from connectors.models import ENDPOINT_FIELDS
+
 PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"
 PRESET_FIELDS = (
     "display_name",
     "issuer",
-    "authorization_endpoint",
-    "token_endpoint",
-    "revocation_endpoint",
-    "userinfo_endpoint",
+    *ENDPOINT_FIELDS,
     "account_id_claim",
     "default_scopes",
     "scope_separator",

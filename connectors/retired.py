@@ -9,42 +9,26 @@ never receives them. Revocation is tried at once (a few, after the caller's comm
 ``connectors.sweep`` with backoff; a revoked grant's row is deleted. A provider that refuses a
 revocation outright (not a transient failure: the client is gone, the token type unsupported) will
 never accept it, so that row is deleted too (logged).
+
+The tokens of an account that ended (``revocation_pending``) are revoked from its own ``Credential``
+by ``revoke_account``: at once by the write that ended it, then by the sweep (``connectors.lifecycle``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from connectors import upstream
+from connectors import backoff, statements, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable
 from connectors.models import ConnectedAccount, Credential, Provider, RetiredGrant
 
 log = logging.getLogger(__name__)
 
 Counts = dict[str, int]
-
-_RETIRED = RetiredGrant._meta.db_table
-_CREDENTIALS = Credential._meta.db_table
-_ACCOUNTS = ConnectedAccount._meta.db_table
-_SECRET = RetiredGrant._meta.get_field("client_secret")
-
-# the credentials' ciphertext is copied as it is (every encrypted column uses FERNET_KEYS): one
-# statement for every account of a provider, nothing decrypted
-_RETIRE = f"""
-INSERT INTO {_RETIRED} (provider_id, account_id, reason, revocation_endpoint, client_id, client_secret,
-                        token_endpoint_auth_method, access_token, refresh_token, attempts, next_attempt_at, created_at)
-SELECT a.provider_id, a.id, %(reason)s, %(endpoint)s, %(client_id)s, %(secret)s, %(method)s,
-       c.access_token, c.refresh_token, 0, NULL, %(now)s
-FROM {_CREDENTIALS} AS c JOIN {_ACCOUNTS} AS a ON a.id = c.account_id
-WHERE a.provider_id = %(provider)s AND (%(account)s::bigint IS NULL OR a.id = %(account)s::bigint)
-"""  # noqa: S608 (table names come from model metadata, values are parameters)
-
 
 def retire_credentials(*, provider: Provider, reason: str, account_id: int | None = None) -> int:
     """Move the stored credentials of ``provider``'s accounts (or of one account) into retired grants
@@ -54,14 +38,14 @@ def retire_credentials(*, provider: Provider, reason: str, account_id: int | Non
         "reason": reason,
         "endpoint": provider.revocation_endpoint,
         "client_id": provider.client_id,
-        "secret": _SECRET.get_db_prep_save(provider.client_secret, connection),
+        "secret": statements.CLIENT_SECRET.get_db_prep_save(provider.client_secret, connection),
         "method": provider.token_endpoint_auth_method,
         "now": timezone.now(),
         "provider": provider.pk,
         "account": account_id,
     }
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_RETIRE, params)
+        cursor.execute(statements.RETIRE, params)
         retired = cursor.rowcount
         credentials = Credential.objects.filter(account__provider=provider)
         if account_id is not None:
@@ -149,6 +133,26 @@ def discard(*, provider: Provider, tokens: upstream.TokenSet, reason: str, accou
         log.warning("connectors: unrevoked tokens of provider %s could not be kept for the sweep", provider.pk)
 
 
+def revoke_account(account: ConnectedAccount) -> bool:
+    """Revoke the stored tokens of an account that ended (disconnected, its member gone, its provider
+    deleted) at the provider, then delete them. False when revocation failed. A credential written
+    meanwhile (a reconnect: another generation) is not deleted."""
+    credential = Credential.objects.filter(account=account).first()
+    if credential is not None:
+        try:
+            if credential.refresh_token:
+                upstream.revoke(account.provider, credential.refresh_token, "refresh_token")
+            upstream.revoke(account.provider, credential.access_token, "access_token")
+        except ConnectorError as exc:
+            log.warning("connectors: revocation of account %s failed (%s); the sweep retries", account.pk, exc.code)
+            return False
+    with transaction.atomic():
+        if credential is not None:
+            Credential.objects.filter(pk=credential.pk, generation=credential.generation).delete()
+        ConnectedAccount.objects.filter(pk=account.pk).update(revocation_pending=False, updated_at=timezone.now())
+    return True
+
+
 def pending(*, provider_id: int | None = None, account_id: int | None = None) -> QuerySet[RetiredGrant]:
     grants = RetiredGrant.objects.all()
     if provider_id is not None:
@@ -172,20 +176,11 @@ def revoke_some(grants: QuerySet[RetiredGrant], *, limit: int) -> tuple[int, int
 def sweep(*, batch_size: int = 100) -> Counts:
     """``connectors.sweep``: revoke retired grants that are due, claimed in batches (``SKIP LOCKED`` and
     a lease, as the account revocations); a transient failure backs off."""
-    from connectors.lifecycle import backoff_delay  # lifecycle imports the services, which import this
-
     counts: Counts = {"retired_revoked": 0, "retired_failed": 0}
     while True:
-        now = timezone.now()
-        with transaction.atomic():
-            batch = list(
-                RetiredGrant.objects.select_for_update(skip_locked=True)
-                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .order_by("pk")
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            lease = now + timedelta(seconds=settings.CONNECTORS_REFRESH_LEASE_SECONDS)
-            RetiredGrant.objects.filter(pk__in=batch).update(next_attempt_at=lease)
+        batch = backoff.claim_due(
+            RetiredGrant.objects.all(), field="next_attempt_at", now=timezone.now(), size=batch_size
+        )
         if not batch:
             return counts
         for grant in RetiredGrant.objects.filter(pk__in=batch).order_by("pk"):
@@ -194,11 +189,6 @@ def sweep(*, batch_size: int = 100) -> Counts:
                 continue
             counts["retired_failed"] += 1
             attempts = grant.attempts + 1
-            delay = backoff_delay(
-                attempts,
-                base=settings.CONNECTORS_REFRESH_BACKOFF_BASE_SECONDS,
-                cap=settings.CONNECTORS_REVOCATION_BACKOFF_MAX_SECONDS,
-            )
             RetiredGrant.objects.filter(pk=grant.pk).update(
-                attempts=attempts, next_attempt_at=timezone.now() + timedelta(seconds=delay)
+                attempts=attempts, next_attempt_at=timezone.now() + backoff.revocation_retry(attempts)
             )

@@ -1,11 +1,11 @@
-"""The connectors' periodic jobs (``tenants.schedules``: created once after the public schema is
+"""The connectors' periodic jobs (``jobs.schedules``: created once after the public schema is
 migrated, admin-editable afterwards; changed intervals are kept)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tenants.schedules import Every, ensure_schedules
+from jobs.schedules import Every, ensure_schedules
 
 SCHEDULES = [
     Every("Refresh connector tokens about to expire", "connectors.refresh_expiring", 60),

@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from celery import signature
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -39,23 +40,34 @@ from connectors import discovery, http, id_tokens, retired, timing, upstream
 from connectors import endpoints as endpoint_rules
 from connectors.endpoints import EndpointError
 from connectors.errors import ConnectorError, ProviderUnavailable
-from connectors.models import AuthorizationRequest, ConnectedAccount, Credential, Provider, RetiredGrant
+from connectors.models import (
+    ENDPOINT_FIELDS,
+    AuthorizationRequest,
+    ConnectedAccount,
+    Credential,
+    Provider,
+    RetiredGrant,
+)
 from connectors.presets import documented_lifetime, preset, preset_names
 from connectors.tokens import refresh_lock
 from observability import audit
+from tenants.models import Tenant
 from tenants.services import Outcome
 
 log = logging.getLogger(__name__)
 
 Status = ConnectedAccount.Status
 STATE_TTL = timedelta(minutes=10)
-ENDPOINT_FIELDS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint")
 URL_FIELDS = ("issuer", *ENDPOINT_FIELDS, "mcp_endpoint", "api_base_url", "jwks_uri")
 # where members' tokens and the client secret go: changing any of these ends every stored grant
 GRANT_FIELDS = ("issuer", *ENDPOINT_FIELDS, "mcp_endpoint", "api_base_url", "client_id")
 DISCOVERED_FIELDS = ("jwks_uri", "authorization_response_iss_parameter_supported")
 INLINE_REVOCATIONS = 20  # revoked right after the change; the rest (or all, if the provider is down) by the sweep
 AUDIT_EVENT = "connector_provider"
+# the task ``connectors.tasks.sweep_after_event_in_tenant``, queued by its name (that module imports this one)
+SWEEP_AFTER_EVENT = "connectors.sweep_after_event_in_tenant"
+# a broker that does not answer at once: give up quickly, the periodic sweep will do it
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
 def digest(value: str) -> str:
@@ -70,10 +82,16 @@ def _after_commit(work: Callable[[], Any]) -> None:
         work()
 
 
-def _queue_sweep(reason: str) -> None:
-    """The upstream sweep of this tenant, now (it retries what could not be revoked at once)."""
-    from connectors.receivers import queue_upstream_sweep  # receivers -> tasks -> this module
+def queue_upstream_sweep(tenant: Tenant, reason: str) -> None:
+    """The tenant's upstream sweep, queued now (it retries what could not be revoked at once). Never
+    raises: a broker that does not answer is logged, and the periodic sweep catches up."""
+    try:
+        signature(SWEEP_AFTER_EVENT, args=(tenant.schema_name,)).apply_async(retry_policy=PUBLISH_RETRY)
+    except Exception:  # any broker error
+        log.warning("connectors: could not queue the upstream sweep of %s after %s", tenant.schema_name, reason)
 
+
+def _queue_sweep(reason: str) -> None:
     queue_upstream_sweep(connection.tenant, reason)
 
 
@@ -333,7 +351,7 @@ def _finish_deletion(provider_id: int) -> Callable[[], None]:
             provider_id=provider_id, revocation_pending=True
         )
         for account in pending_accounts[:INLINE_REVOCATIONS]:
-            if not _revoke_and_forget(account):
+            if not retired.revoke_account(account):
                 break
         retired.revoke_some(retired.pending(provider_id=provider_id), limit=INLINE_REVOCATIONS)
         if not purge_deleted_providers(provider_id=provider_id):
@@ -409,7 +427,7 @@ def _end_previous_grant(account: ConnectedAccount, provider: Provider) -> None:
     after the new one was issued would revoke the new one too. The refresh state starts afresh.
     ``ProviderUnavailable`` when a previous grant at this provider cannot be revoked now: the user
     retries, rather than getting a grant the sweep would later revoke with the old one."""
-    if account.revocation_pending and not _revoke_and_forget(account):
+    if account.revocation_pending and not retired.revoke_account(account):
         raise ProviderUnavailable("revocation_pending", "the previous connection could not be revoked yet")
     with transaction.atomic():
         locked = ConnectedAccount.objects.select_for_update().get(pk=account.pk)
@@ -630,25 +648,6 @@ def _store_connection(
 # --- disconnect and the revocation sweep ------------------------------------------------------------
 
 
-def _revoke_and_forget(account: ConnectedAccount) -> bool:
-    """Revoke the stored tokens at the provider, then delete them. False when revocation failed. A
-    credential written meanwhile (a reconnect: another generation) is not deleted."""
-    credential = Credential.objects.filter(account=account).first()
-    if credential is not None:
-        try:
-            if credential.refresh_token:
-                upstream.revoke(account.provider, credential.refresh_token, "refresh_token")
-            upstream.revoke(account.provider, credential.access_token, "access_token")
-        except ConnectorError as exc:
-            log.warning("connectors: revocation of account %s failed (%s); the sweep retries", account.pk, exc.code)
-            return False
-    with transaction.atomic():
-        if credential is not None:
-            Credential.objects.filter(pk=credential.pk, generation=credential.generation).delete()
-        ConnectedAccount.objects.filter(pk=account.pk).update(revocation_pending=False, updated_at=timezone.now())
-    return True
-
-
 def _mark_revoked(account: ConnectedAccount, reason: str) -> None:
     """Revoked, pending revocation at the provider; a refresh in flight can no longer store."""
     account.status = Status.REVOKED
@@ -673,7 +672,7 @@ def disconnect(*, user_id: int, provider_key: str) -> tuple[ConnectedAccount, Ou
         if account is None:
             raise ConnectorError("not_connected", f"no {provider_key!r} account to disconnect")
         _mark_revoked(account, "disconnected")
-    if _revoke_and_forget(account):
+    if retired.revoke_account(account):
         return account, Outcome(True, f"{provider_key} disconnected and revoked at the provider")
     return account, Outcome(True, f"{provider_key} disconnected; revocation at the provider is pending")
 
@@ -694,7 +693,7 @@ def disconnect_account(*, account_id: int, actor_user_id: int, request: HttpRequ
         _audit("account_disconnected", key, actor_user_id=actor_user_id, request=request, source="admin")
 
     def revoke() -> None:
-        if not _revoke_and_forget(account):
+        if not retired.revoke_account(account):
             _queue_sweep("account_disconnected")
 
     _after_commit(revoke)

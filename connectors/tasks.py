@@ -25,15 +25,14 @@ from celery import shared_task
 from django.conf import settings
 
 from connectors import clock, lifecycle
-from connectors.services import purge_authorization_requests, sweep_provider_leftovers
+from connectors.services import SWEEP_AFTER_EVENT, purge_authorization_requests, sweep_provider_leftovers
+from jobs.fanout import fan_out
 from jobs.runner import Counts, run_in_tenant
-from tenants.fanout import fan_out
 from tenants.models import Tenant
 
 REFRESH = "connectors.refresh_expiring_in_tenant"
 REFRESH_PART = "connectors.refresh_batches_in_tenant"
 SWEEP = "connectors.sweep_in_tenant"
-SWEEP_AFTER_EVENT = "connectors.sweep_after_event_in_tenant"
 REENCRYPT = "connectors.reencrypt_in_tenant"
 
 

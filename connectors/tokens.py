@@ -54,7 +54,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
 
-from connectors import breaker, clock, presets, retired, timing, upstream
+from connectors import breaker, clock, presets, retired, statements, timing, upstream
 from connectors.errors import ConnectorError, ProviderUnavailable, ReauthRequired
 from connectors.models import ConnectedAccount, Credential, Provider
 from observability import audit, metrics
@@ -206,77 +206,35 @@ def _unmark(account_id: int, *, unconfirmed: bool) -> None:
     ConnectedAccount.objects.filter(pk=account_id, status=Status.REFRESHING).update(**fields)
 
 
-# --- the two hand-written statements (see the module docstring) -------------------------------------
-
-_ACCOUNTS = ConnectedAccount._meta.db_table
-_CREDENTIALS = Credential._meta.db_table
-_ACCESS_TOKEN = Credential._meta.get_field("access_token")
-_REFRESH_TOKEN = Credential._meta.get_field("refresh_token")
-_GRANTED_SCOPES = ConnectedAccount._meta.get_field("granted_scopes")
-
-# the common case of ``_mark_or_settle``: refreshable (a credential with a refresh token) and either
-# due by the caller's rule (``connectors.timing.DUE_SQL``, the same as ``timing.is_due``) or left
-# ``refreshing`` by a refresher that died
-_MARK = f"""
-WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
-UPDATE {_ACCOUNTS} AS a SET status = 'refreshing', refreshing_since = %(now)s, updated_at = %(now)s
-FROM async, (SELECT id, status, status_reason FROM {_ACCOUNTS} WHERE id = %(id)s FOR UPDATE) AS old,
-  {_CREDENTIALS} AS c
-WHERE a.id = old.id AND c.account_id = a.id AND c.refresh_token IS NOT NULL
-  AND (a.status = 'refreshing' OR (a.status = 'active' AND {timing.DUE_SQL}))
-RETURNING old.status = 'refreshing' OR old.status_reason = '{UNCONFIRMED}', a.user_id, a.provider_id, c.refresh_token,
-  c.generation
-"""  # noqa: S608 (table names come from model metadata, values are parameters)
-
-# what the second transaction of the ORM version did: the rotated tokens and the account's new state
-# in one statement (one durable commit). The account goes back to ``active`` only if it is still
-# ``refreshing``: a disconnect or the sweep that revoked it meanwhile keeps its state. Nothing is stored
-# unless the credential still has the generation it was read with: a reconnect, a disconnect or a
-# provider change meanwhile gave it another one (or deleted it). The token's issue time and lifetime
-# are stored with it (``connectors.timing``).
-_STORE = f"""
-WITH c AS (
-  UPDATE {_CREDENTIALS} SET access_token = %(access)s, refresh_token = COALESCE(%(refresh)s, refresh_token),
-    token_type = %(token_type)s, updated_at = %(now)s
-  WHERE account_id = %(id)s AND generation = %(generation)s RETURNING account_id
-)
-UPDATE {_ACCOUNTS} SET
-  status = CASE WHEN status = 'refreshing' THEN 'active' ELSE status END,
-  status_reason = CASE WHEN status = 'refreshing' THEN '' ELSE status_reason END,
-  refreshing_since = NULL, refresh_failures = 0, refresh_failing_since = NULL, next_refresh_at = NULL,
-  expires_at = %(expires_at)s, token_issued_at = %(now)s, token_lifetime_seconds = %(lifetime)s,
-  granted_scopes = COALESCE(%(scopes)s, granted_scopes),
-  last_refreshed_at = %(now)s, refresh_count = refresh_count + 1, updated_at = %(now)s
-WHERE id IN (SELECT account_id FROM c)
-RETURNING id
-"""  # noqa: S608 (table names come from model metadata, values are parameters)
+# --- the two hand-written statements (see the module docstring): connectors.statements ---------------
 
 
 def _mark(account_id: int, rule: timing.Rule, now: datetime) -> _Marked | None:
     with connection.cursor() as cursor:
-        cursor.execute(_MARK, {"id": account_id, **timing.due_params(rule, now)})
+        cursor.execute(statements.MARK, {"id": account_id, "unconfirmed": UNCONFIRMED, **timing.due_params(rule, now)})
         row = cursor.fetchone()
     if row is None:
         return None
     interrupted, user_id, provider_id, raw_refresh, generation = row
-    refresh_token = _REFRESH_TOKEN.from_db_value(bytes(raw_refresh), None, connection)
+    refresh_token = statements.REFRESH_TOKEN.from_db_value(bytes(raw_refresh), None, connection)
     return _Marked(bool(interrupted), user_id, provider_id, refresh_token, generation=generation)
 
 
 def _store(account_id: int, tokens: upstream.TokenSet, times: timing.TokenTimes, generation: int) -> bool:
+    refresh, scopes = statements.REFRESH_TOKEN, statements.GRANTED_SCOPES
     params = {
         "id": account_id,
         "generation": generation,
         "now": times.issued_at,
-        "access": _ACCESS_TOKEN.get_db_prep_save(tokens.access_token, connection),
-        "refresh": _REFRESH_TOKEN.get_db_prep_save(tokens.refresh_token, connection) if tokens.refresh_token else None,
+        "access": statements.ACCESS_TOKEN.get_db_prep_save(tokens.access_token, connection),
+        "refresh": refresh.get_db_prep_save(tokens.refresh_token, connection) if tokens.refresh_token else None,
         "token_type": tokens.token_type,
         "expires_at": times.expires_at,
         "lifetime": times.lifetime,
-        "scopes": _GRANTED_SCOPES.get_db_prep_save(tokens.scopes, connection) if tokens.scopes is not None else None,
+        "scopes": scopes.get_db_prep_save(tokens.scopes, connection) if tokens.scopes is not None else None,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_STORE, params)
+        cursor.execute(statements.STORE, params)
         return cursor.fetchone() is not None
 
 

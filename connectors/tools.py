@@ -19,18 +19,16 @@ from declarations.tools import (
     CONNECTOR_UNAVAILABLE,
     ToolArgumentError,
     ToolConnectorError,
+    arguments_schema,
     tool,
 )
 from tenants.resources import canonical_base_url
 
 # a provider key as connectors.models.Provider.key allows it
 PROVIDER = {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}
-PROVIDER_AND_QUERY = {
-    "type": "object",
-    "properties": {"provider": PROVIDER, "query": {"type": "string", "maxLength": 200}},
-    "required": ["provider"],
-    "additionalProperties": False,
-}
+PROVIDER_AND_QUERY = arguments_schema(
+    {"provider": PROVIDER, "query": {"type": "string", "maxLength": 200}}, required=("provider",)
+)
 PROFILE_FIELDS = ("sub", "email", "email_verified", "name", "preferred_username", "login", "id")
 
 
@@ -76,20 +74,13 @@ def connector_failures(context: ToolContext, provider_key: str) -> Iterator[None
     name="connector_profile",
     title="Connected account profile",
     description="Your profile at a connected provider (OpenID userinfo), e.g. to confirm which account is connected.",
-    input_schema={
-        "type": "object",
-        "properties": {"provider": PROVIDER},
-        "required": ["provider"],
-        "additionalProperties": False,
-    },
+    input_schema=arguments_schema({"provider": PROVIDER}, required=("provider",)),
     scopes=("connections",),
     read_only=True,
 )
 def connector_profile(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     key = arguments["provider"]
-    provider = selectors.provider_by_key(key)
-    if provider is None or not provider.userinfo_endpoint:
-        raise ToolArgumentError(f"no provider {key!r} with a userinfo endpoint in this workspace")
+    provider = _provider_with(key, "userinfo_endpoint", "a userinfo endpoint")
     user_id = context.principal.user_id
     with connector_failures(context, key):
         token = tokens.access_token(user_id=user_id, provider_key=key)
@@ -153,16 +144,37 @@ def connector_crm_search(context: ToolContext, arguments: dict[str, Any]) -> dic
     return {"provider": key, "contacts": (result.get("structuredContent") or {}).get("contacts", [])}
 
 
-def _with_one_refresh(user_id: int, key: str, send: Callable[[str], http.Response]) -> http.Response:
+def _provider_with(key: str, field: str, what: str) -> Provider:
+    """The provider ``key`` of this workspace, if it has ``field`` (``what`` names it for the caller)."""
+    provider = selectors.provider_by_key(key)
+    if provider is None or not getattr(provider, field):
+        raise ToolArgumentError(f"no provider {key!r} with {what} in this workspace")
+    return provider
+
+
+def _answer(
+    context: ToolContext,
+    key: str,
+    send: Callable[[str], http.Response],
+    *,
+    usable: Callable[[dict[str, Any]], bool],
+    source: str,
+) -> dict[str, Any]:
     """Send with the account's token; if the provider answers 401 (expired or revoked upstream), one
-    forced refresh decides: retried once with the new token, and a second refusal means reconnect."""
-    token = tokens.access_token(user_id=user_id, provider_key=key)
-    response = send(token)
-    if response.status == 401:
-        response = send(tokens.refresh_refused(user_id=user_id, provider_key=key, refused_token=token))
-    if response.status in (401, 403):
-        raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that API")
-    return response
+    forced refresh decides: retried once with the new token, and a second refusal means reconnect.
+    The answer: a 200 JSON object that is ``usable``, else the provider is unavailable."""
+    with connector_failures(context, key):
+        user_id = context.principal.user_id
+        token = tokens.access_token(user_id=user_id, provider_key=key)
+        response = send(token)
+        if response.status == 401:
+            response = send(tokens.refresh_refused(user_id=user_id, provider_key=key, refused_token=token))
+        if response.status in (401, 403):
+            raise ReauthRequired("insufficient_upstream_access", "the connected account cannot use that API")
+        body = response.json()
+        if response.status != 200 or not isinstance(body, dict) or not usable(body):
+            raise ProviderUnavailable("upstream_error", f"the provider's {source} answered HTTP {response.status}")
+    return body
 
 
 def _upstream_tool_result(
@@ -170,18 +182,14 @@ def _upstream_tool_result(
 ) -> dict[str, Any]:
     """``tools/call`` of ``name`` at the provider's MCP endpoint through the user's connected account
     (one forced refresh on a 401); the JSON-RPC ``result``."""
-    provider = selectors.provider_by_key(key)
-    if provider is None or not provider.mcp_endpoint:
-        raise ToolArgumentError(f"no provider {key!r} with an MCP endpoint in this workspace")
-    with connector_failures(context, key):
-        response = _with_one_refresh(
-            context.principal.user_id,
-            key,
-            lambda token: _call_upstream_tool(provider, token, name, arguments, idempotency_key),
-        )
-        body = response.json()
-        if response.status != 200 or not isinstance(body, dict) or "result" not in body:
-            raise ProviderUnavailable("upstream_error", f"the provider's MCP endpoint answered HTTP {response.status}")
+    provider = _provider_with(key, "mcp_endpoint", "an MCP endpoint")
+    body = _answer(
+        context,
+        key,
+        lambda token: _call_upstream_tool(provider, token, name, arguments, idempotency_key),
+        usable=lambda body: "result" in body,
+        source="MCP endpoint",
+    )
     return body["result"]
 
 
@@ -198,17 +206,15 @@ def _upstream_tool_result(
 )
 def connector_crm_contacts(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     key = arguments["provider"]
-    provider = selectors.provider_by_key(key)
-    if provider is None or not provider.api_base_url:
-        raise ToolArgumentError(f"no provider {key!r} with a REST API in this workspace")
+    provider = _provider_with(key, "api_base_url", "a REST API")
     url = f"{provider.api_base_url}/crm/contacts?{urlencode({'query': arguments.get('query', '')})}"
-    with connector_failures(context, key):
-        response = _with_one_refresh(
-            context.principal.user_id, key, lambda token: upstream.call(provider, "GET", url, bearer=token)
-        )
-        body = response.json()
-        if response.status != 200 or not isinstance(body, dict) or not isinstance(body.get("contacts"), list):
-            raise ProviderUnavailable("upstream_error", f"the provider's API answered HTTP {response.status}")
+    body = _answer(
+        context,
+        key,
+        lambda token: upstream.call(provider, "GET", url, bearer=token),
+        usable=lambda body: isinstance(body.get("contacts"), list),
+        source="API",
+    )
     fields = ("id", "name", "email", "company", "phone")
     contacts = [{f: c.get(f) for f in fields if f in c} for c in body["contacts"] if isinstance(c, dict)]
     return {"provider": key, "contacts": contacts}
@@ -221,16 +227,14 @@ def connector_crm_contacts(context: ToolContext, arguments: dict[str, Any]) -> d
         "Add a note to a contact of another workspace you connected (a provider with an MCP endpoint). "
         "Send an idempotency key in _meta so a retried call adds the note once."
     ),
-    input_schema={
-        "type": "object",
-        "properties": {
+    input_schema=arguments_schema(
+        {
             "provider": PROVIDER,
             "contact_id": {"type": "integer", "minimum": 1},
             "body": {"type": "string", "minLength": 1, "maxLength": 5000},
         },
-        "required": ["provider", "contact_id", "body"],
-        "additionalProperties": False,
-    },
+        required=("provider", "contact_id", "body"),
+    ),
     scopes=("connections",),
     read_only=False,
     writes_upstream=True,

@@ -3,10 +3,6 @@ Thin: each view calls one service or selector."""
 
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any
-
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from connectors import selectors, services
 from connectors.errors import ConnectorError
-from tenants.selectors import active_membership
+from tenants.views import members_only
 
 # what the callback page says for each error code (the code itself is shown too)
 CALLBACK_ERRORS = {
@@ -48,18 +44,6 @@ CALLBACK_ERRORS = {
     "timeout": "The provider did not answer in time. Try again in a moment.",
     "connection_failed": "The provider could not be reached. Try again in a moment.",
 }
-
-
-def members_only(view: Any) -> Any:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if active_membership(request.user.pk, request.tenant.pk) is None:
-            return render(request, "oauth/not_a_member.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _provider_or_404(key: str):

@@ -1,7 +1,7 @@
 """The CRM's read API (DRF), ``H/t/<slug>/api/crm/contacts?query=&limit=``: the same search as the
 ``crm_search_contacts`` tool, for REST callers. Protected by this tenant's own authorization server:
 a platform token for this tenant's API (audience ``H/t/<slug>/api``) with ``crm.read``, or a signed-in
-member's session (``tenants.api.TenantAPIView``). Other tenants' connectors call it through an account
+member's session (``resource_api.views.TenantAPIView``). Other tenants' connectors call it through an account
 their user connected here (``connectors.tools.connector_crm_contacts``)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from crm import selectors
 from crm.tools import contact_data
-from tenants.api import TenantAPIView
+from resource_api.views import TenantAPIView
 
 
 @dataclass(frozen=True)

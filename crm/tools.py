@@ -9,7 +9,7 @@ from crm import selectors, services
 from crm.errors import NotFound
 from crm.models import Contact, Note
 from declarations.principal import ToolContext
-from declarations.tools import ToolArgumentError, tool
+from declarations.tools import ToolArgumentError, arguments_schema, tool
 
 CONTACT = {
     "type": "object",
@@ -52,14 +52,12 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     name="crm_search_contacts",
     title="Search contacts",
     description="Search this workspace's CRM contacts by name, email or company.",
-    input_schema={
-        "type": "object",
-        "properties": {
+    input_schema=arguments_schema(
+        {
             "query": {"type": "string", "maxLength": 200},
             "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-        },
-        "additionalProperties": False,
-    },
+        }
+    ),
     output_schema={
         "type": "object",
         "properties": {"contacts": {"type": "array", "items": CONTACT}},
@@ -77,12 +75,7 @@ def search_contacts(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name="crm_get_contact",
     title="Get a contact",
     description="Fetch one contact with its latest notes.",
-    input_schema={
-        "type": "object",
-        "properties": {"contact_id": CONTACT_ID},
-        "required": ["contact_id"],
-        "additionalProperties": False,
-    },
+    input_schema=arguments_schema({"contact_id": CONTACT_ID}, required=("contact_id",)),
     scopes=("crm.read",),
     read_only=True,
 )
@@ -95,12 +88,10 @@ def get_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name="crm_create_note",
     title="Add a note",
     description="Add a note to a contact.",
-    input_schema={
-        "type": "object",
-        "properties": {"contact_id": CONTACT_ID, "body": {"type": "string", "minLength": 1, "maxLength": 5000}},
-        "required": ["contact_id", "body"],
-        "additionalProperties": False,
-    },
+    input_schema=arguments_schema(
+        {"contact_id": CONTACT_ID, "body": {"type": "string", "minLength": 1, "maxLength": 5000}},
+        required=("contact_id", "body"),
+    ),
     scopes=("crm.write",),
     read_only=False,
 )
@@ -113,18 +104,16 @@ def create_note(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name="crm_update_contact",
     title="Update a contact",
     description="Change a contact's name, email, company or phone.",
-    input_schema={
-        "type": "object",
-        "properties": {
+    input_schema=arguments_schema(
+        {
             "contact_id": CONTACT_ID,
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
             "email": {"type": "string", "maxLength": 254},
             "company": {"type": "string", "maxLength": 200},
             "phone": {"type": "string", "maxLength": 50},
         },
-        "required": ["contact_id"],
-        "additionalProperties": False,
-    },
+        required=("contact_id",),
+    ),
     output_schema=CONTACT,
     scopes=("crm.write",),
     read_only=False,
@@ -139,12 +128,7 @@ def update_contact(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name="crm_delete_contact",
     title="Delete a contact",
     description="Permanently delete a contact and its notes.",
-    input_schema={
-        "type": "object",
-        "properties": {"contact_id": CONTACT_ID},
-        "required": ["contact_id"],
-        "additionalProperties": False,
-    },
+    input_schema=arguments_schema({"contact_id": CONTACT_ID}, required=("contact_id",)),
     scopes=("crm.admin",),
     read_only=False,
     destructive=True,

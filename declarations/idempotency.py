@@ -1,4 +1,4 @@
-"""The idempotency-key convention of this platform's MCP endpoint (issue 13), low enough that both the
+"""The idempotency-key convention of this platform's MCP endpoint (exactly-once writes), low enough that both the
 endpoint (``mcp_tools.idempotency``) and connector tools that call another MCP server can name it.
 
 MCP (2026-07-28) defines no idempotency key (SEP-3182 proposed an ``idempotencyKey`` field and was

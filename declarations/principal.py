@@ -18,6 +18,6 @@ class Principal:
 @dataclass(frozen=True)
 class ToolContext:
     principal: Principal
-    # exactly-once (issue 13): for a ``writes_upstream`` tool called with an idempotency key, the key to
+    # exactly-once: for a ``writes_upstream`` tool called with an idempotency key, the key to
     # send upstream, derived from (tenant, user, client, tool, client key): the same on every retry
     upstream_idempotency_key: str | None = None

@@ -63,7 +63,7 @@ class ToolSpec:
     destructive: bool
     needs_connector: str | None
     handler: Handler = field(compare=False)
-    # exactly-once (issue 13): the tool writes at a provider (outside this database); see mcp_tools.idempotency
+    # exactly-once: the tool writes at a provider (outside this database); see mcp_tools.idempotency
     writes_upstream: bool = False
     # client capabilities the tool cannot run without (e.g. "sampling"): a call from a client that did
     # not declare them is refused with -32021 (mcp_tools.capabilities), never run on an assumption
@@ -87,6 +87,15 @@ class ToolSpec:
 
 
 _REGISTRY: dict[str, ToolSpec] = {}
+
+
+def arguments_schema(properties: dict[str, Any], *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A tool's ``input_schema``: an object of these properties and no others."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    schema["additionalProperties"] = False
+    return schema
 
 
 def tool(

@@ -1,7 +1,7 @@
 """Outbound HTTP to a tenant's identity provider (discovery, JWKS, token endpoint), SSRF-safe.
 
-The same rules as the connectors' outbound calls (``connectors.http``): https only (loopback http in
-development only), every resolved address public (DOT's CIMD rule, ``_ip_is_public``; loopback too in
+The same rules as the connectors' outbound calls (``connectors.http``), from ``egress.rules``: https
+only (loopback http in development only), every resolved address public (loopback too in
 development), the connection made to the address that was checked (no second DNS lookup: the URL's
 host is replaced by the checked address, TLS still verifies the name through SNI and ``Host`` keeps
 it), no redirects, a time budget and a size cap.
@@ -9,66 +9,34 @@ it), no redirects, a time budget and a size cap.
 It is an ``httpx2`` transport because authlib's OAuth 2.0 client (``authlib.integrations.httpx_client``,
 on ``httpx2`` as authlib prefers it) takes one: the token request authlib builds and sends goes
 through the same rules as the fetches here. ``connectors.http`` sits in a layer above this one, so
-its urllib3 pool cannot be reused here; the address rule is shared through DOT.
+its urllib3 pool cannot be reused here; the rule is shared through ``egress``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 from django.conf import settings
-from oauth2_provider.cimd import _ip_is_public
 
+from egress import rules
 from identity.errors import IdentityError
-
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
 def loopback_allowed() -> bool:
     return bool(settings.IDENTITY_ALLOW_LOOPBACK_HTTP) and not settings.PRODUCTION
 
 
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str) -> None:
     """Refuse an identity provider URL that is not https (or, in development, loopback http)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if not host or parts.username or parts.password or parts.fragment:
-        raise IdentityError("invalid_url", f"{url!r} is not a usable URL")
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and _is_loopback(host) and loopback_allowed():
-        return
-    raise IdentityError("insecure_url", f"{url!r} must use https (loopback http only in development)")
+    rules.check_url(url, loopback_ok=loopback_allowed(), error=IdentityError)
 
 
 def checked_address(host: str, port: int) -> str:
     """The first address of ``host``, after every address it resolves to has passed the rule."""
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise IdentityError("unresolvable", f"cannot resolve {host!r}") from exc
-    ips = [info[4][0] for info in infos]
-    if not ips:
-        raise IdentityError("unresolvable", f"{host!r} has no address")
-    for ip in ips:
-        if _ip_is_public(ip) or (loopback_allowed() and _is_loopback(ip.split("%", 1)[0])):
-            continue
-        raise IdentityError("blocked_address", f"{host!r} resolves to a non-public address")
-    return ips[0]
+    return rules.checked_addresses(host, port, loopback_ok=loopback_allowed(), error=IdentityError)[0]
 
 
 class SafeTransport(httpx2.BaseTransport):

@@ -514,7 +514,7 @@ def _connect(in_a: Browser, in_b: Browser, key: str) -> None:
 
 
 def mutating_retry_applies_once(world: World) -> None:
-    """Issue 13: a write refused for scope, retried after the user re-authorizes (step-up) with the same
+    """Exactly-once: a write refused for scope, retried after the user re-authorizes (step-up) with the same
     idempotency key, is applied; a retry after a refresh (the answer was lost) and another with the same
     key return the stored result instead of writing again; other arguments under the key are refused."""
     url, marker = world.mcp(world.a), f"lifecycle {world.run} exactly once"

@@ -20,7 +20,7 @@ class Check:
     run: Callable[[World], None]
 
 
-# printed in this order (the first six spelled as in issue 12)
+# printed in this order (the first six are the checks the lifecycle test was specified with)
 CHECKS = [
     Check("challenge via mcp/www_authenticate", checks.challenge_via_tool_result),
     Check("code+pkce exchange", checks.code_pkce_exchange),

@@ -25,8 +25,8 @@ from mcp_tools.protocol import Answered
 from mcp_tools.statements import BEARER, TENANT_FIELDS
 from oauth.issuer import mcp_resource
 from oauth.models import ChallengeChannel
+from pgtenancy.prepared import fetch_prepared
 from tenants.models import Membership, Tenant
-from tenants.prepared import fetch_prepared
 from tenants.routing import confirm_tenant
 from tenants.selectors import tenant_by_slug
 

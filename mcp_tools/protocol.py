@@ -213,7 +213,7 @@ def result_body(
     incoming: Incoming, result: Any, *, server_info: dict[str, str] | None = None, plain: bool = True
 ) -> dict[str, Any]:
     """``plain=False``: never ``plain_tool_result``'s direct form (which keeps a NaN or infinity in the
-    structured content as it is, where the schema's dump writes null: see ``views._tool_answer``)."""
+    structured content as it is, where the schema's dump writes null: see ``tool_answer``)."""
     data = plain_tool_result(incoming, result) if plain else None
     if data is None:
         data = surface_result(incoming, result)

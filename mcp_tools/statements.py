@@ -18,8 +18,8 @@ from oauth2_provider.models import AccessToken, Application
 from accounts.models import User
 from mcp_tools.models import IdempotencyRecord, ToolPolicy
 from oauth.models import ClientProfile
+from pgtenancy.prepared import TenantStatement
 from tenants.models import Membership, Tenant
-from tenants.prepared import TenantStatement
 
 # --- the caller's role in a tenant -------------------------------------------------------------------
 
@@ -53,7 +53,7 @@ def _bearer_statement() -> TenantStatement:
     token, its client, the caller's role in this tenant (NULL if not an active member:
     ``active_role_sql``), the client's challenge channel and the tool's matrix row. Written as SQL
     because this runs on every MCP request and the ORM's compilation of the equivalent
-    Exists/Subquery annotations costs more than the query; prepared (``tenants.prepared``) because
+    Exists/Subquery annotations costs more than the query; prepared (``pgtenancy.prepared``) because
     PostgreSQL's planning of its eight relations costs more than executing it. The tenant's tables are
     schema-qualified, one statement per schema (``TenantStatement``), so calls that alternate between
     tenants keep each schema's plan instead of re-planning on every call. Parameters: the token's

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from jobs.fanout import fan_out, in_active_tenant
 from mcp_tools.idempotency import purge_expired
-from tenants.fanout import fan_out, in_active_tenant
 
 
 @shared_task(name="mcp_tools.purge_idempotency_records_in_tenant")

@@ -9,6 +9,9 @@ value and its checksum are never shown, and revoking goes through ``oauth.servic
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin
 from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin
@@ -26,18 +29,6 @@ for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
 class ClientProfileInline(admin.StackedInline):
     model = ClientProfile
     can_delete = False
-    fields = (
-        "application_type",
-        "challenge_channel",
-        "is_resource_server",
-        "jwt_bearer_grant",
-        "software_id",
-        "last_used_at",
-        "token_endpoint_auth_method",
-        "signing_alg",
-        "jwks_uri",
-        "jwks_fetched_at",
-    )
     # a CIMD client's authentication comes from its document, never from an admin
     readonly_fields = (
         "software_id",
@@ -47,6 +38,7 @@ class ClientProfileInline(admin.StackedInline):
         "jwks_uri",
         "jwks_fetched_at",
     )
+    fields = ("application_type", "challenge_channel", "is_resource_server", "jwt_bearer_grant", *readonly_fields)
 
     def has_view_permission(self, request, obj=None) -> bool:
         return is_tenant_admin(request)
@@ -96,23 +88,24 @@ class ClientBlockAdmin(TenantModelAdmin):
             client_blocks.enable_client(block=block, by_user_id=request.user.pk)
 
 
-def revoke_selected(model_admin: admin.ModelAdmin, request, queryset, *, kind: str) -> None:
-    """The revoke action of the token admins: ``kind`` is "access" or "refresh"."""
-    ids = list(queryset.values_list("pk", flat=True))
-    services.revoke_tokens(**{f"{kind}_token_ids": ids})
-    message = ngettext("Revoked %d %s token.", "Revoked %d %s tokens.", len(ids))
-    model_admin.message_user(request, message % (len(ids), kind))
+def revoke_tokens_action(kind: str) -> Callable[[admin.ModelAdmin, Any, Any], None]:
+    """The "revoke_tokens" action of the token admins: ``kind`` is "access" or "refresh"."""
+
+    @admin.action(description=f"Revoke selected {kind} tokens (and their sessions)", permissions=["revoke"])
+    def revoke_tokens(model_admin: admin.ModelAdmin, request, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        services.revoke_tokens(**{f"{kind}_token_ids": ids})
+        message = ngettext("Revoked %d %s token.", "Revoked %d %s tokens.", len(ids))
+        model_admin.message_user(request, message % (len(ids), kind))
+
+    return revoke_tokens
 
 
 class AccessTokenAdmin(ViewAndRevokeAdmin, dot_admin.access_token_admin_class, TenantModelAdmin):
     list_display = ("pk", "user", "application", "scope", "expires")
     fields = ("user", "application", "scope", "resource", "expires", "created", "updated")
     readonly_fields = fields
-    actions = ("revoke_tokens",)
-
-    @admin.action(description="Revoke selected access tokens (and their sessions)", permissions=["revoke"])
-    def revoke_tokens(self, request, queryset) -> None:
-        revoke_selected(self, request, queryset, kind="access")
+    actions = (revoke_tokens_action("access"),)
 
 
 class RefreshTokenAdmin(ViewAndRevokeAdmin, dot_admin.refresh_token_admin_class, TenantModelAdmin):
@@ -120,11 +113,7 @@ class RefreshTokenAdmin(ViewAndRevokeAdmin, dot_admin.refresh_token_admin_class,
     list_filter = ("application", "revoked")
     fields = ("user", "application", "token_family", "resource", "created", "updated", "revoked")
     readonly_fields = fields
-    actions = ("revoke_tokens",)
-
-    @admin.action(description="Revoke selected refresh tokens (and their sessions)", permissions=["revoke"])
-    def revoke_tokens(self, request, queryset) -> None:
-        revoke_selected(self, request, queryset, kind="refresh")
+    actions = (revoke_tokens_action("refresh"),)
 
 
 class ConsentGrantAdmin(ViewAndRevokeAdmin, TenantModelAdmin):

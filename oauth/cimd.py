@@ -86,7 +86,7 @@ class PlatformMetadataFetcher(SafeMetadataFetcher):
         origin = settings.OAUTH_CIMD_TEST_LOOPBACK_ORIGINS.get(parsed.hostname or "")
         if origin is None:
             return super().fetch(url)
-        if settings.PRODUCTION:  # the promised refusal (issue 8): never a loopback/plain-http fetch in production
+        if settings.PRODUCTION:  # refused in production: never a loopback/plain-http fetch in production
             raise CIMDError("OAUTH_CIMD_TEST_LOOPBACK_ORIGINS is refused in production")
         target = urlsplit(origin)
         if target.scheme != "http" or target.hostname not in LOOPBACK:

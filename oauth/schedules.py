@@ -1,11 +1,11 @@
-"""The authorization server's periodic jobs (``tenants.schedules``: created once after ``migrate`` on
+"""The authorization server's periodic jobs (``jobs.schedules``: created once after ``migrate`` on
 the public schema, admin-editable afterwards)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tenants.schedules import Crontab, Every, ensure_schedules
+from jobs.schedules import Crontab, Every, ensure_schedules
 
 RENAMED_TASKS = {"oauth.expire_unused_clients": "oauth.expire_unused_clients_everywhere"}
 SCHEDULES = [

@@ -17,30 +17,16 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
-from oauth2_provider.models import AccessToken, RefreshToken
 
+from oauth import token_writes
 from oauth.models import StepUpChallenge
-
-
-def _record_query() -> str:
-    challenge = StepUpChallenge._meta.db_table
-    access, refresh = AccessToken._meta.db_table, RefreshToken._meta.db_table
-    return f"""
-        INSERT INTO {challenge} (token_family, scope, challenged_at)
-        SELECT r.token_family, %s, now()
-          FROM {access} a JOIN {refresh} r ON r.access_token_id = a.id
-         WHERE a.token_checksum = %s AND r.token_family IS NOT NULL
-        ON CONFLICT (token_family) DO UPDATE SET scope = EXCLUDED.scope, challenged_at = EXCLUDED.challenged_at
-    """  # noqa: S608 (table names come from model metadata, values are parameters)
 
 
 def record_step_up_challenge(raw_access_token: str, scopes: Iterable[str]) -> None:
     """The resource server answered ``insufficient_scope`` with ``scopes`` to this access token."""
     digest = hashlib.sha256(raw_access_token.encode()).hexdigest()
-    with connection.cursor() as cursor:
-        cursor.execute(_record_query(), [" ".join(sorted(set(scopes))), digest])
+    token_writes.record_step_up(digest, " ".join(sorted(set(scopes))))
 
 
 def pending_step_up(token_family: uuid.UUID | None, requested: Iterable[str]) -> str | None:

@@ -59,7 +59,7 @@ def revoke_departed(*, tenant_active: bool) -> Counts:
     blocked = revoke_blocked()  # disabled clients (oauth.client_blocks): normally nothing is left
     untrusted = revoke_untrusted_vouched_tokens()  # ID-JAG tokens of a provider no longer trusted: likewise
     members = set(
-        Membership.objects.filter(tenant_id=connection.tenant.pk, is_active=True).values_list("user_id", flat=True)
+        Membership.objects.active().filter(tenant_id=connection.tenant.pk).values_list("user_id", flat=True)
     )
     departed = sorted(_holders() - members)
     revoked = sum(revoke_user_tokens(user_id=user_id) for user_id in departed)

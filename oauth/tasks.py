@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from jobs.fanout import fan_out
 from jobs.runner import Counts, run_in_tenant
 from oauth.services import drop_expired_refresh_state, expire_unused_clients
 from oauth.sweeps import purge_tokens, revoke_departed
-from tenants.fanout import fan_out
 from tenants.models import Tenant
 
 EXPIRE_CLIENTS = "oauth.expire_unused_clients_in_tenant"

@@ -1,11 +1,12 @@
 """The token endpoint's first statement: the client read together with what the request presents (the
 code's grant and its user, or the live refresh token with its access token, its user, the start of its
-family and the family's step-up challenge), as SQL prepared on the connection (``tenants.prepared``).
+family and the family's step-up challenge), as SQL prepared on the connection (``pgtenancy.prepared``).
 
 Every exchange and refresh runs one of these. Through the ORM, compiling the joined, annotated query
 cost more Python than the rest of the validation, and PostgreSQL planned it anew each time; the rows
 are turned into DOT's model instances as the ORM would (each field's ``from_db_value``, then
-``Model.from_db``), so the validator works on the same objects.
+``Model.from_db``), so the validator works on the same objects. Each statement sits beside the
+queryset it mirrors (its rule); ``tests/test_statements.py`` runs both on the same rows.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 
 from oauth.models import StepUpChallenge
-from tenants.prepared import TenantStatement, fetch_prepared
+from pgtenancy.prepared import TenantStatement, fetch_prepared
 
 
 @functools.cache
@@ -65,6 +66,10 @@ def _grant_sql() -> TenantStatement:
     )
 
 
+def grant_with_client_rule(code: str, client_id: str) -> QuerySet[Grant]:
+    return Grant.objects.filter(code=code, application__client_id=client_id).select_related("application", "user")
+
+
 def grant_with_client(code: str, client_id: str) -> Grant | None:
     """The grant of ``code`` if it belongs to the client ``client_id``, with its application and its
     user loaded (``grant.application``, ``grant.user``)."""
@@ -96,11 +101,28 @@ def _refresh_sql() -> TenantStatement:
     )
 
 
+def live_refresh_tokens(checksum: str, challenged_since) -> QuerySet[RefreshToken]:
+    """The rule of ``live_refresh_token_with_client``, whatever the client (the validator reads a token
+    not found with its client through it): the unrevoked refresh token of ``checksum`` with its access
+    token and its user, annotated with ``family_started`` (the first ``created`` of its family) and
+    ``challenged_scope`` (the family's step-up challenge since ``challenged_since``, or None)."""
+    family = RefreshToken.objects.filter(token_family=OuterRef("token_family"))
+    challenge = StepUpChallenge.objects.filter(
+        token_family=OuterRef("token_family"), challenged_at__gt=challenged_since
+    )
+    return (
+        RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=True)
+        .select_related("access_token", "user")
+        .annotate(
+            family_started=Subquery(family.order_by("created").values("created")[:1]),
+            challenged_scope=Subquery(challenge.values("scope")[:1]),
+        )
+    )
+
+
 def live_refresh_token_with_client(checksum: str, client_id: str, challenged_since) -> RefreshToken | None:
-    """The unrevoked refresh token of ``checksum`` if it belongs to the client ``client_id``, with its
-    access token, its user and its application loaded, and annotated like
-    ``oauth.validators._live_refresh_token``: ``family_started`` (the first ``created`` of its family)
-    and ``challenged_scope`` (the family's step-up challenge since ``challenged_since``, or None)."""
+    """``live_refresh_tokens`` of the client ``client_id`` (its application loaded too), in one prepared
+    statement."""
     rows = fetch_prepared(_refresh_sql(), [challenged_since, checksum, client_id])
     if not rows:
         return None

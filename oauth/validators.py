@@ -32,11 +32,13 @@
   ``oauth.server``) for clients registered for it (``validate_grant_type``); the ID-JAG is judged by
   ``oauth.id_jag`` (``accept_id_jag``) and the access token records the identity provider that vouched
   for it (``_save_id_jag_token``).
+
+This module decides; the token endpoint's first read is ``oauth.token_reads`` and its single-statement
+writes (code exchange, refresh rotation) are ``oauth.token_writes``.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -45,8 +47,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, identify_hasher
-from django.db import connection
-from django.db.models import Min, OuterRef, Subquery, signals
+from django.db.models import Min
 from django.utils import timezone
 from fernet_fields import DecryptionError
 from oauth2_provider import cimd
@@ -56,15 +57,15 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from oauth import client_blocks, id_jag, observe
+from oauth import client_blocks, id_jag, observe, token_writes
 from oauth.backends import allowed_resources, current_request
 from oauth.client_assertion import ASSERTION_TYPE, MAX_ASSERTION_BYTES, AssertionRefused, unverified_issuer, verify
 from oauth.grant_types import JWT_BEARER
 from oauth.issuer import issuer
-from oauth.models import AssertedTokenFamily, ClientProfile, RedeemedCode, RefreshSuccessor, StepUpChallenge
+from oauth.models import AssertedTokenFamily, ClientProfile, RedeemedCode, RefreshSuccessor
 from oauth.services import mark_asserted_family, record_id_jag_token, rehash_client_secret
 from oauth.stepup import challenge_window_start, pending_step_up, uncovered
-from oauth.token_reads import grant_with_client, live_refresh_token_with_client
+from oauth.token_reads import grant_with_client, live_refresh_token_with_client, live_refresh_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class TenantOAuth2Validator(OAuth2Validator):
     # --- the client, read with what the token request presents -----------------------------------
     def _load_application(self, client_id, request):
         """DOT's, except that a token request's first statement also reads what it presents: the
-        authorization code's grant (with its user), or the live refresh token (``_live_refresh_token``),
+        authorization code's grant (with its user), or the live refresh token (``token_reads.live_refresh_tokens``),
         joined to the client by ``client_id``. One statement instead of two; the validation below
         uses the row read here (``_grant``, ``_validate_refresh_token``). Nothing found that way (an
         unknown or spent code, a revoked or unknown refresh token, another client's): DOT's own read."""
@@ -307,7 +308,7 @@ class TenantOAuth2Validator(OAuth2Validator):
     def _validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         rt = getattr(request, "platform_live_refresh_token", None)
         if rt is None or rt.application_id != client.pk:
-            rt = _live_refresh_token(refresh_token)
+            rt = live_refresh_tokens(checksum(refresh_token), challenge_window_start()).first()
         if rt is None:  # unknown, or revoked (a duplicate within the grace window, or reuse): DOT decides
             if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
                 return False
@@ -375,7 +376,7 @@ class TenantOAuth2Validator(OAuth2Validator):
         """DOT's ``_save_bearer_token`` for a code exchange (scope present, RFC 8707 resource, the
         access token and a new family's refresh token, built by DOT's models and ``_set_token_value``),
         written in one statement with the grant's deletion, the ``RedeemedCode`` row and the client's
-        ``last_used_at`` (``_exchange_in_one_statement``). The grant is deleted first: of two
+        ``last_used_at`` (``oauth.token_writes.exchange_in_one_statement``). The grant is deleted first: of two
         concurrent exchanges of one code, the second waits on the row lock and then deletes nothing
         (invalid_grant) instead of minting a second pair; a statement either does all of it or none."""
         grant = self._grant(request.code, request.client, request)
@@ -400,7 +401,9 @@ class TenantOAuth2Validator(OAuth2Validator):
             resource=getattr(request, "resource", []),
         )
         self._set_token_value(refresh, token["refresh_token"])
-        if not _exchange_in_one_statement(request, grant, access, refresh):
+        if not token_writes.exchange_in_one_statement(
+            grant, access, refresh, code_checksum=checksum(request.code), application=request.client
+        ):
             raise errors.InvalidGrantError(request=request)
         request.platform_grant_redeemed = True
         request.issued_refresh_token = refresh
@@ -437,21 +440,21 @@ class TenantOAuth2Validator(OAuth2Validator):
         """DOT's rotation (``_save_bearer_token`` with ``ROTATE_REFRESH_TOKEN``) on the row locked above:
         its access token deleted and the token revoked in one statement (DOT: a savepoint, the token
         locked and read again, the access token read, a collector's UPDATE and DELETE, a full UPDATE),
-        the new pair created by DOT's own methods, then the successor kept (``_keep_successor``). The
+        the new pair created by DOT's own methods, then the successor kept (``token_writes.keep_successor``). The
         platform always rotates (``ROTATE_REFRESH_TOKEN``, asserted by tests/test_oauth_settings.py)."""
         request.refresh_token_instance = rt
         self._check_and_set_request_resource(request)
         expires_in = token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
         expires = timezone.now() + timedelta(seconds=expires_in)
-        _retire(rt)
+        token_writes.retire(rt)
         access = self._create_access_token(expires, request, token, source_refresh_token=rt)
         successor = self._create_refresh_token(request, token["refresh_token"], access, rt)
         request.refresh_token_instance = None  # as DOT leaves it after a rotation
-        _keep_successor(rt, successor, token, request.client)
+        token_writes.keep_successor(rt, successor, token, request.client)
 
     def _rotate_in_one_statement(self, token, request) -> bool:
         """``_rotate`` for a refresh token that was live when validated, as one autocommitted statement
-        (``_rotation_in_one_statement``): no BEGIN, row lock read or COMMIT round trips. False, with
+        (``token_writes.rotation_in_one_statement``): no BEGIN, row lock read or COMMIT round trips. False, with
         nothing written, when a concurrent request rotated or revoked it first (its UPDATE waited on
         that one's row lock, then matched no live row): the transactional path below then answers
         it as the duplicate it is (or as reuse)."""
@@ -474,7 +477,7 @@ class TenantOAuth2Validator(OAuth2Validator):
             resource=getattr(request, "resource", []),
         )
         self._set_token_value(successor, token["refresh_token"])
-        if not _rotation_in_one_statement(rt, access, successor, token, request.client):
+        if not token_writes.rotation_in_one_statement(rt, access, successor, token, request.client):
             return False
         request.issued_refresh_token = successor
         request.refresh_token_instance = None  # as DOT leaves it after a rotation
@@ -619,118 +622,8 @@ def _one_statement_exchange(request, token: dict) -> bool:
     return request.grant_type == "authorization_code" and bool(token.get("refresh_token")) and not token.get("id_token")
 
 
-def _inserted(instances: tuple, row: tuple | None) -> bool:
-    """After a one-statement insert: each instance gets its id from ``row`` and is marked saved, and
-    ``post_save`` is sent for it as ``Model.save`` would (``pre_save`` went before the statement), so
-    receivers of DOT's token models see these rows like any other. False when nothing was inserted."""
-    if row is None:
-        return False
-    for instance, pk in zip(instances, row, strict=True):
-        instance.pk = pk
-        instance._state.adding = False
-        instance._state.db = connection.alias
-    for instance in instances:
-        signals.post_save.send(
-            sender=type(instance),
-            instance=instance,
-            created=True,
-            update_fields=None,
-            raw=False,
-            using=connection.alias,
-        )
-    return True
-
-
-def _before_insert(*instances) -> None:
-    for instance in instances:
-        signals.pre_save.send(
-            sender=type(instance), instance=instance, raw=False, using=connection.alias, update_fields=None
-        )
-
-
-@functools.cache
-def _insert_shape(model, skip: tuple[str, ...]) -> tuple[tuple, str, str]:
-    """The fields an INSERT of ``model`` writes (``Model.save``'s: all but the primary key, less
-    ``skip``), its column list and its typed placeholders."""
-    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in skip)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)
-    return fields, columns, placeholders
-
-
-def _insert_parts(instance, skip: tuple[str, ...] = ()) -> tuple[str, str, list]:
-    """Columns, typed placeholders and values of an unsaved model instance, as ``Model.save`` would
-    write them (each field's ``pre_save``: ``auto_now``, DOT's token checksum; ``get_db_prep_save``)."""
-    fields, columns, placeholders = _insert_shape(type(instance), skip)
-    return columns, placeholders, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
-
-
-def _exchange_in_one_statement(request, grant: Grant, access: AccessToken, refresh: RefreshToken) -> bool:
-    """Delete the grant, record the redeemed code, insert the access token and the refresh token (its
-    ``access_token_id`` the new access token's) and touch the client's ``last_used_at``, all in one
-    autocommitted statement, each step only if the previous one did something; False when the grant
-    was already gone (a concurrent exchange) or the code already recorded. Sets the new rows' ids."""
-    q = connection.ops.quote_name
-    _before_insert(access, refresh)
-    at_cols, at_ph, at_vals = _insert_parts(access)
-    rt_cols, rt_ph, rt_vals = _insert_parts(refresh, skip=("access_token_id",))
-    now = timezone.now()
-    sql = (
-        f"WITH gone AS (DELETE FROM {q(Grant._meta.db_table)} WHERE id = %s RETURNING id), "  # noqa: S608
-        f"redeemed AS (INSERT INTO {q(RedeemedCode._meta.db_table)} (code_checksum, application_id, "
-        "token_family, code_challenge, code_challenge_method, redeemed_at) "
-        "SELECT %s, %s, %s::uuid, %s, %s, %s::timestamptz FROM gone "
-        "ON CONFLICT (code_checksum) DO NOTHING RETURNING id), "
-        f"access AS (INSERT INTO {q(AccessToken._meta.db_table)} ({at_cols}) "
-        f"SELECT {at_ph} FROM redeemed RETURNING id), "
-        f"refresh AS (INSERT INTO {q(RefreshToken._meta.db_table)} ({rt_cols}, access_token_id) "
-        f"SELECT {rt_ph}, access.id FROM access RETURNING id), "
-        f"touched AS (UPDATE {q(ClientProfile._meta.db_table)} SET last_used_at = %s "
-        "WHERE application_id = %s AND EXISTS (SELECT 1 FROM refresh)) "
-        "SELECT access.id, refresh.id FROM access, refresh"
-    )
-    params = [
-        grant.pk,
-        checksum(request.code),
-        request.client.pk,
-        refresh.token_family,
-        grant.code_challenge,
-        grant.code_challenge_method,
-        now,
-        *at_vals,
-        *rt_vals,
-        now,
-        request.client.pk,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    refresh.access_token = access
-    return _inserted((access, refresh), row)
-
-
 def _touch_profile(application) -> None:
     ClientProfile.objects.filter(application=application).update(last_used_at=timezone.now())
-
-
-def _live_refresh_token(refresh_token: str) -> RefreshToken | None:
-    """The unrevoked refresh token presented, with its access token, its user, the start of its family
-    (absolute lifetime) and the family's step-up challenge within the window, in one statement (the
-    ORM twin of ``oauth.token_reads.live_refresh_token_with_client``, for a token not found with its
-    client)."""
-    family = RefreshToken.objects.filter(token_family=OuterRef("token_family"))
-    challenge = StepUpChallenge.objects.filter(
-        token_family=OuterRef("token_family"), challenged_at__gt=challenge_window_start()
-    )
-    return (
-        RefreshToken.objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=True)
-        .select_related("access_token", "user")
-        .annotate(
-            family_started=Subquery(family.order_by("created").values("created")[:1]),
-            challenged_scope=Subquery(challenge.values("scope")[:1]),
-        )
-        .first()
-    )
 
 
 def _client_with_presented(client_id: str, request):
@@ -769,41 +662,6 @@ def _accept_live_refresh_token(rt: RefreshToken, refresh_token: str, client, req
     return rt.application_id == client.pk
 
 
-def _retire(rt: RefreshToken) -> None:
-    """Revoke a rotated refresh token and delete its access token (DOT's ``RefreshToken.revoke``). The
-    access token's only referrer is this refresh token's ``access_token``, cleared in the same
-    statement; nothing listens to its deletion."""
-    access, refresh = AccessToken._meta.db_table, RefreshToken._meta.db_table
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH gone AS (DELETE FROM {access} WHERE id = %s) "  # noqa: S608 (model metadata)
-            f"UPDATE {refresh} SET revoked = %s, updated = %s, access_token_id = NULL WHERE id = %s",
-            [rt.access_token_id, now, now, rt.pk],
-        )
-
-
-def _keep_successor(rt: RefreshToken, successor: RefreshToken, token: dict, application) -> None:
-    """In one statement: drop this family's older answers (their successor has just been used) and any
-    past the grace window (``SKIP LOCKED``: never wait on, or deadlock with, another family's refresh;
-    whatever is skipped goes on a later refresh or the daily sweep), keep the Fernet-encrypted pair
-    this token was rotated to, and touch the client's ``last_used_at``."""
-    table, profile = RefreshSuccessor._meta.db_table, ClientProfile._meta.db_table
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
-    pair = {"access_token": token["access_token"], "refresh_token": token["refresh_token"]}
-    encrypted = RefreshSuccessor._meta.get_field("pair").get_db_prep_save(pair, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH dropped AS (DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
-            "WHERE token_family = %s OR created_at <= %s FOR UPDATE SKIP LOCKED)), "
-            f"touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s) "
-            f"INSERT INTO {table} (refresh_token_id, successor_id, token_family, pair, created_at) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            [rt.token_family, cutoff, now, application.pk, rt.pk, successor.pk, rt.token_family, encrypted, now],
-        )
-
-
 def _one_statement_refresh(request, token: dict) -> bool:
     """A refresh of a token that was live when validated, answered with a plain new pair (no OpenID
     Connect ID token): rotated by ``_rotate_in_one_statement``, outside DOT's transaction."""
@@ -817,65 +675,6 @@ def _one_statement_refresh(request, token: dict) -> bool:
         and "scope" in token
         and not token.get("id_token")
     )
-
-
-def _rotation_in_one_statement(
-    rt: RefreshToken, access: AccessToken, successor: RefreshToken, token: dict, application
-) -> bool:
-    """One autocommitted statement: revoke ``rt`` if it is still live (the UPDATE takes its row lock;
-    a concurrent rotation makes it match nothing, and then nothing below happens), delete its access
-    token (``_retire``), insert the new access token and the successor refresh token, then
-    ``_keep_successor``'s work: drop the family's older kept answers and any past the grace window,
-    keep the encrypted new pair, touch the client's ``last_used_at``. Sets the new rows' ids."""
-    q = connection.ops.quote_name
-    access_table, refresh_table = q(AccessToken._meta.db_table), q(RefreshToken._meta.db_table)
-    kept, profile = q(RefreshSuccessor._meta.db_table), q(ClientProfile._meta.db_table)
-    _before_insert(access, successor)
-    at_cols, at_ph, at_vals = _insert_parts(access)
-    rt_cols, rt_ph, rt_vals = _insert_parts(successor, skip=("access_token_id",))
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
-    pair = {"access_token": token["access_token"], "refresh_token": token["refresh_token"]}
-    encrypted = RefreshSuccessor._meta.get_field("pair").get_db_prep_save(pair, connection)
-    sql = (
-        f"WITH retired AS (UPDATE {refresh_table} SET revoked = %s, updated = %s, access_token_id = NULL "  # noqa: S608
-        "WHERE id = %s AND revoked IS NULL RETURNING id), "
-        f"gone AS (DELETE FROM {access_table} WHERE id = %s AND EXISTS (SELECT 1 FROM retired)), "
-        f"access AS (INSERT INTO {access_table} ({at_cols}) SELECT {at_ph} FROM retired RETURNING id), "
-        f"refresh AS (INSERT INTO {refresh_table} ({rt_cols}, access_token_id) "
-        f"SELECT {rt_ph}, access.id FROM access RETURNING id), "
-        f"dropped AS (DELETE FROM {kept} WHERE EXISTS (SELECT 1 FROM refresh) AND id IN (SELECT id FROM {kept} "
-        "WHERE token_family = %s OR created_at <= %s FOR UPDATE SKIP LOCKED)), "
-        f"touched AS (UPDATE {profile} SET last_used_at = %s WHERE application_id = %s "
-        "AND EXISTS (SELECT 1 FROM refresh)), "
-        f"keep AS (INSERT INTO {kept} (refresh_token_id, successor_id, token_family, pair, created_at) "
-        "SELECT %s, refresh.id, %s::uuid, %s::bytea, %s::timestamptz FROM refresh) "
-        "SELECT access.id, refresh.id FROM access, refresh"
-    )
-    params = [
-        now,
-        now,
-        rt.pk,
-        rt.access_token_id,
-        *at_vals,
-        *rt_vals,
-        rt.token_family,
-        cutoff,
-        now,
-        application.pk,
-        rt.pk,
-        rt.token_family,
-        encrypted,
-        now,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    rt.revoked, rt.access_token_id = now, None
-    successor.access_token = access
-    return _inserted((access, successor), row)
 
 
 def _revoked_family(refresh_token: str):

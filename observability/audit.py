@@ -19,7 +19,6 @@ of audit rows (at most three ``wal_writer_delay``), an accepted trade for a trai
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import uuid
@@ -29,6 +28,7 @@ from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest
 
 from observability.models import AuthEvent
+from observability.statements import count_unattributed_sql, insert_events_async_commit, insert_events_rule
 from tenants.http import client_address
 
 logger = logging.getLogger(__name__)
@@ -81,31 +81,9 @@ def record(
 def _save(rows: list[AuthEvent]) -> None:
     if connection.in_atomic_block:  # the caller's transaction commits them (a savepoint guards it)
         with transaction.atomic():
-            AuthEvent.objects.bulk_create(rows)
+            insert_events_rule(rows)
     else:  # one statement of their own, committed without waiting for the WAL flush (see the docstring)
-        _insert_async_commit(rows)
-
-
-@functools.cache
-def _insert_shape() -> tuple[tuple, str, str, str]:
-    """The fields written, the table, its column list and one row's typed placeholders: from the
-    model's metadata, computed once (every audited decision pays this statement)."""
-    fields = tuple(field for field in AuthEvent._meta.concrete_fields if not field.primary_key)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    # typed placeholders: a VALUES list would otherwise take untyped parameters as text (inet refuses it)
-    row_sql = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in fields) + ")"
-    return fields, connection.ops.quote_name(AuthEvent._meta.db_table), columns, row_sql
-
-
-def _insert_async_commit(rows: list[AuthEvent]) -> None:
-    fields, table, columns, row_sql = _insert_shape()
-    values = [field.get_db_prep_save(field.pre_save(row, add=True), connection) for row in rows for field in fields]
-    # names and types from the model's metadata, values as parameters
-    rows_sql = ", ".join([row_sql] * len(rows))
-    insert = f"INSERT INTO {table} ({columns}) SELECT v.* FROM async_commit, (VALUES {rows_sql}) AS v"  # noqa: S608
-    statement = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) " + insert
-    with connection.cursor() as cursor:
-        cursor.execute(statement, values)
+        insert_events_async_commit(rows)
 
 
 def record_unattributed(*, event: str, auth_class: str = "", outcome: str = "") -> None:
@@ -124,34 +102,11 @@ def record_unattributed(*, event: str, auth_class: str = "", outcome: str = "") 
         with connection.cursor() as cursor:
             if connection.in_atomic_block:
                 with transaction.atomic():
-                    cursor.execute(_upsert_sql(async_commit=False), values)
+                    cursor.execute(count_unattributed_sql(async_commit=False), values)
             else:
-                cursor.execute(_upsert_sql(async_commit=True), values)
+                cursor.execute(count_unattributed_sql(async_commit=True), values)
     except DatabaseError:
         logger.exception("audit: could not count a %s event", event)
-
-
-@functools.cache
-def _upsert_sql(*, async_commit: bool) -> str:
-    opts, quote = AuthEvent._meta, connection.ops.quote_name
-    table = quote(opts.db_table)
-
-    def column(name: str) -> str:
-        return quote(opts.get_field(name).column)
-
-    minute = "date_trunc('minute', now())"
-    names = ("created_at", "tenant", "event", "auth_class", "outcome", "client_id", "tool", "request_id",
-             "aggregated", "count")  # fmt: skip
-    row = f"{minute}, %s, %s, %s, %s, '', '', '', true, 1"
-    key = ", ".join(column(name) for name in ("created_at", "event", "auth_class", "outcome"))
-    head = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) " if async_commit else ""
-    source = "SELECT " + row + (" FROM async_commit" if async_commit else "")  # noqa: S608 (constants)
-    # names from the model's metadata, values as parameters
-    return (
-        f"{head}INSERT INTO {table} ({', '.join(column(n) for n in names)}) {source} "
-        f"ON CONFLICT ({key}) WHERE {column('aggregated')} "
-        f"DO UPDATE SET {column('count')} = {table}.{column('count')} + 1"
-    )
 
 
 def sample_tool_call() -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from jobs.fanout import fan_out, in_active_tenant
 from observability.services import purge_expired_events
-from tenants.fanout import fan_out, in_active_tenant
 
 
 @shared_task(name="observability.purge_auth_events_in_tenant")

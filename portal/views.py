@@ -4,10 +4,6 @@ sign-in sessions with a sign-out each. Thin: each view calls one selector or ser
 
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any
-
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,19 +14,7 @@ from declarations.tools import all_tools
 from identity.selectors import live_sessions_of
 from identity.services import end_sessions
 from oauth.user_grants import clients_with_access, revoke_client_access
-from tenants.selectors import active_membership
-
-
-def members_only(view: Any) -> Any:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if active_membership(request.user.pk, request.tenant.pk) is None:
-            return render(request, "oauth/not_a_member.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
+from tenants.views import members_only
 
 
 def _connector_scopes() -> set[str]:

@@ -1,5 +1,5 @@
 """A PgBouncer on loopback in front of a PostgreSQL database, for the transaction-pooling tests and
-``bench/pooler_check.py``: trust auth, one pooled database, stopped and cleaned up on exit."""
+``python -m bench pooler-check``: trust auth, one pooled database, stopped and cleaned up on exit."""
 
 from __future__ import annotations
 

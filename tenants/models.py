@@ -4,11 +4,8 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
-from django.db import connection, models
+from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
-from django_tenants.postgresql_backend.base import _check_schema_name
-from django_tenants.utils import schema_exists
 
 # A slug is the tenant's URL segment and its PostgreSQL schema name, so it must be a valid *unquoted*
 # identifier: lowercase letter first, then lowercase letters, digits or '_', 63 bytes at most, and not
@@ -37,7 +34,8 @@ class Tenant(TenantMixin):
         default=900, help_text="Lifetime of OAuth access tokens issued by this tenant."
     )
 
-    auto_create_schema = True
+    # the schema is made by tenants.services.create_tenant (pgtenancy.schemas.create_schema), not by save()
+    auto_create_schema = False
     auto_drop_schema = False
 
     class Meta:
@@ -49,42 +47,6 @@ class Tenant(TenantMixin):
 
     def __str__(self) -> str:
         return self.schema_name
-
-    def create_schema(self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1) -> bool:
-        """Called by ``save()`` for a new tenant: the schema is a copy of the migrated template (a spare
-        copied ahead of time, ``tenants.spares``, or one made now, ``tenants.provisioning``), or,
-        without a usable template, made by running every migration (django-tenants' own way).
-        Migrations the template lacks are then run for real, never faked."""
-        from tenants.provisioning import locked_template, missing_migrations
-        from tenants.spares import claim_spare, replenish_after_commit
-
-        _check_schema_name(self.schema_name)
-        if check_if_exists and schema_exists(self.schema_name):
-            return False
-        template = locked_template() if sync_schema else None
-        if template is None:
-            return super().create_schema(check_if_exists=False, sync_schema=sync_schema, verbosity=verbosity)
-        if not claim_spare(template, self.schema_name):  # a spare copied ahead of time, else a copy now
-            template.copy_into(self.schema_name)
-        replenish_after_commit()
-        if missing_migrations(self.schema_name):
-            call_command(
-                "migrate_schemas", tenant=True, schema_name=self.schema_name, interactive=False, verbosity=verbosity
-            )
-        connection.set_schema_to_public()
-        return True
-
-
-class SpareSchema(models.Model):
-    """A copy of the template made ahead of time, waiting to become a tenant's schema (``tenants.spares``).
-    ``fingerprint`` is the template's (``tenants.provisioning.Template.fingerprint``) when it was copied."""
-
-    name = models.CharField(max_length=63, unique=True)
-    fingerprint = models.CharField(max_length=32, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Domain(DomainMixin):

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from pgtenancy.schemas import create_schema
 from tenants.errors import TenantServiceError
 from tenants.models import Domain, Membership, Tenant, validate_slug
 from tenants.selectors import get_tenant
@@ -31,7 +32,7 @@ class Outcome:
 
 @transaction.atomic
 def create_tenant(*, slug: str, name: str, domain: str | None = None) -> tuple[Tenant, Outcome]:
-    """Create the tenant, its schema (a copy of the migrated template, ``tenants.provisioning``, holding
+    """Create the tenant, its schema (a copy of the migrated template, ``pgtenancy.schemas``, holding
     what migrations and post_migrate receivers put there) and its domain in one transaction;
     idempotent when called again with the same facts, also when two callers race on one slug."""
     try:
@@ -50,7 +51,8 @@ def create_tenant(*, slug: str, name: str, domain: str | None = None) -> tuple[T
     tenant = Tenant(schema_name=slug, name=name)
     try:
         with transaction.atomic(), schema_context(get_public_schema_name()):  # tenants are saved from public
-            tenant.save()  # creates the schema: a copy of the template (tenants.provisioning) or migrated
+            tenant.save()
+            create_schema(tenant.schema_name)
     except IntegrityError:
         if not Tenant.objects.filter(schema_name=slug).exists():
             raise

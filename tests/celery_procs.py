@@ -61,3 +61,22 @@ def beat(env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, 
         args = ("beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--max-interval", "1", "-l", "info")
         with celery_process(*args, "--pidfile", str(Path(tmp) / "beat.pid"), env=env) as started:
             yield started
+
+
+def idle(count: int) -> bool:
+    """Nothing left to run: the broker's queue is empty, each of the ``count`` workers answers that it
+    runs, holds and schedules no task, and the queue is still empty after that (a task that ran in
+    between and queued another would show there). A solo worker busy with a task does not answer."""
+    from config.celery import app
+
+    def queued() -> int:
+        with app.connection_for_read() as conn:
+            return conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+
+    if queued():
+        return False
+    inspect = app.control.inspect(timeout=1)
+    answers = [inspect.active() or {}, inspect.reserved() or {}, inspect.scheduled() or {}]
+    if any(len(found) < count or any(found.values()) for found in answers):
+        return False
+    return queued() == 0

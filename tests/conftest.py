@@ -187,3 +187,12 @@ def refresh_grace_seconds(seconds: int) -> Iterator[None]:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def page():
+    """A light-theme Chromium page at a desktop size (the admin's browser tests; others define their own)."""
+    from tests.chromium import chromium_context
+
+    with chromium_context(color_scheme="light", viewport={"width": 1280, "height": 800}) as context:
+        yield context.new_page()

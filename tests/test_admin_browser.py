@@ -1,4 +1,4 @@
-"""The admin renders styled in a real browser (issue 8, item 1): the tenant admin (scope matrix and
+"""The admin renders styled in a real browser: the tenant admin (scope matrix and
 every registered model) and the platform admin get Django's admin stylesheet, served by WhiteNoise
 from the hashed, compressed files ``collectstatic`` wrote; no empty "not available" section is listed."""
 
@@ -11,52 +11,23 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
-from playwright.sync_api import Page
 
 from tenants.admin_site import tenant_admin_site
-from tests.chromium import chromium_context
 from tests.conftest import PASSWORD
 from tests.oauth_flow import obtain_tokens, signed_in
-
-HEADER_BG = "rgb(65, 118, 144)"  # Django admin's --header-bg (#417690) in the light theme
-
-
-@pytest.fixture
-def page():
-    with chromium_context(color_scheme="light", viewport={"width": 1280, "height": 800}) as context:
-        yield context.new_page()
-
-
-def _sign_in(page: Page, admin_url: str, email: str) -> None:
-    page.goto(admin_url)
-    assert "/login/" in page.url
-    _assert_styled(page)  # the login page too
-    page.fill("input[name=username]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-
-
-def _assert_styled(page: Page) -> None:
-    header = page.eval_on_selector("#header", "e => getComputedStyle(e).backgroundColor")
-    font = page.eval_on_selector("body", "e => getComputedStyle(e).fontFamily")
-    assert header == HEADER_BG, f"{page.url}: header background {header}, the admin stylesheet did not apply"
-    assert font.startswith('"Segoe UI"'), f"{page.url}: body font {font}"
-    toggle = page.eval_on_selector_all(".theme-toggle svg", "es => es.map(e => e.getBoundingClientRect().width)")
-    assert all(width <= 24 for width in toggle), f"{page.url}: theme-toggle icons {toggle}px wide"
-    assert "not available" not in page.inner_text("body").lower(), f"{page.url} lists an empty section"
+from tests.support.admin_browser import assert_styled, sign_in
 
 
 def test_tenant_admin_scope_matrix_is_styled(live, page, tmp_path):
-    _sign_in(page, live.tenant_url("acme", "admin/"), "admin@acme.test")
-    _assert_styled(page)
+    sign_in(page, live.tenant_url("acme", "admin/"), "admin@acme.test")
+    assert_styled(page)
     index = page.inner_text("#content-main")
     assert "Consent grants" in index and "Scope matrix" in index  # the OAuth section lists its models
     page.screenshot(path=str(tmp_path / "tenant-index.png"), full_page=True)
 
     page.goto(live.tenant_url("acme", "admin/mcp_tools/toolpolicy/"))
     assert "crm_create_note" in page.inner_text("#result_list")
-    _assert_styled(page)
+    assert_styled(page)
     page.screenshot(path=str(tmp_path / "scope-matrix.png"), full_page=True)
 
     # the stylesheet is the hashed copy, served compressed and cacheable forever
@@ -109,20 +80,20 @@ def test_every_admin_page_renders_styled(live, admin_pages, page, tmp_path):
     """Each tenant admin page for every registered model, and the platform admin pages this issue
     touched, in the browser."""
     tenant_pages, platform_pages, root = admin_pages
-    _sign_in(page, live.tenant_url("acme", "admin/"), "admin@acme.test")
+    sign_in(page, live.tenant_url("acme", "admin/"), "admin@acme.test")
     for number, url in enumerate(tenant_pages):
         response = page.goto(url)
         assert response is not None and response.status == 200, url
-        _assert_styled(page)
+        assert_styled(page)
         page.screenshot(path=str(tmp_path / f"tenant-{number:02d}.png"))
 
-    _sign_in(page, f"{live.url}/admin/", root)
-    _assert_styled(page)
+    sign_in(page, f"{live.url}/admin/", root)
+    assert_styled(page)
     page.screenshot(path=str(tmp_path / "platform-index.png"), full_page=True)
     for number, url in enumerate(platform_pages):
         response = page.goto(url)
         assert response is not None and response.status == 200, url
-        _assert_styled(page)
+        assert_styled(page)
         page.screenshot(path=str(tmp_path / f"platform-{number:02d}.png"))
 
 

@@ -1,4 +1,4 @@
-"""Alert rules (issue 12, item 4): docs/ops/alerts.yml parses, each expression names only metrics the
+"""Alert rules: docs/ops/alerts.yml parses, each expression names only metrics the
 platform exports (from the registry), each alert has a runbook section."""
 
 from __future__ import annotations

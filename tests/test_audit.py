@@ -1,4 +1,4 @@
-"""The audit trail's switches (issue 12, item 3): ``AUDIT_ENABLED`` off records nothing; the public
+"""The audit trail's switches: ``AUDIT_ENABLED`` off records nothing; the public
 schema has no trail; successful tool calls are audited only when sampled (``AUDIT_TOOL_CALL_SAMPLE_RATE``)."""
 
 from __future__ import annotations

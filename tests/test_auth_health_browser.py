@@ -1,4 +1,4 @@
-"""The auth health page (issue 12, item 5) in a real browser: the tenant admin opens it from the auth
+"""The auth health page in a real browser: the tenant admin opens it from the auth
 events list; the three charts render as sized inline SVG with one bar per series and hour; a member
 who is not an admin is refused; the audit list is read-only."""
 
@@ -14,7 +14,7 @@ from django_tenants.utils import schema_context
 
 from connectors.models import ConnectedAccount, Provider
 from observability.models import AuthEvent
-from tests.test_admin_browser import _assert_styled, _sign_in, page  # noqa: F401  (the page fixture)
+from tests.support.admin_browser import assert_styled, sign_in
 
 
 @pytest.fixture
@@ -51,14 +51,14 @@ def history(live, unique):
         provider.delete()
 
 
-def test_auth_health_page_draws_the_charts(live, history, page, tmp_path):  # noqa: F811
+def test_auth_health_page_draws_the_charts(live, history, page, tmp_path):
     # filtered: the rest of the suite leaves many newer events in acme
-    _sign_in(page, live.tenant_url("acme", "admin/observability/authevent/?event=refresh_reuse"), "admin@acme.test")
+    sign_in(page, live.tenant_url("acme", "admin/observability/authevent/?event=refresh_reuse"), "admin@acme.test")
     assert "refresh_reuse" in page.inner_text("#result_list")
     assert page.query_selector(".object-tools a.addlink") is None  # read-only: no "add"
     page.click("text=Auth health (charts)")
     page.wait_for_selector("#auth-health")
-    _assert_styled(page)
+    assert_styled(page)
 
     charts = page.eval_on_selector_all(
         "svg.auth-chart",

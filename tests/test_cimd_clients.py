@@ -17,19 +17,13 @@ ones (``alg: none``, HS256 over the public key), which are assembled by hand as 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
-import uuid
 from datetime import timedelta
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.cache import cache
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -40,6 +34,7 @@ from oauth.models import AssertedTokenFamily, ClientProfile
 from observability.models import AuthEvent
 from tests.conftest import DocumentServer
 from tests.oauth_flow import Client, Tenant, authorization_code, signed_in_browser
+from tests.support.cimd import Signer, forged
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CHATGPT_REDIRECT = "https://chatgpt.com/connector_platform_oauth_redirect"
@@ -69,53 +64,6 @@ CLAUDE_DOCUMENT = {
     "response_types": ["code"],
     "token_endpoint_auth_method": "none",
 }
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class Signer:
-    """A client's key pair: its public JWK Set, and assertions signed with its private key."""
-
-    def __init__(self, kid: str, algorithm: str = "RS256") -> None:
-        self.kid, self.algorithm = kid, algorithm
-        if algorithm == "ES256":
-            self.private_key = ec.generate_private_key(ec.SECP256R1())
-            jwk = jwt.algorithms.ECAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
-        else:
-            self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
-        self.jwk = {**jwk, "kid": kid, "use": "sig"}
-        self.public_pem = self.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-    def jwks(self, *others: Signer) -> dict:
-        return {"keys": [self.jwk, *(o.jwk for o in others)]}
-
-    def claims(self, client_id: str, aud, **overrides) -> dict:
-        now = int(time.time())
-        return {
-            "iss": client_id,
-            "sub": client_id,
-            "aud": aud,
-            "iat": now,
-            "exp": now + 60,
-            "jti": uuid.uuid4().hex,
-            **overrides,
-        }
-
-    def assertion(self, client_id: str, aud, *, kid: str | None = None, **overrides) -> str:
-        headers = {"kid": kid or self.kid}
-        return jwt.encode(self.claims(client_id, aud, **overrides), self.private_key, self.algorithm, headers)
-
-
-def forged(header: dict, claims: dict, key: bytes | None) -> str:
-    """A JWS assembled by hand: unsigned (``key`` None) or HMAC-SHA256 with ``key``."""
-    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
-    signature = b64url(hmac.new(key, signing_input.encode(), hashlib.sha256).digest()) if key else ""
-    return f"{signing_input}.{signature}"
 
 
 def issuer_of(tenant: Tenant) -> str:
@@ -209,7 +157,7 @@ def test_chatgpt_published_document_authenticates_with_private_key_jwt(live, acm
     tokens = exchanged.json()
     assert documents.hits.count("/oauth/jwks.json") == 1
 
-    from tests.test_client_policy import assert_tool_result_challenge
+    from tests.support.mcp import assert_tool_result_challenge
 
     assert_tool_result_challenge(live, tokens["access_token"])
 

@@ -1,4 +1,4 @@
-"""Clients under one policy, however they arrive (issue 7 items 4, 6 and 7; issue 8 item 4): RFC 7591
+"""Clients under one policy, however they arrive: RFC 7591
 registration, RFC 7592 update and Client ID Metadata Documents; the challenge channel chosen from
 the platform's rule table; introspection for resource servers only. Over real HTTP against the live
 test server."""
@@ -14,12 +14,10 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from oauth2_provider.models import AccessToken, Application
 
-from crm.models import Contact
 from oauth.models import ClientProfile
 from oauth.shared.models import ChallengeChannelRule
 from tests.conftest import DocumentServer
 from tests.factories import application
-from tests.mcp_raw import call
 from tests.oauth_flow import (
     REDIRECT_URI,
     Browser,
@@ -30,6 +28,7 @@ from tests.oauth_flow import (
     pkce_pair,
     signed_in_browser,
 )
+from tests.support.mcp import assert_tool_result_challenge
 
 CHATGPT_REDIRECT = "https://chatgpt.com/connector_platform_oauth_redirect"
 
@@ -56,19 +55,7 @@ def member_browser(tenant: Tenant) -> Browser:
     return browser
 
 
-def assert_tool_result_challenge(live, token: str) -> None:
-    """A tools/call that lacks scope answers as an isError result carrying the challenge."""
-    with schema_context("acme"):
-        contact_id = Contact.objects.values_list("pk", flat=True).first()
-    response = call(live.tenant_url("acme", "mcp"), token, "crm_create_note", {"contact_id": contact_id, "body": "x"})
-    assert response.status_code == 200, response.text
-    result = response.json()["result"]
-    assert result["isError"] is True
-    [challenge] = result["_meta"]["mcp/www_authenticate"]
-    assert challenge.startswith("Bearer resource_metadata=") and 'error="insufficient_scope"' in challenge
-
-
-# --- registration refusals (issue 7 item 6, issue 8 item 4) ----------------------------------------
+# --- registration refusals -------------------------------------------------------------------------
 
 
 LOOP = '"redirect_uris": ["http://127.0.0.1:1/cb"]'
@@ -119,7 +106,7 @@ def test_refused_registration_creates_nothing(acme, unique):
         assert not Application.objects.filter(name=f"refused {unique}").exists()
 
 
-# --- the challenge channel from the rule table (issue 7 item 7) ------------------------------------
+# --- the challenge channel from the rule table -----------------------------------------------------
 
 
 def test_chatgpt_registration_gets_the_tool_result_channel_and_its_challenge(live, acme):
@@ -218,7 +205,7 @@ def test_rule_table_is_in_the_platform_admin_and_the_flag_in_the_tenant_admin(cl
     assert page.status_code == 200 and 'name="profile-0-is_resource_server"' in page.content.decode()
 
 
-# --- CIMD clients are first-class (issue 7 item 4) -------------------------------------------------
+# --- CIMD clients are first-class ------------------------------------------------------------------
 
 
 def cimd_client(
@@ -339,7 +326,7 @@ def test_the_jwt_bearer_grant_is_registered_only_where_allowed():
             check_client_metadata({**metadata, "grant_types": other}, jwt_bearer_allowed=True)
 
 
-# --- RFC 7592 update under the same policy (issue 8 item 4) ----------------------------------------
+# --- RFC 7592 update under the same policy ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -388,7 +375,7 @@ def test_rfc7592_update_accepted_updates_profile_and_keeps_the_channel(acme):
         assert Application.objects.get(client_id=client.client_id).redirect_uris == "http://127.0.0.1:4242/cb"
 
 
-# --- introspection for resource servers only (issue 8 item 4) --------------------------------------
+# --- introspection for resource servers only -------------------------------------------------------
 
 
 def test_introspection_only_for_clients_marked_as_resource_servers(acme):

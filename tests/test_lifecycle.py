@@ -50,7 +50,7 @@ def throwaway_tenants() -> list[str]:
 
 
 def test_every_line_is_ok_and_nothing_is_left_behind(live, monkeypatch):
-    """Also the observability of one full run (issue 12): its metrics and its audit events. The audit
+    """Also the observability of one full run: its metrics and its audit events. The audit
     rows live in the throwaway schemas, so they are read just before the command drops them."""
     from accounts.models import User
     from lifecycle import runner

@@ -19,12 +19,8 @@ from oauth.models import ClientProfile
 from tests.conftest import PASSWORD
 from tests.mcp_client import connect, provider
 from tests.mcp_raw import HANDSHAKE, MODERN, call, modern_request
-from tests.oauth_flow import obtain_tokens, signed_in, signed_in_browser
-
-
-def token_for(live, slug: str, email: str, scope: str = "crm.read", **reg) -> tuple[str, str]:
-    client, browser = signed_in(live.tenant(slug), email, **reg)
-    return obtain_tokens(browser, client, scope=scope)["access_token"], client.client_id
+from tests.oauth_flow import signed_in, signed_in_browser
+from tests.support.mcp import token_for
 
 
 def note_count(slug: str) -> int:

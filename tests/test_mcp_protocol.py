@@ -1,5 +1,5 @@
 """``mcp_tools.protocol``'s direct form of a plain ``tools/call`` result against the ``mcp`` package's
-own dump of the same result, in every protocol version the endpoint serves (issue 14: the direct form
+own dump of the same result, in every protocol version the endpoint serves (the direct form
 skips the version schema's validation on the hot path, so it must never write anything else)."""
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_only_tools_call_results_are_written_directly():
 
 def test_a_non_finite_float_is_left_to_the_schema_dump():
     # the direct form keeps NaN as it is (not JSON), the schema's dump writes null: the endpoint
-    # encodes the direct form strictly and falls back to plain=False (mcp_tools.views._tool_answer)
+    # encodes the direct form strictly and falls back to plain=False (mcp_tools.protocol.tool_answer)
     result = text_result({"x": float("nan")}, is_error=False)
     version = protocol.MODERN_VERSIONS[0]
     direct = protocol.result_body(incoming(version), result)

@@ -18,8 +18,8 @@ from accounts.models import User
 from mcp_tools import statements
 from mcp_tools.models import IdempotencyRecord, ToolPolicy
 from oauth.models import ClientProfile
+from pgtenancy.prepared import fetch_prepared
 from tenants.models import Membership
-from tenants.prepared import fetch_prepared
 from tenants.services import add_user
 from tests.conftest import PASSWORD
 

@@ -1,4 +1,4 @@
-"""Issue 14: routing skips its tenant query on /mcp (tenants.routing: a bounded cache of tenant identity)
+"""Routing skips its tenant query on /mcp (tenants.routing: a bounded cache of tenant identity)
 and the endpoint confirms the tenant itself. Whatever the cache holds, a deactivated tenant is refused
 at the very next request on every kind of MCP answer, and the cache stays bounded."""
 

@@ -1,4 +1,4 @@
-"""Metrics (issue 12, item 2): /metrics needs the scrape token; every exported metric's labels are on
+"""Metrics: /metrics needs the scrape token; every exported metric's labels are on
 the allow-list (tenant slug at most, never a user, token, client or free text); multiprocess mode sums
 the samples of several processes; Celery per-tenant job results are counted."""
 

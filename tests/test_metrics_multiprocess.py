@@ -1,4 +1,4 @@
-"""Metrics are right across gunicorn workers (issue 12, item 2): gunicorn with two worker processes
+"""Metrics are right across gunicorn workers: gunicorn with two worker processes
 and ``config/gunicorn.py`` over the test database in multiprocess mode; challenges answered by either
 worker are summed at /metrics, and stay counted after a worker dies and is replaced."""
 
@@ -18,10 +18,10 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.connectors.test_two_workers import free_port
 from tests.database import database_url
 from tests.mcp_raw import call
 from tests.observability_helpers import samples, value
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INVALID = {"tenant": "acme", "class": "INVALID_TOKEN", "channel": "http"}

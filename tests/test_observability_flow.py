@@ -1,4 +1,4 @@
-"""Done-when of issue 12 (items 2-3): one full flow over the live server (registration, login, code
+"""Metrics and audit of one full flow over the live server (registration, login, code
 exchange, a tool call, a 403 step-up challenge, a refresh, a reuse detection, a stale membership),
 then its metrics at /metrics and its audit events in the tenant's schema. Secrets appear in neither."""
 

@@ -1,5 +1,5 @@
 """The platform admin deactivates tenants and ends memberships through ``tenants.services`` only, so
-the real receivers revoke tokens (issue 8, item 4); ``deactivate_tenant`` is atomic and signals on
+the real receivers revoke tokens; ``deactivate_tenant`` is atomic and signals on
 commit. These tests run inside the test transaction: on-commit callbacks are captured and run with
 pytest-django's ``django_capture_on_commit_callbacks``."""
 

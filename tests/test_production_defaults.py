@@ -1,4 +1,4 @@
-"""Issue 8 item 6: production refuses unsafe settings, development refuses a public bind, no log level
+"""Production refuses unsafe settings, development refuses a public bind, no log level
 lets a secret through, the CIMD loopback allowance is refused in production, and the benchmark puts
 back what it changes."""
 

@@ -1,4 +1,4 @@
-"""Parallel refreshes of one refresh token over real HTTP (issue 7 item 5): agents run tool calls in
+"""Parallel refreshes of one refresh token over real HTTP: agents run tool calls in
 parallel and several of them refresh the same expired token at once."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Spare tenant schemas (tenants.spares): a tenant gets a copy of the template made ahead of time only
+"""Spare tenant schemas (pgtenancy.spares): a tenant gets a copy of the template made ahead of time only
 while it matches the template as it is now; an empty pool, a stale spare or a rolled-back creation
 fall back to the copy or leave the pool as it was; two creations never share a spare; the pool is
 refilled after a creation commits and by migrate_schemas."""
@@ -15,11 +15,12 @@ from django.db import connection, connections, transaction
 from django_tenants.utils import schema_context, schema_exists
 
 from config.celery import app
-from tenants.models import SpareSchema, Tenant
-from tenants.provisioning import locked_template, missing_migrations
+from pgtenancy.models import SpareSchema
+from pgtenancy.provisioning import locked_template, missing_migrations
+from pgtenancy.spares import SPARE_PREFIX, drop_spares, replenish
+from tenants.models import Tenant
 from tenants.services import create_tenant
-from tenants.spares import SPARE_PREFIX, drop_spares, replenish
-from tests.test_provisioning import TEMPLATE, assert_same_schema, drop, use_the_tenant
+from tests.support.schemas import TEMPLATE, assert_same_schema, drop, use_the_tenant
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Step-up for clients that refresh instead of re-authorizing (issue 7 item 2; TS SDK 1.x,
+"""Step-up for clients that refresh instead of re-authorizing (TS SDK 1.x,
 modelcontextprotocol/typescript-sdk#2255), over real HTTP against the live server."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A tenant admin sees and offers only their own tenant's users (issue 8, item 2).
+"""A tenant admin sees and offers only their own tenant's users.
 
 Every model registered on the tenant admin site is visited over HTTP as globex's admin: changelist,
 search, add form (GET and a POST naming an acme user), every row's change page (GET and the same POST),
@@ -82,6 +82,18 @@ def _acme_emails(extra: User) -> set[str]:
     return emails
 
 
+def can_add(model) -> bool:
+    """What the model's admin answers for globex's admin: some models are never added by hand."""
+    from django.test import RequestFactory
+
+    from tenants.models import Tenant
+
+    request = RequestFactory().get("/")
+    request.user = get_user_model().objects.get(email="admin@globex.test")
+    request.tenant = Tenant.objects.get(schema_name="globex")
+    return tenant_admin_site._registry[model].has_add_permission(request)
+
+
 def _assert_clean(response, emails: set[str], where: str) -> None:
     leaked = sorted(e for e in emails if e in response.text)
     assert not leaked, f"{where} shows acme users {leaked}"
@@ -108,7 +120,7 @@ def test_no_tenant_admin_page_shows_or_accepts_another_tenants_user(live, globex
 
         probe = {name: str(acme_user.pk) for name in user_fields}
         add = admin.get(_admin_path(model, "add/"))
-        assert add.status_code in (200, 403), (label, add.status_code)
+        assert add.status_code == (200 if can_add(model) else 403), (label, add.status_code)
         _assert_clean(add, emails, f"{label} add form")
         if user_fields:  # a POST naming the acme user; Django's raw-id widget would echo its email
             posted = admin.post(_admin_path(model, "add/"), probe)

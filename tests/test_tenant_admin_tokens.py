@@ -1,4 +1,4 @@
-"""Tokens and consents in the tenant admin are view and revoke only (issue 8, item 3): no add, no
+"""Tokens and consents in the tenant admin are view and revoke only: no add, no
 change, no raw delete, the token value and its checksum never shown, and revoking (an admin action
 that calls ``oauth.services``) makes the token stop working at the MCP endpoint and the token endpoint."""
 

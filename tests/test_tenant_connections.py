@@ -1,8 +1,8 @@
-"""Issue 14, many tenants: one PostgreSQL connection serving calls that alternate between tenants.
+"""Many tenants: one PostgreSQL connection serving calls that alternate between tenants.
 
-The hot statements are prepared once per tenant schema, schema-qualified (``tenants.prepared``), so
+The hot statements are prepared once per tenant schema, schema-qualified (``pgtenancy.prepared``), so
 each tenant keeps its plan and reads its own tables; a connection that has served
-``DATABASE_CONNECTION_MAX_SCHEMAS`` schemas is closed after the request (``tenants.recycling``), so a
+``DATABASE_CONNECTION_MAX_SCHEMAS`` schemas is closed after the request (``pgtenancy.recycling``), so a
 backend's memory stays bounded whatever the number of tenants. Requests run in this process, in
 autocommit (the ``live`` fixture's committed database), as in production."""
 
@@ -18,7 +18,7 @@ from django_tenants.utils import schema_context
 
 from crm.models import Contact
 from probe.mcp_wire import modern_message
-from tests.test_mcp_endpoint import token_for
+from tests.support.mcp import token_for
 
 
 def _first_contact(slug: str) -> Contact:
@@ -111,7 +111,7 @@ def test_no_limit_keeps_the_connection(callers, settings):
 def test_a_tenant_statement_must_qualify_every_table():
     """Sent without setting search_path (still another tenant's, perhaps): an unqualified table would be
     read from that other tenant, so such a statement is refused when it is defined."""
-    from tenants.prepared import TenantStatement
+    from pgtenancy.prepared import TenantStatement
 
     TenantStatement("SELECT 1 FROM {tenant}.crm_contact c JOIN public.tenants_tenant t ON TRUE WHERE c.id = %s")
     for unqualified in (

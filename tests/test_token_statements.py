@@ -1,4 +1,4 @@
-"""The token endpoint's statements (issue 14): a code exchange and a refresh of a public client, run
+"""The token endpoint's statements: a code exchange and a refresh of a public client, run
 through the WSGI application in this process so every statement is counted, ``BEGIN``/``COMMIT``
 included. Each writes its rows in one autocommitted statement; the behaviour those statements
 carry (single-use codes, replay detection, rotation with reuse detection and its grace window,

@@ -1,4 +1,4 @@
-"""``config.transaction_pooling`` through a real PgBouncer in transaction mode (docs/scaling.md).
+"""``pgtenancy.transaction_pooling`` through a real PgBouncer in transaction mode (docs/scaling.md).
 
 Two Django connections (two clients of PgBouncer) share one server connection (``pool_size=1``),
 one in acme, one in globex, and take turns. The django-tenants backend as the platform configures it
@@ -8,7 +8,6 @@ must not, in autocommit, inside ``atomic()`` and in ``executemany``.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from django.db import connections, transaction
 from crm.models import Contact
 from probe.pgbouncer import EXECUTABLE as PGBOUNCER_EXECUTABLE
 from probe.pgbouncer import pgbouncer
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.skipif(
     PGBOUNCER_EXECUTABLE is None,
@@ -24,17 +24,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def bouncer(live) -> Iterator[dict]:
     """PgBouncer, transaction mode, one server connection, in front of the test database."""
     upstream = connections["default"].settings_dict
-    port = _free_port()
+    port = free_port()
     with pgbouncer(
         # the embedded PostgreSQL's socket directory comes as ?host=... in DATABASE_URL, so in OPTIONS
         host=upstream["HOST"] or upstream.get("OPTIONS", {}).get("host") or "127.0.0.1",
@@ -89,7 +83,7 @@ def test_the_tenant_backend_reads_the_other_tenant_behind_transaction_pooling(cl
 
 
 def test_every_statement_runs_in_its_own_tenant(client_pair) -> None:
-    a, b = client_pair("config.transaction_pooling")
+    a, b = client_pair("pgtenancy.transaction_pooling")
     assert set(_alternate(a, b)) == {("acme", "globex")}
     # the ORM, parameters included: each client finds its own tenant's demo contact, never the other's
     for _ in range(3):
@@ -100,7 +94,7 @@ def test_every_statement_runs_in_its_own_tenant(client_pair) -> None:
 
 
 def test_transactions_savepoints_and_executemany_stay_in_the_tenant(client_pair, unique) -> None:
-    a, b = client_pair("config.transaction_pooling")
+    a, b = client_pair("pgtenancy.transaction_pooling")
     _schema(b)  # globex's client used the server connection last
     emails = [f"{unique}-{n}@pool.example" for n in range(3)]
     with transaction.atomic(using=a):

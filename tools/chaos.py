@@ -211,13 +211,19 @@ def scenario(name: str, fault, provider: str) -> dict:
         if refreshed() >= ACCOUNTS:
             break
         time.sleep(0.2)
+    elapsed, result = finish(workers, provider, started)
+    result.update(scenario=name, refreshed_when_fault_hit=at_fault, seconds_to_complete=round(elapsed, 1))
+    return result
+
+
+def finish(workers: list, provider: str, started: float) -> tuple[float, dict]:
+    """Seconds since ``started``; then, once what is still queued has run (and found nothing to do),
+    the workers stopped and what ``verify`` finds."""
     elapsed = time.monotonic() - started
     time.sleep(3)  # anything still queued runs now and must find nothing to do
     for worker in workers:
         stop_process(worker)
-    result = retrying(lambda: verify(provider))
-    result.update(scenario=name, refreshed_when_fault_hit=at_fault, seconds_to_complete=round(elapsed, 1))
-    return result
+    return elapsed, retrying(lambda: verify(provider))
 
 
 def provider_fault(name: str, mode: str, provider: str, retry_after: str = "5") -> dict:
@@ -247,11 +253,7 @@ def provider_fault(name: str, mode: str, provider: str, retry_after: str = "5") 
         if during is not None and refreshed() >= ACCOUNTS:
             break
         time.sleep(0.2)
-    elapsed = time.monotonic() - started
-    time.sleep(3)  # anything still queued runs now and must find nothing to do
-    for worker in workers:
-        stop_process(worker)
-    result = retrying(lambda: verify(provider))
+    elapsed, result = finish(workers, provider, started)
     during = during or {"token_requests": 0, "refreshes": 0}
     result.update(
         scenario=name,
@@ -276,7 +278,8 @@ def main() -> int:
 
     print(f"chaos: own PostgreSQL in {PGDATA}, own redis-server on 127.0.0.1:{redis.port}", flush=True)
     setup_django()
-    from bench.refresh_jobs import loopback_provider, prepare
+    from bench.common import loopback_provider
+    from bench.refresh_jobs import prepare
 
     def kill_worker(worker: subprocess.Popen) -> list[subprocess.Popen]:
         worker.send_signal(signal.SIGKILL)

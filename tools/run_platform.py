@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,27 @@ def bind_refusal(host: str, environ: dict[str, str]) -> str | None:
     )
 
 
-def main() -> int:
+def gunicorn_command(host: str, port: int) -> list[str]:
+    return [
+        str(BIN / "gunicorn"),
+        "config.wsgi",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        os.environ.get("WEB_CONCURRENCY", "2"),
+        "--config",
+        "python:config.gunicorn",  # access log without credentials or query strings
+    ]
+
+
+def single_web(host: str, port: int) -> list[subprocess.Popen]:
+    """The web tier of ``make run``: one gunicorn on ``port``."""
+    return [subprocess.Popen(gunicorn_command(host, port))]
+
+
+def main(web: Callable[[str, int], list[subprocess.Popen]] | None = None) -> int:
+    """``web``: starts the processes that answer on ``host:port`` (default: one gunicorn;
+    ``tools/run_affine.py``: HAProxy and gunicorn groups)."""
     os.chdir(ROOT)
     host = os.environ.get("HOST", "127.0.0.1")
     refusal = bind_refusal(host, dict(os.environ))
@@ -84,18 +105,7 @@ def main() -> int:
     subprocess.run([*manage, "collectstatic", "--noinput", "-v", "0"], check=True)  # WhiteNoise serves var/static
 
     children = [
-        subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "config.wsgi",
-                "--bind",
-                f"{host}:{port}",
-                "--workers",
-                os.environ.get("WEB_CONCURRENCY", "2"),
-                "--config",
-                "python:config.gunicorn",  # access log without credentials or query strings
-            ]
-        ),
+        *(web or single_web)(host, int(port)),
         subprocess.Popen([str(BIN / "celery"), "-A", "config", "worker", "-l", "info", *CELERY_WORKER_POOL]),
         subprocess.Popen([str(BIN / "celery"), "-A", "config", "beat", "-l", "info"]),
     ]

@@ -1,4 +1,4 @@
-"""The test command (``make test``): chromium and pgbouncer from Debian, the npm harnesses of the
+"""The test command (``make test``): chromium, pgbouncer and haproxy from Debian, the npm harnesses of the
 real Node clients (``npm ci`` where a ``tests/node*/**/package-lock.json`` is newer than its
 ``node_modules``), database, then pytest.
 
@@ -21,12 +21,13 @@ os.chdir(ROOT)
 from config.dev_secrets import ensure_dev_env  # noqa: E402
 from config.embedded_db import PGDATA, embedded_database_url, stop_embedded_database  # noqa: E402
 
-PACKAGES = {"chromium": "/usr/bin/chromium", "pgbouncer": "/usr/sbin/pgbouncer"}
+PACKAGES = {"chromium": "/usr/bin/chromium", "pgbouncer": "/usr/sbin/pgbouncer", "haproxy": "/usr/sbin/haproxy"}
 
 
 def ensure_debian_packages() -> None:
-    """Debian's chromium (consent-page and admin browser tests) and pgbouncer (the transaction-pooling
-    backend is tested through a real one), installed when missing and this runs as root."""
+    """Debian's chromium (consent-page and admin browser tests), pgbouncer (the transaction-pooling
+    backend is tested through a real one) and haproxy (tenant-affine routing, tests/test_affine_routing.py),
+    installed when missing and this runs as root."""
     missing = [package for package, binary in PACKAGES.items() if not Path(binary).exists()]
     if not missing or os.environ.get("SKIP_BROWSER_INSTALL"):
         return

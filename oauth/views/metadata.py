@@ -19,7 +19,7 @@ from identity.selectors import trusts_id_jags
 from oauth.grant_types import ID_JAG_PROFILE, JWT_BEARER
 from oauth.issuer import api_resource, issuer, mcp_resource
 from oauth.jwks import ASSERTION_ALGORITHMS
-from tenants.api import API_SCOPES
+from resource_api.views import API_SCOPES
 
 METADATA_MAX_AGE = 300
 

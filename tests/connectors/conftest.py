@@ -246,7 +246,7 @@ class ConnectBrowser:
             if url.startswith(self.live.url):
                 return url
             response = self.http.get(url)
-            assert response.status_code in (302, 303), (response.status_code, response.text[:300])
+            assert response.is_redirect, (response.status_code, response.text[:300])
             url = urljoin(url, response.headers["location"])
         raise AssertionError("the provider never redirected back")
 

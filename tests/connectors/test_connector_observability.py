@@ -1,4 +1,4 @@
-"""Connector refresh metrics and audit events against the real provider (issue 12, items 2-3): the
+"""Connector refresh metrics and audit events against the real provider: the
 proactive job's headroom (how close to expiry it refreshed), refresh outcomes with latency (ok,
 unavailable, needs_reauth) and one ``connector_refresh`` audit event per provider call."""
 
@@ -16,8 +16,8 @@ from connectors.models import ConnectedAccount, Credential
 from connectors.tasks import refresh_expiring_in_tenant
 from observability import metrics
 from observability.models import AuthEvent
-from tests.connectors.test_lifecycle_jobs import connect
 from tests.observability_helpers import samples, value
+from tests.support.connectors import connected_account
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,7 +36,7 @@ def _events(account: ConnectedAccount) -> list[tuple[str, str]]:
 
 def test_refresh_outcomes_latency_and_proactive_headroom(live, oidc, settings):
     settings.CONNECTORS_REFRESH_ATTEMPTS = 1
-    _, account = connect(live, oidc)
+    _, account = connected_account(live, oidc)
     with schema_context("acme"):
         AuthEvent.objects.filter(event="connector_refresh", user_id=account.user_id).delete()
         ConnectedAccount.objects.filter(pk=account.pk).update(expires_at=timezone.now() + timedelta(seconds=120))

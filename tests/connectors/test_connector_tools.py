@@ -15,22 +15,9 @@ from django_tenants.utils import schema_context
 from connectors.models import ConnectedAccount, Credential
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import call
-from tests.oauth_flow import obtain_tokens, signed_in
+from tests.support.mcp import platform_token, result_of
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def platform_token(live, scope: str = "connections") -> str:
-    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
-    return obtain_tokens(browser, client, scope=scope)["access_token"]
-
-
-def result_of(response) -> dict:
-    assert response.status_code == 200, response.text
-    assert "www-authenticate" not in response.headers
-    result = response.json()["result"]
-    assert "mcp/www_authenticate" not in (result.get("_meta") or {})
-    return result
 
 
 def test_missing_account_asks_to_connect_then_works(live, oidc):

@@ -31,7 +31,7 @@ from tests.connectors.stub_provider import REVOKE, TOKEN, USERINFO, Answer, Stub
 from tests.fuzz_strategies import deep, deep_object, json_value, printable
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
-from tests.test_fuzz_edges import FUZZ
+from tests.support.fuzz import FUZZ
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -19,7 +19,7 @@ from connectors.tokens import access_token
 from jobs.models import JobRun
 from jobs.runner import exclusive
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
-from tests.connectors.test_jobs_workers import park_other_due_accounts
+from tests.support.connectors import park_other_due_accounts
 
 pytestmark = pytest.mark.timeout(300)  # includes creating the test database on a busy machine
 

@@ -1,11 +1,9 @@
-"""The lifecycle jobs (issue 11) with real Celery worker (and beat) processes, the Redis broker on
+"""The lifecycle jobs with real Celery worker (and beat) processes, the Redis broker on
 loopback and the npm oidc-provider, which counts refreshes and revocations."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -14,15 +12,17 @@ from django_tenants.utils import schema_context
 from oauth2_provider.models import AccessToken, Application
 
 from config.celery import app as celery_app
-from connectors.models import ConnectedAccount, Credential, Provider
+from connectors.models import ConnectedAccount, Credential
 from jobs.models import JobRun
 from oauth.receivers import revoke_tokens_of_deactivated_tenant, revoke_tokens_of_ended_membership
 from tenants.signals import membership_ended, tenant_deactivated
-from tests.celery_procs import beat, workers
+from tests.celery_procs import beat, idle, workers
 from tests.conftest import PASSWORD
-from tests.connectors.conftest import ConnectBrowser, OidcServer, add_oidc_provider
+from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import call
 from tests.oauth_flow import Tenant, obtain_tokens, signed_in
+from tests.support.connectors import bulk_accounts, park_other_due_accounts
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)  # includes creating the test database on a busy machine
 
@@ -32,53 +32,6 @@ def empty_queue(live):
     celery_app.control.purge()  # nothing queued by earlier tests reaches these workers
     yield
     celery_app.control.purge()
-
-
-def wait_for(condition: Callable[[], bool], what: str, procs=(), timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for process, log_path in procs:
-            assert process.poll() is None, log_path.read_text()[-3000:]
-        if condition():
-            return
-        time.sleep(0.25)
-    logs = "\n".join(path.read_text()[-2000:] for _, path in procs)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
-
-
-def park_other_due_accounts(*slugs: str) -> None:
-    """Earlier tests leave accounts that expire soon: keep the refresh job off them here."""
-    for slug in slugs:
-        with schema_context(slug):
-            ConnectedAccount.objects.filter(expires_at__lte=timezone.now() + timedelta(hours=1)).update(
-                next_refresh_at=timezone.now() + timedelta(days=1)
-            )
-
-
-def bulk_accounts(oidc: OidcServer, slug: str, template_key: str, email: str, count: int, expires_in: int) -> list[int]:
-    """``count`` connected accounts of ``email`` (one per copy of the template provider), each with a
-    real refresh token minted at the provider, created in bulk."""
-    from accounts.models import User
-
-    tokens = oidc.mint(count, prefix=f"bulk-{uuid.uuid4().hex[:6]}")
-    user = User.objects.get(email=email)
-    with schema_context(slug):
-        template = Provider.objects.get(key=template_key)
-        fields = {f.name: getattr(template, f.name) for f in Provider._meta.concrete_fields if f.name not in ("id",)}
-        providers = Provider.objects.bulk_create(
-            [Provider(**{**fields, "key": f"{template_key}-{i}"}) for i in range(count)]
-        )
-        expires = timezone.now() + timedelta(seconds=expires_in)
-        accounts = ConnectedAccount.objects.bulk_create(
-            [ConnectedAccount(user=user, provider=p, expires_at=expires, granted_scopes=["openid"]) for p in providers]
-        )
-        Credential.objects.bulk_create(
-            [
-                Credential(account=a, access_token="expiring-soon", refresh_token=t)
-                for a, t in zip(accounts, tokens, strict=True)
-            ]
-        )
-        return [a.pk for a in accounts]
 
 
 def test_scheduled_refresh_renews_an_account_expiring_in_five_minutes_with_no_tool_call(live, oidc):
@@ -114,7 +67,8 @@ def test_scheduled_refresh_renews_an_account_expiring_in_five_minutes_with_no_to
                 return row.runs if row else 0
 
             wait_for(lambda: runs() >= runs_before + 3, "more scheduled runs", everything)
-            time.sleep(1)
+            line = "job=connectors.refresh_expiring_in_tenant tenant=acme outcome=ok"
+            wait_for(lambda: line in procs[0][1].read_text(), "the job's summary line", everything)
             worker_log = procs[0][1].read_text()
     finally:
         row.refresh_from_db()
@@ -149,7 +103,7 @@ def test_two_workers_over_200_due_accounts_refresh_each_exactly_once(live, oidc)
                 return ConnectedAccount.objects.filter(pk__in=ids, refresh_count__gte=1).count() == len(ids)
 
         wait_for(all_refreshed, "200 refreshes", procs, timeout=90)
-        time.sleep(2)  # let anything still queued run: it must find nothing to do
+        wait_for(lambda: idle(2), "the other queued runs to finish", procs)  # they must find nothing to do
         logs = [path.read_text() for _, path in procs]
     assert oidc.refresh_grants() == before + 200
     with schema_context("acme"):

@@ -12,20 +12,14 @@ from django_tenants.utils import schema_context
 from connectors.models import ConnectedAccount, Credential
 from connectors.services import disconnect
 from connectors.tasks import refresh_expiring_in_tenant, sweep_in_tenant
-from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
+from tests.connectors.conftest import ConnectBrowser
+from tests.support.connectors import connected_account
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def connect(live, oidc) -> tuple[str, ConnectedAccount]:
-    key = add_oidc_provider(oidc)
-    assert ConnectBrowser(live, oidc).connect(key).status_code == 302
-    with schema_context("acme"):
-        return key, ConnectedAccount.objects.get(provider__key=key, user__email="member@acme.test")
-
-
 def test_proactive_refresh_renews_accounts_about_to_expire(live, oidc):
-    _, soon = connect(live, oidc)
+    _, soon = connected_account(live, oidc)
     with schema_context("acme"):
         ConnectedAccount.objects.filter(pk=soon.pk).update(expires_at=timezone.now() + timedelta(seconds=120))
         far = set(
@@ -47,7 +41,7 @@ def test_proactive_refresh_renews_accounts_about_to_expire(live, oidc):
 
 
 def test_failed_revocation_is_kept_and_retried_by_the_sweep(live, oidc):
-    key, account = connect(live, oidc)
+    key, account = connected_account(live, oidc)
     with schema_context("acme"):
         credential = Credential.objects.get(account=account)
     oidc.fail_next(1, status=503, path="/token/revocation")
@@ -75,7 +69,7 @@ def test_the_jobs_have_admin_managed_schedules():
 
 
 def test_reconnecting_revokes_credentials_still_pending_revocation(live, oidc):
-    key, account = connect(live, oidc)
+    key, account = connected_account(live, oidc)
     with schema_context("acme"):
         old = Credential.objects.get(account=account)
     oidc.fail_next(1, status=503, path="/token/revocation")

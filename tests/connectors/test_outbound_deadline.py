@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -27,6 +26,7 @@ from tests.connectors.stub_provider import USERINFO, Answer, stub_provider, wait
 from tests.database import database_url
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIP = b'{"sub": "' + b"d" * 200 + b'"}'  # 200-odd bytes at one byte every 2 s: minutes
@@ -42,12 +42,6 @@ def test_a_dripping_answer_ends_at_the_deadline(settings, headers_too):
             http.request("GET", stub.url + USERINFO)
         assert error.value.code == "timeout" and error.value.transient
         assert wait_until(lambda: stub.holding() == 0)  # our side closed the connection
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.timeout(180)

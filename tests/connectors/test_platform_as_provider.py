@@ -14,34 +14,21 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from oauth2_provider.models import RefreshToken
 
 from connectors import tokens
 from connectors.errors import ReauthRequired
-from connectors.models import ConnectedAccount, Credential
+from connectors.models import ConnectedAccount
 from connectors.services import add_provider
 from oauth.models import ClientProfile
 from tests.conftest import LiveServer
-from tests.oauth_flow import Browser, hidden_inputs, signed_in_browser
+from tests.support.connectors import (
+    account_and_credential,
+    connect_to_globex,
+    issued_refresh_tokens,
+    register_platform_client,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def register_platform_client(live: LiveServer) -> tuple[str, str]:
-    response = httpx.post(
-        live.tenant_url("globex", "register/"),
-        json={
-            "client_name": "acme connectors",
-            "redirect_uris": [live.tenant_url("acme", "connections/callback/")],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "grant_types": ["authorization_code", "refresh_token"],
-            "application_type": "native",
-        },
-        timeout=20,
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return body["client_id"], body["client_secret"]
 
 
 def setup_provider(live: LiveServer, unique: str, *, api: bool = False) -> tuple[str, str, str]:
@@ -67,32 +54,6 @@ def setup_provider(live: LiveServer, unique: str, *, api: bool = False) -> tuple
     return key, client_id, secret
 
 
-def connect(live: LiveServer, key: str) -> httpx.Response:
-    """acme's member connects the globex account of member@globex.test (one browser, two tenants)."""
-    acme = signed_in_browser(live.tenant("acme"), "member@acme.test")
-    globex = Browser(live.tenant("globex"), "member@globex.test", http=acme.http)
-    globex.login()  # per-tenant session cookies: both sessions live in one cookie jar
-    page = acme.http.get(live.tenant_url("acme", f"connections/{key}/connect/"))
-    started = acme.http.post(
-        live.tenant_url("acme", f"connections/{key}/connect/"),
-        data={"csrfmiddlewaretoken": hidden_inputs(page.text)["csrfmiddlewaretoken"]},
-        headers={"Referer": live.tenant_url("acme", f"connections/{key}/connect/")},
-    )
-    assert started.status_code == 302 and "/t/globex/authorize/" in started.headers["location"]
-    back = globex.authorize(started.headers["location"])
-    assert back.status_code == 302 and back.headers["location"].startswith(
-        live.tenant_url("acme", "connections/callback/")
-    )
-    assert "iss=" in back.headers["location"]  # RFC 9207, checked by the callback
-    return acme.http.get(back.headers["location"])
-
-
-def issued_refresh_tokens(client_id: str) -> int:
-    """Counted at the provider: DOT keeps a rotated refresh token's row (marked revoked)."""
-    with schema_context("globex"):
-        return RefreshToken.objects.filter(application__client_id=client_id).count()
-
-
 def introspect(live: LiveServer, client_id: str, secret: str, token: str) -> bool:
     response = httpx.post(
         live.tenant_url("globex", "introspect/"), data={"token": token}, auth=(client_id, secret), timeout=20
@@ -101,15 +62,9 @@ def introspect(live: LiveServer, client_id: str, secret: str, token: str) -> boo
     return response.json()["active"]
 
 
-def account_and_credential(key: str) -> tuple[ConnectedAccount, Credential]:
-    with schema_context("acme"):
-        account = ConnectedAccount.objects.get(provider__key=key, user__email="member@acme.test")
-        return account, Credential.objects.get(account=account)
-
-
 def test_connect_refresh_single_flight_revocation_and_reconnect(live, unique):
     key, client_id, secret = setup_provider(live, unique)
-    assert connect(live, key).status_code == 302
+    assert connect_to_globex(live, key).status_code == 302
     account, first = account_and_credential(key)
     assert account.status == "active" and account.granted_scopes == ["crm.read"]
     assert introspect(live, client_id, secret, first.access_token)
@@ -150,7 +105,7 @@ def test_connect_refresh_single_flight_revocation_and_reconnect(live, unique):
             tokens.access_token(user_id=account.user_id, provider_key=key)
     assert error.value.code == "invalid_grant"
     assert account_and_credential(key)[0].status == "needs_reauth"
-    assert connect(live, key).status_code == 302
+    assert connect_to_globex(live, key).status_code == 302
     again, third = account_and_credential(key)
     assert (again.status, again.status_reason) == ("active", "")
     with schema_context("acme"):
@@ -175,7 +130,7 @@ def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(l
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     before = call(url, token, "connector_crm_search", {"provider": key}).json()["result"]
     assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
-    assert connect(live, key).status_code == 302
+    assert connect_to_globex(live, key).status_code == 302
     result = call(url, token, "connector_crm_search", {"provider": key, "query": ""}).json()["result"]
     assert result["isError"] is False, result
     with schema_context("globex"):
@@ -187,7 +142,7 @@ def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(l
 
 
 def test_a_tool_in_acme_reads_globex_contacts_through_globex_api_and_refreshes_once(live, unique):
-    """Issue 10 item 6: globex's CRM read API (``/t/globex/api/crm/contacts``, ``crm.read``, audience
+    """The platform as a provider: globex's CRM read API (``/t/globex/api/crm/contacts``, ``crm.read``, audience
     ``/t/globex/api``) called by acme's ``connector_crm_contacts`` with the member's connected account;
     a token globex considers expired is refreshed once (counted at globex) and the call succeeds."""
     from oauth2_provider.models import AccessToken
@@ -203,7 +158,7 @@ def test_a_tool_in_acme_reads_globex_contacts_through_globex_api_and_refreshes_o
     token = obtain_tokens(member, client, scope="connections")["access_token"]
     before = call(url, token, "connector_crm_contacts", {"provider": key}).json()["result"]
     assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
-    assert connect(live, key).status_code == 302
+    assert connect_to_globex(live, key).status_code == 302
     account, credential = account_and_credential(key)
     with schema_context("globex"):
         upstream = AccessToken.objects.get(token_checksum=checksum(credential.access_token))

@@ -14,7 +14,7 @@ from playwright.sync_api import Page
 
 from connectors.models import Provider
 from tests.connectors.conftest import CLIENT_SECRET, ConnectBrowser, account_of, add_oidc_provider
-from tests.test_admin_browser import _assert_styled, _sign_in, page  # noqa: F401  (the page fixture)
+from tests.support.admin_browser import assert_styled, sign_in
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -51,12 +51,12 @@ def field_error(browser_page: Page, name: str) -> str:
     return found.inner_text() if found else ""
 
 
-def test_moving_and_deleting_a_provider_in_the_admin(live, oidc, other_oidc, connected, page, tmp_path):  # noqa: F811
+def test_moving_and_deleting_a_provider_in_the_admin(live, oidc, other_oidc, connected, page, tmp_path):
     key, provider_id, credential = connected
     change = live.tenant_url("acme", f"admin/connectors/provider/{provider_id}/change/")
-    _sign_in(page, change, "admin@acme.test")
+    sign_in(page, change, "admin@acme.test")
     page.wait_for_selector("#provider_form")
-    _assert_styled(page)
+    assert_styled(page)
     assert page.input_value("#id_client_secret") == ""  # write-only: never rendered
 
     page.fill("#id_token_endpoint", f"{other_oidc.issuer}/token")

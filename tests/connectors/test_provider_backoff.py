@@ -23,10 +23,10 @@ from connectors.models import ConnectedAccount, ProviderBreaker
 from connectors.tasks import refresh_expiring_in_tenant
 from tests.conftest import PASSWORD
 from tests.connectors.conftest import CLIENT_ID, RATE_LIMITED_CLIENT, ConnectBrowser, add_oidc_provider
-from tests.connectors.test_jobs_workers import bulk_accounts, park_other_due_accounts
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
 from tests.observability_helpers import samples, scrape, value
+from tests.support.connectors import bulk_accounts, park_other_due_accounts
 
 pytestmark = pytest.mark.timeout(240)
 

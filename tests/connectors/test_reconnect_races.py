@@ -8,7 +8,6 @@ the previous grant and starts the account's refresh state afresh."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -21,16 +20,10 @@ from connectors.errors import ConnectorError
 from connectors.models import ConnectedAccount, RetiredGrant
 from tests.connectors.conftest import ConnectBrowser, account_of, add_oidc_provider
 from tests.oauth_flow import hidden_inputs
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 HOLD_MS = 60_000  # a ceiling: the test releases it
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 class HeldRefresh:

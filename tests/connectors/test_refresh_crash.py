@@ -22,6 +22,7 @@ from connectors.errors import ReauthRequired
 from connectors.models import ConnectedAccount
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.database import database_url
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
@@ -32,13 +33,6 @@ from connectors import tokens
 with schema_context("acme"):
     tokens.access_token(user_id=int(sys.argv[1]), provider_key=sys.argv[2])
 """
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.mark.timeout(90)

@@ -8,7 +8,6 @@ back, so neither worker can take all twenty."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,14 +29,9 @@ from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.database import database_url
 from tests.mcp_raw import call
 from tests.oauth_flow import obtain_tokens, signed_in
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Issue 13, upstream: ``connector_crm_create_note`` in tenant acme writes a note in tenant globex (the
+"""Exactly-once upstream: ``connector_crm_create_note`` in tenant acme writes a note in tenant globex (the
 platform as provider) through acme's connected account, with an idempotency key derived from acme's
 key. A connector refresh in the middle of the write (globex refuses the expired access token) retries
 the request once and the note is applied once, counted at the provider; a retry whose acme record was
@@ -18,14 +18,14 @@ from oauth2_provider.models import AccessToken
 from crm.models import Contact, Note
 from declarations.idempotency import IDEMPOTENT_REPLAY_META
 from mcp_tools.models import IdempotencyRecord
-from tests.connectors.test_platform_as_provider import (
+from tests.idempotency_client import keyed_call
+from tests.oauth_flow import obtain_tokens, signed_in
+from tests.support.connectors import (
     account_and_credential,
-    connect,
+    connect_to_globex,
     issued_refresh_tokens,
     register_platform_client,
 )
-from tests.idempotency_client import keyed_call
-from tests.oauth_flow import obtain_tokens, signed_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,7 +55,7 @@ def globex_notes(body: str) -> list[int]:
 
 def test_a_refresh_in_the_middle_of_an_upstream_write_applies_once_at_the_provider(live, unique):
     key, client_id, _ = writable_provider(live, unique)
-    assert connect(live, key).status_code == 302
+    assert connect_to_globex(live, key).status_code == 302
     _, credential = account_and_credential(key)
     client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]

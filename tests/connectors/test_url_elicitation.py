@@ -1,4 +1,4 @@
-"""Issue 10 item 5: a connector tool that needs the user to (re)connect, over MCP.
+"""A connector tool that needs the user to (re)connect, over MCP.
 
 2026-07-28 clients that declare ``elicitation.url`` in the request's ``_meta`` get an
 ``input_required`` result holding a URL-mode ``elicitation/create`` for the connect page; the
@@ -18,14 +18,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.connectors.conftest import ConnectBrowser, add_oidc_provider
 from tests.mcp_raw import modern_request
-from tests.oauth_flow import obtain_tokens, signed_in
+from tests.support.mcp import platform_token
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def platform_token(live) -> str:
-    client, browser = signed_in(live.tenant("acme"), "member@acme.test")
-    return obtain_tokens(browser, client, scope="connections")["access_token"]
 
 
 def with_capabilities(capabilities: dict):

@@ -98,7 +98,7 @@ class IdentityServer:
                 if location.startswith(AGENT_REDIRECT):
                     break
                 response = http.get(location)
-                assert response.status_code in (302, 303), (response.status_code, response.text[:300])
+                assert response.is_redirect, (response.status_code, response.text[:300])
                 location = urljoin(location, response.headers["location"])
             code = query_params(location)["code"]
             token = http.post(
@@ -249,7 +249,7 @@ class SsoBrowser:
             if location.startswith(callback):
                 return location
             response = self.http.get(location)
-            assert response.status_code in (302, 303), (response.status_code, response.text[:300])
+            assert response.is_redirect, (response.status_code, response.text[:300])
             location = urljoin(location, response.headers["location"])
         raise AssertionError("the identity provider never sent the browser back")
 

@@ -1,13 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
-from django_tenants.utils import schema_context
-
 from connectors.errors import ConnectorError
 from connectors.services import add_provider
-from tenants.errors import TenantServiceError
-from tenants.selectors import get_tenant
+from tenants.management.commands._base import ProvisioningCommand
 
 
-class Command(BaseCommand):
+class Command(ProvisioningCommand):
     help = "Add (or update) an upstream OAuth provider in a tenant (idempotent)."
 
     def add_arguments(self, parser):
@@ -39,24 +35,22 @@ class Command(BaseCommand):
                 "revocation_endpoint": o["revoke_url"],
                 "userinfo_endpoint": o["userinfo_url"],
             }
-        try:
-            get_tenant(tenant)
-            with schema_context(tenant):
-                _, outcome = add_provider(
-                    key=key,
-                    client_id=o["client_id"],
-                    client_secret=o["client_secret"],
-                    display_name=o["name"],
-                    preset_name=o["preset"],
-                    preset_params=dict(p.split("=", 1) for p in o["param"] if "=" in p),
-                    issuer=o["issuer"],
-                    endpoints=endpoints,
-                    scopes=o["scopes"].split() if o["scopes"] is not None else None,
-                    auth_method=o["auth_method"],
-                    mcp_endpoint=o["mcp_endpoint"],
-                    api_base_url=o["api_base_url"],
-                    extra_authorize_params={"resource": o["resource"]} if o["resource"] else None,
-                )
-        except (TenantServiceError, ConnectorError) as exc:
-            raise CommandError(f"{exc} [{exc.code}]") from exc
-        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.changed else outcome.detail)
+        self.run_service(
+            lambda: add_provider(
+                key=key,
+                client_id=o["client_id"],
+                client_secret=o["client_secret"],
+                display_name=o["name"],
+                preset_name=o["preset"],
+                preset_params=dict(p.split("=", 1) for p in o["param"] if "=" in p),
+                issuer=o["issuer"],
+                endpoints=endpoints,
+                scopes=o["scopes"].split() if o["scopes"] is not None else None,
+                auth_method=o["auth_method"],
+                mcp_endpoint=o["mcp_endpoint"],
+                api_base_url=o["api_base_url"],
+                extra_authorize_params={"resource": o["resource"]} if o["resource"] else None,
+            ),
+            tenant=tenant,
+            refusals=(ConnectorError,),
+        )

@@ -1,16 +1,14 @@
 import argparse
 
-from django.core.management.base import BaseCommand, CommandError
-from django_tenants.utils import schema_context
+from django.core.management.base import CommandError
 
 from identity.errors import IdentityError
 from identity.models import IdentityProvider
 from identity.services import NOT_GIVEN, add_provider
-from tenants.errors import TenantServiceError
-from tenants.selectors import get_tenant
+from tenants.management.commands._base import ProvisioningCommand
 
 
-class Command(BaseCommand):
+class Command(ProvisioningCommand):
     help = (
         "Add (or update) an OpenID provider members of a tenant sign in with (idempotent). The endpoints "
         "come from the issuer's discovery document. --email-domain and --link-by-email are the platform "
@@ -51,23 +49,21 @@ class Command(BaseCommand):
             if not sep or not claim or not value:
                 raise CommandError("--organization takes CLAIM=VALUE, e.g. tid=<directory id> [invalid_organization]")
             organization = (claim, value)
-        try:
-            get_tenant(tenant)
-            with schema_context(tenant):
-                _, outcome = add_provider(
-                    key=key,
-                    issuer=o["issuer"],
-                    client_id=given(o["client_id"]),
-                    client_secret=given(o["client_secret"]),
-                    name=given(o["name"]),
-                    email_domains=given(o["email_domains"]),
-                    jit_role=given(o["jit_role"]),
-                    role_claim=given(o["role_claim"]),
-                    admin_value=given(o["admin_value"]),
-                    organization=organization,
-                    link_by_email=given(o["link_by_email"]),
-                    accept_id_jag=given(o["accept_id_jag"]),
-                )
-        except (TenantServiceError, IdentityError) as exc:
-            raise CommandError(f"{exc} [{exc.code}]") from exc
-        self.stdout.write(self.style.SUCCESS(outcome.detail) if outcome.changed else outcome.detail)
+        self.run_service(
+            lambda: add_provider(
+                key=key,
+                issuer=o["issuer"],
+                client_id=given(o["client_id"]),
+                client_secret=given(o["client_secret"]),
+                name=given(o["name"]),
+                email_domains=given(o["email_domains"]),
+                jit_role=given(o["jit_role"]),
+                role_claim=given(o["role_claim"]),
+                admin_value=given(o["admin_value"]),
+                organization=organization,
+                link_by_email=given(o["link_by_email"]),
+                accept_id_jag=given(o["accept_id_jag"]),
+            ),
+            tenant=tenant,
+            refusals=(IdentityError,),
+        )

@@ -2,7 +2,7 @@
 ``DATABASE_CONNECTION_MAX_SCHEMAS`` distinct tenant schemas is closed after the request.
 
 Each PostgreSQL backend keeps the catalog entries (relcache, catcache) of every relation it has opened,
-and here the prepared statements of every schema (``tenants.prepared``), without eviction while the
+and here the prepared statements of every schema (``pgtenancy.prepared``), without eviction while the
 connection lives: about 0.3 MB per tenant schema for a ``tools/call``, so a persistent connection
 (``CONN_MAX_AGE``) that sees calls for 1,000 tenants holds ~300 MB (docs/benchmarks.md). Closing it
 once it has seen N schemas bounds that to about N x 0.35 MB, at the price of a reconnect every N

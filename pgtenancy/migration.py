@@ -13,7 +13,7 @@ nothing to apply): they only get the post_migrate receivers (content types, perm
 matrix's new tools), which is what such a ``migrate`` would have done. The others, the template, and
 runs with targets or ``--fake``/``--plan``/``--check``/``--prune`` go through ``migrate`` as before.
 
-At the end of such a run the pool of spare schemas (``tenants.spares``) is replenished: spares copied
+At the end of such a run the pool of spare schemas (``pgtenancy.spares``) is replenished: spares copied
 from the template as it was before are dropped and copied again.
 ``TENANT_MIGRATE_SKIP_CURRENT = False`` turns the shortcut off."""
 
@@ -26,8 +26,8 @@ from django_tenants.migration_executors import get_executor as library_executor
 from django_tenants.migration_executors.base import MigrationExecutor, run_migrations
 from django_tenants.utils import schema_exists
 
-from tenants.provisioning import missing_migrations, template_lock, template_schema
-from tenants.spares import replenish
+from pgtenancy.provisioning import missing_migrations, template_lock, template_schema
+from pgtenancy.spares import replenish
 
 _FULL_RUN_OPTIONS = ("fake", "fake_initial", "plan", "check_unapplied", "prune", "run_syncdb")
 

@@ -6,7 +6,7 @@ with ``TENANT_LIMIT_SET_CALLS`` only when the schema changes. A transaction-mode
 transaction (in autocommit: each statement) whichever server connection is free, so that ``SET`` runs
 on one server connection, the queries after it on others, and the session-level setting stays behind
 for the next client of that server connection: a query meant for one tenant reads another tenant's
-tables (``bench/pooler_check.py`` shows it). PostgreSQL 15 does not report ``search_path`` to the
+tables (``python -m bench pooler-check`` shows it). PostgreSQL 15 does not report ``search_path`` to the
 client (it is not ``GUC_REPORT``), so the pooler cannot track and restore it either.
 
 Here the search path travels with every statement instead: each one is sent as

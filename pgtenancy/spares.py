@@ -6,15 +6,16 @@ foreign key from a tenant table to a public table (eleven reach ``accounts_user`
 on that public table, and every ``ALTER TABLE`` that adds one rebuilds the public table's relcache
 entry with all of them: 22,000 triggers at 1,000 tenants. A rename costs the same at any size.
 
-- Claim (``claim_spare``, from ``Tenant.create_schema``): under the template's shared lock, a spare
+- Claim (``claim_spare``, from ``pgtenancy.schemas``): under the template's shared lock, a spare
   whose fingerprint is the template's fingerprint now (``Template.fingerprint``: its identity, its
   migrations, every row and every sequence position) is locked with ``FOR UPDATE SKIP LOCKED``, its
   row deleted and the schema renamed, in the tenant's transaction: two creations never get the same
   spare, and a rolled-back creation leaves it in the pool. A spare copied from an earlier state of
   the template is never given out. No current spare: the caller copies the template directly.
 - Replenish (``replenish``): after a creation commits (the Celery task ``tenants.replenish_spares``,
-  queued on commit) and at the end of ``migrate_schemas``: spares that no longer match the template
-  are dropped, then spares are copied, one per transaction, until ``TENANT_SPARE_SCHEMAS`` match.
+  queued on commit by ``pgtenancy.schemas``) and at the end of ``migrate_schemas``: spares that no
+  longer match the template are dropped, then spares are copied, one per transaction, until
+  ``TENANT_SPARE_SCHEMAS`` match.
   One replenisher at a time (a transaction-level advisory lock; others return at once).
 - Spares are not tenants (no ``Tenant`` row): ``migrate_schemas`` does not migrate them; once the
   template changes they are dropped and copied again. Their names start with ``_tenant_spare_``:
@@ -31,12 +32,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django_tenants.utils import schema_exists
 
-from tenants.models import SpareSchema
-from tenants.provisioning import Template, locked_template
+from pgtenancy.models import SpareSchema
+from pgtenancy.provisioning import Template, locked_template
 
 log = logging.getLogger(__name__)
 
 SPARE_PREFIX = "_tenant_spare_"
+# the key's text names the module this lived in first: processes of the release before agree on it
 _REPLENISH_KEY = int.from_bytes(hashlib.sha256(b"tenants.spares.replenish").digest()[:8], "big", signed=True)
 
 
@@ -70,18 +72,6 @@ def claim_spare(template: Template, schema: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER SCHEMA {_q(spare.name)} RENAME TO {_q(schema)}")
     return True
-
-
-def replenish_after_commit() -> None:
-    """Queue a replenishment for when the caller's transaction commits (the pool may be short by one)."""
-    if pool_size():
-        transaction.on_commit(_queue_replenish, robust=True)  # a broker failure never fails the creation
-
-
-def _queue_replenish() -> None:
-    from tenants.tasks import replenish_spares
-
-    replenish_spares.delay()
 
 
 def replenish() -> int:

@@ -2,7 +2,7 @@
 
 The template (``settings.TENANT_TEMPLATE_SCHEMA``, ``_tenant_template``: a leading underscore is never
 a valid slug, so no tenant and no URL can reach it) is created and migrated by ``migrate_schemas``
-before the tenants (``tenants.migration.get_executor``), post_migrate receivers included, so it holds
+before the tenants (``pgtenancy.migration.get_executor``), post_migrate receivers included, so it holds
 exactly what a freshly migrated tenant holds: tables, indexes, constraints, identity sequences, and the
 rows written by migrations and post_migrate (``django_migrations``, content types, permissions, the
 scope matrix's ``ToolPolicy`` defaults).
@@ -39,7 +39,8 @@ from django.db.migrations.loader import MigrationLoader
 
 log = logging.getLogger(__name__)
 
-# one 64-bit advisory-lock key for the template, derived from its name (stable across processes)
+# one 64-bit advisory-lock key for the template, derived from a fixed text (stable across processes and
+# releases: the text names the module this lived in first)
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"tenants.provisioning.template").digest()[:8], "big", signed=True)
 
 

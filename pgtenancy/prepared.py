@@ -2,7 +2,7 @@
 
 For the few statements run on every MCP request (``mcp_tools.auth``'s bearer statement, the CRM
 contact read), PostgreSQL's parse, analysis and planning cost more than executing them: on this stack
-the bearer statement took 0.45 ms as plain SQL and 0.09 ms prepared (issue 14, docs/benchmarks.md).
+the bearer statement took 0.45 ms as plain SQL and 0.09 ms prepared (docs/benchmarks.md).
 Django's PostgreSQL backend binds parameters client-side and psycopg never prepares on such cursors, so
 these statements go through a server-binding psycopg cursor on the same connection.
 
@@ -17,7 +17,7 @@ statement of the request that goes through Django's cursor): the path stays as i
 schema's statement keeps its plan while the connection goes from tenant to tenant.
 psycopg keeps at most ``prepared_max`` prepared statements per connection (least recently used out,
 ``DEALLOCATE``); it is sized here for ``DATABASE_CONNECTION_MAX_SCHEMAS`` schemas per connection
-(``tenants.recycling`` closes a connection that has served more), so round-robin traffic does not
+(``pgtenancy.recycling`` closes a connection that has served more), so round-robin traffic does not
 evict a statement before its schema comes round again. psycopg forgets them on reconnect.
 
 The statements are sent through psycopg's ``RawCursor`` with ``$n`` placeholders: its conversion of
@@ -25,7 +25,7 @@ The statements are sent through psycopg's ``RawCursor`` with ``$n`` placeholders
 every call (30 µs a statement here).
 
 Behind a transaction-mode pooler, prepared statements need PgBouncer >= 1.21 with
-``max_prepared_statements`` set, and they would bypass ``config.transaction_pooling``'s per-statement
+``max_prepared_statements`` set, and they would bypass ``pgtenancy.transaction_pooling``'s per-statement
 search path: ``DATABASE_POOLER_TRANSACTION_MODE`` turns them off (``DATABASE_PREPARED_STATEMENTS``);
 the schema-qualified text is then sent through Django's cursor.
 

@@ -1,0 +1,282 @@
+"""Calls spread over many tenants against calls to one tenant, through HAProxy in front of 1, 2 and 4
+gunicorn groups hashed on the tenant (``tools/affine.py``, as ``make run-affine`` runs it). Uses the
+``scale_*`` tenants ``bench/tenants_scale.py`` made (no provisioning here).
+
+    .venv/bin/python bench/affine_spread.py [--groups 1 2 4] [--tenants 1000] [--workers 2]
+        [--duration 5] [--rounds 3]
+
+For each group count: the groups (gunicorn, ``--workers`` sync workers each, ``CONN_MAX_AGE=600``,
+``DATABASE_CONNECTION_MAX_SCHEMAS=0`` so only the routing bounds what a connection sees) behind
+HAProxy; two warm-up passes over every tenant (each call the first of its schema on its backend,
+then every schema seen once); then ``--rounds`` rounds of wrk ``-t1 -c1`` (one call at a time, so the
+rate is the inverse of a call's latency through HAProxy), alternating one tenant (acme) and spread
+round-robin over every tenant, each block also read as the CPU time the groups' gunicorn workers and
+their PostgreSQL backends spent per call (``/proc/<pid>/stat``: on a shared, loaded machine the wall
+time of sequential calls is mostly waiting for a core four times per call, the CPU time much less so).
+Then each group's share of the tenants (the ``X-Served-By`` HAProxy adds), the private memory
+(``RssAnon``) of every PostgreSQL backend the groups hold and the RSS of every gunicorn worker.
+
+The tokens are minted here (as the OAuth flow would issue them, for HAProxy's URL) and go to wrk in
+a private temporary file; they are never printed. Run on demand; never part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import ensure_wrk, mcp_call_body, mcp_round_robin_script, mint_token, run_wrk  # noqa: E402
+from probe.ready import stop_process, wait_until_up  # noqa: E402
+from tools.affine import group_name, haproxy, render, wait_for_states  # noqa: E402
+
+PORT = int(os.environ.get("AFFINE_BENCH_PORT", "8870"))  # not BENCH_PORT: the other benchmarks may run
+HOST = f"127.0.0.1:{PORT}"
+STATS = f"127.0.0.1:{PORT + 100}"
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def django_setup() -> None:
+    """Django of this checkout, without migrations or demo data (the database is ready)."""
+    os.chdir(ROOT)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from config.dev_secrets import ensure_dev_env
+
+    for key, value in ensure_dev_env().items():
+        os.environ.setdefault(key, value)
+    if not os.environ.get("DATABASE_URL"):
+        from config.embedded_db import embedded_database_url
+
+        os.environ["DATABASE_URL"] = embedded_database_url()
+    import django
+
+    django.setup()
+
+
+def mint_tokens(count: int) -> tuple[list[list[Any]], list[Any]]:
+    from tenants.models import Tenant
+
+    slugs = list(
+        Tenant.objects.filter(schema_name__startswith="scale_")
+        .order_by("schema_name")
+        .values_list("schema_name", flat=True)[:count]
+    )
+    found = [[slug, *mint_token(slug, HOST)] for slug in [*slugs, "acme"]]
+    return found[:-1], found[-1]
+
+
+# --- processes -------------------------------------------------------------------------------------
+def start_groups(count: int, workers: int) -> list[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "PUBLIC_BASE_URL": f"http://{HOST}",
+        "CONN_MAX_AGE": "600",
+        "DATABASE_CONNECTION_MAX_SCHEMAS": "0",
+        "OAUTH_TOKEN_RATE_LIMIT": "1000000",
+        "OAUTH_TOKEN_CLIENT_RATE_LIMIT": "1000000",
+    }
+    groups = []
+    for index in range(count):
+        command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--chdir", str(ROOT)]
+        command += ["--bind", f"127.0.0.1:{PORT + 1 + index}", "--workers", str(workers), "--log-level", "warning"]
+        # each group's connections named, so the memory read below is of the groups' backends only
+        url = f"{env['DATABASE_URL']}{'&' if '?' in env['DATABASE_URL'] else '?'}application_name={group_name(index)}"
+        groups.append(subprocess.Popen(command, env={**env, "DATABASE_URL": url}))
+    for index in range(count):
+        if not wait_until_up(f"http://127.0.0.1:{PORT + 1 + index}/t/acme/healthz"):
+            raise SystemExit(f"{group_name(index)} did not start")
+    return groups
+
+
+def worker_pids(master: int) -> list[int]:
+    path = Path(f"/proc/{master}/task/{master}/children")
+    return [int(pid) for pid in path.read_text().split()]
+
+
+def status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def backend_pids() -> list[int]:
+    """The PostgreSQL backends of the groups' workers (their connections' application_name)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'group%'"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# --- traffic ---------------------------------------------------------------------------------------
+def warm_up(targets: list[list[Any]], passes: int) -> Counter:
+    """Sequential calls to every tenant, ``passes`` times (each worker's backend sees its group's
+    schemas); how many of the tenants each group served in the last pass (HAProxy's ``X-Served-By``)."""
+    headers = {
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "crm_get_contact",
+    }
+    shares: Counter = Counter()
+    for _ in range(passes):
+        shares.clear()
+        for slug, token, contact in targets:
+            request = urllib.request.Request(
+                f"http://{HOST}/t/{slug}/mcp",
+                data=mcp_call_body(contact).encode(),
+                headers={**headers, "Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                body = response.read()
+                shares[response.headers["X-Served-By"]] += 1
+            if b'"isError": false' not in body:
+                raise SystemExit(f"{slug}: {body[:200]!r}")
+    return shares
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (``/proc/<pid>/stat``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+    return total / ticks
+
+
+def sequential(wrk: str, targets: list[list[Any]], duration: int, pids: list[int]) -> tuple[float, float]:
+    """One connection, one call at a time, for ``duration`` s: wall ms per call (the inverse of the
+    rate) and the CPU ms per call the groups' workers and their PostgreSQL backends spent (what the
+    other load on a shared machine changes least)."""
+    import re
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:  # mode 0600
+        fh.write(mcp_round_robin_script(targets))
+    try:
+        cpu = cpu_seconds(pids)
+        out = subprocess.run(
+            [wrk, "-t1", "-c1", f"-d{duration}s", "-s", fh.name, f"http://{HOST}/"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        cpu = cpu_seconds(pids) - cpu
+    finally:
+        os.unlink(fh.name)
+    bad = int(re.search(r"BAD (\d+)", out).group(1))
+    if bad:
+        raise SystemExit(f"{bad} non-2xx responses:\n{out}")
+    calls = int(re.search(r"(\d+) requests in", out).group(1))
+    return 1000 / float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), cpu * 1000 / calls
+
+
+def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: list) -> dict[str, Any]:
+    groups = start_groups(count, args.workers)
+    try:
+        ports = [PORT + 1 + i for i in range(count)]
+        with haproxy(render(HOST, ports, stats_bind=STATS), wait_for=f"http://{STATS}/"):
+            states = wait_for_states(f"http://{STATS}", {group_name(i): "UP" for i in range(count)})
+            if set(states.values()) != {"UP"}:
+                raise SystemExit(f"groups not up: {states}")
+            started = time.perf_counter()
+            warm_up([acme], 20)
+            shares = warm_up(spread, 2)
+            print(f"  {count} group(s): warm-up {time.perf_counter() - started:.0f} s ({load()})", flush=True)
+            pids = [pid for group in groups for pid in worker_pids(group.pid)] + backend_pids()
+            samples: dict[str, list[tuple[float, float]]] = {"one": [], "spread": []}
+            for _ in range(args.rounds):
+                samples["one"].append(sequential(wrk, [acme], args.duration, pids))
+                samples["spread"].append(sequential(wrk, spread, args.duration, pids))
+            rates = {}
+            if args.concurrent:
+                for mode, targets in (("one", [acme]), ("spread", spread)):
+                    rates[mode] = run_wrk(wrk, f"http://{HOST}/", mcp_round_robin_script(targets), args.duration, 8)
+            backends = [status_mb(pid, "RssAnon") for pid in backend_pids()]
+            workers = [status_mb(pid, "VmRSS") for group in groups for pid in worker_pids(group.pid)]
+    finally:
+        for group in groups:
+            stop_process(group)
+    one, spr = (statistics.median(wall for wall, _ in samples[m]) for m in ("one", "spread"))
+    cpu_one, cpu_spr = (statistics.median(cpu for _, cpu in samples[m]) for m in ("one", "spread"))
+    print(
+        f"  wall one {one:.2f} ms, spread {spr:.2f} ms ({spr / one:.2f}x); CPU one {cpu_one:.2f} ms, spread"
+        f" {cpu_spr:.2f} ms ({cpu_spr / cpu_one:.2f}x); {dict(shares)} ({load()})",
+        flush=True,
+    )
+    return {
+        "one": one,
+        "spread": spr,
+        "cpu_one": cpu_one,
+        "cpu_spread": cpu_spr,
+        "shares": shares,
+        "backends": backends,
+        "workers": workers,
+        "rates": rates,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per group")
+    parser.add_argument("--duration", type=int, default=5, help="wrk seconds per block")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrent", action="store_true", help="also wrk -t2 -c8 req/s per mode")
+    args = parser.parse_args()
+    django_setup()
+    wrk = ensure_wrk()
+    spread, acme = mint_tokens(args.tenants)
+    print(f"{len(spread)} tenants, tokens minted ({load()})", flush=True)
+    results = {}
+    for count in args.groups:
+        results[count] = measure(count, args, wrk, spread, acme)
+        from django.db import connection
+
+        connection.close()
+    report(results, args, len(spread))
+
+
+def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, tenants: int) -> None:
+    lines = [
+        f"\n## tools/call (crm_get_contact) through HAProxy, {tenants} tenants, gunicorn groups of "
+        f"{args.workers} sync workers, wrk -t1 -c1 -d{args.duration}s x {args.rounds} rounds ({load()})\n",
+        "| groups | one tenant (acme): wall ms per call, CPU ms per call | spread: wall, CPU | spread / one: wall, CPU "
+        "| tenants per group | PostgreSQL backends, RssAnon MB median (max) | gunicorn workers, RSS MB median (max) |",
+        "|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for count, r in results.items():
+        shares = " / ".join(str(r["shares"][group_name(i)]) for i in range(count))
+        backends = f"{statistics.median(r['backends']):.0f} ({max(r['backends']):.0f})" if r["backends"] else "-"
+        workers = f"{statistics.median(r['workers']):.0f} ({max(r['workers']):.0f})" if r["workers"] else "-"
+        lines.append(
+            f"| {count} | {r['one']:.2f}, {r['cpu_one']:.2f} | {r['spread']:.2f}, {r['cpu_spread']:.2f} "
+            f"| {r['spread'] / r['one']:.2f}x, {r['cpu_spread'] / r['cpu_one']:.2f}x | {shares} "
+            f"| {backends} | {workers} |"
+        )
+    if args.concurrent:
+        lines += ["\nwrk -t2 -c8, req/s:\n", "| groups | one tenant | spread |", "|---:|---:|---:|"]
+        lines += [f"| {c} | {r['rates']['one']:.0f} | {r['rates']['spread']:.0f} |" for c, r in results.items()]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -26,8 +26,9 @@ class McpToolsConfig(AppConfig):
 
         post_migrate.connect(ensure_policies_after_migrate, sender=self)
 
-        # the endpoint confirms its tenant itself, in the bearer statement (mcp_tools.auth) or with
-        # tenants.routing.confirm_tenant_now: routing skips its tenant query on /mcp (issue 14)
+        # on /mcp routing skips its tenant query: the bearer statement reads the tenant row and hands
+        # it to routing (mcp_tools.auth.admit); an answer given before that statement is confirmed by
+        # routing itself afterwards (tenants.middleware)
         from oauth.issuer import MCP_PATH
         from tenants.routing import confirmed_by_view
 

@@ -15,18 +15,17 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone
-from oauth2_provider.models import AccessToken, Application
 
-from accounts.models import User
 from declarations.principal import Principal
 from declarations.scopes import admin_only_scopes, base_scopes
 from mcp_tools.challenges import AuthClass, AuthFailure
-from mcp_tools.models import ToolPolicy
+from mcp_tools.protocol import Answered
+from mcp_tools.statements import BEARER, TENANT_FIELDS
 from oauth.issuer import mcp_resource
-from oauth.models import ChallengeChannel, ClientProfile
-from pgtenancy.prepared import TenantStatement, fetch_prepared
+from oauth.models import ChallengeChannel
+from pgtenancy.prepared import fetch_prepared
 from tenants.models import Membership, Tenant
 from tenants.routing import confirm_tenant
 from tenants.selectors import tenant_by_slug
@@ -39,8 +38,14 @@ class Caller:
     # the tenant's matrix row for the tool being called, read in the same query (None: no row)
     tool_policy: tuple[bool, str, bool] | None = None
 
+    @property
+    def is_anonymous(self) -> bool:
+        return self.principal.user_id is None
+
 
 def bearer_token(request: HttpRequest) -> str | None:
+    """The bearer token of the ``Authorization`` header (None: no bearer credentials). Read once per
+    request, by the view, which hands the value on."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
@@ -48,88 +53,38 @@ def bearer_token(request: HttpRequest) -> str | None:
     return value.strip()
 
 
-def anonymous(tenant: Tenant) -> Caller:
-    principal = Principal(None, tenant.pk, tenant.slug, None, frozenset(), uuid.uuid4().hex)
-    return Caller(principal, ChallengeChannel.HTTP)
-
-
-class TenantRefused(Exception):
-    """The tenant is deactivated or gone: routing's own answer (404/403 ``TENANT_INACTIVE``)."""
-
-    def __init__(self, response: HttpResponse) -> None:
-        self.response = response
-
-
-def active_role_sql(user_id_column: str, tenant_id: str = "%s") -> str:
-    """The role of the user in ``user_id_column`` in the tenant given as the one parameter, NULL unless
-    an active member: the SQL mirror of ``Membership.objects.active()`` (tenants.models), the
-    membership, its user and its tenant all active. Change both together
-    (tests/test_tenancy.py::test_auth_sql_mirrors_membership_active checks they agree). The
-    subquery's own aliases are m, u and mt: ``user_id_column`` must not use them. ``tenant_id``: an
-    SQL expression instead of the parameter (the bearer statement passes its tenant row's id)."""
-    member, user, tenant = Membership._meta.db_table, User._meta.db_table, Tenant._meta.db_table
-    return f"""(SELECT m.role FROM public.{member} m
-                  JOIN public.{user} u ON u.id = m.user_id
-                  JOIN public.{tenant} mt ON mt.id = m.tenant_id
-                 WHERE m.user_id = {user_id_column} AND m.tenant_id = {tenant_id}
-                   AND m.is_active AND u.is_active AND mt.is_active)"""  # noqa: S608 (metadata names)
-
-
-_TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
-
-
-def _token_query() -> TenantStatement:
-    """One statement: the tenant row (always, when the slug exists: ``LEFT JOIN`` of the token), the
-    token, its client, the caller's role in this tenant (NULL if not an active member:
-    ``active_role_sql``), the client's challenge channel and the tool's matrix row. Written as SQL
-    because this runs on every MCP request and the ORM's compilation of the equivalent
-    Exists/Subquery annotations costs more than the query; prepared (``pgtenancy.prepared``) because
-    PostgreSQL's planning of its eight relations costs more than executing it. The tenant's tables are
-    schema-qualified, one statement per schema (``TenantStatement``), so calls that alternate between
-    tenants keep each schema's plan instead of re-planning on every call."""
-    token, app = AccessToken._meta.db_table, Application._meta.db_table
-    profile, policy = ClientProfile._meta.db_table, ToolPolicy._meta.db_table
-    tenant_columns = ", ".join(f"tn.{name}" for name in _TENANT_FIELDS)
-    return TenantStatement(f"""
-        SELECT {tenant_columns},
-               t.id, t.user_id, t.scope, t.expires, t.resource, a.client_id,
-               {active_role_sql("t.user_id", "tn.id")} AS role,
-               (SELECT p.challenge_channel FROM {{tenant}}.{profile} p
-                 WHERE p.application_id = t.application_id) AS channel,
-               tp.enabled, tp.scopes, tp.noauth
-          FROM public.{Tenant._meta.db_table} tn
-          LEFT JOIN {{tenant}}.{token} t ON t.token_checksum = %s
-          LEFT JOIN {{tenant}}.{app} a ON a.id = t.application_id
-          LEFT JOIN {{tenant}}.{policy} tp ON tp.tool_name = %s
-         WHERE tn.schema_name = %s
-    """)  # noqa: S608 (table names come from model metadata, values are parameters)
-
-
-TOKEN_QUERY = _token_query()
-
-
-def authenticate(request: HttpRequest, raw_token: str, tool_name: str | None = None) -> Caller:
-    """``tool_name``: for ``tools/call``, the tool whose matrix row to read in the same query. Raises
-    ``TenantRefused`` before any token check when the tenant is deactivated or gone, as routing would."""
-    checksum = hashlib.sha256(raw_token.encode()).hexdigest()
+def admit(request: HttpRequest, token: str | None, tool_name: str | None = None) -> Caller:
+    """The caller, from one statement (``mcp_tools.statements.BEARER``): the tenant row as it is now,
+    handed to routing (``tenants.routing.confirm_tenant``), which refuses a deactivated or deleted
+    tenant before anything else (raised as ``Answered``); the token's row when there is one; for
+    ``tools/call``, the matrix row of ``tool_name``. Without a token: the anonymous caller, with that
+    matrix row."""
+    checksum = hashlib.sha256(token.encode()).hexdigest() if token is not None else None
     slug = request.tenant.schema_name
     try:
-        rows = fetch_prepared(TOKEN_QUERY, [checksum, tool_name or "", slug])
+        rows = fetch_prepared(BEARER, [checksum, tool_name or "", slug])
     except ProgrammingError:
+        if connection.in_atomic_block:
+            raise
         # a tenant deleted, schema and all, since routing cached its identity: its tables are gone too
-        refusal = None if connection.in_atomic_block else confirm_tenant(request, tenant_by_slug(slug))
-        if refusal is not None:
-            raise TenantRefused(refusal) from None
-        raise
+        gone = tenant_by_slug(slug)
+        refusal = confirm_tenant(request, gone)
+        if refusal is None:
+            raise
+        raise Answered(refusal) from None
     row = rows[0] if rows else None
-    fresh = Tenant.from_db(DEFAULT_DB_ALIAS, _TENANT_FIELDS, row[: len(_TENANT_FIELDS)]) if row else None
+    fresh = Tenant.from_db(DEFAULT_DB_ALIAS, TENANT_FIELDS, row[: len(TENANT_FIELDS)]) if row else None
     refusal = confirm_tenant(request, fresh)
     if refusal is not None:
-        raise TenantRefused(refusal)
+        raise Answered(refusal)
     tenant = request.tenant  # the fresh row
     token_id, user_id, scope, expires, resource, client_id, role, channel, enabled, scopes, noauth = row[
-        len(_TENANT_FIELDS) :
+        len(TENANT_FIELDS) :
     ]
+    tool_policy = (enabled, scopes, noauth) if enabled is not None else None
+    if token is None:  # the anonymous caller
+        principal = Principal(None, tenant.pk, tenant.slug, None, frozenset(), uuid.uuid4().hex)
+        return Caller(principal, ChallengeChannel.HTTP, tool_policy)
     if token_id is None:
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", base_scopes())
     request.audit_subject = (user_id, client_id)  # who a refusal below concerns (mcp_tools.observe)
@@ -154,5 +109,4 @@ def authenticate(request: HttpRequest, raw_token: str, tool_name: str | None = N
         scopes=granted,
         request_id=uuid.uuid4().hex,
     )
-    tool_policy = (enabled, scopes, noauth) if enabled is not None else None
     return Caller(principal, channel or ChallengeChannel.HTTP, tool_policy)

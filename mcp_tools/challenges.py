@@ -18,7 +18,7 @@ the OAuth client's profile says ``tool_result``, in which case ``tools/call`` an
 
 Connector failures are not auth failures of the MCP token and are not members of ``AuthClass``: they
 never produce a 401/403, a ``WWW-Authenticate`` header or ``mcp/www_authenticate``. A tool raises
-``declarations.tools.ToolConnectorError`` and the call answers HTTP 200 (``mcp_tools.elicitation``):
+``declarations.tools.ToolConnectorError`` and the call answers HTTP 200 (``mcp_tools.capabilities``):
 
 | class | HTTP | retryable | answer, and what the client should do |
 |---|---|---|---|
@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
+import mcp_types as t
 
 
 class AuthClass(Enum):
@@ -77,3 +79,14 @@ class AuthFailure(Exception):
 
     def structured(self) -> dict[str, object]:
         return {"class": self.kind.name, "retryable": self.kind.retryable, "description": self.description}
+
+    def tool_result(self, resource_metadata: str) -> t.CallToolResult:
+        """The Apps SDK form: an ``isError`` tool result whose ``_meta`` carries the challenge."""
+        return t.CallToolResult(
+            content=[t.TextContent(type="text", text=self.description)],
+            is_error=True,
+            _meta={
+                "mcp/www_authenticate": [self.challenge(resource_metadata, with_error=True)],
+                "mcp/error": self.structured(),
+            },
+        )

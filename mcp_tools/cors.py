@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from mcp_types import jsonrpc
+
+from mcp_tools.protocol import ProtocolError, json_response
 
 # GET and DELETE are listed so a browser client sees the endpoint's own 405 answer (no SSE stream, no
 # sessions) instead of a CORS failure.
@@ -37,6 +40,16 @@ def with_cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
         response["Vary"] = "Origin"
     return response
+
+
+def gate(request: HttpRequest) -> HttpResponse | None:
+    """The answer before anything else is read: a 403 for an Origin not admitted (with no CORS
+    headers), the 204 of a CORS preflight; None for a request to serve."""
+    if not origin_allowed(request):
+        return json_response(ProtocolError(jsonrpc.INVALID_REQUEST, "Origin not allowed").body(), 403)
+    if request.method == "OPTIONS" and "HTTP_ORIGIN" in request.META:
+        return preflight(request)
+    return None
 
 
 def preflight(request: HttpRequest) -> HttpResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as t
@@ -19,8 +20,8 @@ from declarations.principal import ToolContext
 from declarations.scopes import base_scopes
 from declarations.tools import ToolArgumentError, ToolConnectorError, ToolSpec
 from mcp_tools.auth import Caller
+from mcp_tools.capabilities import Elicitation, connector_result
 from mcp_tools.challenges import AuthClass, AuthFailure
-from mcp_tools.elicitation import Elicitation, connector_result
 from mcp_tools.protocol import ProtocolError
 from mcp_tools.selectors import EffectivePolicy
 from tenants.guard import TenantGuardError
@@ -30,11 +31,29 @@ logger = logging.getLogger(__name__)
 _TEXT = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def required_failure(caller: Caller | None, policy: EffectivePolicy) -> AuthFailure | None:
+@dataclass(frozen=True)
+class ToolCall:
+    """One ``tools/call`` as the endpoint admitted it: who calls, the tool's policy in this tenant now,
+    the arguments, the request's idempotency key (a write tool's; None otherwise) and id, and what the
+    client can answer (URL elicitation). Built once in the view; idempotency and execution read it."""
+
+    caller: Caller
+    policy: EffectivePolicy
+    arguments: dict[str, Any]
+    request_id: Any
+    idempotency_key: str | None = None
+    elicitation: Elicitation = field(default_factory=Elicitation)
+
+    @property
+    def spec(self) -> ToolSpec:
+        return self.policy.spec
+
+
+def required_failure(caller: Caller, policy: EffectivePolicy) -> AuthFailure | None:
     if policy.noauth:
         return None
     needed = set(policy.scopes)
-    if caller is None:
+    if caller.is_anonymous:
         return AuthFailure(
             AuthClass.AUTH_REQUIRED,
             "Authorization is required to call this tool",
@@ -60,46 +79,26 @@ def check_arguments(spec: ToolSpec, arguments: dict[str, Any], request_id: Any) 
 
 
 def call_tool(
-    caller: Caller,
-    policy: EffectivePolicy,
-    arguments: dict[str, Any],
-    request_id: Any,
-    *,
-    validated: bool = False,  # exactly-once: mcp_tools.idempotency checks the arguments before its record
-    upstream_idempotency_key: str | None = None,
-    elicitation: Elicitation | None = None,
+    call: ToolCall, *, upstream_idempotency_key: str | None = None
 ) -> t.CallToolResult | t.InputRequiredResult:
-    spec = policy.spec
-    if not validated:
-        check_arguments(spec, arguments, request_id)
+    """The handler, on arguments already checked (``check_arguments``, by ``mcp_tools.idempotency``)."""
+    spec, principal = call.spec, call.caller.principal
     try:
-        output = spec.handler(ToolContext(caller.principal, upstream_idempotency_key), arguments)
+        output = spec.handler(ToolContext(principal, upstream_idempotency_key), call.arguments)
     except TenantGuardError as exc:
         raise AuthFailure(AuthClass.TENANT_MISMATCH, "The caller no longer belongs to this tenant") from exc
     except ToolArgumentError as exc:
         return t.CallToolResult(content=[t.TextContent(type="text", text=str(exc))], is_error=True)
     except ToolConnectorError as exc:  # a connected account to (re)connect: never a 401/403 challenge
-        return connector_result(exc, elicitation or Elicitation())  # URL elicitation or isError (mcp_tools.elicitation)
+        return connector_result(exc, call.elicitation)  # URL elicitation or isError (mcp_tools.capabilities)
     except Exception:
-        logger.exception("tool %s failed (request %s)", spec.name, caller.principal.request_id)
+        logger.exception("tool %s failed (request %s)", spec.name, principal.request_id)
         return t.CallToolResult(
-            content=[t.TextContent(type="text", text=f"The tool failed (request {caller.principal.request_id})")],
+            content=[t.TextContent(type="text", text=f"The tool failed (request {principal.request_id})")],
             is_error=True,
         )
     return t.CallToolResult(
         content=[t.TextContent(type="text", text=_TEXT(output))],
         structured_content=output,
         is_error=False,
-    )
-
-
-def tool_result_challenge(failure: AuthFailure, resource_metadata: str) -> t.CallToolResult:
-    """The Apps SDK form: an ``isError`` tool result whose ``_meta`` carries the challenge."""
-    return t.CallToolResult(
-        content=[t.TextContent(type="text", text=failure.description)],
-        is_error=True,
-        _meta={
-            "mcp/www_authenticate": [failure.challenge(resource_metadata, with_error=True)],
-            "mcp/error": failure.structured(),
-        },
     )

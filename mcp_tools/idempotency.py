@@ -38,24 +38,12 @@ from django.utils import timezone
 from mcp_types import jsonrpc
 
 from declarations.idempotency import IDEMPOTENCY_META_KEY, IDEMPOTENCY_TOOL_META, IDEMPOTENT_REPLAY_META, KEY_PATTERN
-from mcp_tools.auth import Caller
-from mcp_tools.elicitation import Elicitation
-from mcp_tools.execution import call_tool, check_arguments
+from mcp_tools.execution import ToolCall, call_tool, check_arguments
 from mcp_tools.models import IdempotencyRecord
 from mcp_tools.protocol import ProtocolError
-from mcp_tools.selectors import EffectivePolicy
+from mcp_tools.statements import CLAIM, DELETE, DONE, FIND
 
 IDEMPOTENCY_IN_PROGRESS_CODE = -32009  # implementation-defined server error range (JSON-RPC)
-_TABLE = IdempotencyRecord._meta.db_table
-_SCOPE = "user_id = %s AND client_id = %s AND tool_name = %s AND key = %s"
-_CLAIM = f"""
-    INSERT INTO {_TABLE} (user_id, client_id, tool_name, key, arguments_hash, state, created_at, updated_at)
-    VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s)
-    ON CONFLICT (user_id, client_id, tool_name, key) DO NOTHING
-    RETURNING id
-"""  # noqa: S608 (the table name comes from model metadata, values are parameters)
-_FIND = f"SELECT id, arguments_hash, state, result, created_at, updated_at FROM {_TABLE} WHERE {_SCOPE}"  # noqa: S608
-_DONE = f"UPDATE {_TABLE} SET state = 'done', result = %s, updated_at = %s WHERE id = %s"  # noqa: S608
 
 
 class IdempotencyInProgress(ProtocolError):
@@ -103,31 +91,21 @@ def arguments_hash(arguments: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def upstream_key(caller: Caller, tool_name: str, key: str) -> str:
+def upstream_key(call: ToolCall) -> str:
     """The key a tool sends upstream: derived from the whole scope, so the same on every retry of the
     call and different for another tenant, user, client or tool that happens to pick the same key."""
-    p = caller.principal
-    scope = json.dumps([p.tenant_id, p.user_id, p.client_id or "", tool_name, key])
+    p = call.caller.principal
+    scope = json.dumps([p.tenant_id, p.user_id, p.client_id or "", call.spec.name, call.idempotency_key])
     return hashlib.sha256(scope.encode()).hexdigest()
 
 
-def call_tool_once(
-    caller: Caller,
-    policy: EffectivePolicy,
-    arguments: dict[str, Any],
-    meta: Any,
-    request_id: Any,
-    elicitation: Elicitation | None = None,
-) -> t.CallToolResult | t.InputRequiredResult:
+def call_tool_once(call: ToolCall) -> t.CallToolResult | t.InputRequiredResult:
     """``execution.call_tool``, exactly once per idempotency key when the request carries one."""
-    key = requested_key(meta, request_id) if policy.spec.is_write else None
-    if key is None or caller.principal.user_id is None:
-        return call_tool(caller, policy, arguments, request_id, elicitation=elicitation)
-    check_arguments(policy.spec, arguments, request_id)  # step 6 comes before the record (a side effect)
-    digest = arguments_hash(arguments)
-    if policy.spec.writes_upstream:
-        return _upstream(caller, policy, arguments, key, digest, request_id, elicitation)
-    return _local(caller, policy, arguments, key, digest, request_id, elicitation)
+    check_arguments(call.spec, call.arguments, call.request_id)  # step 6 comes before any record (a side effect)
+    if call.idempotency_key is None or call.caller.is_anonymous:
+        return call_tool(call)
+    digest = arguments_hash(call.arguments)
+    return (_upstream if call.spec.writes_upstream else _local)(call, digest)
 
 
 def _succeeded(result: t.CallToolResult | t.InputRequiredResult) -> bool:
@@ -136,8 +114,9 @@ def _succeeded(result: t.CallToolResult | t.InputRequiredResult) -> bool:
     return isinstance(result, t.CallToolResult) and not result.is_error
 
 
-def _scope(caller: Caller, tool_name: str, key: str) -> list[Any]:
-    return [caller.principal.user_id, caller.principal.client_id or "", tool_name, key]
+def _scope(call: ToolCall) -> list[Any]:
+    principal = call.caller.principal
+    return [principal.user_id, principal.client_id or "", call.spec.name, call.idempotency_key]
 
 
 def _expired(created_at: datetime) -> bool:
@@ -146,7 +125,7 @@ def _expired(created_at: datetime) -> bool:
 
 def _claim(cursor: Any, scope: list[Any], digest: str) -> int | None:
     now = timezone.now()
-    cursor.execute(_CLAIM, [*scope, digest, now, now])
+    cursor.execute(CLAIM, [*scope, digest, now, now])
     row = cursor.fetchone()
     return row[0] if row else None
 
@@ -165,74 +144,51 @@ def _existing(cursor: Any, scope: list[Any], digest: str, request_id: Any) -> tu
     """The record under this key, locked: ``(id, state, stored result, updated_at)``. None when there
     is none, or when it had expired (deleted here, so the key can be claimed again). The same key with
     other arguments is refused."""
-    cursor.execute(_FIND + " FOR UPDATE", scope)
+    cursor.execute(FIND, scope)
     found = cursor.fetchone()
     if found is None:
         return None
     found_id, found_hash, state, stored, created_at, updated_at = found
     if _expired(created_at):
-        cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s", [found_id])  # noqa: S608
+        cursor.execute(DELETE, [found_id])
         return None
     if found_hash != digest:
         raise key_reused(request_id)
     return found_id, state, stored, updated_at
 
 
-class _Discard(Exception):  # control flow: roll the record back, answer this result
-    def __init__(self, result: t.CallToolResult | t.InputRequiredResult) -> None:
-        self.result = result
+def _local(call: ToolCall, digest: str) -> t.CallToolResult | t.InputRequiredResult:
+    scope = _scope(call)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for _ in range(2):  # a second round only after deleting an expired record
+            record_id = _claim(cursor, scope, digest)  # a concurrent duplicate waits here
+            if record_id is not None:
+                break
+            found = _existing(cursor, scope, digest, call.request_id)
+            if found is None:
+                continue
+            _, state, stored, _ = found
+            if state != IdempotencyRecord.State.DONE:
+                raise IdempotencyInProgress(call.request_id)
+            return _replay(stored)
+        else:  # pragma: no cover - needs a concurrent delete between two statements
+            raise IdempotencyInProgress(call.request_id)
+        result = call_tool(call)
+        if _succeeded(result):
+            cursor.execute(DONE, [_stored(result), timezone.now(), record_id])
+        else:
+            transaction.set_rollback(True)  # no record: the retry is a normal call
+        return result
 
 
-def _local(
-    caller: Caller,
-    policy: EffectivePolicy,
-    arguments: dict[str, Any],
-    key: str,
-    digest: str,
-    request_id: Any,
-    elicitation: Elicitation | None,
-) -> t.CallToolResult | t.InputRequiredResult:
-    scope = _scope(caller, policy.spec.name, key)
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for _ in range(2):  # a second round only after deleting an expired record
-                record_id = _claim(cursor, scope, digest)  # a concurrent duplicate waits here
-                if record_id is not None:
-                    break
-                found = _existing(cursor, scope, digest, request_id)
-                if found is None:
-                    continue
-                _, state, stored, _ = found
-                if state != IdempotencyRecord.State.DONE:
-                    raise IdempotencyInProgress(request_id)
-                return _replay(stored)
-            else:  # pragma: no cover - needs a concurrent delete between two statements
-                raise IdempotencyInProgress(request_id)
-            result = call_tool(caller, policy, arguments, request_id, validated=True, elicitation=elicitation)
-            if not _succeeded(result):
-                raise _Discard(result)
-            cursor.execute(_DONE, [_stored(result), timezone.now(), record_id])
-            return result
-    except _Discard as discarded:
-        return discarded.result
-
-
-def _upstream(
-    caller: Caller,
-    policy: EffectivePolicy,
-    arguments: dict[str, Any],
-    key: str,
-    digest: str,
-    request_id: Any,
-    elicitation: Elicitation | None,
-) -> t.CallToolResult | t.InputRequiredResult:
-    scope = _scope(caller, policy.spec.name, key)
+def _upstream(call: ToolCall, digest: str) -> t.CallToolResult | t.InputRequiredResult:
+    scope = _scope(call)
     deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             record_id = _claim(cursor, scope, digest)
             if record_id is None:
-                found = _existing(cursor, scope, digest, request_id)
+                found = _existing(cursor, scope, digest, call.request_id)
                 if found is None:  # none, or it had expired: claim again at once
                     continue
                 found_id, state, stored, updated_at = found
@@ -245,22 +201,14 @@ def _upstream(
         if record_id is not None:
             break
         if time.monotonic() >= deadline:
-            raise IdempotencyInProgress(request_id)
+            raise IdempotencyInProgress(call.request_id)
         time.sleep(0.1)
     finished = False
     try:
-        result = call_tool(
-            caller,
-            policy,
-            arguments,
-            request_id,
-            validated=True,
-            upstream_idempotency_key=upstream_key(caller, policy.spec.name, key),
-            elicitation=elicitation,
-        )
+        result = call_tool(call, upstream_idempotency_key=upstream_key(call))
         if _succeeded(result):
             with connection.cursor() as cursor:
-                cursor.execute(_DONE, [_stored(result), timezone.now(), record_id])
+                cursor.execute(DONE, [_stored(result), timezone.now(), record_id])
             finished = True
         return result
     finally:

@@ -1,8 +1,8 @@
 """The MCP endpoint's place in the middleware stack.
 
-``McpCorsMiddleware`` wraps tenant routing, so the answers routing gives on an MCP path itself (an
-unknown tenant's 404, a deactivated tenant's 403) carry CORS headers for allowed browser origins like
-the endpoint's own answers do. ``McpEndpointMiddleware`` sits after routing and SecurityMiddleware
+``McpCorsMiddleware`` wraps tenant routing and adds the CORS headers for allowed browser origins to
+every answer on an MCP path: the endpoint's own and those routing gives there itself (an unknown
+tenant's 404, a deactivated tenant's 403). ``McpEndpointMiddleware`` sits after routing and SecurityMiddleware
 (HTTPS redirect and HSTS apply to MCP too) and answers ``/mcp`` itself: a bearer-token API needs
 none of the session, cookie, CSRF, message or lockout middleware below it, and this is the hot path.
 """

@@ -19,15 +19,15 @@ def challenged(request: HttpRequest, failure: AuthFailure, channel: str, caller:
     metrics.challenge(tenant, failure.kind.name, channel)
     if tool:
         metrics.tool_call(tenant, tool, "denied")
-    principal = caller.principal if caller is not None else None
+    principal = caller.principal if caller is not None and not caller.is_anonymous else None
     if principal is None and not hasattr(request, "audit_subject"):
         # no client is known (no credentials, a malformed header, a token that does not exist): one
         # aggregated row per class and minute, so a flood of made-up tokens cannot fill the trail
         audit.record_unattributed(event="challenge", auth_class=failure.kind.name, outcome=channel)
         return
     # a token that was found but refused (expired, audience, not a member) still names its user and client
-    user_id, client_id = (principal.user_id, principal.client_id) if principal else (
-        getattr(request, "audit_subject", (None, ""))
+    user_id, client_id = (
+        (principal.user_id, principal.client_id) if principal else (getattr(request, "audit_subject", (None, "")))
     )
     audit.record(
         event="challenge",
@@ -67,6 +67,9 @@ def tool_called(
         event="challenge" if outcome == "connector" else "tool_call",
         auth_class=connector_class if outcome == "connector" else "",
         outcome="tool_result" if outcome == "connector" else outcome,
-        user_id=principal.user_id, client_id=principal.client_id, tool=tool,
-        request=request, request_id_value=principal.request_id,
+        user_id=principal.user_id,
+        client_id=principal.client_id,
+        tool=tool,
+        request=request,
+        request_id_value=principal.request_id,
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as t
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, InboundLadderRejection, classify_inbound_request
 from mcp_types import jsonrpc
 from mcp_types import methods as m
@@ -73,6 +75,50 @@ class ProtocolError(Exception):
         ) | ({"id": None} if self.request_id is None else {})
 
 
+class Answered(Exception):
+    """An HTTP answer decided before dispatch (a transport refusal, a notification's 202, routing's
+    refusal of a deactivated or deleted tenant): the endpoint sends ``response`` as it is. The one
+    exception on the ``/mcp`` path that carries a response."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+def refused(message: str, status: int, **headers: str) -> Answered:
+    """A request refused before it is read as JSON-RPC (method, size, content type, origin)."""
+    return Answered(json_response(ProtocolError(jsonrpc.INVALID_REQUEST, message).body(), status, **headers))
+
+
+# Built once: ``JsonResponse`` makes a new encoder per response, a cost on every call (issue 14).
+# DjangoJSONEncoder, as JsonResponse uses; the bodies are JSON-native (pydantic dumps in "json" mode).
+_ENCODE = DjangoJSONEncoder(ensure_ascii=False).encode
+_ENCODE_FINITE = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_ENCODE_ASCII = DjangoJSONEncoder().encode
+
+
+def json_response(body: dict[str, Any], status: int = 200, *, finite: bool = False, **headers: str) -> HttpResponse:
+    """The JSON body as ``JsonResponse`` would write it, without its per-response set-up.
+    ``finite``: raise ValueError for a NaN or infinity instead of writing it."""
+    try:
+        content = (_ENCODE_FINITE if finite else _ENCODE)(body).encode()
+    except UnicodeEncodeError:  # a lone surrogate that got past protocol.parse: escape rather than fail
+        content = _ENCODE_ASCII(body).encode()
+    response = HttpResponse(content, status=status, content_type="application/json")
+    # what CommonMiddleware adds to the other views' answers (this one answers before it): without
+    # it, gunicorn frames the body as chunks, an extra write per response
+    response["Content-Length"] = str(len(content))
+    response["Cache-Control"] = "no-store"
+    for key, value in headers.items():
+        response[key.replace("_", "-")] = value
+    return response
+
+
+def mcp_headers(meta: dict[str, Any]) -> dict[str, str]:
+    """The ``Mcp-*`` request headers by lower-case name from the WSGI environ, all that ``parse`` reads
+    (the version, method and name headers): ``request.headers`` would parse every header."""
+    return {key[5:].replace("_", "-").lower(): value for key, value in meta.items() if key.startswith("HTTP_MCP_")}
+
+
 @dataclass(frozen=True)
 class Incoming:
     message: jsonrpc.JSONRPCRequest | jsonrpc.JSONRPCNotification
@@ -86,6 +132,15 @@ class Incoming:
     @property
     def request_id(self) -> Any:
         return getattr(self.message, "id", None)
+
+    @property
+    def tool_name(self) -> str | None:
+        """For ``tools/call``, the tool's name as sent (None for any other method, or no string)."""
+        params = self.message.params
+        if self.method != "tools/call" or not isinstance(params, dict):
+            return None
+        name = params.get("name")
+        return name if isinstance(name, str) else None
 
     @property
     def is_notification(self) -> bool:
@@ -158,7 +213,7 @@ def result_body(
     incoming: Incoming, result: Any, *, server_info: dict[str, str] | None = None, plain: bool = True
 ) -> dict[str, Any]:
     """``plain=False``: never ``plain_tool_result``'s direct form (which keeps a NaN or infinity in the
-    structured content as it is, where the schema's dump writes null: see ``views._tool_answer``)."""
+    structured content as it is, where the schema's dump writes null: see ``tool_answer``)."""
     data = plain_tool_result(incoming, result) if plain else None
     if data is None:
         data = surface_result(incoming, result)
@@ -198,6 +253,15 @@ def plain_tool_result(incoming: Incoming, result: Any) -> dict[str, Any] | None:
         data["resultType"] = "complete"
     data["structuredContent"] = result.structured_content
     return data
+
+
+def tool_answer(incoming: Incoming, result: Any, server_info: dict[str, str]) -> HttpResponse:
+    """A plain tool result goes out in ``plain_tool_result``'s direct form; should its structured
+    content hold a NaN or infinity (not JSON), the version schema's dump, which writes null."""
+    try:
+        return json_response(result_body(incoming, result, server_info=server_info), finite=True)
+    except ValueError:
+        return json_response(result_body(incoming, result, server_info=server_info, plain=False))
 
 
 def negotiate(requested: str) -> str:

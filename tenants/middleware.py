@@ -26,10 +26,10 @@ from tenants.routing import (
     provisional_tenant,
     split_tenant_path,
     tenant_path_prefix,
+    tenant_unavailable,
     use_schema,
 )
 from tenants.selectors import tenant_by_host, tenant_by_slug
-from tenants.views import tenant_unavailable
 
 
 class TenantRoutingMiddleware:

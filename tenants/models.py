@@ -56,7 +56,7 @@ class Domain(DomainMixin):
 class MembershipQuerySet(models.QuerySet):
     def active(self) -> MembershipQuerySet:
         """The "active member" rule, the one place it is written in Python: the membership is active,
-        and so are its user and its tenant. ``mcp_tools.auth.active_role_sql`` mirrors it in SQL (the
+        and so are its user and its tenant. ``mcp_tools.statements.active_role_sql`` mirrors it in SQL (the
         ``role`` subquery); change both together."""
         return self.filter(is_active=True, user__is_active=True, tenant__is_active=True)
 

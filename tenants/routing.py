@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import DEFERRED
-from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.urls import get_script_prefix, set_script_prefix, set_urlconf
 
 from tenants.models import Tenant
 from tenants.selectors import tenant_by_slug
-from tenants.views import tenant_unavailable
 
 PREFIX = f"/{settings.TENANT_PATH_PREFIX}/"
 
@@ -77,6 +76,19 @@ def provisional_tenant(slug: str) -> Tenant | None:
     values = [DEFERRED] * len(_ALL_TENANT_FIELDS)
     values[_ID_AT], values[_SCHEMA_NAME_AT] = pk, slug
     return Tenant.from_db(DEFAULT_DB_ALIAS, _ALL_TENANT_FIELDS, values)
+
+
+def tenant_unavailable(request: HttpRequest, tenant: Tenant) -> JsonResponse:
+    """A deactivated tenant is never served: every path under it gets the same classified refusal."""
+    return JsonResponse(
+        {
+            "error": "tenant_inactive",
+            "error_description": f"tenant {tenant.slug!r} is deactivated",
+            "class": "TENANT_INACTIVE",
+            "retryable": False,
+        },
+        status=403,
+    )
 
 
 def confirm_tenant(request: HttpRequest, fresh: Tenant | None) -> HttpResponse | None:

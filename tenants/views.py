@@ -9,21 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from tenants.health import check_broker, check_database
-from tenants.models import Tenant
 from tenants.selectors import active_membership
-
-
-def tenant_unavailable(request: HttpRequest, tenant: Tenant) -> JsonResponse:
-    """A deactivated tenant is never served: every path under it gets the same classified refusal."""
-    return JsonResponse(
-        {
-            "error": "tenant_inactive",
-            "error_description": f"tenant {tenant.slug!r} is deactivated",
-            "class": "TENANT_INACTIVE",
-            "retryable": False,
-        },
-        status=403,
-    )
 
 
 def members_only(view: Any) -> Any:

@@ -80,7 +80,7 @@ def test_only_tools_call_results_are_written_directly():
 
 def test_a_non_finite_float_is_left_to_the_schema_dump():
     # the direct form keeps NaN as it is (not JSON), the schema's dump writes null: the endpoint
-    # encodes the direct form strictly and falls back to plain=False (mcp_tools.views._tool_answer)
+    # encodes the direct form strictly and falls back to plain=False (mcp_tools.protocol.tool_answer)
     result = text_result({"x": float("nan")}, is_error=False)
     version = protocol.MODERN_VERSIONS[0]
     direct = protocol.result_body(incoming(version), result)
@@ -91,14 +91,12 @@ def test_a_non_finite_float_is_left_to_the_schema_dump():
 
 
 def test_the_endpoint_answers_null_for_a_non_finite_float():
-    from mcp_tools.views import _tool_answer
-
     version = protocol.MODERN_VERSIONS[0]
     info = {"name": "Acme MCP", "version": "0.1.0"}
-    response = _tool_answer(incoming(version), text_result({"x": float("inf"), "y": 1}, is_error=False), info)
+    response = protocol.tool_answer(incoming(version), text_result({"x": float("inf"), "y": 1}, is_error=False), info)
     body = json.loads(response.content, parse_constant=lambda name: pytest.fail(f"{name} in the body"))
     assert body["result"]["structuredContent"] == {"x": None, "y": 1}
-    plain = _tool_answer(incoming(version), text_result({"y": 1}, is_error=False), info)
+    plain = protocol.tool_answer(incoming(version), text_result({"y": 1}, is_error=False), info)
     # framed by its length, as CommonMiddleware would (gunicorn would otherwise send chunks)
     assert plain["Content-Length"] == str(len(plain.content))
     assert (

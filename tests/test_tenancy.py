@@ -270,10 +270,10 @@ def test_one_browser_can_be_signed_in_to_two_tenants(client):
 
 @pytest.mark.django_db
 def test_auth_sql_mirrors_membership_active(unique):
-    """The bearer check's SQL (``mcp_tools.auth.active_role_sql``) and ``Membership.objects.active()``
+    """The bearer check's SQL (``mcp_tools.statements.active_role_sql``) and ``Membership.objects.active()``
     agree on every kind of (non-)member: active, ended, inactive user, deactivated tenant, stranger."""
     from accounts.models import User
-    from mcp_tools.auth import active_role_sql
+    from mcp_tools.statements import active_role_sql
     from tenants.services import add_user
 
     emails = {kind: f"{kind}-{unique}@mirror.test" for kind in ("active", "ended", "inactive", "stranger")}

@@ -6,9 +6,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from oauth.views.metadata import TenantAPIResourceMetadataView, TenantResourceMetadataView, TenantServerMetadataView
-from tenants.routing import inside_tenant, tenant_path_prefix
+from tenants.routing import inside_tenant, tenant_path_prefix, tenant_unavailable
 from tenants.selectors import tenant_by_slug
-from tenants.views import tenant_unavailable
 
 _server_metadata = TenantServerMetadataView.as_view()
 _resource_metadata = TenantResourceMetadataView.as_view()

@@ -6,7 +6,6 @@ success and the 403 step-up path with auditing off and on, alternating in short 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from contextlib import ExitStack
@@ -23,6 +22,7 @@ from bench.common import (
     oauth_token,
     run_wrk,
     setup_django,
+    wrk_parser,
     wrk_script,
 )
 
@@ -34,10 +34,7 @@ CONFIGS = {
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench audit-overhead", description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = wrk_parser("bench audit-overhead", __doc__, duration=5, rounds=5)
     parser.add_argument("--blocks", type=int, default=10)
     args = parser.parse_args(argv)
     setup_django()

@@ -4,6 +4,7 @@ token providers, and the printing. Nothing here imports Django at module level."
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -351,6 +352,16 @@ request = function()
   return wrk.format(nil, t.path, nil, t.body)
 end
 {_COUNT_BAD}"""
+
+
+def wrk_parser(prog: str, doc: str, *, duration: int, rounds: int) -> argparse.ArgumentParser:
+    """The command line of a bench of interleaved wrk rounds (``interleaved``, ``run_wrk``): seconds per
+    run, connections, rounds; the bench adds its own options."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=duration)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    return parser
 
 
 def run_wrk(url: str, script: str, duration: int, connections: int = 8) -> float:

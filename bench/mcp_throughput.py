@@ -8,7 +8,6 @@ on a write tools/call."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -35,6 +34,7 @@ from bench.common import (
     run_wrk,
     setup_django,
     tool_policy_override,
+    wrk_parser,
     wrk_script,
 )
 
@@ -144,10 +144,7 @@ def paired(scripts: dict, trees: list[str], n: int, connections: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench mcp-throughput", description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = wrk_parser("bench mcp-throughput", __doc__, duration=10, rounds=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", choices=("sync", "gthread", "uvicorn"), default="gthread")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker with --worker-class gthread")

@@ -44,7 +44,9 @@ FKS = """
 """
 
 
-def worker(samples: int, copies: int) -> None:
+def _django_of_cwd() -> None:
+    """Django of the checkout this process runs in (``--checkout`` for the worker), over the database
+    of the environment (``--db``)."""
     sys.path.insert(0, os.getcwd())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -55,6 +57,10 @@ def worker(samples: int, copies: int) -> None:
     import django
 
     django.setup()
+
+
+def worker(samples: int, copies: int) -> None:
+    _django_of_cwd()
     from django.conf import settings
     from django.db import connection
 
@@ -126,16 +132,7 @@ def worker(samples: int, copies: int) -> None:
 
 def apply() -> None:
     """This checkout's migrations on the template, their effect on every tenant schema (docstring)."""
-    sys.path.insert(0, os.getcwd())
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    from config.dev_secrets import ensure_dev_env
-
-    for key, value in ensure_dev_env().items():
-        os.environ.setdefault(key, value)
-    import django
-
-    django.setup()
+    _django_of_cwd()
     from django.conf import settings
     from django.core.management.commands.migrate import Command
     from django.db import connection

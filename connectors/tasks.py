@@ -26,7 +26,7 @@ from django.conf import settings
 
 from connectors import clock, lifecycle
 from connectors.services import SWEEP_AFTER_EVENT, purge_authorization_requests, sweep_provider_leftovers
-from jobs.fanout import fan_out
+from jobs.fanout import fan_out, sweep_tasks
 from jobs.runner import Counts, run_in_tenant
 from tenants.models import Tenant
 
@@ -76,9 +76,7 @@ def _sweep(tenant: Tenant) -> Counts:
     return counts
 
 
-@shared_task(name=SWEEP, acks_late=True)
-def sweep_in_tenant(slug: str, run_id: str = "") -> Counts:
-    return run_in_tenant(job=SWEEP, slug=slug, work=_sweep, run_id=run_id, include_inactive=True)
+sweep_in_tenant, sweep_everywhere = sweep_tasks(SWEEP, "connectors.sweep", _sweep)
 
 
 @shared_task(name=SWEEP_AFTER_EVENT, acks_late=True)
@@ -92,18 +90,6 @@ def sweep_after_event_in_tenant(slug: str, run_id: str = "") -> Counts:
     )
 
 
-@shared_task(name="connectors.sweep", acks_late=True)
-def sweep_everywhere() -> int:
-    return fan_out(sweep_in_tenant, include_inactive=True)
-
-
-@shared_task(name=REENCRYPT, acks_late=True)
-def reencrypt_in_tenant(slug: str, run_id: str = "") -> Counts:
-    return run_in_tenant(
-        job=REENCRYPT, slug=slug, work=lambda _: lifecycle.reencrypt(), run_id=run_id, include_inactive=True
-    )
-
-
-@shared_task(name="connectors.reencrypt", acks_late=True)
-def reencrypt_everywhere() -> int:
-    return fan_out(reencrypt_in_tenant, include_inactive=True)
+reencrypt_in_tenant, reencrypt_everywhere = sweep_tasks(
+    REENCRYPT, "connectors.reencrypt", lambda _: lifecycle.reencrypt()
+)

@@ -7,9 +7,10 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import Task
+from celery import Task, shared_task
 from django_tenants.utils import get_public_schema_name, tenant_context
 
+from jobs.runner import Counts, run_in_tenant
 from tenants.models import Tenant
 
 T = TypeVar("T")
@@ -41,3 +42,19 @@ def in_active_tenant(slug: str, job: Callable[[], T], *, default: T) -> T:
         return default
     with tenant_context(tenant):
         return job()
+
+
+def sweep_tasks(job: str, dispatcher: str, work: Callable[[Tenant], Counts]) -> tuple[Task, Task]:
+    """The two Celery tasks of a sweep over every tenant (deactivated ones too): ``job`` runs ``work``
+    inside one tenant through ``jobs.runner``, ``dispatcher`` (the name beat schedules) queues ``job``
+    for each tenant. The names are the tasks' names, so queued tasks and schedules keep finding them."""
+
+    @shared_task(name=job, acks_late=True)
+    def in_tenant(slug: str, run_id: str = "") -> Counts:
+        return run_in_tenant(job=job, slug=slug, work=work, run_id=run_id, include_inactive=True)
+
+    @shared_task(name=dispatcher, acks_late=True)
+    def everywhere() -> int:
+        return fan_out(in_tenant, include_inactive=True)
+
+    return in_tenant, everywhere

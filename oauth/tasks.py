@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from jobs.fanout import fan_out
+from jobs.fanout import fan_out, sweep_tasks
 from jobs.runner import Counts, run_in_tenant
 from oauth.services import drop_expired_refresh_state, expire_unused_clients
 from oauth.sweeps import purge_tokens, revoke_departed
@@ -35,40 +35,11 @@ def expire_unused_clients_everywhere() -> int:
     return fan_out(expire_unused_clients_in_tenant)
 
 
-@shared_task(name=PURGE, acks_late=True)
-def purge_tokens_in_tenant(slug: str, run_id: str = "") -> Counts:
-    return run_in_tenant(job=PURGE, slug=slug, work=lambda _: purge_tokens(), run_id=run_id, include_inactive=True)
-
-
-@shared_task(name="oauth.purge_tokens", acks_late=True)
-def purge_tokens_everywhere() -> int:
-    return fan_out(purge_tokens_in_tenant, include_inactive=True)
-
-
-@shared_task(name=REVOKE_DEPARTED, acks_late=True)
-def revoke_departed_in_tenant(slug: str, run_id: str = "") -> Counts:
-    return run_in_tenant(
-        job=REVOKE_DEPARTED,
-        slug=slug,
-        work=lambda tenant: revoke_departed(tenant_active=tenant.is_active),
-        run_id=run_id,
-        include_inactive=True,
-    )
-
-
-@shared_task(name="oauth.revoke_departed", acks_late=True)
-def revoke_departed_everywhere() -> int:
-    return fan_out(revoke_departed_in_tenant, include_inactive=True)
-
-
-@shared_task(name=SWEEP_USER_REFERENCES, acks_late=True)
-def sweep_user_references_in_tenant(slug: str, run_id: str = "") -> Counts:
-    """Rows of this tenant pointing at users that no longer exist (``tenants.user_references``)."""
-    return run_in_tenant(
-        job=SWEEP_USER_REFERENCES, slug=slug, work=lambda _: sweep_orphans(), run_id=run_id, include_inactive=True
-    )
-
-
-@shared_task(name="oauth.sweep_user_references", acks_late=True)
-def sweep_user_references_everywhere() -> int:
-    return fan_out(sweep_user_references_in_tenant, include_inactive=True)
+purge_tokens_in_tenant, purge_tokens_everywhere = sweep_tasks(PURGE, "oauth.purge_tokens", lambda _: purge_tokens())
+revoke_departed_in_tenant, revoke_departed_everywhere = sweep_tasks(
+    REVOKE_DEPARTED, "oauth.revoke_departed", lambda tenant: revoke_departed(tenant_active=tenant.is_active)
+)
+# rows of each tenant pointing at users that no longer exist (``tenants.user_references``)
+sweep_user_references_in_tenant, sweep_user_references_everywhere = sweep_tasks(
+    SWEEP_USER_REFERENCES, "oauth.sweep_user_references", lambda _: sweep_orphans()
+)

@@ -90,7 +90,8 @@ class Browser:
         return response
 
 
-def register(tenant: Tenant, **metadata) -> Client:
+def register(tenant: Tenant, *, http: httpx.Client | None = None, **metadata) -> Client:
+    """Register a public client (``metadata`` overrides); through ``http`` when given."""
     body = {
         "client_name": "Test MCP client",
         "redirect_uris": [REDIRECT_URI],
@@ -99,7 +100,7 @@ def register(tenant: Tenant, **metadata) -> Client:
         "application_type": "native",
         **metadata,
     }
-    response = httpx.post(tenant.url("register/"), json=body, timeout=20)
+    response = (http or httpx).post(tenant.url("register/"), json=body, timeout=20)
     assert response.status_code == 201, response.text
     data = response.json()
     return Client(tenant, data["client_id"], data.get("client_secret"), body["redirect_uris"][0])

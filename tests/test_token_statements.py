@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
-from tests.oauth_flow import REDIRECT_URI, Browser, Client, Tenant, authorize_url, pkce_pair, redirect_params
+from tests.oauth_flow import REDIRECT_URI, Browser, Tenant, authorize_url, pkce_pair, redirect_params, register
 
 
 @pytest.fixture
@@ -24,16 +24,7 @@ def in_process(live):
     tenant = Tenant("http://testserver/t/acme", "acme")
     browser = Browser(tenant, "member@acme.test", http=http)
     browser.login()
-    body = {
-        "client_name": "statements",
-        "redirect_uris": [REDIRECT_URI],
-        "token_endpoint_auth_method": "none",
-        "grant_types": ["authorization_code", "refresh_token"],
-        "application_type": "native",
-    }
-    registered = http.post(tenant.url("register/"), json=body)
-    assert registered.status_code == 201, registered.text
-    yield http, browser, Client(tenant, registered.json()["client_id"], None, REDIRECT_URI)
+    yield http, browser, register(tenant, http=http, client_name="statements")
     http.close()
 
 

@@ -56,8 +56,17 @@ SERVER_SCENARIOS = [
     ("http-header-validation", None),
     ("dns-rebinding-protection", None),
 ]
-DIAGNOSTIC_TOOLS = ("test_missing_capability", "test_streaming_elicitation", "test_logging_tool")
+# name: title, description, the client capabilities it needs
+DIAGNOSTIC_TOOLS = {
+    "test_missing_capability": ("Needs sampling", "needs the client's sampling capability.", ("sampling",)),
+    "test_streaming_elicitation": ("Needs elicitation", "needs the client's elicitation capability.", ("elicitation",)),
+    "test_logging_tool": ("Logs", "a tool whose call would log.", ()),
+}
 EMPTY = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+def _ran(ctx, args) -> dict[str, Any]:
+    return {"ran": True}
 
 
 @contextmanager
@@ -65,40 +74,16 @@ def diagnostic_tools() -> Iterator[None]:
     """The conformance suite's diagnostic tools, registered for one test and removed after it."""
     from declarations import tools as registry
 
-    @tool(
-        name="test_missing_capability",
-        title="Needs sampling",
-        description="Conformance diagnostic: needs the client's sampling capability.",
-        input_schema=EMPTY,
-        scopes=NOAUTH,
-        read_only=True,
-        client_capabilities=("sampling",),
-    )
-    def needs_sampling(ctx, args) -> dict[str, Any]:
-        return {"ran": True}
-
-    @tool(
-        name="test_streaming_elicitation",
-        title="Needs elicitation",
-        description="Conformance diagnostic: needs the client's elicitation capability.",
-        input_schema=EMPTY,
-        scopes=NOAUTH,
-        read_only=True,
-        client_capabilities=("elicitation",),
-    )
-    def needs_elicitation(ctx, args) -> dict[str, Any]:
-        return {"ran": True}
-
-    @tool(
-        name="test_logging_tool",
-        title="Logs",
-        description="Conformance diagnostic: a tool whose call would log.",
-        input_schema=EMPTY,
-        scopes=NOAUTH,
-        read_only=True,
-    )
-    def logs(ctx, args) -> dict[str, Any]:
-        return {"ran": True}
+    for name, (title, does, capabilities) in DIAGNOSTIC_TOOLS.items():
+        tool(
+            name=name,
+            title=title,
+            description=f"Conformance diagnostic: {does}",
+            input_schema=EMPTY,
+            scopes=NOAUTH,
+            read_only=True,
+            client_capabilities=capabilities,
+        )(_ran)
 
     try:
         with ExitStack() as stack:

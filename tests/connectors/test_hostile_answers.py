@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -39,6 +40,14 @@ PRINTABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 GOOD_TOKEN_ANSWER = json.dumps(
     {"access_token": "at-good", "refresh_token": "rt-good", "token_type": "Bearer", "expires_in": 3600}
 ).encode()
+
+
+def attempt(call: Callable[[], Any]) -> tuple[bool, Any]:
+    """Whether ``call`` succeeded (a ``ConnectorError`` is a refusal), and what it returned."""
+    try:
+        return True, call()
+    except ConnectorError:
+        return False, None
 
 
 def stub_provider_in(stub: StubProvider, slug: str = "acme", *, key: str | None = None) -> Provider:
@@ -250,16 +259,13 @@ def test_fuzz_token_answers(live, stub, settings):
         reset(account)
         stub.answer(TOKEN, found)
         with schema_context("acme"):
-            try:
-                access = tokens.refresh_account(account_id=account.pk, force=True)
-            except ConnectorError:
-                access = None
+            accepted, access = attempt(lambda: tokens.refresh_account(account_id=account.pk, force=True))
             after = ConnectedAccount.objects.get(pk=account.pk)
             credential = Credential.objects.get(account=after)
         assert after.status in ("active", "needs_reauth"), (after.status, found)
         assert after.refreshing_since is None
         rotated = valid_refresh_token_in(found)
-        if access is not None:  # accepted: everything stored is a validated value
+        if accepted:  # everything stored is a validated value
             assert credential.access_token == access and PRINTABLE_TOKEN.fullmatch(access), found
             assert after.expires_at is None or 10 <= after.token_lifetime_seconds <= 400 * 86400
             assert all(storable(s) for s in after.granted_scopes)
@@ -276,9 +282,8 @@ def test_fuzz_userinfo_answers(live, stub):
     def check(found: Answer) -> None:
         stub.answer(USERINFO, found)
         with schema_context("acme"):
-            try:
-                claims = upstream.userinfo(provider, "at-old")
-            except ConnectorError:
+            accepted, claims = attempt(lambda: upstream.userinfo(provider, "at-old"))
+            if not accepted:
                 return
             with transaction.atomic():  # what the connect flow stores of it, PostgreSQL accepts
                 for value in claims.values():
@@ -304,11 +309,7 @@ def test_fuzz_revocation_answers(live, stub):
         reset(account)
         stub.answer(REVOKE, found)
         with schema_context("acme"):
-            try:
-                upstream.revoke(provider, "rt-old", "refresh_token")
-                revoked = True
-            except ConnectorError:
-                revoked = False
+            revoked, _ = attempt(lambda: upstream.revoke(provider, "rt-old", "refresh_token"))
             assert found.status == 200 or not revoked  # only a 200 is success; the body is never read
             _, outcome = disconnect(user_id=account.user_id, provider_key=provider.key)
             after = ConnectedAccount.objects.get(pk=account.pk)

@@ -50,6 +50,25 @@ def attempt(call: Callable[[], Any]) -> tuple[bool, Any]:
         return False, None
 
 
+def fuzz_answers(stub: StubProvider, path: str, account: ConnectedAccount | None = None):
+    """Make ``check(found)`` a fuzzer over the provider's answers at ``path``: each example answered
+    with ``found``, the account reset first, ``check`` run in tenant acme."""
+
+    def fuzzer(check: Callable[[Answer], None]) -> Callable[[], None]:
+        @FUZZ
+        @given(found=answer)
+        def run(found: Answer) -> None:
+            if account is not None:
+                reset(account)
+            stub.answer(path, found)
+            with schema_context("acme"):
+                check(found)
+
+        return run
+
+    return fuzzer
+
+
 def stub_provider_in(stub: StubProvider, slug: str = "acme", *, key: str | None = None) -> Provider:
     key = key or f"stub-{uuid.uuid4().hex[:8]}"
     with schema_context(slug):
@@ -253,15 +272,11 @@ def test_fuzz_token_answers(live, stub, settings):
     provider = stub_provider_in(stub)
     account = account_at(provider)
 
-    @FUZZ
-    @given(found=answer)
+    @fuzz_answers(stub, TOKEN, account)
     def check(found: Answer) -> None:
-        reset(account)
-        stub.answer(TOKEN, found)
-        with schema_context("acme"):
-            accepted, access = attempt(lambda: tokens.refresh_account(account_id=account.pk, force=True))
-            after = ConnectedAccount.objects.get(pk=account.pk)
-            credential = Credential.objects.get(account=after)
+        accepted, access = attempt(lambda: tokens.refresh_account(account_id=account.pk, force=True))
+        after = ConnectedAccount.objects.get(pk=account.pk)
+        credential = Credential.objects.get(account=after)
         assert after.status in ("active", "needs_reauth"), (after.status, found)
         assert after.refreshing_since is None
         rotated = valid_refresh_token_in(found)
@@ -277,24 +292,21 @@ def test_fuzz_token_answers(live, stub, settings):
 def test_fuzz_userinfo_answers(live, stub):
     provider = stub_provider_in(stub)
 
-    @FUZZ
-    @given(found=answer)
+    @fuzz_answers(stub, USERINFO)
     def check(found: Answer) -> None:
-        stub.answer(USERINFO, found)
-        with schema_context("acme"):
-            accepted, claims = attempt(lambda: upstream.userinfo(provider, "at-old"))
-            if not accepted:
-                return
-            with transaction.atomic():  # what the connect flow stores of it, PostgreSQL accepts
-                for value in claims.values():
-                    items = value if isinstance(value, list) else [value]
-                    for item in items:
-                        assert isinstance(item, (str, int, bool)), claims
-                        if isinstance(item, str):
-                            assert storable(item)
-                            Provider.objects.filter(pk=provider.pk).update(display_name=item[:200])
-                json.dumps(claims)
-                transaction.set_rollback(True)
+        accepted, claims = attempt(lambda: upstream.userinfo(provider, "at-old"))
+        if not accepted:
+            return
+        with transaction.atomic():  # what the connect flow stores of it, PostgreSQL accepts
+            for value in claims.values():
+                items = value if isinstance(value, list) else [value]
+                for item in items:
+                    assert isinstance(item, (str, int, bool)), claims
+                    if isinstance(item, str):
+                        assert storable(item)
+                        Provider.objects.filter(pk=provider.pk).update(display_name=item[:200])
+            json.dumps(claims)
+            transaction.set_rollback(True)
 
     check()
 
@@ -303,17 +315,13 @@ def test_fuzz_revocation_answers(live, stub):
     provider = stub_provider_in(stub)
     account = account_at(provider)
 
-    @FUZZ
-    @given(found=answer)
+    @fuzz_answers(stub, REVOKE, account)
     def check(found: Answer) -> None:
-        reset(account)
-        stub.answer(REVOKE, found)
-        with schema_context("acme"):
-            revoked, _ = attempt(lambda: upstream.revoke(provider, "rt-old", "refresh_token"))
-            assert found.status == 200 or not revoked  # only a 200 is success; the body is never read
-            _, outcome = disconnect(user_id=account.user_id, provider_key=provider.key)
-            after = ConnectedAccount.objects.get(pk=account.pk)
-            kept = Credential.objects.filter(account_id=account.pk).exists()
+        revoked, _ = attempt(lambda: upstream.revoke(provider, "rt-old", "refresh_token"))
+        assert found.status == 200 or not revoked  # only a 200 is success; the body is never read
+        _, outcome = disconnect(user_id=account.user_id, provider_key=provider.key)
+        after = ConnectedAccount.objects.get(pk=account.pk)
+        kept = Credential.objects.filter(account_id=account.pk).exists()
         assert after.status == "revoked" and after.revocation_pending == (not revoked) == kept, (outcome, found)
 
     check()

@@ -7,6 +7,7 @@ server over HTTP, against committed rows that are unique to the test (``live``).
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -139,6 +140,10 @@ class DocumentServer:
     documents: dict[str, bytes]
     hits: list[str]
     cache_control: str = ""
+
+    def serve_discovery(self, **fields: object) -> None:
+        """An OpenID discovery document of issuer ``url`` with these fields."""
+        self.documents["/.well-known/openid-configuration"] = json.dumps({"issuer": self.url, **fields}).encode()
 
 
 @pytest.fixture

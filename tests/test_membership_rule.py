@@ -14,13 +14,13 @@ from oauth2_provider.models import AccessToken
 
 from accounts.models import User
 from connectors.lifecycle import end_departed_accounts
-from connectors.models import ConnectedAccount, Provider
+from connectors.models import ConnectedAccount
 from oauth.sweeps import revoke_departed
 from tenants.models import Membership, Tenant
 from tenants.selectors import get_tenant
 from tenants.services import add_user
 from tests.conftest import PASSWORD
-from tests.factories import application
+from tests.factories import application, upstream_provider
 
 
 def _deactivate(what: str, user_id: int) -> None:
@@ -59,13 +59,7 @@ def test_the_token_sweep_treats_the_membership_as_ended(departed: int, unique: s
 @pytest.mark.django_db
 def test_the_upstream_sweep_treats_the_membership_as_ended(departed: int, unique: str) -> None:
     with tenant_context(get_tenant("acme")):
-        provider = Provider.objects.create(
-            key=f"p{unique}",
-            display_name="Upstream",
-            authorization_endpoint="https://upstream.example/authorize",
-            token_endpoint="https://upstream.example/token",
-            client_id="platform",
-        )
+        provider = upstream_provider(f"p{unique}")
         account = ConnectedAccount.objects.create(user_id=departed, provider=provider)
         end_departed_accounts(tenant_active=True)  # the tenant was active when the sweep read it
         account.refresh_from_db()

@@ -7,22 +7,8 @@ import json
 import httpx
 import pytest
 
+from tests import oauth_flow as flow
 from tests.conftest import refresh_grace_seconds
-from tests.oauth_flow import (
-    Browser,
-    Tenant,
-    authorization_code,
-    authorize_url,
-    exchange,
-    obtain_tokens,
-    pkce_pair,
-    query_params,
-    redirect_params,
-    refresh,
-    register,
-    signed_in,
-    submit_login,
-)
 
 
 def test_metadata_documents_in_every_form(live, acme):
@@ -61,12 +47,12 @@ def test_metadata_documents_in_every_form(live, acme):
 
 
 def test_full_code_flow_with_iss_and_hashed_storage(live, acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    verifier, challenge = pkce_pair()
-    params = redirect_params(browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge)))
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    verifier, challenge = flow.pkce_pair()
+    params = flow.redirect_params(browser.authorize(flow.authorize_url(client, scope="crm.read", challenge=challenge)))
     assert params["iss"] == f"{live.url}/t/acme"
     assert params["state"] == "st"
-    response = exchange(client, params["code"], verifier)
+    response = flow.exchange(client, params["code"], verifier)
     assert response.status_code == 200, response.text
     tokens = response.json()
     assert tokens["expires_in"] == 900 and tokens["scope"] == "crm.read" and tokens["refresh_token"]
@@ -89,28 +75,28 @@ def test_full_code_flow_with_iss_and_hashed_storage(live, acme):
         assert cursor.fetchone()[0] == 0
 
 
-def _tokens_for(acme: Tenant, email: str = "member@acme.test", scope: str = "crm.read", **reg):
-    client, browser = signed_in(acme, email, **reg)
-    return client, browser, obtain_tokens(browser, client, scope=scope)
+def _tokens_for(acme: flow.Tenant, email: str = "member@acme.test", scope: str = "crm.read", **reg):
+    client, browser = flow.signed_in(acme, email, **reg)
+    return client, browser, flow.obtain_tokens(browser, client, scope=scope)
 
 
 def assert_reuse_kills_family(client, *, reused: dict, latest: dict) -> None:
     """Presenting the spent ``reused`` pair's refresh token is refused, and the family's newest
     refresh token (``latest``'s) dies with it."""
-    replay = refresh(client, reused["refresh_token"])
+    replay = flow.refresh(client, reused["refresh_token"])
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    assert refresh(client, latest["refresh_token"]).json()["error"] == "invalid_grant"
+    assert flow.refresh(client, latest["refresh_token"]).json()["error"] == "invalid_grant"
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(acme):
     client, _, first = _tokens_for(acme)
-    second = refresh(client, first["refresh_token"])
+    second = flow.refresh(client, first["refresh_token"])
     assert second.status_code == 200, second.text
     second = second.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
     # the successor is used (so the first token is no longer within a lost-response situation) ...
-    third = refresh(client, second["refresh_token"])
+    third = flow.refresh(client, second["refresh_token"])
     assert third.status_code == 200
     third = third.json()
     # ... then the first one is replayed: that is reuse, and the whole family dies
@@ -119,17 +105,17 @@ def test_refresh_rotates_and_reuse_revokes_the_family(acme):
 
 def test_lost_response_retry_gets_the_same_pair_and_the_family_survives(acme):
     client, _, first = _tokens_for(acme)
-    lost = refresh(client, first["refresh_token"])  # the client never receives this response
+    lost = flow.refresh(client, first["refresh_token"])  # the client never receives this response
     assert lost.status_code == 200, lost.text
     lost = lost.json()
     for _ in range(2):  # every retry inside the grace window: the same answer, not a fresh pair
-        retry = refresh(client, first["refresh_token"])
+        retry = flow.refresh(client, first["refresh_token"])
         assert retry.status_code == 200, retry.text
         retry = retry.json()
         assert (retry["access_token"], retry["refresh_token"]) == (lost["access_token"], lost["refresh_token"])
         assert retry["scope"] == "crm.read" and 0 < retry["expires_in"] <= 900
     # the pair works: its refresh token rotates normally
-    onward = refresh(client, lost["refresh_token"])
+    onward = flow.refresh(client, lost["refresh_token"])
     assert onward.status_code == 200, onward.text
     onward = onward.json()
     # once the successor has been used, the old token is no longer a lost response: reuse kills the family
@@ -138,8 +124,8 @@ def test_lost_response_retry_gets_the_same_pair_and_the_family_survives(acme):
 
 def test_a_duplicate_refresh_is_refused_what_the_first_would_be(acme):
     client, _, first = _tokens_for(acme)
-    assert refresh(client, first["refresh_token"]).status_code == 200
-    stray = refresh(client, first["refresh_token"], resource="https://elsewhere.example/mcp")
+    assert flow.refresh(client, first["refresh_token"]).status_code == 200
+    stray = flow.refresh(client, first["refresh_token"], resource="https://elsewhere.example/mcp")
     assert stray.status_code == 400 and stray.json()["error"] == "invalid_target"
 
 
@@ -150,7 +136,7 @@ def test_successor_pair_is_kept_encrypted_and_dropped_with_the_next_rotation(acm
     from oauth.models import RefreshSuccessor
 
     client, _, first = _tokens_for(acme)
-    second = refresh(client, first["refresh_token"]).json()
+    second = flow.refresh(client, first["refresh_token"]).json()
     with schema_context("acme"), connection.cursor() as cursor:
         cursor.execute(
             "SELECT s.pair, s.token_family FROM platform_oauth_refreshsuccessor s "
@@ -161,7 +147,7 @@ def test_successor_pair_is_kept_encrypted_and_dropped_with_the_next_rotation(acm
         stored, family = cursor.fetchone()
     raw = bytes(stored)
     assert second["refresh_token"].encode() not in raw and second["access_token"].encode() not in raw
-    refresh(client, second["refresh_token"])  # the successor is used: the kept answer is dropped
+    flow.refresh(client, second["refresh_token"])  # the successor is used: the kept answer is dropped
     with schema_context("acme"):
         assert RefreshSuccessor.objects.filter(token_family=family).count() == 1  # only the newest
 
@@ -172,12 +158,12 @@ def test_successor_pairs_past_the_grace_window_are_dropped(acme):
     from oauth.models import RefreshSuccessor
 
     client, _, first = _tokens_for(acme)
-    refresh(client, first["refresh_token"])  # keeps an answer for this family
+    flow.refresh(client, first["refresh_token"])  # keeps an answer for this family
     with schema_context("acme"):
         kept = RefreshSuccessor.objects.filter(successor__application__client_id=client.client_id).get()
     other, _, tokens = _tokens_for(acme)
     with refresh_grace_seconds(0):
-        assert refresh(other, tokens["refresh_token"]).status_code == 200  # any refresh in the tenant
+        assert flow.refresh(other, tokens["refresh_token"]).status_code == 200  # any refresh in the tenant
     with schema_context("acme"):
         assert not RefreshSuccessor.objects.filter(pk=kept.pk).exists()
 
@@ -187,7 +173,7 @@ def test_a_kept_pair_that_no_longer_decrypts_is_invalid_grant_not_500(acme):
     from django_tenants.utils import schema_context
 
     client, _, first = _tokens_for(acme)
-    second = refresh(client, first["refresh_token"]).json()
+    second = flow.refresh(client, first["refresh_token"]).json()
     with schema_context("acme"), connection.cursor() as cursor:  # as if its key left FERNET_KEYS
         cursor.execute(
             "UPDATE platform_oauth_refreshsuccessor SET pair = 'not fernet'::bytea WHERE refresh_token_id = "
@@ -195,27 +181,27 @@ def test_a_kept_pair_that_no_longer_decrypts_is_invalid_grant_not_500(acme):
             [first["refresh_token"]],
         )
         assert cursor.rowcount == 1
-    retry = refresh(client, first["refresh_token"])
+    retry = flow.refresh(client, first["refresh_token"])
     assert retry.status_code == 400 and retry.json()["error"] == "invalid_grant"
-    assert refresh(client, second["refresh_token"]).status_code == 200  # not treated as reuse
+    assert flow.refresh(client, second["refresh_token"]).status_code == 200  # not treated as reuse
 
 
 def test_grace_window_expires(acme, settings):
     client, _, first = _tokens_for(acme)
-    refresh(client, first["refresh_token"])
+    flow.refresh(client, first["refresh_token"])
     with refresh_grace_seconds(0):
-        late = refresh(client, first["refresh_token"])
+        late = flow.refresh(client, first["refresh_token"])
     assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
 
 
 def test_authorization_code_replay_revokes_issued_tokens(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    code, verifier = authorization_code(browser, client)
-    tokens = exchange(client, code, verifier).json()
-    replay = exchange(client, code, verifier)
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    code, verifier = flow.authorization_code(browser, client)
+    tokens = flow.exchange(client, code, verifier).json()
+    replay = flow.exchange(client, code, verifier)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     # the tokens minted from that code are gone
-    assert refresh(client, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert flow.refresh(client, tokens["refresh_token"]).json()["error"] == "invalid_grant"
     from django_tenants.utils import schema_context
     from oauth2_provider.models import AccessToken
 
@@ -228,25 +214,25 @@ def test_authorization_code_replay_revokes_issued_tokens(acme):
 @pytest.mark.parametrize("verifier", ["wrong", "missing"])
 def test_code_replay_without_the_verifier_is_refused_and_revokes_nothing(acme, verifier):
     """Someone holding a spent code and the public client id cannot end the user's session."""
-    client, browser = signed_in(acme, "member@acme.test")
-    code, right = authorization_code(browser, client)
-    tokens = exchange(client, code, right).json()
-    extra = {"code_verifier": pkce_pair()[0]} if verifier == "wrong" else {}
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    code, right = flow.authorization_code(browser, client)
+    tokens = flow.exchange(client, code, right).json()
+    extra = {"code_verifier": flow.pkce_pair()[0]} if verifier == "wrong" else {}
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
     replay = httpx.post(acme.url("token/"), data={**data, "client_id": client.client_id, **extra}, timeout=20)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     # the family is intact: the refresh token still rotates
-    assert refresh(client, tokens["refresh_token"]).status_code == 200
+    assert flow.refresh(client, tokens["refresh_token"]).status_code == 200
 
 
 def test_code_replay_by_another_client_is_refused_and_revokes_nothing(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    other = register(acme)
-    code, verifier = authorization_code(browser, client)
-    tokens = exchange(client, code, verifier).json()
-    replay = exchange(other, code, verifier)
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    other = flow.register(acme)
+    code, verifier = flow.authorization_code(browser, client)
+    tokens = flow.exchange(client, code, verifier).json()
+    replay = flow.exchange(other, code, verifier)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    assert refresh(client, tokens["refresh_token"]).status_code == 200
+    assert flow.refresh(client, tokens["refresh_token"]).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -260,27 +246,27 @@ def test_code_replay_by_another_client_is_refused_and_revokes_nothing(acme):
     ],
 )
 def test_bad_authorization_requests_get_the_right_error(acme, change, error):
-    client, browser = signed_in(acme, "member@acme.test")
-    _, challenge = pkce_pair()
-    url = authorize_url(client, scope=change.pop("scope", "crm.read"), challenge=challenge)
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    _, challenge = flow.pkce_pair()
+    url = flow.authorize_url(client, scope=change.pop("scope", "crm.read"), challenge=challenge)
     from urllib.parse import urlencode
 
-    base, params = url.split("?")[0], query_params(url)
+    base, params = url.split("?")[0], flow.query_params(url)
     for key, value in change.items():
         if value is None:
             params.pop(key, None)
         else:
             params[key] = value
     response = browser.authorize(base + "?" + urlencode(params))
-    result = redirect_params(response)
+    result = flow.redirect_params(response)
     assert result["error"] == error, result
     assert result["state"] == "st" and result["iss"].endswith("/t/acme")
 
 
 def test_redirect_uri_mismatch_is_refused_without_redirecting(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    _, challenge = pkce_pair()
-    url = authorize_url(client, scope="crm.read", challenge=challenge).replace(
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    _, challenge = flow.pkce_pair()
+    url = flow.authorize_url(client, scope="crm.read", challenge=challenge).replace(
         "127.0.0.1%3A9%2Fcallback", "127.0.0.1%3A9%2Fother"
     )
     response = browser.authorize(url)
@@ -288,61 +274,61 @@ def test_redirect_uri_mismatch_is_refused_without_redirecting(acme):
     assert "<strong>invalid_request</strong>" in response.text and "Mismatching redirect URI" in response.text
     assert "location" not in response.headers
     # and at the token endpoint the redirect_uri must match the one authorized
-    code, verifier = authorization_code(browser, client)
-    mismatch = exchange(client, code, verifier, redirect_uri="http://127.0.0.1:9/other")
+    code, verifier = flow.authorization_code(browser, client)
+    mismatch = flow.exchange(client, code, verifier, redirect_uri="http://127.0.0.1:9/other")
     assert mismatch.status_code == 400 and mismatch.json()["error"] == "invalid_request"
 
 
 def test_wrong_pkce_verifier_is_refused(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    code, _ = authorization_code(browser, client)
-    other_verifier, _ = pkce_pair()
-    response = exchange(client, code, other_verifier)
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    code, _ = flow.authorization_code(browser, client)
+    other_verifier, _ = flow.pkce_pair()
+    response = flow.exchange(client, code, other_verifier)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
 def test_token_request_for_another_resource_is_refused(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    code, verifier = authorization_code(browser, client)
-    response = exchange(client, code, verifier, resource="https://elsewhere.example/mcp")
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    code, verifier = flow.authorization_code(browser, client)
+    response = flow.exchange(client, code, verifier, resource="https://elsewhere.example/mcp")
     assert response.status_code == 400 and response.json()["error"] == "invalid_target"
 
 
 def test_deny_returns_access_denied(acme):
-    client, browser = signed_in(acme, "member@acme.test")
-    _, challenge = pkce_pair()
-    result = redirect_params(
-        browser.authorize(authorize_url(client, scope="crm.read", challenge=challenge), allow=False)
+    client, browser = flow.signed_in(acme, "member@acme.test")
+    _, challenge = flow.pkce_pair()
+    result = flow.redirect_params(
+        browser.authorize(flow.authorize_url(client, scope="crm.read", challenge=challenge), allow=False)
     )
     assert result["error"] == "access_denied" and result["iss"].endswith("/t/acme")
 
 
 def test_only_members_can_authorize(acme):
-    client = register(acme)
-    outsider = Browser(acme, "member@globex.test")
-    response = submit_login(outsider.http, acme.url("login/"), outsider.email, outsider.password)
+    client = flow.register(acme)
+    outsider = flow.Browser(acme, "member@globex.test")
+    response = flow.submit_login(outsider.http, acme.url("login/"), outsider.email, outsider.password)
     assert response.status_code == 200 and "Please enter a correct email and password" in response.text
-    _, challenge = pkce_pair()
-    redirect = outsider.authorize(authorize_url(client, scope="crm.read", challenge=challenge))
+    _, challenge = flow.pkce_pair()
+    redirect = outsider.authorize(flow.authorize_url(client, scope="crm.read", challenge=challenge))
     assert redirect.status_code == 302 and "/t/acme/login/" in redirect.headers["location"]
 
 
 def test_login_next_is_not_an_open_redirect(acme):
-    browser = Browser(acme, "member@acme.test")
+    browser = flow.Browser(acme, "member@acme.test")
     url = acme.url("login/") + "?next=https://evil.example/steal"
-    response = submit_login(browser.http, url, browser.email, browser.password)
+    response = flow.submit_login(browser.http, url, browser.email, browser.password)
     assert response.status_code == 302 and "evil.example" not in response.headers["location"]
 
 
 def test_consent_is_remembered_and_step_up_marks_new_scopes(acme):
-    client, browser = signed_in(acme, "admin@acme.test")
-    obtain_tokens(browser, client, scope="crm.read")
-    _, challenge = pkce_pair()
+    client, browser = flow.signed_in(acme, "admin@acme.test")
+    flow.obtain_tokens(browser, client, scope="crm.read")
+    _, challenge = flow.pkce_pair()
     # same scopes again: no page, straight back with a code
-    again = browser.http.get(authorize_url(client, scope="crm.read", challenge=challenge))
+    again = browser.http.get(flow.authorize_url(client, scope="crm.read", challenge=challenge))
     assert again.status_code == 302 and "code=" in again.headers["location"]
     # step-up: the page shows, crm.write marked new, crm.read not
-    page = browser.http.get(authorize_url(client, scope="crm.read crm.write", challenge=challenge))
+    page = browser.http.get(flow.authorize_url(client, scope="crm.read crm.write", challenge=challenge))
     assert page.status_code == 200
     assert 'data-scope="crm.write"><code>crm.write</code>' in page.text
     write_item = page.text.split('data-scope="crm.write"')[1].split("</li>")[0]
@@ -354,7 +340,7 @@ def test_consent_is_remembered_and_step_up_marks_new_scopes(acme):
 
 def test_revocation_and_introspection(acme):
     client, _, tokens = _tokens_for(acme)
-    confidential = register(acme, token_endpoint_auth_method="client_secret_basic")
+    confidential = flow.register(acme, token_endpoint_auth_method="client_secret_basic")
     from django_tenants.utils import schema_context
 
     from oauth.models import ClientProfile
@@ -407,8 +393,8 @@ def test_registration_policy_refusals(acme, metadata, error):
 
 
 def test_registration_accepts_https_and_loopback_any_port(acme):
-    web = register(acme, redirect_uris=["https://chat.example/oauth/callback"], application_type="web")
-    native = register(acme, redirect_uris=["http://127.0.0.1:49152/callback", "http://[::1]:1/cb"])
+    web = flow.register(acme, redirect_uris=["https://chat.example/oauth/callback"], application_type="web")
+    native = flow.register(acme, redirect_uris=["http://127.0.0.1:49152/callback", "http://[::1]:1/cb"])
     assert web.client_id and native.client_id and web.client_id != native.client_id
 
 
@@ -471,7 +457,7 @@ def test_unused_dynamic_clients_expire(acme):
     from oauth.models import ClientProfile
     from oauth.services import expire_unused_clients
 
-    unused = register(acme)
+    unused = flow.register(acme)
     used, _, _ = _tokens_for(acme)
     with schema_context("acme"):
         long_ago = timezone.now() - timedelta(days=31)
@@ -544,16 +530,16 @@ def test_refresh_token_idle_timeout_and_absolute_lifetime(acme, settings):
         AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).update(
             expires=timezone.now() - idle
         )
-    assert refresh(client, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert flow.refresh(client, tokens["refresh_token"]).json()["error"] == "invalid_grant"
 
     # absolute: however active, a family ends OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS after it started
     client, _, tokens = _tokens_for(acme)
-    fresh = refresh(client, tokens["refresh_token"]).json()  # an active family: rotated just now
+    fresh = flow.refresh(client, tokens["refresh_token"]).json()  # an active family: rotated just now
     with schema_context("acme"):
         family = RefreshToken.objects.get(token_checksum=checksum(fresh["refresh_token"])).token_family
         started = timezone.now() - timedelta(seconds=settings.OAUTH_REFRESH_TOKEN_ABSOLUTE_SECONDS + 60)
         RefreshToken.objects.filter(token_family=family, revoked__isnull=False).update(created=started)
-    assert refresh(client, fresh["refresh_token"]).json()["error"] == "invalid_grant"
+    assert flow.refresh(client, fresh["refresh_token"]).json()["error"] == "invalid_grant"
 
 
 def test_per_tenant_access_token_lifetime(acme):
@@ -586,7 +572,7 @@ def test_rate_limits_fail_open_when_redis_does_not_answer(live, acme, settings):
         }
     }
     client, _, first = _tokens_for(acme)  # registers (DCR limit), then exchanges a code (token limits)
-    second = refresh(client, first["refresh_token"])
+    second = flow.refresh(client, first["refresh_token"])
     assert second.status_code == 200, second.text
     after = samples(scrape(live.url))
     skipped = {

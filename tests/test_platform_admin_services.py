@@ -96,14 +96,17 @@ def test_editing_an_active_tenant_revokes_nothing(root, django_capture_on_commit
     assert _alive("acme", pair)
 
 
+def _run_action(root, capture_on_commit, changelist: str, action: str, pk: int) -> None:
+    """Run an admin action on one row, its on-commit callbacks included."""
+    with capture_on_commit(execute=True):
+        response = root.post(changelist, {"action": action, "_selected_action": [pk], "index": "0"})
+    assert response.status_code == 302
+
+
 def test_deactivate_action(root, django_capture_on_commit_callbacks):
     pair = _token_pair("globex", "member@globex.test")
     globex = Tenant.objects.get(schema_name="globex")
-    with django_capture_on_commit_callbacks(execute=True):
-        response = root.post(
-            "/admin/tenants/tenant/", {"action": "deactivate", "_selected_action": [globex.pk], "index": "0"}
-        )
-    assert response.status_code == 302
+    _run_action(root, django_capture_on_commit_callbacks, "/admin/tenants/tenant/", "deactivate", globex.pk)
     globex.refresh_from_db()
     assert not globex.is_active and not _alive("globex", pair)
 
@@ -228,11 +231,7 @@ def test_deactivate_users_action(root, django_capture_on_commit_callbacks):
 
     user = User.objects.get(email="member@globex.test")
     pair = _token_pair("globex", user.email)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = root.post(
-            "/admin/accounts/user/", {"action": "deactivate_selected", "_selected_action": [user.pk], "index": "0"}
-        )
-    assert response.status_code == 302
+    _run_action(root, django_capture_on_commit_callbacks, "/admin/accounts/user/", "deactivate_selected", user.pk)
     user.refresh_from_db()
     assert not user.is_active and not _alive("globex", pair)
     assert not Membership.objects.filter(user=user, is_active=True).exists()

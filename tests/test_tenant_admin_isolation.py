@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
 from oauth2_provider.models import Application
 
-from connectors.models import ConnectedAccount, Provider
+from connectors.models import ConnectedAccount
 from identity.models import IdentityLink, IdentityProvider
 from mcp_tools.models import ToolPolicyChange
 from oauth.models import ClientBlock
@@ -24,7 +24,7 @@ from tenants.admin_site import _is_user_field, tenant_admin_site
 from tenants.services import add_user
 from tests.admin_http import AdminSession
 from tests.conftest import PASSWORD
-from tests.factories import application
+from tests.factories import application, upstream_provider
 from tests.oauth_flow import obtain_tokens, signed_in
 
 User = get_user_model()
@@ -52,12 +52,8 @@ def globex_rows(live, unique):
             f"Owned {unique}", user=member, client_type="confidential", redirect_uris="https://owned.example/cb"
         )
         change = ToolPolicyChange.objects.create(tool_name=f"probe-{unique}", changed_by=member, after={})
-        provider = Provider.objects.create(
-            key=f"probe-{unique}",
-            display_name="Probe provider",
-            authorization_endpoint="https://provider.example/authorize",
-            token_endpoint="https://provider.example/token",
-            client_id="probe",
+        provider = upstream_provider(
+            f"probe-{unique}", host="provider.example", display_name="Probe provider", client_id="probe"
         )
         ConnectedAccount.objects.create(user=member, provider=provider, external_account_label="probe")
         idp = IdentityProvider.objects.create(

@@ -10,13 +10,10 @@ script prints the authorization URL and reads the code back on stdin.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import threading
 from pathlib import Path
 
 from tests.oauth_flow import query_params, redirect_params, signed_in_browser
+from tests.support.node_client import run_client
 
 HARNESS = Path(__file__).parent / "node" / "ts_sdk1"
 
@@ -49,42 +46,20 @@ def _note_count(contact_id: int) -> int:
 
 
 def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
-    node = shutil.which("node")
-    assert node, "node is required for this test"
-    assert (HARNESS / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), "run `make test` (npm ci)"
     acme = live.tenant("acme")
     browser = signed_in_browser(acme, "member@acme.test")
     contact = _first_contact_id()
     notes_before = _note_count(contact)
-
-    process = subprocess.Popen(
-        [node, "client.mjs", acme.mcp, str(contact)],
-        cwd=HARNESS,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(120, process.kill)
-    watchdog.start()
-    events: list[dict] = []
     requested_scopes: list[set[str]] = []
-    try:
-        for line in process.stdout:
-            event = json.loads(line)
-            events.append(event)
-            if event["event"] == "authorize":
-                requested_scopes.append(set(query_params(event["url"])["scope"].split()))
-                code = redirect_params(browser.authorize(event["url"]))["code"]
-                process.stdin.write(json.dumps({"code": code}) + "\n")
-                process.stdin.flush()
-        returncode = process.wait(timeout=30)
-    finally:
-        watchdog.cancel()
-        process.kill()
-    stderr = process.stderr.read()
+
+    def answer(event: dict) -> dict | None:
+        if event["event"] != "authorize":
+            return None
+        requested_scopes.append(set(query_params(event["url"])["scope"].split()))
+        return {"code": redirect_params(browser.authorize(event["url"]))["code"]}
+
+    events = run_client(HARNESS, "@modelcontextprotocol/sdk", [acme.mcp, str(contact)], answer)
     by_name = {e["event"]: e for e in events}
-    assert returncode == 0 and "error" not in by_name, (events[-3:], stderr[-2000:])
 
     # registration without application_type: accepted, inferred native from the loopback redirect
     # (the SDK's schema drops the field from what it stores, so read the profile)

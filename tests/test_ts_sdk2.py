@@ -18,9 +18,6 @@ prints the authorization URL and reads the redirect's query back on stdin.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import threading
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +29,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from tests.oauth_flow import query_params, signed_in_browser
+from tests.support.node_client import run_client
 
 HARNESS = Path(__file__).parent / "node" / "ts_sdk2"
 REDIRECT = "http://127.0.0.1:9/callback"
@@ -69,45 +67,24 @@ def _refresh_token(digest: str):
 
 
 def _drive(live, *args: str) -> list[dict]:
-    node = shutil.which("node")
-    assert node, "node is required for this test"
-    assert (HARNESS / "node_modules" / "@modelcontextprotocol" / "client").is_dir(), "run `make test` (npm ci)"
     acme = live.tenant("acme")
     browser = signed_in_browser(acme, "member@acme.test")
-    process = subprocess.Popen(
-        [node, "client.mjs", acme.mcp, str(_first_contact_id()), *args],
-        cwd=HARNESS,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(120, process.kill)
-    watchdog.start()
-    events: list[dict] = []
     client_id = None
-    try:
-        for line in process.stdout:
-            event = json.loads(line)
-            events.append(event)
-            if event["event"] == "client":
-                client_id = event["client_id"]
-            elif event["event"] == "authorize":
-                redirect = browser.authorize(event["url"])
-                assert redirect.status_code == 302, (redirect.status_code, redirect.text[:500])
-                process.stdin.write(json.dumps({"query": urlsplit(redirect.headers["location"]).query}) + "\n")
-                process.stdin.flush()
-            elif event["event"] == "paused":
-                _expire_access_tokens(client_id)
-                process.stdin.write(json.dumps({"continue": True}) + "\n")
-                process.stdin.flush()
-        returncode = process.wait(timeout=30)
-    finally:
-        watchdog.cancel()
-        process.kill()
-    stderr = process.stderr.read()
-    assert returncode == 0 and not [e for e in events if e["event"] == "error"], (events[-3:], stderr[-2000:])
-    return events
+
+    def answer(event: dict) -> dict | None:
+        nonlocal client_id
+        if event["event"] == "client":
+            client_id = event["client_id"]
+        elif event["event"] == "authorize":
+            redirect = browser.authorize(event["url"])
+            assert redirect.status_code == 302, (redirect.status_code, redirect.text[:500])
+            return {"query": urlsplit(redirect.headers["location"]).query}
+        elif event["event"] == "paused":
+            _expire_access_tokens(client_id)
+            return {"continue": True}
+        return None
+
+    return run_client(HARNESS, "@modelcontextprotocol/client", [acme.mcp, str(_first_contact_id()), *args], answer)
 
 
 def _assert_flow(events: list[dict], notes_before: int, contact: int) -> str:

@@ -4,14 +4,11 @@ free loopback port, providers pointing at it, and a browser that walks the conne
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
@@ -20,8 +17,8 @@ from django_tenants.utils import schema_context
 
 from tests.conftest import LiveServer
 from tests.oauth_flow import Browser, hidden_inputs
+from tests.support import node_oidc
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "node_oidc"
 CLIENT_ID = "platform-connector"
 CLIENT_SECRET = "test-only-oidc-client-secret"  # test-only
 SLUGS = ("acme", "globex")
@@ -131,9 +128,6 @@ class OidcServer:
 
 @contextmanager
 def _oidc_server(live: LiveServer) -> Iterator[OidcServer]:
-    node = shutil.which("node")
-    assert node, "the connectors tests need Node.js (tests/node_oidc)"
-    assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
     redirect_uris = [live.tenant_url(slug, "connections/callback/") for slug in SLUGS]
     ttls = {CLIENT_ID: None, RATE_LIMITED_CLIENT: None, **TTL_CLIENTS}
     clients = [
@@ -146,17 +140,8 @@ def _oidc_server(live: LiveServer) -> Iterator[OidcServer]:
         }
         for client_id, ttl in ttls.items()
     ]
-    process = subprocess.Popen(
-        [node, "server.mjs"],
-        cwd=NODE_DIR,
-        env={**os.environ, "CLIENTS": json.dumps(clients)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    line = process.stdout.readline()
-    assert line, "the oidc-provider test server did not start"
-    server = OidcServer(json.loads(line)["issuer"], process)
+    issuer, process = node_oidc.start("server.mjs", clients, who="connectors")
+    server = OidcServer(issuer, process)
     try:
         yield server
     finally:

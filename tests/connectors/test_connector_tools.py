@@ -20,19 +20,24 @@ from tests.support.mcp import platform_token, result_of
 pytestmark = pytest.mark.timeout(90)
 
 
+def _refusal(url: str, token: str, key: str) -> dict:
+    """``connector_profile`` of ``key`` when it must fail: its structured content."""
+    result = result_of(call(url, token, "connector_profile", {"provider": key}))
+    assert result["isError"] is True
+    return result["structuredContent"]
+
+
+def _refused(key: str, klass: str, reason: str, **more: str) -> dict:
+    return {"class": klass, "provider": key, "reason": reason, **more, "retryable": True}
+
+
 def test_missing_account_asks_to_connect_then_works(live, oidc):
     key = add_oidc_provider(oidc)
     url = live.tenant_url("acme", "mcp")
     token = platform_token(live)
-    missing = result_of(call(url, token, "connector_profile", {"provider": key}))
-    assert missing["isError"] is True
-    assert missing["structuredContent"] == {
-        "class": "CONNECTOR_REAUTH_REQUIRED",
-        "provider": key,
-        "reason": "not_connected",
-        "connect_url": f"{settings.PUBLIC_BASE_URL}/t/acme/connections/{key}/connect/",
-        "retryable": True,
-    }
+    connect_url = f"{settings.PUBLIC_BASE_URL}/t/acme/connections/{key}/connect/"
+    expected = _refused(key, "CONNECTOR_REAUTH_REQUIRED", "not_connected", connect_url=connect_url)
+    assert _refusal(url, token, key) == expected
     browser = ConnectBrowser(live, oidc)
     browser.steer(test_account="carol")
     assert browser.connect(key).status_code == 302
@@ -73,14 +78,7 @@ def test_unavailable_provider_is_a_retryable_connector_result(live, oidc):
     with schema_context("acme"):
         ConnectedAccount.objects.filter(provider__key=key).update(expires_at=timezone.now() - timedelta(seconds=1))
     oidc.fail_next(1, status=503, retry_after="3600")  # beyond the cap: no waiting, no retry
-    refused = result_of(call(url, token, "connector_profile", {"provider": key}))
-    assert refused["isError"] is True
-    assert refused["structuredContent"] == {
-        "class": "CONNECTOR_UNAVAILABLE",
-        "provider": key,
-        "reason": "provider_unavailable",
-        "retryable": True,
-    }
+    assert _refusal(url, token, key) == _refused(key, "CONNECTOR_UNAVAILABLE", "provider_unavailable")
 
 
 def test_the_tool_needs_the_connections_scope(live, oidc):

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -39,6 +40,33 @@ PRINTABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 GOOD_TOKEN_ANSWER = json.dumps(
     {"access_token": "at-good", "refresh_token": "rt-good", "token_type": "Bearer", "expires_in": 3600}
 ).encode()
+
+
+def attempt(call: Callable[[], Any]) -> tuple[bool, Any]:
+    """Whether ``call`` succeeded (a ``ConnectorError`` is a refusal), and what it returned."""
+    try:
+        return True, call()
+    except ConnectorError:
+        return False, None
+
+
+def fuzz_answers(stub: StubProvider, path: str, account: ConnectedAccount | None = None):
+    """Make ``check(found)`` a fuzzer over the provider's answers at ``path``: each example answered
+    with ``found``, the account reset first, ``check`` run in tenant acme."""
+
+    def fuzzer(check: Callable[[Answer], None]) -> Callable[[], None]:
+        @FUZZ
+        @given(found=answer)
+        def run(found: Answer) -> None:
+            if account is not None:
+                reset(account)
+            stub.answer(path, found)
+            with schema_context("acme"):
+                check(found)
+
+        return run
+
+    return fuzzer
 
 
 def stub_provider_in(stub: StubProvider, slug: str = "acme", *, key: str | None = None) -> Provider:
@@ -244,22 +272,15 @@ def test_fuzz_token_answers(live, stub, settings):
     provider = stub_provider_in(stub)
     account = account_at(provider)
 
-    @FUZZ
-    @given(found=answer)
+    @fuzz_answers(stub, TOKEN, account)
     def check(found: Answer) -> None:
-        reset(account)
-        stub.answer(TOKEN, found)
-        with schema_context("acme"):
-            try:
-                access = tokens.refresh_account(account_id=account.pk, force=True)
-            except ConnectorError:
-                access = None
-            after = ConnectedAccount.objects.get(pk=account.pk)
-            credential = Credential.objects.get(account=after)
+        accepted, access = attempt(lambda: tokens.refresh_account(account_id=account.pk, force=True))
+        after = ConnectedAccount.objects.get(pk=account.pk)
+        credential = Credential.objects.get(account=after)
         assert after.status in ("active", "needs_reauth"), (after.status, found)
         assert after.refreshing_since is None
         rotated = valid_refresh_token_in(found)
-        if access is not None:  # accepted: everything stored is a validated value
+        if accepted:  # everything stored is a validated value
             assert credential.access_token == access and PRINTABLE_TOKEN.fullmatch(access), found
             assert after.expires_at is None or 10 <= after.token_lifetime_seconds <= 400 * 86400
             assert all(storable(s) for s in after.granted_scopes)
@@ -271,25 +292,21 @@ def test_fuzz_token_answers(live, stub, settings):
 def test_fuzz_userinfo_answers(live, stub):
     provider = stub_provider_in(stub)
 
-    @FUZZ
-    @given(found=answer)
+    @fuzz_answers(stub, USERINFO)
     def check(found: Answer) -> None:
-        stub.answer(USERINFO, found)
-        with schema_context("acme"):
-            try:
-                claims = upstream.userinfo(provider, "at-old")
-            except ConnectorError:
-                return
-            with transaction.atomic():  # what the connect flow stores of it, PostgreSQL accepts
-                for value in claims.values():
-                    items = value if isinstance(value, list) else [value]
-                    for item in items:
-                        assert isinstance(item, (str, int, bool)), claims
-                        if isinstance(item, str):
-                            assert storable(item)
-                            Provider.objects.filter(pk=provider.pk).update(display_name=item[:200])
-                json.dumps(claims)
-                transaction.set_rollback(True)
+        accepted, claims = attempt(lambda: upstream.userinfo(provider, "at-old"))
+        if not accepted:
+            return
+        with transaction.atomic():  # what the connect flow stores of it, PostgreSQL accepts
+            for value in claims.values():
+                items = value if isinstance(value, list) else [value]
+                for item in items:
+                    assert isinstance(item, (str, int, bool)), claims
+                    if isinstance(item, str):
+                        assert storable(item)
+                        Provider.objects.filter(pk=provider.pk).update(display_name=item[:200])
+            json.dumps(claims)
+            transaction.set_rollback(True)
 
     check()
 
@@ -298,21 +315,13 @@ def test_fuzz_revocation_answers(live, stub):
     provider = stub_provider_in(stub)
     account = account_at(provider)
 
-    @FUZZ
-    @given(found=answer)
+    @fuzz_answers(stub, REVOKE, account)
     def check(found: Answer) -> None:
-        reset(account)
-        stub.answer(REVOKE, found)
-        with schema_context("acme"):
-            try:
-                upstream.revoke(provider, "rt-old", "refresh_token")
-                revoked = True
-            except ConnectorError:
-                revoked = False
-            assert found.status == 200 or not revoked  # only a 200 is success; the body is never read
-            _, outcome = disconnect(user_id=account.user_id, provider_key=provider.key)
-            after = ConnectedAccount.objects.get(pk=account.pk)
-            kept = Credential.objects.filter(account_id=account.pk).exists()
+        revoked, _ = attempt(lambda: upstream.revoke(provider, "rt-old", "refresh_token"))
+        assert found.status == 200 or not revoked  # only a 200 is success; the body is never read
+        _, outcome = disconnect(user_id=account.user_id, provider_key=provider.key)
+        after = ConnectedAccount.objects.get(pk=account.pk)
+        kept = Credential.objects.filter(account_id=account.pk).exists()
         assert after.status == "revoked" and after.revocation_pending == (not revoked) == kept, (outcome, found)
 
     check()

@@ -34,11 +34,17 @@ def connected_expiring(live, oidc) -> tuple[str, ConnectedAccount]:
     return key, account
 
 
-def test_transient_failures_back_off_then_give_up_as_needs_reauth(live, oidc, settings):
+def refresh_failed_once(live, oidc, settings, *, failures: int) -> tuple[str, ConnectedAccount]:
+    """An expiring account whose refresh failed once (the provider answers 503 ``failures`` times)."""
     settings.CONNECTORS_REFRESH_ATTEMPTS = 1
     key, account = connected_expiring(live, oidc)
-    oidc.fail_next(5, status=503)
+    oidc.fail_next(failures, status=503)
     assert refresh_expiring_in_tenant("acme")["backoff"] == 1
+    return key, account
+
+
+def test_transient_failures_back_off_then_give_up_as_needs_reauth(live, oidc, settings):
+    key, account = refresh_failed_once(live, oidc, settings, failures=5)
     with schema_context("acme"):
         backing_off = ConnectedAccount.objects.get(pk=account.pk)
     assert backing_off.status == "active" and backing_off.refresh_failures == 1
@@ -61,10 +67,7 @@ def test_transient_failures_back_off_then_give_up_as_needs_reauth(live, oidc, se
 
 
 def test_a_recovered_provider_resets_the_backoff(live, oidc, settings):
-    settings.CONNECTORS_REFRESH_ATTEMPTS = 1
-    _, account = connected_expiring(live, oidc)
-    oidc.fail_next(1, status=503)
-    assert refresh_expiring_in_tenant("acme")["backoff"] == 1
+    _, account = refresh_failed_once(live, oidc, settings, failures=1)
     with schema_context("acme"):
         ConnectedAccount.objects.filter(pk=account.pk).update(next_refresh_at=timezone.now() - timedelta(seconds=1))
     before = oidc.refresh_grants()

@@ -114,7 +114,6 @@ def test_two_workers_over_200_due_accounts_refresh_each_exactly_once(live, oidc)
 
 
 def test_removing_a_member_revokes_platform_tokens_at_once_and_the_sweeps_catch_what_was_missed(live, oidc, unique):
-    from accounts.models import User
     from tenants.services import add_user, remove_user
 
     email = f"leaver-{unique}@acme.test"
@@ -123,14 +122,7 @@ def test_removing_a_member_revokes_platform_tokens_at_once_and_the_sweeps_catch_
     client, member = signed_in(tenant, email)
     token = obtain_tokens(member, client, scope="crm.read")["access_token"]
     assert call(tenant.mcp, token, "crm_search_contacts", {"query": ""}).status_code == 200
-    key = add_oidc_provider(oidc)
-    browser = ConnectBrowser(live, oidc, email=email)
-    browser.steer(test_account=f"leaver-{unique}")
-    assert browser.connect(key).status_code == 302
-    user = User.objects.get(email=email)
-    with schema_context("acme"):
-        upstream = Credential.objects.get(account__user=user, account__provider__key=key)
-    assert oidc.introspect(upstream.refresh_token)["active"] is True
+    key, user, upstream = connected_member(live, oidc, email)
 
     remove_user(slug="acme", email=email)
     assert call(tenant.mcp, token, "crm_search_contacts", {"query": ""}).status_code == 401  # at once
@@ -256,19 +248,11 @@ def test_removing_a_member_revokes_their_upstream_account_at_the_provider_withou
 ):
     """Ending a membership queues the tenant's upstream sweep at once (``connectors.receivers``): with
     a worker running and no beat, nothing else would revoke the account at the provider."""
-    from accounts.models import User
     from tenants.services import add_user, remove_user
 
     email = f"leaver-now-{unique}@acme.test"
     add_user(slug="acme", email=email, password=PASSWORD, role="member")
-    key = add_oidc_provider(oidc)
-    browser = ConnectBrowser(live, oidc, email=email)
-    browser.steer(test_account=f"leaver-now-{unique}")
-    assert browser.connect(key).status_code == 302
-    user = User.objects.get(email=email)
-    with schema_context("acme"):
-        upstream = Credential.objects.get(account__user=user, account__provider__key=key)
-    assert oidc.introspect(upstream.refresh_token)["active"] is True
+    key, user, upstream = connected_member(live, oidc, email)
     before = oidc.stats()["revocations"]
     with workers(1) as procs:
         remove_user(slug="acme", email=email)
@@ -288,6 +272,22 @@ def test_removing_a_member_revokes_their_upstream_account_at_the_provider_withou
         assert not Credential.objects.filter(pk=upstream.pk).exists()
     assert (account.status, account.status_reason, account.revocation_pending) == ("revoked", "membership_ended", False)
     assert upstream.refresh_token not in log and upstream.access_token not in log
+
+
+def connected_member(live, oidc, email: str):
+    """The member ``email`` of acme connected to a new provider (as the provider's account named like
+    the address's local part): the provider's key, the user, and the credential, live at the provider."""
+    from accounts.models import User
+
+    key = add_oidc_provider(oidc)
+    browser = ConnectBrowser(live, oidc, email=email)
+    browser.steer(test_account=email.split("@")[0])
+    assert browser.connect(key).status_code == 302
+    user = User.objects.get(email=email)
+    with schema_context("acme"):
+        upstream = Credential.objects.get(account__user=user, account__provider__key=key)
+    assert oidc.introspect(upstream.refresh_token)["active"] is True
+    return key, user, upstream
 
 
 def credentials_left(slug: str, **lookup) -> int:

@@ -40,13 +40,21 @@ def test_proactive_refresh_renews_accounts_about_to_expire(live, oidc):
         assert not untouched.exists()
 
 
-def test_failed_revocation_is_kept_and_retried_by_the_sweep(live, oidc):
+def disconnected_revocation_failing(live, oidc):
+    """An account disconnected while the provider's revocation endpoint answered 503 once: its key,
+    the account, the credential it had and the disconnect's outcome."""
     key, account = connected_account(live, oidc)
     with schema_context("acme"):
         credential = Credential.objects.get(account=account)
     oidc.fail_next(1, status=503, path="/token/revocation")
     with schema_context("acme"):
         _, outcome = disconnect(user_id=account.user_id, provider_key=key)
+    return key, account, credential, outcome
+
+
+def test_failed_revocation_is_kept_and_retried_by_the_sweep(live, oidc):
+    _, account, credential, outcome = disconnected_revocation_failing(live, oidc)
+    with schema_context("acme"):
         pending = ConnectedAccount.objects.get(pk=account.pk)
         assert "pending" in outcome.detail
         assert (pending.status, pending.revocation_pending) == ("revoked", True)
@@ -69,12 +77,8 @@ def test_the_jobs_have_admin_managed_schedules():
 
 
 def test_reconnecting_revokes_credentials_still_pending_revocation(live, oidc):
-    key, account = connected_account(live, oidc)
+    key, account, old, _ = disconnected_revocation_failing(live, oidc)
     with schema_context("acme"):
-        old = Credential.objects.get(account=account)
-    oidc.fail_next(1, status=503, path="/token/revocation")
-    with schema_context("acme"):
-        disconnect(user_id=account.user_id, provider_key=key)
         assert ConnectedAccount.objects.get(pk=account.pk).revocation_pending is True
     assert ConnectBrowser(live, oidc).connect(key).status_code == 302
     assert oidc.introspect(old.refresh_token)["active"] is False  # not orphaned by the new credential

@@ -119,18 +119,27 @@ def test_connect_refresh_single_flight_revocation_and_reconnect(live, unique):
     assert not introspect(live, client_id, secret, third.access_token)
 
 
-def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(live, unique):
-    from crm.models import Contact
+def connected_from_acme(live, key: str, tool: str) -> tuple[str, str]:
+    """acme's MCP URL and a member's token for ``connections``: ``tool`` asks to connect, then the
+    member connects to globex."""
     from tests.mcp_raw import call
     from tests.oauth_flow import obtain_tokens, signed_in
 
-    key, _, _ = setup_provider(live, unique)
     url = live.tenant_url("acme", "mcp")
     client, member = signed_in(live.tenant("acme"), "member@acme.test")
     token = obtain_tokens(member, client, scope="connections")["access_token"]
-    before = call(url, token, "connector_crm_search", {"provider": key}).json()["result"]
+    before = call(url, token, tool, {"provider": key}).json()["result"]
     assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
     assert connect_to_globex(live, key).status_code == 302
+    return url, token
+
+
+def test_a_tool_in_acme_searches_globex_contacts_through_the_connected_account(live, unique):
+    from crm.models import Contact
+    from tests.mcp_raw import call
+
+    key, _, _ = setup_provider(live, unique)
+    url, token = connected_from_acme(live, key, "connector_crm_search")
     result = call(url, token, "connector_crm_search", {"provider": key, "query": ""}).json()["result"]
     assert result["isError"] is False, result
     with schema_context("globex"):
@@ -150,15 +159,9 @@ def test_a_tool_in_acme_reads_globex_contacts_through_globex_api_and_refreshes_o
     from crm.models import Contact
     from oauth.validators import checksum
     from tests.mcp_raw import call
-    from tests.oauth_flow import obtain_tokens, signed_in
 
     key, client_id, _ = setup_provider(live, unique, api=True)
-    url = live.tenant_url("acme", "mcp")
-    client, member = signed_in(live.tenant("acme"), "member@acme.test")
-    token = obtain_tokens(member, client, scope="connections")["access_token"]
-    before = call(url, token, "connector_crm_contacts", {"provider": key}).json()["result"]
-    assert before["isError"] is True and before["structuredContent"]["reason"] == "not_connected"
-    assert connect_to_globex(live, key).status_code == 302
+    url, token = connected_from_acme(live, key, "connector_crm_contacts")
     account, credential = account_and_credential(key)
     with schema_context("globex"):
         upstream = AccessToken.objects.get(token_checksum=checksum(credential.access_token))

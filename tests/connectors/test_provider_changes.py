@@ -8,7 +8,6 @@ the live server."""
 
 from __future__ import annotations
 
-import json
 from io import StringIO
 
 import pytest
@@ -173,14 +172,11 @@ def test_endpoints_named_by_the_issuers_discovery_document_are_allowed(live, oid
     """An issuer whose discovery document names a token endpoint on another origin (as Google's does):
     fetched by the platform, that endpoint is allowed; a typed one on that origin is not."""
     issuer = document_server.url
-    document_server.documents["/.well-known/openid-configuration"] = json.dumps(
-        {
-            "issuer": issuer,
-            "authorization_endpoint": f"{issuer}/auth",
-            "token_endpoint": f"{other_oidc.issuer}/token",
-            "userinfo_endpoint": f"{issuer}/me",
-        }
-    ).encode()
+    document_server.serve_discovery(
+        authorization_endpoint=f"{issuer}/auth",
+        token_endpoint=f"{other_oidc.issuer}/token",
+        userinfo_endpoint=f"{issuer}/me",
+    )
     assert "added" in cli("acme", "disc-xo", "--issuer", issuer, "--client-id", CLIENT_ID, "--client-secret", "s")
     assert provider("disc-xo").token_endpoint == f"{other_oidc.issuer}/token"
     admin = admin_session(live)

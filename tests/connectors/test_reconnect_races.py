@@ -100,6 +100,12 @@ def test_reconnect_as_another_user_while_a_refresh_is_held(live, oidc):
     assert now_at_provider["active"] is True and now_at_provider["sub"] == "bob"  # the new grant, not alice's
     assert oidc.introspect(credential.refresh_token)["active"] is True
     # alice's grant, including what the held refresh got, is revoked at the provider
+    assert_grant_revoked(oidc, account, old, refreshed)
+
+
+def assert_grant_revoked(oidc, account, old, refreshed: list[dict]) -> None:
+    """The account's previous grant, including what the one held refresh got, is revoked at the
+    provider, and nothing is left to retire."""
     assert len(refreshed) == 1
     for token in (old.refresh_token, old.access_token, refreshed[0]["refresh_token"], refreshed[0]["access_token"]):
         assert oidc.introspect(token)["active"] is False
@@ -127,11 +133,7 @@ def test_disconnect_while_a_refresh_is_held(live, oidc):
     assert (after.status, after.status_reason, after.revocation_pending, credential) == (
         "revoked", "disconnected", False, None,
     )  # fmt: skip
-    assert len(refreshed) == 1
-    for token in (old.refresh_token, old.access_token, refreshed[0]["refresh_token"], refreshed[0]["access_token"]):
-        assert oidc.introspect(token)["active"] is False
-    with schema_context("acme"):
-        assert not RetiredGrant.objects.filter(account_id=account.pk).exists()
+    assert_grant_revoked(oidc, account, old, refreshed)
 
 
 def test_reconnect_revokes_the_previous_grant_and_starts_the_refresh_state_afresh(live, oidc):

@@ -26,6 +26,7 @@ from tests.support.connectors import (
     issued_refresh_tokens,
     register_platform_client,
 )
+from tests.support.net import answer_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,12 +120,7 @@ def test_the_upstream_request_carries_the_key_as_header_and_in_meta():
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            payload = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": {"content": []}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            answer_json(self, 200, json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": {"content": []}}).encode())
 
         def log_message(self, *args: object) -> None:
             pass

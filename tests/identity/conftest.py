@@ -9,14 +9,10 @@ authorization code flow, headless) and ``IdentityServer.id_jag`` exchanges that 
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlencode, urljoin
 
 import httpx
@@ -25,8 +21,8 @@ from django_tenants.utils import schema_context
 
 from tests.conftest import PASSWORD, LiveServer
 from tests.oauth_flow import hidden_inputs, pkce_pair, query_params
+from tests.support import node_oidc
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "node_oidc"
 SLUGS = ("sso_a", "sso_b")
 CLIENT_SECRET = "test-only-idp-client-secret"  # test-only
 
@@ -154,20 +150,7 @@ class IdentityServer:
 
 def start_idp(clients: list[dict]) -> IdentityServer:
     """tests/node_oidc/idp.mjs on a free loopback port with these clients (stop it with ``close``)."""
-    node = shutil.which("node")
-    assert node, "the enterprise-identity tests need Node.js (tests/node_oidc)"
-    assert (NODE_DIR / "node_modules" / "oidc-provider").exists(), "run `npm ci` in tests/node_oidc"
-    process = subprocess.Popen(
-        [node, "idp.mjs"],
-        cwd=NODE_DIR,
-        env={**os.environ, "CLIENTS": json.dumps(clients)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    line = process.stdout.readline()
-    assert line, "the oidc-provider identity provider did not start"
-    return IdentityServer(json.loads(line)["issuer"], process)
+    return IdentityServer(*node_oidc.start("idp.mjs", clients, who="enterprise-identity"))
 
 
 @pytest.fixture(scope="session")

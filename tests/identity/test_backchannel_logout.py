@@ -85,15 +85,12 @@ def own_idp(live, sso_tenants, document_server):
 
     key = RSAKey.generate_key(2048, parameters={"kid": "test-key"}, private=True)
     issuer = document_server.url
-    document_server.documents["/.well-known/openid-configuration"] = json.dumps(
-        {
-            "issuer": issuer,
-            "authorization_endpoint": f"{issuer}/authorize",
-            "token_endpoint": f"{issuer}/token",
-            "jwks_uri": f"{issuer}/jwks",
-            "id_token_signing_alg_values_supported": ["RS256"],
-        }
-    ).encode()
+    document_server.serve_discovery(
+        authorization_endpoint=f"{issuer}/authorize",
+        token_endpoint=f"{issuer}/token",
+        jwks_uri=f"{issuer}/jwks",
+        id_token_signing_alg_values_supported=["RS256"],
+    )
     document_server.documents["/jwks"] = json.dumps({"keys": [key.as_dict(private=False)]}).encode()
     provider_key = f"own-{uuid.uuid4().hex[:6]}"
     subject = new_account()

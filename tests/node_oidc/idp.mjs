@@ -43,6 +43,8 @@ import { generateKeyPairSync, randomUUID, sign as rsaSign } from 'node:crypto';
 
 import Provider from 'oidc-provider';
 
+import { answerInteraction, consented, cookie } from './interaction.mjs';
+
 const clients = JSON.parse(process.env.CLIENTS || '[]');
 const accounts = {};
 const sids = {};
@@ -64,15 +66,6 @@ const epoch = () => Math.floor(Date.now() / 1000);
 function signJwt(header, claims) {
   const input = `${b64url(JSON.stringify({ alg: 'RS256', kid: KID, ...header }))}.${b64url(JSON.stringify(claims))}`;
   return `${input}.${rsaSign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
-}
-
-function cookie(ctx, name) {
-  const raw = ctx.get('cookie') || '';
-  for (const part of raw.split(';')) {
-    const [key, ...rest] = part.trim().split('=');
-    if (key === name) return decodeURIComponent(rest.join('='));
-  }
-  return undefined;
 }
 
 function claimsOf(id) {
@@ -122,13 +115,9 @@ async function finishInteraction(provider, ctx) {
       ? await provider.Grant.find(details.grantId)
       : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
     grant.addOIDCScope(String(details.params.scope || 'openid'));
-    const claims = details.prompt.details.missingOIDCClaims;
-    if (claims) grant.addOIDCClaims(claims);
-    result = { consent: { grantId: await grant.save() } };
+    result = await consented(grant, details);
   }
-  const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
-  ctx.status = 303;
-  ctx.redirect(returnTo);
+  await answerInteraction(provider, ctx, result);
 }
 
 // RFC 8693 token exchange: an ID token of this provider for an ID-JAG (see the top of this file)

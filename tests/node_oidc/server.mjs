@@ -34,6 +34,8 @@ import http from 'node:http';
 
 import Provider from 'oidc-provider';
 
+import { answerInteraction, consented, cookie } from './interaction.mjs';
+
 const clients = JSON.parse(process.env.CLIENTS || '[]');
 const accessTtl = Number(process.env.ACCESS_TTL || 3600);
 
@@ -85,15 +87,6 @@ async function formBody(req) {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
   return new URLSearchParams(Buffer.concat(chunks).toString());
-}
-
-function cookie(ctx, name) {
-  const raw = ctx.get('cookie') || '';
-  for (const part of raw.split(';')) {
-    const [key, ...rest] = part.trim().split('=');
-    if (key === name) return decodeURIComponent(rest.join('='));
-  }
-  return undefined;
 }
 
 const configuration = {
@@ -154,13 +147,9 @@ async function finishInteraction(provider, ctx) {
     grant.addOIDCScope(granted.join(' '));
     const rejected = requested.filter((s) => !granted.includes(s));
     if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));
-    const claims = details.prompt.details.missingOIDCClaims;
-    if (claims) grant.addOIDCClaims(claims);
-    result = { consent: { grantId: await grant.save() } };
+    result = await consented(grant, details);
   }
-  const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
-  ctx.status = 303;
-  ctx.redirect(returnTo);
+  await answerInteraction(provider, ctx, result);
 }
 
 const server = http.createServer();

@@ -71,7 +71,11 @@ def idle(count: int) -> bool:
 
     def queued() -> int:
         with app.connection_for_read() as conn:
-            return conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+            try:
+                channel = conn.default_channel
+                return channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+            except conn.channel_errors:  # Redis keeps no empty queue: nothing to declare is nothing queued
+                return 0
 
     if queued():
         return False

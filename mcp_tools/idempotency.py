@@ -1,4 +1,4 @@
-"""Exactly-once write tools (issue 13): an idempotency key on ``tools/call``.
+"""Exactly-once write tools: an idempotency key on ``tools/call``.
 
 The client sends the key in the request's ``_meta`` under ``declarations.idempotency.IDEMPOTENCY_META_KEY``.
 A key means something only for a write tool (a read-only tool ignores it); its scope is the tenant (the

@@ -50,7 +50,7 @@ class ToolPolicyChange(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """The stored outcome of a write tool called with an idempotency key (issue 13), one per
+    """The stored outcome of a write tool called with an idempotency key, one per
     (user, client, tool, key) in the tenant's schema (the schema is the tenant). Written in the same
     transaction as the tool's own write, or, for tools that write upstream, claimed before the call
     (``pending``) and completed after it. Only successful results are stored."""

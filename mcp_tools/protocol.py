@@ -89,7 +89,7 @@ def refused(message: str, status: int, **headers: str) -> Answered:
     return Answered(json_response(ProtocolError(jsonrpc.INVALID_REQUEST, message).body(), status, **headers))
 
 
-# Built once: ``JsonResponse`` makes a new encoder per response, a cost on every call (issue 14).
+# Built once: ``JsonResponse`` makes a new encoder per response, a cost on every call.
 # DjangoJSONEncoder, as JsonResponse uses; the bodies are JSON-native (pydantic dumps in "json" mode).
 _ENCODE = DjangoJSONEncoder(ensure_ascii=False).encode
 _ENCODE_FINITE = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
@@ -236,7 +236,7 @@ def surface_result(incoming: Incoming, result: Any) -> dict[str, Any]:
 def plain_tool_result(incoming: Incoming, result: Any) -> dict[str, Any] | None:
     """The usual ``tools/call`` answer (one text block and the structured content, no error, no
     ``_meta``) in wire form, built directly: the dump and the version schema's validation and dump of
-    ``surface_result`` cost more per call than the tool's own read (issue 14). The same dict as
+    ``surface_result`` cost more per call than the tool's own read. The same dict as
     ``surface_result`` in every supported version (tests/test_mcp_protocol.py); None for any other
     result, which takes that path."""
     if incoming.method != "tools/call" or type(result) is not t.CallToolResult:

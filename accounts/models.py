@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
 
@@ -51,3 +54,30 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def delete(self, *args, **kwargs):
         raise UserDeletionRefused("users are deactivated, never deleted")
+
+    # Not a column: the time lives in ``UserLogin``. A property rather than ``last_login = None`` so
+    # that what reads it keeps working (password-reset tokens hash it, so a login still invalidates
+    # them; DOT's ID-token ``auth_time``). Either one also keeps django.contrib.auth from connecting
+    # ``update_last_login``, which it does only when ``last_login`` is a model field.
+    @property
+    def last_login(self) -> datetime | None:
+        try:
+            return self.login.last_login
+        except ObjectDoesNotExist:
+            return None
+
+
+class UserLogin(models.Model):
+    """When a user last signed in, on any login page: a narrow table written at every login
+    (``accounts.services.record_login``), so that logins never write ``accounts_user``, which is to
+    become a Citus reference table copied to every node (docs/scaling.md). This one stays a local
+    table of the coordinator, and no tenant table refers to it. No foreign-key constraint either: it
+    would put triggers on the user table and make this a Citus local table; users are never deleted."""
+
+    user = models.OneToOneField(
+        User, on_delete=models.CASCADE, primary_key=True, db_constraint=False, related_name="login"
+    )
+    last_login = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.last_login:%Y-%m-%d %H:%M:%S %Z}"

@@ -1,6 +1,7 @@
 """What foreign keys from tenant schemas to ``public.accounts_user`` cost (tenants.user_references):
-the first ``UPDATE`` of a user on a fresh backend (login writes ``last_login``) and the direct copy of
-the template (``create_tenant`` with no spare schema), with the database as it is now.
+the first ``UPDATE`` of a user on a fresh backend (a password change, a deactivation; every login
+wrote ``last_login`` until it moved to ``accounts_userlogin``) and the direct copy of the template
+(``create_tenant`` with no spare schema), with the database as it is now.
 
     .venv/bin/python bench/user_fks.py [--checkout DIR] [--db URL] [--samples 15] [--copies 5]
 
@@ -8,10 +9,11 @@ Run it on a database before and after the migrations that drop the constraints (
 code for "before", this checkout for "after"); with 2 and with 1,000 tenants (``bench/tenants_scale.py``
 provisions them). Each sample of the first ``UPDATE`` opens a new connection (a new PostgreSQL
 backend: nothing of ``accounts_user`` in its caches), runs ``SELECT 1``, then times
-``UPDATE public.accounts_user SET last_login = now() WHERE id = …`` in a transaction rolled back
-after it (the commit's WAL flush does not depend on the tenant count and is noise on a shared disk),
-then a second one; the same first ``UPDATE`` autocommitted, and a login-like pair (``SELECT`` of the
-user, then the ``UPDATE``), are timed on other new backends. Each copy is one
+``UPDATE public.accounts_user SET password = password WHERE id = …`` (a column both main's and
+this schema have; the value is left as it was) in a transaction rolled back after it
+(the commit's WAL flush does not depend on the tenant count and is noise on a shared disk),
+then a second one; the same first ``UPDATE`` autocommitted, and a read-then-write pair (``SELECT``
+of the user, then the ``UPDATE``, as a password change does), are timed on other new backends. Each copy is one
 ``create_tenant`` in the checkout's code after an untimed warm-up copy (the first copy of a process
 reads the template's catalog), the tenant dropped again untimed.
 
@@ -75,7 +77,7 @@ def worker(samples: int, copies: int) -> None:
         (fks,) = cursor.fetchone()
         cursor.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.accounts_user'::regclass")
         (triggers,) = cursor.fetchone()
-    update = "UPDATE public.accounts_user SET last_login = now() WHERE id = %s"
+    update = "UPDATE public.accounts_user SET password = password WHERE id = %s"
 
     def timed(cursor, sql: str, *, commit: bool = False) -> float:
         """One statement, in a transaction rolled back after it (no WAL flush: the commit's cost does not

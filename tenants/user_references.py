@@ -3,10 +3,11 @@
 Users are shared (``public.accounts_user``); tokens, consents, connected accounts, admin log entries
 and identity links that name a user live in each tenant's schema. A foreign key from a tenant table
 to the user table adds two triggers on that one shared table per tenant (22,000 at 1,000 tenants):
-the first ``UPDATE`` of a user on a new backend (``last_login`` at every login) loaded them all, and
-every new tenant's ``ADD FOREIGN KEY`` rebuilt the table's cache entry with all of them. A distributed
-PostgreSQL (Citus schema-based sharding, ``docs/scaling.md``) keeps only foreign keys to reference
-tables, and the user table must not be one while a hot path writes it. So:
+the first ``UPDATE`` of a user on a new backend (then ``last_login`` at every login) loaded them all,
+and every new tenant's ``ADD FOREIGN KEY`` rebuilt the table's cache entry with all of them. A
+distributed PostgreSQL (Citus schema-based sharding, ``docs/scaling.md``) keeps only foreign keys to
+reference tables; the user table is to become one (a login no longer writes it:
+``accounts.models.UserLogin``), but foreign keys to it would still cost the triggers above. So:
 
 - the project's models say ``ForeignKey(..., db_constraint=False)`` (their ``on_delete`` stays: it is
   what ``sweep_orphans`` does to a row whose user is gone);

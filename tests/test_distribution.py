@@ -2,7 +2,8 @@
 no tenant table has a foreign key to a shared table other than the ones listed as reference tables
 (``tenants.user_references.SHARED_TABLES_TENANTS_MAY_REFERENCE``, none today), and the hot-path
 statements (an authorized ``tools/call``, a code exchange, a refresh) name only their own tenant's
-schema and, among the public tables, only the reference tables (``REFERENCE_TABLES`` below)."""
+schema and, among the public tables, only the reference tables (``REFERENCE_TABLES`` below); a login
+writes none of them, only a local table of the coordinator (``LOGIN_WRITES_PUBLIC``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from tests.test_token_statements import _code, _exchange, _refresh, in_process  
 
 # the public tables a tenant's hot-path statements read: Citus reference tables (docs/scaling.md)
 REFERENCE_TABLES = {"accounts_user", "tenants_membership", "tenants_tenant"}
+# the public tables a login writes: local tables of the coordinator, never reference tables (a write to
+# one is a copy on every node); the last-login time is kept out of accounts_user for this
+LOGIN_WRITES_PUBLIC = {"accounts_userlogin"}
 
 _FOREIGN_KEYS_TO_PUBLIC = """
     SELECT n.nspname, r.relname, c.conname, f.relname
@@ -91,6 +95,25 @@ def test_the_guard_leaves_a_schema_alone_where_the_dropping_migration_is_unappli
         keep_dropped(sender=apps.get_app_config("tenants"), using=connection.alias)
         assert [row[2] for row in foreign_keys_to_shared_tables()] == ["readded_user_fk"]
         assert drop_foreign_keys_to_shared_tables("acme") == ["readded_user_fk"]
+
+
+_WRITTEN = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+((?:"?\w+"?\.)?"?\w+"?)', re.IGNORECASE)
+
+
+@pytest.mark.django_db
+def test_a_login_writes_no_reference_table(client):
+    from tests.conftest import PASSWORD
+
+    public_tables, tenant_tables = _tables_of("public"), _tables_of("acme")
+    client.get("/t/acme/login/")  # the session and CSRF cookies, as a browser has them
+    with CaptureQueriesContext(connection) as login:
+        response = client.post("/t/acme/login/", {"username": "member@acme.test", "password": PASSWORD})
+    assert response.status_code == 302
+    written: set[str] = set()
+    for query in login.captured_queries:
+        for reference in _WRITTEN.findall(query["sql"]):
+            written |= tables_by_schema(f"INTO {reference}", tenant_tables, public_tables).get("public", set())
+    assert written == LOGIN_WRITES_PUBLIC
 
 
 # --- hot-path statements ------------------------------------------------------------------------------

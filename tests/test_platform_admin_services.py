@@ -186,8 +186,6 @@ def _user_form(user, **changes) -> dict:
     data = {
         "email": user.email,
         "full_name": user.full_name,
-        "last_login_0": "",
-        "last_login_1": "",
         "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
         "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
         "is_active": "on",

@@ -1,5 +1,5 @@
 """Calls spread over many tenants against calls to one tenant, through HAProxy in front of 1, 2 and 4
-gunicorn groups hashed on the tenant (``tools/affine.py``, as ``make run-affine`` runs it). Uses the
+gunicorn groups hashed on the tenant (``config/haproxy.py``, as ``make run-affine`` runs it). Uses the
 ``scale_*`` tenants ``bench/tenants_scale.py`` made (no provisioning here).
 
     .venv/bin/python bench/affine_spread.py [--groups 1 2 4] [--tenants 1000] [--workers 2]
@@ -38,8 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import ensure_wrk, mcp_call_body, mcp_round_robin_script, mint_token, run_wrk  # noqa: E402
+from config.haproxy import group_name, haproxy, render, wait_for_states  # noqa: E402
 from probe.ready import stop_process, wait_until_up  # noqa: E402
-from tools.affine import group_name, haproxy, render, wait_for_states  # noqa: E402
 
 PORT = int(os.environ.get("AFFINE_BENCH_PORT", "8870"))  # not BENCH_PORT: the other benchmarks may run
 HOST = f"127.0.0.1:{PORT}"

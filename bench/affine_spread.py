@@ -1,8 +1,8 @@
 """Calls spread over many tenants against calls to one tenant, through HAProxy in front of 1, 2 and 4
-gunicorn groups hashed on the tenant (``tools/affine.py``, as ``make run-affine`` runs it). Uses the
+gunicorn groups hashed on the tenant (``config/haproxy.py``, as ``make run-affine`` runs it). Uses the
 ``scale_*`` tenants ``bench/tenants_scale.py`` made (no provisioning here).
 
-    .venv/bin/python bench/affine_spread.py [--groups 1 2 4] [--tenants 1000] [--workers 2]
+    .venv/bin/python -m bench affine-spread [--groups 1 2 4] [--tenants 1000] [--workers 2]
         [--duration 5] [--rounds 3] [--warm-passes 6]
 
 For each group count: the groups (gunicorn, ``--workers`` sync workers each, ``CONN_MAX_AGE=600``,
@@ -27,80 +27,47 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from bench.common import ensure_wrk, mcp_call_body, mcp_round_robin_script, mint_token, run_wrk  # noqa: E402
-from probe.ready import stop_process, wait_until_up  # noqa: E402
-from tools.affine import group_name, haproxy, render, wait_for_states  # noqa: E402
+from bench.common import (
+    bench_parser,
+    gunicorn_process,
+    load,
+    mcp_call_body,
+    mcp_headers,
+    mcp_round_robin_script,
+    run_wrk,
+    setup_django,
+    target,
+    tenant_targets,
+    wrk,
+)
+from config.haproxy import group_name, haproxy, render, wait_for_states
 
 PORT = int(os.environ.get("AFFINE_BENCH_PORT", "8870"))  # not BENCH_PORT: the other benchmarks may run
 HOST = f"127.0.0.1:{PORT}"
 STATS = f"127.0.0.1:{PORT + 100}"
 
 
-def load() -> str:
-    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def django_setup() -> None:
-    """Django of this checkout, without migrations or demo data (the database is ready)."""
-    os.chdir(ROOT)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    from config.dev_secrets import ensure_dev_env
-
-    for key, value in ensure_dev_env().items():
-        os.environ.setdefault(key, value)
-    if not os.environ.get("DATABASE_URL"):
-        from config.embedded_db import embedded_database_url
-
-        os.environ["DATABASE_URL"] = embedded_database_url()
-    import django
-
-    django.setup()
-
-
-def mint_tokens(count: int) -> tuple[list[list[Any]], list[Any]]:
-    from tenants.models import Tenant
-
-    slugs = list(
-        Tenant.objects.filter(schema_name__startswith="scale_")
-        .order_by("schema_name")
-        .values_list("schema_name", flat=True)[:count]
-    )
-    found = [[slug, *mint_token(slug, HOST)] for slug in [*slugs, "acme"]]
-    return found[:-1], found[-1]
-
-
 # --- processes -------------------------------------------------------------------------------------
-def start_groups(count: int, workers: int) -> list[subprocess.Popen]:
-    env = {
-        **os.environ,
-        "PUBLIC_BASE_URL": f"http://{HOST}",
-        "CONN_MAX_AGE": "600",
-        "DATABASE_CONNECTION_MAX_SCHEMAS": "0",
-        "OAUTH_TOKEN_RATE_LIMIT": "1000000",
-        "OAUTH_TOKEN_CLIENT_RATE_LIMIT": "1000000",
-    }
-    groups = []
+def start_groups(stack: ExitStack, count: int, workers: int) -> list[int]:
+    """``count`` gunicorn groups behind HAProxy's address: their masters' pids."""
+    database = os.environ["DATABASE_URL"]
+    masters = []
     for index in range(count):
-        command = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--chdir", str(ROOT)]
-        command += ["--bind", f"127.0.0.1:{PORT + 1 + index}", "--workers", str(workers), "--log-level", "warning"]
-        # each group's connections named, so the memory read below is of the groups' backends only
-        url = f"{env['DATABASE_URL']}{'&' if '?' in env['DATABASE_URL'] else '?'}application_name={group_name(index)}"
-        groups.append(subprocess.Popen(command, env={**env, "DATABASE_URL": url}))
-    for index in range(count):
-        if not wait_until_up(f"http://127.0.0.1:{PORT + 1 + index}/t/acme/healthz"):
-            raise SystemExit(f"{group_name(index)} did not start")
-    return groups
+        env = {
+            "PUBLIC_BASE_URL": f"http://{HOST}",
+            "DATABASE_CONNECTION_MAX_SCHEMAS": "0",
+            # each group's connections named, so the memory read below is of the groups' backends only
+            "DATABASE_URL": f"{database}{'&' if '?' in database else '?'}application_name={group_name(index)}",
+        }
+        masters.append(stack.enter_context(gunicorn_process(PORT + 1 + index, workers, env=env)).pid)
+    return masters
 
 
 def worker_pids(master: int) -> list[int]:
@@ -127,22 +94,14 @@ def backend_pids() -> list[int]:
 
 
 # --- traffic ---------------------------------------------------------------------------------------
-def warm_up(targets: list[list[Any]], passes: int) -> dict[str, str]:
+def warm_up(targets: list[tuple[str, str, int]], passes: int) -> dict[str, str]:
     """Sequential calls to every tenant, ``passes`` times (each worker's backend sees its group's
     schemas); the group each tenant was served by in the last pass (HAProxy's ``X-Served-By``)."""
-    headers = {
-        "Content-Type": "application/json",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": "crm_get_contact",
-    }
     served: dict[str, str] = {}
     for _ in range(passes):
         for slug, token, contact in targets:
             request = urllib.request.Request(
-                f"http://{HOST}/t/{slug}/mcp",
-                data=mcp_call_body(contact).encode(),
-                headers={**headers, "Authorization": f"Bearer {token}"},
+                f"http://{HOST}/t/{slug}/mcp", data=mcp_call_body(contact).encode(), headers=mcp_headers(token)
             )
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = response.read()
@@ -162,36 +121,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def sequential(wrk: str, targets: list[list[Any]], duration: int, pids: list[int]) -> tuple[float, float]:
+def sequential(targets: list[tuple[str, str, int]], duration: int, pids: list[int]) -> tuple[float, float]:
     """One connection, one call at a time, for ``duration`` s: wall ms per call (the inverse of the
     rate) and the CPU ms per call the groups' workers and their PostgreSQL backends spent (what the
     other load on a shared machine changes least)."""
-    import re
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:  # mode 0600
-        fh.write(mcp_round_robin_script(targets))
-    try:
-        cpu = cpu_seconds(pids)
-        out = subprocess.run(
-            [wrk, "-t1", "-c1", f"-d{duration}s", "-s", fh.name, f"http://{HOST}/"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        cpu = cpu_seconds(pids) - cpu
-    finally:
-        os.unlink(fh.name)
-    bad = int(re.search(r"BAD (\d+)", out).group(1))
-    if bad:
-        raise SystemExit(f"{bad} non-2xx responses:\n{out}")
-    calls = int(re.search(r"(\d+) requests in", out).group(1))
-    return 1000 / float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), cpu * 1000 / calls
+    cpu = cpu_seconds(pids)
+    rate, calls = wrk(f"http://{HOST}/", mcp_round_robin_script(targets), duration, connections=1, threads=1)
+    return 1000 / rate, (cpu_seconds(pids) - cpu) * 1000 / calls
 
 
-def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: list) -> dict[str, Any]:
-    groups = start_groups(count, args.workers)
-    try:
+def measure(count: int, args: argparse.Namespace, spread: list, acme: tuple) -> dict[str, Any]:
+    with ExitStack() as stack:
+        groups = start_groups(stack, count, args.workers)
         ports = [PORT + 1 + i for i in range(count)]
         with haproxy(render(HOST, ports, stats_bind=STATS), wait_for=f"http://{STATS}/"):
             states = wait_for_states(f"http://{STATS}", {group_name(i): "UP" for i in range(count)})
@@ -203,26 +144,23 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
             shares = Counter(served.values())
             # one tenant per group, in turn: each call changes group as the spread calls do, never tenant
             # within a group (what the spread calls pay beyond the hop between processes)
-            firsts: dict[str, list[Any]] = {}
-            for target in spread:
-                firsts.setdefault(served[target[0]], target)
+            firsts: dict[str, tuple] = {}
+            for entry in spread:
+                firsts.setdefault(served[entry[0]], entry)
             per_group = list(firsts.values())
             print(f"  {count} group(s): warm-up {time.perf_counter() - started:.0f} s ({load()})", flush=True)
-            pids = [pid for group in groups for pid in worker_pids(group.pid)] + backend_pids()
+            pids = [pid for master in groups for pid in worker_pids(master)] + backend_pids()
             samples: dict[str, list[tuple[float, float]]] = {"one": [], "per group": [], "spread": []}
             for _ in range(args.rounds):
-                samples["one"].append(sequential(wrk, [acme], args.duration, pids))
-                samples["per group"].append(sequential(wrk, per_group, args.duration, pids))
-                samples["spread"].append(sequential(wrk, spread, args.duration, pids))
+                samples["one"].append(sequential([acme], args.duration, pids))
+                samples["per group"].append(sequential(per_group, args.duration, pids))
+                samples["spread"].append(sequential(spread, args.duration, pids))
             rates = {}
             if args.concurrent:
                 for mode, targets in (("one", [acme]), ("spread", spread)):
-                    rates[mode] = run_wrk(wrk, f"http://{HOST}/", mcp_round_robin_script(targets), args.duration, 8)
+                    rates[mode] = run_wrk(f"http://{HOST}/", mcp_round_robin_script(targets), args.duration)
             backends = [status_mb(pid, "RssAnon") for pid in backend_pids()]
-            workers = [status_mb(pid, "VmRSS") for group in groups for pid in worker_pids(group.pid)]
-    finally:
-        for group in groups:
-            stop_process(group)
+            workers = [status_mb(pid, "VmRSS") for master in groups for pid in worker_pids(master)]
     modes = ("one", "per group", "spread")
     one, per, spr = (statistics.median(wall for wall, _ in samples[m]) for m in modes)
     cpu_one, cpu_per, cpu_spr = (statistics.median(cpu for _, cpu in samples[m]) for m in modes)
@@ -247,7 +185,7 @@ def measure(count: int, args: argparse.Namespace, wrk: str, spread: list, acme: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench affine-spread")
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per group")
@@ -258,13 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm-passes", type=int, default=6, help="calls to every tenant before measuring")
     parser.add_argument("--concurrent", action="store_true", help="also wrk -t2 -c8 req/s per mode")
     args = parser.parse_args(argv)
-    django_setup()
-    wrk = ensure_wrk()
-    spread, acme = mint_tokens(args.tenants)
+    setup_django(migrate=False)
+    spread, acme = tenant_targets(args.tenants, host=HOST), target("acme", HOST)
     print(f"{len(spread)} tenants, tokens minted ({load()})", flush=True)
     results = {}
     for count in args.groups:
-        results[count] = measure(count, args, wrk, spread, acme)
+        results[count] = measure(count, args, spread, acme)
         from django.db import connection
 
         connection.close()
@@ -301,7 +238,3 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, tenants
         lines += ["\nwrk -t2 -c8, req/s:\n", "| groups | one tenant | spread |", "|---:|---:|---:|"]
         lines += [f"| {c} | {r['rates']['one']:.0f} | {r['rates']['spread']:.0f} |" for c, r in results.items()]
     print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    main()

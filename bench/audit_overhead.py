@@ -34,7 +34,7 @@ CONFIGS = {
 
 
 def main(argv: list[str]) -> None:
-    parser = wrk_parser("bench audit-overhead", __doc__, duration=5, rounds=5)
+    parser = wrk_parser(__name__, __doc__, duration=5, rounds=5)
     parser.add_argument("--blocks", type=int, default=10)
     args = parser.parse_args(argv)
     setup_django()

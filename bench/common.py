@@ -104,6 +104,13 @@ def table(header: list[str], rows: list[list[Any]], align: str = "") -> str:
     return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
 
 
+def seconds(work: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    """Wall time of ``work(*args, **kwargs)``."""
+    started = time.perf_counter()
+    work(*args, **kwargs)
+    return time.perf_counter() - started
+
+
 def interleaved(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[Any]]:
     """Each of ``runs`` once per round, in turn, so drift on the shared machine hits them alike."""
     found: dict[str, list[Any]] = {name: [] for name in runs}
@@ -285,7 +292,7 @@ WORKER_CLASSES = {
 
 
 @contextmanager
-def gunicorn(
+def gunicorn_process(
     port: int = PORT,
     workers: int = 2,
     *,
@@ -293,9 +300,10 @@ def gunicorn(
     threads: int = 1,
     root: Path | None = None,
     env: dict[str, str] | None = None,
-) -> Iterator[str]:
-    """``root``: serve the code of another checkout (before/after in one run) with this virtualenv;
-    the database and environment are this run's. ``env``: variables set last (e.g. ``CONN_MAX_AGE``)."""
+) -> Iterator[subprocess.Popen]:
+    """The gunicorn master, once ``/t/acme/healthz`` answers. ``root``: serve the code of another
+    checkout (before/after in one run) with this virtualenv; the database and environment are this
+    run's. ``env``: variables set last (e.g. ``CONN_MAX_AGE``)."""
     base = f"http://127.0.0.1:{port}"
     # many code exchanges from one address: lift the token rate limits (their own cost stays measured)
     limits = {"OAUTH_TOKEN_RATE_LIMIT": "1000000", "OAUTH_TOKEN_CLIENT_RATE_LIMIT": "1000000"}
@@ -309,10 +317,18 @@ def gunicorn(
     command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", klass]
     server = subprocess.Popen([*command, "--threads", str(threads), "--log-level", "warning"], env=server_env)
     try:
-        wait_until_up(f"{base}/t/acme/healthz")
-        yield base
+        if not wait_until_up(f"{base}/t/acme/healthz"):
+            raise SystemExit(f"gunicorn on {base} did not start")
+        yield server
     finally:
         stop_process(server)
+
+
+@contextmanager
+def gunicorn(port: int = PORT, workers: int = 2, **options: Any) -> Iterator[str]:
+    """``gunicorn_process`` (same options): its base URL."""
+    with gunicorn_process(port, workers, **options):
+        yield f"http://127.0.0.1:{port}"
 
 
 def ensure_wrk() -> str:
@@ -354,30 +370,57 @@ end
 {_COUNT_BAD}"""
 
 
-def wrk_parser(prog: str, doc: str, *, duration: int, rounds: int) -> argparse.ArgumentParser:
-    """The command line of a bench of interleaved wrk rounds (``interleaved``, ``run_wrk``): seconds per
+def bench_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of benchmark ``module`` (its ``__name__``): ``python -m bench <name>``, described
+    by the first line of ``doc``."""
+    name = module.rsplit(".", 1)[-1].replace("_", "-")
+    return argparse.ArgumentParser(prog=f"python -m bench {name}", description=doc.split("\n")[0])
+
+
+def wrk_parser(module: str, doc: str, *, duration: int, rounds: int) -> argparse.ArgumentParser:
+    """``bench_parser`` of a bench of interleaved wrk rounds (``interleaved``, ``run_wrk``): seconds per
     run, connections, rounds; the bench adds its own options."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    parser = bench_parser(module, doc)
     parser.add_argument("--duration", type=int, default=duration)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=rounds)
     return parser
 
 
-def run_wrk(url: str, script: str, duration: int, connections: int = 8) -> float:
-    """Requests per second; a run with any non-2xx answer is refused. The script (it may hold bearer
-    tokens) lives in a private temporary file for the run only."""
+def wrk(url: str, script: str, duration: int, connections: int = 8, threads: int = 2) -> tuple[float, int]:
+    """Requests per second and requests made; a run with any non-2xx answer is refused. The script (it
+    may hold bearer tokens) lives in a private temporary file for the run only."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:  # mode 0600
         fh.write(script)
     try:
-        command = [ensure_wrk(), "-t2", f"-c{connections}", f"-d{duration}s", "-s", fh.name, url]
+        command = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", fh.name, url]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(fh.name)
     bad = int(re.search(r"BAD (\d+)", out).group(1))
     if bad:
         raise SystemExit(f"{bad} non-2xx responses from {url}:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rate, requests = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"(\d+) requests in", out)
+    return float(rate.group(1)), int(requests.group(1))
+
+
+def run_wrk(url: str, script: str, duration: int, connections: int = 8) -> float:
+    """``wrk`` with two threads: requests per second."""
+    return wrk(url, script, duration, connections)[0]
+
+
+def wrk_modes(modes: dict[str, list], duration: int, rounds: int, **server: Any) -> dict[str, list[float]]:
+    """req/s of round-robin ``tools/call`` over each mode's ``(slug, token, contact_id)`` targets against
+    one ``gunicorn`` (``server``: its options), modes interleaved over ``rounds``, after a 2 s warm-up
+    of each (every worker's connection has seen every schema once)."""
+    url = f"http://{HOST}/"
+    scripts = {name: mcp_round_robin_script(targets) for name, targets in modes.items()}
+    with gunicorn(PORT, **server):
+        for script in scripts.values():
+            run_wrk(url, script, 2)
+        return interleaved(
+            {name: lambda s=script: run_wrk(url, s, duration) for name, script in scripts.items()}, rounds
+        )
 
 
 # --- Celery and token providers ------------------------------------------------------------------------
@@ -485,9 +528,15 @@ def backend_memory() -> list[float]:
     return [float(total) / 2**20, float(cache or 0) / 2**20, int(prepared)]
 
 
-def tenant_targets(count: int, prefix: str = "scale_") -> list[tuple[str, str, int]]:
-    """A token (this host's MCP audience) and a contact for each of the first ``count`` tenants whose
-    schema starts with ``prefix`` (made by ``bench tenants-scale``)."""
+def target(slug: str, host: str = HOST) -> tuple[str, str, int]:
+    """``(slug, token, contact_id)``: a token of the tenant's member for its MCP URL at ``host``, and a
+    contact to read."""
+    return slug, mint_token(slug, resource=[f"http://{host}/t/{slug}/mcp"]), first_contact(slug)
+
+
+def tenant_targets(count: int, prefix: str = "scale_", host: str = HOST) -> list[tuple[str, str, int]]:
+    """``target`` of each of the first ``count`` tenants whose schema starts with ``prefix`` (made by
+    ``bench tenants-scale``)."""
     from tenants.models import Tenant
 
     slugs = (
@@ -495,4 +544,4 @@ def tenant_targets(count: int, prefix: str = "scale_") -> list[tuple[str, str, i
         .order_by("schema_name")
         .values_list("schema_name", flat=True)
     )
-    return [(slug, mint_token(slug), first_contact(slug)) for slug in slugs[:count]]
+    return [target(slug, host) for slug in slugs[:count]]

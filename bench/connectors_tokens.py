@@ -5,7 +5,6 @@ oidc-provider on loopback (tests/node_oidc; ``npm ci`` there first). Creates ben
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -13,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urljoin
 
-from bench.common import median_ms, oidc_provider, p95_ms, setup_django
+from bench.common import bench_parser, median_ms, oidc_provider, p95_ms, seconds, setup_django
 
 CLIENT_ID, CLIENT_SECRET = "bench-connector", "bench-only-secret"
 REDIRECT = "http://127.0.0.1:9/t/acme/connections/callback/"  # never contacted: the callback runs in-process
@@ -40,7 +39,7 @@ def ms(values: list[float]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench connectors-tokens", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--accounts", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cached-calls", type=int, default=2000)
@@ -75,9 +74,7 @@ def main(argv: list[str]) -> None:
                 ConnectedAccount.objects.filter(provider=provider).update(expires_at=expired)
 
         def timed(user_id: int) -> float:
-            started = time.perf_counter()
-            access_token(user_id=user_id, provider_key="bench-oidc")
-            return time.perf_counter() - started
+            return seconds(access_token, user_id=user_id, provider_key="bench-oidc")
 
         def in_thread(user_id: int) -> None:
             try:

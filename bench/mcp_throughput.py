@@ -144,7 +144,7 @@ def paired(scripts: dict, trees: list[str], n: int, connections: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = wrk_parser("bench mcp-throughput", __doc__, duration=10, rounds=3)
+    parser = wrk_parser(__name__, __doc__, duration=10, rounds=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", choices=("sync", "gthread", "uvicorn"), default="gthread")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker with --worker-class gthread")

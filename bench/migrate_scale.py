@@ -20,7 +20,6 @@ should. The benchmark's columns and ``django_migrations`` rows are removed at th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -30,27 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
-
-from config.dev_secrets import VAR_DIR, ensure_dev_env  # noqa: E402
-
-for _key, _value in ensure_dev_env().items():
-    os.environ.setdefault(_key, _value)
-if not os.environ.get("DATABASE_URL"):
-    from config.embedded_db import embedded_database_url
-
-    os.environ["DATABASE_URL"] = embedded_database_url()
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.apps import apps  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.migrations.loader import MigrationLoader  # noqa: E402
+from bench.common import ROOT, bench_parser, load, setup_django
+from config.dev_secrets import VAR_DIR
 
 MARK = "bench_deploy"  # in every migration name and column the benchmark adds
 
@@ -71,10 +51,6 @@ class Migration(migrations.Migration):
 """
 
 
-def load() -> str:
-    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def schemas() -> list[str]:
     from tenants.models import Tenant
 
@@ -82,6 +58,8 @@ def schemas() -> list[str]:
 
 
 def all_schemas_with(table: str) -> list[str]:
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = %s", [table])
         return [row[0] for row in cursor.fetchall()]
@@ -89,6 +67,8 @@ def all_schemas_with(table: str) -> list[str]:
 
 def clean() -> None:
     """Drop the benchmark's columns and migration rows everywhere (one transaction per schema)."""
+    from django.db import connection
+
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
         for schema in all_schemas_with("django_migrations"):
@@ -112,6 +92,9 @@ class Migrations:
         self.leaves: dict[str, str] = {}
 
     def add(self, app_label: str, model: str, field: str) -> str:
+        from django.apps import apps
+        from django.db.migrations.loader import MigrationLoader
+
         package = self.root / f"bench_{app_label}_migrations"
         if app_label not in self.modules:
             package.mkdir()
@@ -130,6 +113,8 @@ class Migrations:
 
 def migrate(checkout: Path, root: Path, modules: dict[str, str], executor: str, limit: float | None) -> float | None:
     """Wall time of the run; None when it was stopped at ``limit`` seconds."""
+    from django.db import connection
+
     env = {
         **os.environ,
         "PYTHONPATH": str(root),
@@ -156,6 +141,8 @@ def migrate(checkout: Path, root: Path, modules: dict[str, str], executor: str, 
 
 
 def recorded_count(app: str, name: str) -> int:
+    from django.db import connection
+
     with connection.cursor() as cursor:
         count = 0
         for schema in schemas():
@@ -169,6 +156,7 @@ def recorded_count(app: str, name: str) -> int:
 def check(app: str, name: str, table: str | None, column: str) -> str:
     """Every tenant schema (and the template) records the migration; the column is where it should be."""
     from django.conf import settings
+    from django.db import connection
 
     names = [*schemas(), settings.TENANT_TEMPLATE_SCHEMA]
     missing = []
@@ -197,7 +185,7 @@ def check(app: str, name: str, table: str | None, column: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--before-ref", default="main", help="git ref of the earlier code (git archive)")
     parser.add_argument("--before", type=Path, help="a checkout of the earlier code (instead of --before-ref)")
     parser.add_argument("--executor", default="multiprocessing")
@@ -207,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         "--limit", type=float, help="stop a run after this many seconds and extrapolate from the schemas it recorded"
     )
     args = parser.parse_args(argv)
+    setup_django(migrate=False)
     count = len(schemas())
     clean()
     with tempfile.TemporaryDirectory(prefix="bench_deploy_") as tmp:
@@ -255,7 +244,3 @@ def main(argv: list[str] | None = None) -> None:
             clean()
     lines.append(f"\n({load()} at the end)")
     print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    main()

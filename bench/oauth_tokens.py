@@ -9,7 +9,6 @@ kind) in each tree. ``--profile-only N``: cProfile of N exchanges and refreshes 
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import statistics
@@ -17,50 +16,29 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import ROOT, child, gunicorn, median_ms, profiled, setup_django
+from bench.common import PORT, ROOT, bench_parser, child, gunicorn, load, median_ms, profiled, setup_django
+from probe import oauth_flow
+from probe.oauth_flow import authorization_code
 
 KINDS = ("public", "confidential")
 
 
-def register(http, tenant, kind: str):
-    from probe.oauth_flow import REDIRECT_URI, Client
-
-    body = {
-        "client_name": f"bench {kind}",
-        "redirect_uris": [REDIRECT_URI],
-        "token_endpoint_auth_method": "none" if kind == "public" else "client_secret_basic",
-        "grant_types": ["authorization_code", "refresh_token"],
-        "application_type": "native",
-    }
-    response = http.post(tenant.url("register/"), json=body)
-    assert response.status_code == 201, response.text
-    data = response.json()
-    return Client(tenant, data["client_id"], data.get("client_secret"), REDIRECT_URI)
+def register(http, tenant: oauth_flow.Tenant, kind: str) -> oauth_flow.Client:
+    method = "none" if kind == "public" else "client_secret_basic"
+    return oauth_flow.register(tenant, http=http, client_name=f"bench {kind}", token_endpoint_auth_method=method)
 
 
-def post_token(http, client, **data: str):
-    auth = (client.client_id, client.client_secret) if client.client_secret else None
-    response = http.post(client.tenant.url("token/"), data={"client_id": client.client_id, **data}, auth=auth)
+def exchange(http, client: oauth_flow.Client, code_and_verifier: tuple[str, str]) -> dict:
+    return _ok(oauth_flow.exchange(client, *code_and_verifier, http=http))
+
+
+def refresh(http, client: oauth_flow.Client, token: str) -> dict:
+    return _ok(oauth_flow.refresh(client, token, http=http))
+
+
+def _ok(response) -> dict:
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def code(browser, client) -> tuple[str, str]:
-    from probe.oauth_flow import authorize_url, pkce_pair, redirect_params
-
-    verifier, challenge = pkce_pair()
-    url = authorize_url(client, scope="crm.read", challenge=challenge)
-    return redirect_params(browser.authorize(url))["code"], verifier
-
-
-def exchange(http, client, code_and_verifier: tuple[str, str]) -> dict:
-    got, verifier = code_and_verifier
-    grant = {"grant_type": "authorization_code", "redirect_uri": client.redirect_uri}
-    return post_token(http, client, **grant, code=got, code_verifier=verifier)
-
-
-def refresh(http, client, token: str) -> dict:
-    return post_token(http, client, grant_type="refresh_token", refresh_token=token)
 
 
 class Side:
@@ -70,17 +48,16 @@ class Side:
     def __init__(self, name: str, base: str, http=None) -> None:
         import httpx
 
-        from probe.oauth_flow import Browser, Tenant
-
         self.name, self.samples = name, {}
         self.http = http or httpx.Client(timeout=30)
-        tenant = Tenant(f"{base}/t/acme", "acme")
+        tenant = oauth_flow.Tenant(f"{base}/t/acme", "acme")
         password = os.environ["DEMO_MEMBER_PASSWORD"]
-        self.browser = Browser(tenant, "member@acme.example", password, *([http] if http else []))
+        self.browser = oauth_flow.Browser(tenant, "member@acme.example", password, *([http] if http else []))
         self.browser.login()
         self.clients = {kind: register(self.http, tenant, kind) for kind in KINDS}
         self.chains = {
-            kind: exchange(self.http, c, code(self.browser, c))["refresh_token"] for kind, c in self.clients.items()
+            kind: exchange(self.http, c, authorization_code(self.browser, c))["refresh_token"]
+            for kind, c in self.clients.items()
         }
 
     def timed(self, key: str, call):
@@ -91,7 +68,7 @@ class Side:
 
     def exchange_round(self) -> None:
         for kind, client in self.clients.items():
-            got = self.timed("authorize", lambda c=client: code(self.browser, c))
+            got = self.timed("authorize", lambda c=client: authorization_code(self.browser, c))
             self.timed(f"exchange {kind}", lambda c=client, g=got: exchange(self.http, c, g))
 
     def refresh_round(self) -> None:
@@ -116,7 +93,7 @@ def count_queries() -> dict[str, list[str]]:
     side, statements = in_process_side(), {}
     for kind, client in side.clients.items():
         side.chains[kind] = refresh(side.http, client, side.chains[kind])["refresh_token"]  # the first one
-        got = code(side.browser, client)  # the authorize step is not counted
+        got = authorization_code(side.browser, client)  # the authorize step is not counted
         with CaptureQueriesContext(connection) as exchanged:
             exchange(side.http, client, got)
         with CaptureQueriesContext(connection) as refreshed:
@@ -129,7 +106,7 @@ def count_queries() -> dict[str, list[str]]:
 def profile(rounds: int) -> None:
     side = in_process_side()
     client = side.clients["public"]
-    codes = [code(side.browser, client) for _ in range(rounds)]
+    codes = [authorization_code(side.browser, client) for _ in range(rounds)]
 
     def work() -> None:
         for got in codes:
@@ -141,7 +118,7 @@ def profile(rounds: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench oauth-tokens", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--before", type=Path, help="another worktree of the project, run side by side")
     parser.add_argument("--queries-only", action="store_true", help="the statements of this tree, as JSON")
@@ -159,8 +136,7 @@ def main(argv: list[str]) -> None:
         return
     if args.profile_only:
         return profile(args.profile_only)
-    port = int(os.environ.get("BENCH_PORT", "8766"))
-    trees = [("after", ROOT, port)] + ([("before", args.before.resolve(), port + 1)] if args.before else [])
+    trees = [("after", ROOT, PORT)] + ([("before", args.before.resolve(), PORT + 1)] if args.before else [])
     queries = {name: child("oauth-tokens", "--queries-only", code=tree) for name, tree, _ in trees}
     with ExitStack() as stack:
         sides = [Side(name, stack.enter_context(gunicorn(p, root=tree))) for name, tree, p in trees]
@@ -172,10 +148,9 @@ def main(argv: list[str]) -> None:
 
 
 def report(args, sides: list[Side], queries: dict) -> None:
-    load = os.getloadavg()
     print(
         f"\n{args.rounds} rounds, gunicorn 2 sync workers per tree, loopback, one client at a time (latency, "
-        f"not load); load average after the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
+        f"not load); {load()} after the run\n"
     )
     header = f"{'step':28}" + "".join(f"{s.name + ' median':>15}{s.name + ' p90':>12}{'queries':>9}" for s in sides)
     print(header + (f"{'after/before':>14}" if len(sides) == 2 else ""))

@@ -25,10 +25,11 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from unittest.mock import patch
 from urllib.parse import parse_qs, urlsplit
 
-from bench.common import child, gunicorn, load, setup_django, table
+from bench.common import PORT, bench_parser, child, gunicorn, load, setup_django, table
 from probe.pgbouncer import EXECUTABLE as PGBOUNCER_EXECUTABLE
 from probe.pgbouncer import pgbouncer
 
@@ -184,7 +185,7 @@ def statement_overhead(blocks: int = 10, per_block: int = 200) -> dict[str, floa
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench pooler-check", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
@@ -194,8 +195,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.lock_child:
         return lock_child(*args.lock_child)
-    bench_port = int(os.environ.get("BENCH_PORT", "8751"))
-    bouncer_port = bench_port + 2
+    bouncer_port = PORT + 2
     setup_django()
     upstream = os.environ["DATABASE_URL"]
     ensure_markers()
@@ -203,21 +203,15 @@ def main(argv: list[str]) -> None:
     rows = []
     for name in args.only:
         pool_mode, extra = CONFIGS[name]
-        with pooled(upstream, pool_mode, bouncer_port, args.pool_size) if pool_mode else _direct(upstream) as url:
-            saved = dict(os.environ)
-            os.environ.update({"DATABASE_URL": url, **extra})
-            try:
+        server = pooled(upstream, pool_mode, bouncer_port, args.pool_size) if pool_mode else nullcontext(upstream)
+        with server as url, patch.dict(os.environ, {"DATABASE_URL": url, **extra}):
+            # the configuration's CONN_MAX_AGE, else persistent connections as in the other benchmarks
+            server_env = {"CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600")}
+            with gunicorn(PORT, workers=args.workers, env=server_env) as base:
                 started = time.monotonic()
-                # the configuration's CONN_MAX_AGE, else persistent connections as in the other benchmarks
-                server_env = {"CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600")}
-                with gunicorn(bench_port, workers=args.workers, env=server_env) as base:
-                    started = time.monotonic()
-                    outcomes = http_check(base, args.requests, args.clients)
-                    elapsed = time.monotonic() - started
-                locks = child("pooler-check", "--lock-child", str(args.clients), "50", env={"DATABASE_URL": url})
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+                outcomes = http_check(base, args.requests, args.clients)
+                elapsed = time.monotonic() - started
+            locks = child("pooler-check", "--lock-child", str(args.clients), "50", env={"DATABASE_URL": url})
         rows.append((name, outcomes, args.requests / elapsed, locks))
         print(f"{name}: {dict(outcomes)} locks {locks}", file=sys.stderr)
 
@@ -243,8 +237,3 @@ def main(argv: list[str]) -> None:
         + table(["backend, direct to PostgreSQL, one tenant", "µs per ORM read (median of 10 blocks)", "ratio"], rows)
     )
     return None
-
-
-@contextmanager
-def _direct(url: str) -> Iterator[str]:
-    yield url

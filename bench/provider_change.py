@@ -6,11 +6,10 @@ saved), and the revocation of the retired grants at the old endpoints by the swe
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
-from bench.common import get_json, load, loopback_provider, setup_django
+from bench.common import bench_parser, get_json, load, loopback_provider, setup_django
 from bench.refresh_jobs import SLUG, create_due_accounts, prepare
 
 
@@ -52,7 +51,7 @@ def change_once(size: int, provider_url: str, round_no: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench provider-change", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--sizes", default="1000,10000")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]

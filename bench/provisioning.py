@@ -14,10 +14,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from bench.common import ROOT, child, code_root, load, setup_django, table
+from bench.common import ROOT, bench_parser, child, code_root, load, seconds, setup_django, table
 
 PREFIX = "bench_prov_"
 
@@ -41,9 +40,7 @@ def worker(count: int, mode: str) -> None:
             replenish()
     times, slugs = [], [f"{PREFIX}{os.getpid()}_{i}" for i in range(count)]
     for slug in slugs:
-        started = time.perf_counter()
-        create_tenant(slug=slug, name=slug)
-        times.append(time.perf_counter() - started)
+        times.append(seconds(create_tenant, slug=slug, name=slug))
     connection.set_schema_to_public()
     for tenant in Tenant.objects.filter(schema_name__in=slugs):
         tenant.delete(force_drop=True)
@@ -63,7 +60,7 @@ def tenant_count(db: str) -> int:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench provisioning", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="pool", help=argparse.SUPPRESS)
     parser.add_argument("--before", type=Path, help="another checkout (e.g. main's worktree) for the 'before' rows")

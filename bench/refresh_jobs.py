@@ -10,14 +10,23 @@ per run, refreshes per account per hour counted at the provider (target <= 24)."
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import ROOT, celery_workers, get_json, load, loopback_provider, profiled, setup_django, table
+from bench.common import (
+    ROOT,
+    bench_parser,
+    celery_workers,
+    get_json,
+    load,
+    loopback_provider,
+    profiled,
+    setup_django,
+    table,
+)
 
 SLUG = "benchjobs"
 WORKER_ENV = {
@@ -205,7 +214,7 @@ def refreshes_per_hour(accounts: int, provider_url: str, lifetime: int = 300, mi
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench refresh-jobs", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--timeout", type=float, default=300)
@@ -240,16 +249,8 @@ def main(argv: list[str]) -> None:
                     print(json.dumps(row), flush=True)
         hourly = refreshes_per_hour(args.hourly_accounts, url) if args.hourly_accounts else None
     print(f"\nworker pool: threads, concurrency {args.threads}; {load()} at the end\n")
-    header = [
-        "due accounts",
-        "workers",
-        "code",
-        "seconds",
-        "accounts/s",
-        "provider refreshes",
-        "refreshed twice",
-        "load",
-    ]
+    header = ["due accounts", "workers", "code", "seconds", "accounts/s", "provider refreshes", "refreshed twice"]
+    header += ["load"]
     keys = ["due", "workers", "code", "seconds", "accounts_per_second", "provider_refreshes", "refreshed_twice", "load"]
     print(table(header, [[f"{r[k]:,}" if isinstance(r[k], int) else r[k] for k in keys] for r in rows], "rrlrrrrl"))
     if args.before:

@@ -7,7 +7,6 @@ per half lifetime rounded up to the next job run (90 s tokens: refreshed every 6
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -16,7 +15,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import celery, get_json, oidc_provider, setup_django
+from bench.common import bench_parser, celery, get_json, oidc_provider, setup_django
 from probe.ready import stop_process
 
 SLUG, EMAIL = "lifetime", "member@lifetime.example"
@@ -57,7 +56,7 @@ def connect_one_account(issuer: str, ttl: int) -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench refresh-lifetime", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--ttl", type=int, default=90)
     args = parser.parse_args(argv)

@@ -5,16 +5,13 @@ resolves against one cached URLconf and moves the prefix into SCRIPT_NAME)."""
 
 from __future__ import annotations
 
-import argparse
-import time
-
-from bench.common import setup_django
+from bench.common import bench_parser, median_ms, seconds, setup_django
 
 PATHS = ["/t/acme/mcp", "/t/acme/healthz", "/t/acme/authorize/", "/t/acme/.well-known/oauth-authorization-server"]
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench routing", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args(argv)
     setup_django(migrate=False, database=False)
@@ -22,7 +19,6 @@ def main(argv: list[str]) -> None:
     from django.urls import clear_url_caches, get_resolver, reverse, set_urlconf
     from django_tenants.urlresolvers import get_subfolder_urlconf
 
-    from bench.common import median_ms
     from tenants.models import Tenant
     from tenants.routing import split_tenant_path
 
@@ -40,12 +36,7 @@ def main(argv: list[str]) -> None:
         reverse("oauth2_provider:token", urlconf=settings.ROOT_URLCONF)
 
     def measure(fn, n: int) -> float:
-        samples = []
-        for i in range(n):
-            started = time.perf_counter()
-            fn(tenant, PATHS[i % len(PATHS)])
-            samples.append(time.perf_counter() - started)
-        return median_ms(samples) * 1000  # µs
+        return median_ms([seconds(fn, tenant, PATHS[i % len(PATHS)]) for i in range(n)]) * 1000  # µs
 
     settings.TENANT_SUBFOLDER_PREFIX = "t"  # what TenantSubfolderMiddleware requires
     tenant = Tenant(schema_name="acme", name="Acme")

@@ -16,7 +16,6 @@ only against N tenants provisioned (one tenant called, or calls spread round-rob
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import secrets
@@ -26,23 +25,20 @@ import sys
 import time
 
 from bench.common import (
-    HOST,
-    PORT,
     RoundRobin,
     backend_memory,
+    bench_parser,
     email_of,
-    first_contact,
-    gunicorn,
     interleaved,
     load,
-    mcp_round_robin_script,
     median_ms,
-    mint_token,
     p95_ms,
-    run_wrk,
+    seconds,
     setup_django,
     table,
+    target,
     tenant_targets,
+    wrk_modes,
 )
 
 PREFIX = "scale_"
@@ -96,12 +92,8 @@ def provision(count: int) -> tuple[list[float], list[float]]:
         if slug in existing:
             demo_data(slug, password_hash)  # idempotent: completes a tenant an interrupted run left without data
             continue
-        started = time.perf_counter()
-        create_tenant(slug=slug, name=f"Scale {i}")
-        schema_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        demo_data(slug, password_hash)
-        data_times.append(time.perf_counter() - started)
+        schema_times.append(seconds(create_tenant, slug=slug, name=f"Scale {i}"))
+        data_times.append(seconds(demo_data, slug, password_hash))
         if len(schema_times) % 100 == 0:
             print(f"  {len(schema_times)} tenants, last one {schema_times[-1] * 1000:.0f} ms ({load()})", flush=True)
     return schema_times, data_times
@@ -148,9 +140,7 @@ def other_ways(n: int) -> dict[str, list[float]]:
             if way.startswith("a spare"):
                 settings.TENANT_SPARE_SCHEMAS = 1
                 replenish()  # not timed: the pool is refilled in the background after each creation
-            started = time.perf_counter()
-            make(slug)
-            times[way].append(time.perf_counter() - started)
+            times[way].append(seconds(make, slug))
             connection.set_schema_to_public()
             if way.startswith("django-tenants"):
                 with connection.cursor() as cursor:
@@ -171,17 +161,6 @@ def latencies(modes: dict[str, RoundRobin], calls: int, blocks: int = 6) -> dict
         name: statistics.median([s for block in found for s in block])
         for name, found in interleaved(runs, blocks).items()
     }
-
-
-def wrk_rates(modes: dict[str, list], duration: int, rounds: int) -> dict[str, float]:
-    url = f"http://{HOST}/"
-    with gunicorn(PORT):
-        for targets in modes.values():  # warm-up: every worker's connection has seen every schema once
-            run_wrk(url, mcp_round_robin_script(targets), 2)
-        runs = {
-            name: lambda t=targets: run_wrk(url, mcp_round_robin_script(t), duration) for name, targets in modes.items()
-        }
-        return {name: statistics.median(found) for name, found in interleaved(runs, rounds).items()}
 
 
 def rss_mb() -> float:
@@ -227,22 +206,11 @@ def migrate_report(full: bool) -> list[str]:
     connection.close()
     processes = settings.TENANT_MULTIPROCESSING_MAX_PROCESSES
     rows = []
+    command = [sys.executable, "manage.py", "migrate_schemas", "--tenant", "--executor", "multiprocessing", "-v", "0"]
     for skip in [True] + ([False] if full else []):  # the shortcut runs receivers in the main process
         print(f"migrate_schemas --executor=multiprocessing skip_current={skip} ({load()})", flush=True)
-        command = [
-            sys.executable,
-            "manage.py",
-            "migrate_schemas",
-            "--tenant",
-            "--executor",
-            "multiprocessing",
-            "-v",
-            "0",
-        ]
-        started = time.perf_counter()
         env = {**os.environ, "TENANT_MIGRATE_SKIP_CURRENT": "1" if skip else "0"}
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
-        took = time.perf_counter() - started
+        took = seconds(subprocess.run, command, check=True, stdout=subprocess.DEVNULL, env=env)
         how = "`pgtenancy.schema_migrations`" if skip else "whole `migrate` each"
         rows.append(
             [f"multiprocessing ({processes} processes)", how, f"{took:.1f} s", f"{took / (count + 1) * 1000:.0f} ms"]
@@ -253,7 +221,7 @@ def migrate_report(full: bool) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench tenants-scale", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=300, help="in-process calls per mode")
     parser.add_argument("--reset", action="store_true", help="drop the scale_* tenants of an earlier run first")
@@ -272,11 +240,11 @@ def main(argv: list[str]) -> None:
         return print("\n".join(migrate_report(full=True)))
     if args.reset:
         reset()
-    acme = [("acme", mint_token("acme"), first_contact("acme"))]
+    acme = [target("acme")]
     before_count = Tenant.objects.count()
     print(f"\nbaseline with {before_count} tenants ({load()})", flush=True)
     base = latencies({"one": RoundRobin(acme)}, args.calls)["one"]
-    base_wrk = wrk_rates({"one": acme}, args.wrk, args.rounds)["one"] if args.wrk else None
+    base_wrk = statistics.median(wrk_modes({"one": acme}, args.wrk, args.rounds)["one"]) if args.wrk else None
     print(f"  acme, in-process median {base * 1000:.2f} ms; wrk {base_wrk} req/s", flush=True)
     cache_before, rss_before = project_caches(), rss_mb()
 
@@ -293,7 +261,8 @@ def main(argv: list[str]) -> None:
     # the first pass: each call this backend's first in that schema (cold); the second carries on (warm)
     cold = latencies(modes, max(args.calls, len(spread)))
     warm = latencies(modes, max(args.calls, len(spread)))
-    after_wrk = wrk_rates({"one": acme, "spread": spread}, args.wrk, args.rounds) if args.wrk else None
+    after_wrk = wrk_modes({"one": acme, "spread": spread}, args.wrk, args.rounds) if args.wrk else {}
+    after_wrk = {name: statistics.median(rates) for name, rates in after_wrk.items()}
     connection.close()  # a fresh backend (this one also ran the provisioning DDL): acme, then every tenant
     RoundRobin(acme).run(50)
     mem_one = backend_memory()

@@ -19,21 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    HOST,
-    PORT,
     ROOT,
     RoundRobin,
     backend_memory,
-    first_contact,
-    gunicorn,
+    bench_parser,
     load,
-    mcp_round_robin_script,
     median_ms,
-    mint_token,
-    run_wrk,
     setup_django,
     table,
+    target,
     tenant_targets,
+    wrk_modes,
 )
 
 
@@ -86,7 +82,7 @@ class Worker:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench tenants-spread", description=__doc__.split("\n")[0])
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--before", help="another checkout (e.g. main's worktree) for the 'before' variant")
     parser.add_argument("--tenants", type=int, default=1000)
@@ -99,7 +95,7 @@ def main(argv: list[str]) -> None:
     if args.worker:
         return worker()
     setup_django(migrate=False)
-    spread, acme = tenant_targets(args.tenants), [("acme", mint_token("acme"), first_contact("acme"))]
+    spread, acme = tenant_targets(args.tenants), [target("acme")]
     print(f"{len(spread)} tenants, tokens minted ({load()})", flush=True)
     variants = {"before": (Path(args.before).resolve(), {})} if args.before else {}
     variants["after"] = (ROOT, {"DATABASE_CONNECTION_MAX_SCHEMAS": "0"})
@@ -160,13 +156,10 @@ def main(argv: list[str]) -> None:
 
 def wrk_report(variants: dict, spread: list, acme: list, args: argparse.Namespace) -> None:
     rates: dict[tuple[str, str], list[float]] = {(n, m): [] for n in variants for m in ("one", "spread")}
-    url = f"http://{HOST}/"
     for _ in range(args.rounds):
         for name, (root, env) in variants.items():
-            with gunicorn(PORT, root=root, env=env):
-                for mode, targets in (("one", acme), ("spread", spread)):
-                    run_wrk(url, mcp_round_robin_script(targets), 2)  # warm-up: every connection sees every schema
-                    rates[(name, mode)].append(run_wrk(url, mcp_round_robin_script(targets), args.wrk))
+            for mode, found in wrk_modes({"one": acme, "spread": spread}, args.wrk, 1, root=root, env=env).items():
+                rates[(name, mode)] += found
     rows = []
     for name in variants:
         one, spr = statistics.median(rates[(name, "one")]), statistics.median(rates[(name, "spread")])

@@ -3,7 +3,7 @@ the first ``UPDATE`` of a user on a fresh backend (a password change, a deactiva
 wrote ``last_login`` until it moved to ``accounts_userlogin``) and the direct copy of the template
 (``create_tenant`` with no spare schema), with the database as it is now.
 
-    .venv/bin/python bench/user_fks.py [--checkout DIR] [--db URL] [--samples 15] [--copies 5]
+    .venv/bin/python -m bench user-fks [--checkout DIR] [--db URL] [--samples 15] [--copies 5]
 
 Run it on a database before and after the migrations that drop the constraints (``--checkout`` main's
 code for "before", this checkout for "after"); with 2 and with 1,000 tenants (``bench/tenants_scale.py``
@@ -31,13 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, bench_parser, child, load, median_ms, setup_django, table
+
 PREFIX = "bench_fk_"
 FKS = """
     SELECT count(*) FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
@@ -46,23 +44,9 @@ FKS = """
 """
 
 
-def _django_of_cwd() -> None:
-    """Django of the checkout this process runs in (``--checkout`` for the worker), over the database
-    of the environment (``--db``)."""
-    sys.path.insert(0, os.getcwd())
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    from config.dev_secrets import ensure_dev_env
-
-    for key, value in ensure_dev_env().items():
-        os.environ.setdefault(key, value)
-    import django
-
-    django.setup()
-
-
 def worker(samples: int, copies: int) -> None:
-    _django_of_cwd()
+    """In the checkout's code (``child``): the figures, as one JSON line."""
+    setup_django(migrate=False)
     from django.conf import settings
     from django.db import connection
 
@@ -134,7 +118,7 @@ def worker(samples: int, copies: int) -> None:
 
 def apply() -> None:
     """This checkout's migrations on the template, their effect on every tenant schema (docstring)."""
-    _django_of_cwd()
+    setup_django(migrate=False)
     from django.conf import settings
     from django.core.management.commands.migrate import Command
     from django.db import connection
@@ -177,11 +161,11 @@ def apply() -> None:
 
 
 def ms(values: list[float]) -> str:
-    return f"{statistics.median(values) * 1000:.2f}"
+    return f"{median_ms(values):.2f}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench user-fks")
+    parser = bench_parser(__name__, __doc__)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--apply", action="store_true", help="this change's migrations, their effect by SQL (above)")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="whose code runs (default: this checkout)")
@@ -190,41 +174,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=int, default=5, help="timed create_tenant calls")
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.samples, args.copies)
-        return
+        return worker(args.samples, args.copies)
     if args.apply:
-        apply()
-        return
+        return apply()
     db = args.db or os.environ.get("DATABASE_URL")
     if not db:
-        sys.path.insert(0, str(ROOT))
         from config.embedded_db import embedded_database_url
 
         db = embedded_database_url()
     # the checkout's secrets are this one's (PLATFORM_VAR_DIR), so a copy of main reads the same dev.env
-    env = {**os.environ, "DATABASE_URL": db, "PLATFORM_VAR_DIR": os.environ.get("PLATFORM_VAR_DIR", str(ROOT / "var"))}
-    command = [sys.executable, str(ROOT / "bench" / "user_fks.py"), "--worker"]
-    command += ["--samples", str(args.samples), "--copies", str(args.copies)]
-    load = os.getloadavg()
-    out = subprocess.run(command, cwd=args.checkout, env=env, capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise SystemExit(out.stderr[-3000:])
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"code {got['code']}, load {load[0]:.1f} -> {os.getloadavg()[0]:.1f}")
-    print(
-        "| tenants | FKs from tenant schemas to accounts_user | triggers on accounts_user "
-        "| first UPDATE, new backend (median / max ms) | second UPDATE | first UPDATE, autocommit "
-        "| first SELECT of the user | UPDATE after it | direct copy (median ms; each) |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    print(
-        f"| {got['tenants']:,} | {got['fks']:,} | {got['triggers']:,} "
-        f"| {ms(got['first_update'])} / {max(got['first_update']) * 1000:.1f} | {ms(got['second_update'])} "
-        f"| {ms(got['first_update_commit'])} "
-        f"| {ms(got['select_first'])} | {ms(got['update_after_select'])} "
-        f"| {ms(got['copy'])}; {', '.join(f'{v * 1000:.0f}' for v in got['copy'])} |"
-    )
-
-
-if __name__ == "__main__":
-    main()
+    env = {"DATABASE_URL": db, "PLATFORM_VAR_DIR": os.environ.get("PLATFORM_VAR_DIR", str(ROOT / "var"))}
+    before = load()
+    options = ("--samples", str(args.samples), "--copies", str(args.copies))
+    got = child("user-fks", "--worker", *options, code=args.checkout, env=env)
+    print(f"code {got['code']}, {before} -> {load()}\n")
+    header = ["tenants", "FKs from tenant schemas to accounts_user", "triggers on accounts_user"]
+    header += ["first UPDATE, new backend (median / max ms)", "second UPDATE", "first UPDATE, autocommit"]
+    header += ["first SELECT of the user", "UPDATE after it", "direct copy (median ms; each)"]
+    row = [f"{got['tenants']:,}", f"{got['fks']:,}", f"{got['triggers']:,}"]
+    row += [f"{ms(got['first_update'])} / {max(got['first_update']) * 1000:.1f}", ms(got["second_update"])]
+    row += [ms(got["first_update_commit"]), ms(got["select_first"]), ms(got["update_after_select"])]
+    row += [f"{ms(got['copy'])}; {', '.join(f'{v * 1000:.0f}' for v in got['copy'])}"]
+    print(table(header, [row], "rrrrrrrrl"))
+    return None

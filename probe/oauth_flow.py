@@ -125,23 +125,28 @@ def redirect_params(response: httpx.Response) -> dict[str, str]:
     return query_params(response.headers["location"])
 
 
-def exchange(client: Client, code: str, verifier: str, **extra: str) -> httpx.Response:
+def exchange(
+    client: Client, code: str, verifier: str, *, http: httpx.Client | None = None, **extra: str
+) -> httpx.Response:
     data = {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": client.redirect_uri,
-        "client_id": client.client_id,
         "code_verifier": verifier,
         **extra,
     }
-    auth = (client.client_id, client.client_secret) if client.client_secret else None
-    return httpx.post(client.tenant.url("token/"), data=data, auth=auth, timeout=20)
+    return _token(client, data, http)
 
 
-def refresh(client: Client, refresh_token: str, **extra: str) -> httpx.Response:
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client.client_id, **extra}
+def refresh(client: Client, refresh_token: str, *, http: httpx.Client | None = None, **extra: str) -> httpx.Response:
+    return _token(client, {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}, http)
+
+
+def _token(client: Client, data: dict[str, str], http: httpx.Client | None) -> httpx.Response:
+    """A token request of ``client`` (its secret by HTTP Basic), through ``http`` if given."""
     auth = (client.client_id, client.client_secret) if client.client_secret else None
-    return httpx.post(client.tenant.url("token/"), data=data, auth=auth, timeout=20)
+    post = http.post if http is not None else httpx.post
+    return post(client.tenant.url("token/"), data={"client_id": client.client_id, **data}, auth=auth, timeout=20)
 
 
 def authorization_code(browser: Browser, client: Client, scope: str = "crm.read", **extra: str) -> tuple[str, str]:

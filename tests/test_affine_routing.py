@@ -1,5 +1,5 @@
 """Tenant-affine routing: Debian's HAProxy, configured from ``config/haproxy.cfg.template`` by
-``tools/affine.py`` (as ``make run-affine`` does), in front of two real gunicorn groups on loopback
+``config/haproxy.py`` (as ``make run-affine`` does), in front of two real gunicorn groups on loopback
 over the test database. Each tenant's requests reach one group (the ``X-Served-By`` header HAProxy
 adds names it), tenants spread over both, and when a group is killed its tenants are answered, with
 the right data, by the other: first by HAProxy's redispatch of a refused connection, then because
@@ -26,13 +26,13 @@ import httpx
 import pytest
 from django_tenants.utils import schema_context
 
+from config.haproxy import group_name, haproxy, render, server_states, wait_for_states
 from crm.models import Contact
 from probe.ready import stop_process
 from tests.connectors.test_two_workers import free_port
 from tests.database import database_url
 from tests.mcp_raw import call
 from tests.support.mcp import token_for
-from tools.affine import group_name, haproxy, render, server_states, wait_for_states
 
 ROOT = Path(__file__).resolve().parent.parent
 # a few real tenants and made-up slugs: the route depends on the slug only (an unknown tenant's 404 is

@@ -63,7 +63,7 @@ def test_ts_sdk1_registers_reads_and_steps_up_keeping_earlier_grants(live):
 
     # registration without application_type: accepted, inferred native from the loopback redirect
     # (the SDK's schema drops the field from what it stores, so read the profile)
-    registered = [e for e in events if e["event"] == "registered"]
+    registered = [e for e in events if e["event"] == "client"]
     assert len(registered) == 1
     assert _application_type(registered[0]["client_id"]) == "native"
 

@@ -1,6 +1,6 @@
 """``make run-affine [GROUPS=2]``: the platform as ``make run`` starts it, but with the web tier as
 HAProxy on ``PORT`` (default 8000) in front of ``GROUPS`` gunicorn groups on loopback ports
-``PORT+1`` ... ``PORT+GROUPS``, each tenant's requests hashed to one group (``tools/affine.py``,
+``PORT+1`` ... ``PORT+GROUPS``, each tenant's requests hashed to one group (``config/haproxy.py``,
 ``config/haproxy.cfg.template``). One Celery worker and beat, as with ``make run``. HAProxy's stats
 page: ``http://127.0.0.1:${HAPROXY_STATS_PORT:-8404}/``. Ctrl-C stops everything.
 """
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config.dev_secrets import VAR_DIR  # noqa: E402
-from tools.affine import ensure_haproxy, group_name, render  # noqa: E402
+from config.haproxy import ensure_haproxy, group_name, render  # noqa: E402
 from tools.run_platform import gunicorn_command, main  # noqa: E402
 
 

@@ -1,9 +1,10 @@
 """Tenant-affine routing on one machine: HAProxy (Debian's package) in front of gunicorn groups.
 
-``render`` fills ``config/haproxy.cfg.template`` with the groups' ports; ``ensure_haproxy`` installs
-Debian's haproxy when it is missing and this runs as root; ``haproxy`` runs it in the foreground for
-as long as the context lasts; ``server_states`` reads its stats page (which group is up). Used by
-``make run-affine`` (``tools/run_affine.py``), the tests and ``bench/affine_spread.py``.
+``render`` fills ``haproxy.cfg.template`` (beside this file) with the groups' ports;
+``ensure_haproxy`` installs Debian's haproxy when it is missing and this runs as root; ``haproxy``
+runs it in the foreground for as long as the context lasts; ``server_states`` reads its stats page
+(which group is up). Imports nothing of the project. Used by ``make run-affine``
+(``tools/run_affine.py``), the tests and ``bench/affine_spread.py``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from string import Template
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "config" / "haproxy.cfg.template"
+TEMPLATE = Path(__file__).resolve().parent / "haproxy.cfg.template"
 HAPROXY = "/usr/sbin/haproxy"
 BACKEND = "groups"
 

@@ -71,6 +71,8 @@ def required_failure(caller: Caller, policy: EffectivePolicy) -> AuthFailure | N
 
 
 def check_arguments(spec: ToolSpec, arguments: dict[str, Any], request_id: Any) -> None:
+    if spec.quickly_accepted(arguments):
+        return
     error = next(iter(spec.validator.iter_errors(arguments)), None)
     if error is not None:
         raise ProtocolError(

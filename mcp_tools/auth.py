@@ -5,6 +5,10 @@ The tenant row as it is *now* (routing left the active check to this statement o
 its client and the user's current role in this tenant come back together, with the tenant matrix row
 of the tool being called; expiry and audience are checked in memory. A token minted by another tenant
 does not exist in this schema at all.
+
+``bearer_statement`` runs the statement; the view hands its tenant row to routing, which refuses a
+deactivated or deleted tenant before any token check; ``admit`` then checks the token. Both read the
+request as the view derived it (``mcp_tools.edge.Edge``), never the ``HttpRequest``.
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ class Statement:
 class Caller:
     principal: Principal
     channel: str  # a ChallengeChannel value
+    tenant: Tenant  # the tenant row, as the bearer statement read it
     # the tenant's matrix row for the tool being called, read in the same query (None: no row)
     tool_policy: tuple[bool, str, bool] | None = None
-    tenant: Tenant | None = None  # the tenant row, as the bearer statement read it
 
     @property
     def is_anonymous(self) -> bool:
@@ -90,7 +94,7 @@ def admit(statement: Statement, edge: Edge) -> Caller:
     tool_policy = (enabled, scopes, noauth) if enabled is not None else None
     if edge.token is None:  # the anonymous caller
         principal = Principal(None, tenant.pk, tenant.slug, None, frozenset(), edge.request_id)
-        return Caller(principal, ChallengeChannel.HTTP, tool_policy, tenant)
+        return Caller(principal, ChallengeChannel.HTTP, tenant, tool_policy)
     if token_id is None:
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", base_scopes())
     subject = (user_id, client_id)  # who a refusal below concerns (mcp_tools.observe)
@@ -119,4 +123,4 @@ def admit(statement: Statement, edge: Edge) -> Caller:
         scopes=granted,
         request_id=edge.request_id,
     )
-    return Caller(principal, channel or ChallengeChannel.HTTP, tool_policy, tenant)
+    return Caller(principal, channel or ChallengeChannel.HTTP, tenant, tool_policy)

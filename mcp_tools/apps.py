@@ -26,9 +26,9 @@ class McpToolsConfig(AppConfig):
 
         post_migrate.connect(ensure_policies_after_migrate, sender=self)
 
-        # on /mcp routing skips its tenant query: the bearer statement reads the tenant row and hands
-        # it to routing (mcp_tools.auth.admit); an answer given before that statement is confirmed by
-        # routing itself afterwards (tenants.middleware)
+        # on /mcp routing skips its tenant query: the bearer statement reads the tenant row, which the
+        # view hands to routing (mcp_tools.views); an answer given before that statement is confirmed
+        # by routing itself afterwards (tenants.middleware)
         from oauth.issuer import MCP_PATH
         from tenants.routing import confirmed_by_view
 

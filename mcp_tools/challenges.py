@@ -63,6 +63,9 @@ class AuthFailure(Exception):
     kind: AuthClass
     description: str
     scopes: tuple[str, ...] = field(default=())  # the scope set the client should hold after recovering
+    # (user id, client id): whom the refusal of a token that exists concerns, for the audit trail
+    # (``mcp_tools.observe``); set by the bearer check alone (None: no client known, or an admitted caller)
+    subject: tuple[int | None, str] | None = field(default=None, compare=False)
 
     def challenge(self, resource_metadata: str, *, with_error: bool) -> str:
         parts = [f'resource_metadata="{_quote(resource_metadata)}"']

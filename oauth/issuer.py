@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from tenants.resources import API_PATH, MCP_PATH, api_resource, api_resource_metadata_url, path_inserted
+from tenants.resources import API_PATH, MCP_PATH, api_resource, api_resource_metadata_url, path_inserted, well_known_url
 from tenants.routing import tenant_base_url
 
 __all__ = [
     "API_PATH", "MCP_PATH", "allowed_resources", "api_resource", "api_resource_metadata_url",
-    "authorization_server_metadata_url", "issuer", "mcp_resource", "resource_metadata_url",
+    "authorization_server_metadata_url", "issuer", "mcp_resource", "resource_metadata_for",
+    "resource_metadata_url",
 ]  # fmt: skip
 
 
@@ -34,6 +35,11 @@ def allowed_resources(request: HttpRequest) -> tuple[str, ...]:
 
 def resource_metadata_url(request: HttpRequest) -> str:
     return path_inserted(request, "oauth-protected-resource", MCP_PATH)
+
+
+def resource_metadata_for(resource: str) -> str:
+    """The metadata document's URL of ``resource`` (``mcp_resource``'s value), without the request."""
+    return well_known_url(resource, "oauth-protected-resource")
 
 
 def authorization_server_metadata_url(request: HttpRequest) -> str:

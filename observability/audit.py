@@ -56,26 +56,54 @@ def record(
     request: HttpRequest | None = None,
     request_id_value: str = "",
 ) -> None:
-    if not settings.AUDIT_ENABLED:
+    if not _recording():
         return
-    schema = connection.schema_name
-    if schema == PUBLIC:
+    record_from(
+        event=event,
+        outcome=outcome,
+        auth_class=auth_class,
+        user_id=user_id,
+        client_id=client_id,
+        tool=tool,
+        request_id_value=request_id_value or request_id(request),
+        source_address=client_address(request) if request is not None else None,
+    )
+
+
+def record_from(
+    *,
+    event: str,
+    outcome: str = "",
+    auth_class: str = "",
+    user_id: int | None = None,
+    client_id: str | None = "",
+    tool: str = "",
+    request_id_value: str = "",
+    source_address: str | None = None,
+) -> None:
+    """``record``, given what it would read from the request: for a caller that read the request's id
+    and the client's address once and holds the request no longer (the MCP endpoint's layers)."""
+    if not _recording():
         return
     row = AuthEvent(
-        tenant=schema,
+        tenant=connection.schema_name,
         event=event[:40],
         outcome=outcome[:40],
         auth_class=auth_class[:40],
         user_id=user_id,
         client_id=(client_id or "")[:255],
         tool=tool[:100],
-        request_id=(request_id_value or request_id(request))[:64],
-        source_address=client_address(request) if request is not None else None,
+        request_id=request_id_value[:64],
+        source_address=source_address,
     )
     try:
         _save([row])
     except DatabaseError:
         logger.exception("audit: could not record a %s event", row.event)
+
+
+def _recording() -> bool:
+    return bool(settings.AUDIT_ENABLED) and connection.schema_name != PUBLIC
 
 
 def _save(rows: list[AuthEvent]) -> None:

@@ -26,8 +26,13 @@ def api_resource(request: HttpRequest) -> str:
 
 def path_inserted(request: HttpRequest, well_known: str, suffix: str) -> str:
     """RFC 8414 §3.1 / RFC 9728 §3.1: the well-known segment inserted between host and path."""
-    parts = urlsplit(tenant_base_url(request))
-    return f"{parts.scheme}://{parts.netloc}/.well-known/{well_known}{parts.path}{suffix}"
+    return well_known_url(tenant_base_url(request) + suffix, well_known)
+
+
+def well_known_url(url: str, well_known: str) -> str:
+    """``path_inserted`` for a URL already known (a resource, an issuer), with no request at hand."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/.well-known/{well_known}{parts.path}"
 
 
 def api_resource_metadata_url(request: HttpRequest) -> str:

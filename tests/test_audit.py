@@ -144,3 +144,48 @@ def test_a_flood_of_made_up_tokens_is_counted_not_stored_row_by_row(live):
         known = list(new.filter(client_id=client.client_id, auth_class="INVALID_TOKEN"))
     assert counts.get("INVALID_TOKEN", 0) >= 2000 and counts.get("AUTH_REQUIRED", 0) >= 150, counts
     assert len(known) == 3 and all(row.count == 1 and not row.aggregated for row in known)
+
+
+def test_record_from_takes_what_the_request_would_give(live):
+    """A caller that read the client's address and the request's id already records with them."""
+    with schema_context("acme"):
+        AuthEvent.objects.filter(event="from-probe").delete()
+        audit.record_from(
+            event="from-probe", outcome="http", user_id=7, request_id_value="r" * 40, source_address="192.0.2.9"
+        )
+        row = AuthEvent.objects.get(event="from-probe")
+        row.delete()
+    assert (row.tenant, row.outcome, row.user_id, row.request_id, row.source_address) == (
+        "acme",
+        "http",
+        7,
+        "r" * 40,
+        "192.0.2.9",
+    )
+
+
+def test_mcp_refusals_of_a_known_client_name_its_address_and_one_id_per_request(live):
+    """The MCP endpoint's rows carry the client's address and a request id whether the caller was
+    admitted (a scope denial) or its token refused (expired)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken
+
+    acme = live.tenant("acme")
+    client, browser = signed_in(acme, "member@acme.test")
+    token = obtain_tokens(browser, client, scope="crm.read")["access_token"]
+    assert call(acme.mcp, token, "crm_create_note", {"contact_id": 1, "body": "x"}).status_code == 403
+    with schema_context("acme"):
+        AccessToken.objects.filter(application__client_id=client.client_id).update(
+            expires=timezone.now() - timedelta(seconds=1)
+        )
+    assert call(acme.mcp, token, "crm_search_contacts", {"query": "a"}).status_code == 401
+    with schema_context("acme"):
+        rows = list(AuthEvent.objects.filter(client_id=client.client_id, event="challenge").order_by("id"))
+    assert [(row.auth_class, row.outcome, row.tool, bool(row.user_id)) for row in rows] == [
+        ("INSUFFICIENT_SCOPE", "http", "crm_create_note", True),
+        ("INVALID_TOKEN", "http", "", True),
+    ]
+    assert all(row.source_address == "127.0.0.1" and len(row.request_id) == 32 for row in rows)
+    assert rows[0].request_id != rows[1].request_id

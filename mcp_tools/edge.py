@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from mcp_tools.protocol import Incoming
 from oauth.issuer import resource_metadata_for
+from tenants.http import address_of
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,14 @@ class Edge:
     token: str | None  # the bearer token (None: no bearer credentials)
     tenant_slug: str  # the tenant the request was routed to
     resource: str  # this endpoint's RFC 8707 resource, the audience a token must name
-    source_address: str  # the client's address (``tenants.http.client_address``), for the audit trail
+    # the TCP peer and X-Forwarded-For as sent: ``source_address`` reads them only for an audit row
+    peer: tuple[str, str]
     request_id: str  # one id per request: the principal's, and the audit trail's
+
+    @property
+    def source_address(self) -> str:
+        """The client's address (``tenants.http.client_address``), for the audit trail."""
+        return address_of(*self.peer)
 
     @property
     def resource_metadata(self) -> str:

@@ -26,11 +26,16 @@ def _valid(candidate: str) -> str | None:
 
 def client_address(request: HttpRequest) -> str:
     """The client's IP address as text (``UNKNOWN_ADDRESS`` when the server gives none)."""
+    return address_of(request.META.get("REMOTE_ADDR") or "", request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def address_of(remote_addr: str, forwarded_for: str) -> str:
+    """``client_address`` from the two values it reads (the TCP peer, the ``X-Forwarded-For`` header)."""
     if settings.BEHIND_PROXY:
-        hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        hops = [hop for hop in forwarded_for.split(",") if hop.strip()]
         if hops and (forwarded := _valid(hops[-1])):
             return forwarded
-    return _valid(request.META.get("REMOTE_ADDR") or "") or UNKNOWN_ADDRESS
+    return _valid(remote_addr) or UNKNOWN_ADDRESS
 
 
 def address_bucket(request: HttpRequest) -> str:

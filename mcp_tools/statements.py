@@ -24,16 +24,21 @@ from tenants.models import Membership, Tenant
 # --- the caller's role in a tenant -------------------------------------------------------------------
 
 
-def active_role_sql(user_id_column: str, tenant_id: str = "%s") -> str:
+def active_role_sql(user_id_column: str, tenant: str | None = None) -> str:
     """The role of the user in ``user_id_column`` in the tenant given as the one parameter, NULL unless
     an active member. The subquery's own aliases are m, u and mt: ``user_id_column`` must not use them.
-    ``tenant_id``: an SQL expression instead of the parameter (the bearer statement passes its tenant
-    row's id)."""
-    member, user, tenant = Membership._meta.db_table, User._meta.db_table, Tenant._meta.db_table
+    ``tenant``: the alias of a tenant row the enclosing statement already reads, instead of the
+    parameter (the bearer statement's ``tn``): its id and ``is_active`` are used, not read again."""
+    member, user, tenant_table = Membership._meta.db_table, User._meta.db_table, Tenant._meta.db_table
+    if tenant is not None:
+        return f"""(SELECT m.role FROM public.{member} m
+                      JOIN public.{user} u ON u.id = m.user_id
+                     WHERE m.user_id = {user_id_column} AND m.tenant_id = {tenant}.id
+                       AND m.is_active AND u.is_active AND {tenant}.is_active)"""  # noqa: S608 (metadata names)
     return f"""(SELECT m.role FROM public.{member} m
                   JOIN public.{user} u ON u.id = m.user_id
-                  JOIN public.{tenant} mt ON mt.id = m.tenant_id
-                 WHERE m.user_id = {user_id_column} AND m.tenant_id = {tenant_id}
+                  JOIN public.{tenant_table} mt ON mt.id = m.tenant_id
+                 WHERE m.user_id = {user_id_column} AND m.tenant_id = %s
                    AND m.is_active AND u.is_active AND mt.is_active)"""  # noqa: S608 (metadata names)
 
 
@@ -64,7 +69,7 @@ def _bearer_statement() -> TenantStatement:
     return TenantStatement(f"""
         SELECT {tenant_columns},
                t.id, t.user_id, t.scope, t.expires, t.resource, a.client_id,
-               {active_role_sql("t.user_id", "tn.id")} AS role,
+               {active_role_sql("t.user_id", tenant="tn")} AS role,
                (SELECT p.challenge_channel FROM {{tenant}}.{profile} p
                  WHERE p.application_id = t.application_id) AS channel,
                tp.enabled, tp.scopes, tp.noauth

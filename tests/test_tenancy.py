@@ -287,17 +287,23 @@ def test_auth_sql_mirrors_membership_active(unique):
     Tenant.objects.filter(schema_name="globex").update(is_active=False)
     users = dict(User.objects.filter(email__in=emails.values()).values_list("email", "pk"))
 
-    users_table = User._meta.db_table
-    sql = f"SELECT x.id, {active_role_sql('x.id')} FROM public.{users_table} x WHERE x.id = ANY(%s)"
+    users_table, tenants_table = User._meta.db_table, Tenant._meta.db_table
+    by_parameter = f"SELECT x.id, {active_role_sql('x.id')} FROM public.{users_table} x WHERE x.id = ANY(%s)"
+    # the form the bearer statement uses: the tenant row it reads already, by its alias
+    by_alias = (
+        f"SELECT x.id, {active_role_sql('x.id', tenant='tn')} FROM public.{users_table} x"
+        f" JOIN public.{tenants_table} tn ON tn.id = %s WHERE x.id = ANY(%s)"
+    )
     seen = {}
     for tenant in Tenant.objects.filter(schema_name__in=("acme", "globex")):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [tenant.pk, list(users.values())])
-            in_sql = dict(cursor.fetchall())
         in_python = dict(Membership.objects.active().filter(tenant=tenant).values_list("user_id", "role"))
-        for email, pk in users.items():
-            assert in_sql[pk] == in_python.get(pk), (tenant.slug, email)
-            seen[(tenant.slug, email.split("-")[0])] = in_sql[pk]
+        for sql in (by_parameter, by_alias):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [tenant.pk, list(users.values())])
+                in_sql = dict(cursor.fetchall())
+            for email, pk in users.items():
+                assert in_sql[pk] == in_python.get(pk), (tenant.slug, email, sql)
+                seen[(tenant.slug, email.split("-")[0])] = in_sql[pk]
     assert seen == {
         ("acme", "active"): "admin",
         ("acme", "ended"): None,

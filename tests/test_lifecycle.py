@@ -152,11 +152,12 @@ def test_an_unreachable_deployment_fails_every_line(live):
 
 def test_scopes_unchecked_at_execution_fail_every_line_that_relies_on_them(live, monkeypatch):
     """A second deliberate break: the endpoint stops checking scopes when a tool runs."""
-    from mcp_tools import execution, views
+    from mcp_tools import dispatch, execution
 
-    monkeypatch.setattr(
-        views, "required_failure", lambda caller, policy: None if caller else execution.required_failure(caller, policy)
-    )
+    def unchecked(caller, policy):
+        return None if caller else execution.required_failure(caller, policy)
+
+    monkeypatch.setattr(dispatch, "required_failure", unchecked)
     lines, error = run_command(live.url)
     assert error is not None and error.returncode == 1, lines
     failed = {line.split(":")[0].removeprefix("[FAIL] ") for line in lines if line.startswith("[FAIL]")}

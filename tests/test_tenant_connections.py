@@ -121,3 +121,20 @@ def test_a_tenant_statement_must_qualify_every_table():
     ):
         with pytest.raises(ValueError, match="qualify every table"):
             TenantStatement(unqualified)
+
+
+def test_the_kept_cursor_belongs_to_the_connection_in_use(callers, settings):
+    """``fetch_prepared`` keeps one cursor per connection; after the connection is closed (recycled,
+    or lost) the next statement gets a cursor of the new connection, never the old one's."""
+    settings.DATABASE_CONNECTION_MAX_SCHEMAS = 0
+    client, [(acme, acme_token, acme_contact), *_] = callers
+    _contact_name(_call(client, acme, acme_token, acme_contact.pk))
+    kept = connection._pgtenancy_cursor
+    assert kept.connection is connection.connection
+    _contact_name(_call(client, acme, acme_token, acme_contact.pk))
+    assert connection._pgtenancy_cursor is kept  # both statements of both calls: the same cursor
+    connection.close()
+    assert kept.connection.closed
+    _contact_name(_call(client, acme, acme_token, acme_contact.pk))
+    assert connection._pgtenancy_cursor is not kept
+    assert connection._pgtenancy_cursor.connection is connection.connection

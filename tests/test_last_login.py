@@ -98,6 +98,11 @@ def test_the_platform_admin_shows_the_last_login(client, unique):
     assert shown in page
     listing = client.get("/admin/accounts/user/", {"q": root.email, "o": "6"})  # sorted by the last login
     assert listing.status_code == 200 and shown in listing.text
+    # newest first: the one who signed in before those who never did
+    User.objects.create_user(f"never-{unique}@platform.test", PASSWORD)
+    page = client.get("/admin/accounts/user/", {"q": unique, "o": "-6"}).text
+    rows = page[page.index('id="result_list"') :]  # the header names the signed-in admin too
+    assert rows.index(f"root-{unique}@") < rows.index(f"never-{unique}@")
 
 
 @pytest.mark.django_db

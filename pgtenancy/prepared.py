@@ -115,8 +115,8 @@ def fetch_prepared(statement: TenantStatement, params: list[Any]) -> list[tuple]
 
 def _kept_cursor(db: BaseDatabaseWrapper, raw: psycopg.Connection) -> psycopg.RawCursor:
     """One server-binding cursor per connection, kept from statement to statement: a new cursor
-    builds its adapters and row loaders afresh, which cost more than the rest of the call on the hot
-    path (~15-40 µs a statement). Kept on Django's wrapper (one per thread) beside the connection it
+    builds its adapters and row loaders afresh (6-8 µs a statement in a request here,
+    ``docs/benchmarks.md``). Kept on Django's wrapper (one per thread) beside the connection it
     belongs to; a new connection gets a new cursor. The results it holds are the last statement's
     rows, a few at most (these statements read by unique keys)."""
     kept = getattr(db, "_pgtenancy_cursor", None)

@@ -29,17 +29,16 @@ def active_role_sql(user_id_column: str, tenant: str | None = None) -> str:
     an active member. The subquery's own aliases are m, u and mt: ``user_id_column`` must not use them.
     ``tenant``: the alias of a tenant row the enclosing statement already reads, instead of the
     parameter (the bearer statement's ``tn``): its id and ``is_active`` are used, not read again."""
-    member, user, tenant_table = Membership._meta.db_table, User._meta.db_table, Tenant._meta.db_table
-    if tenant is not None:
-        return f"""(SELECT m.role FROM public.{member} m
-                      JOIN public.{user} u ON u.id = m.user_id
-                     WHERE m.user_id = {user_id_column} AND m.tenant_id = {tenant}.id
-                       AND m.is_active AND u.is_active AND {tenant}.is_active)"""  # noqa: S608 (metadata names)
+    member, user = Membership._meta.db_table, User._meta.db_table
+    if tenant is None:  # the tenant's row read here, by the parameter
+        tenant, tenant_id = "mt", "%s"
+        join_tenant = f"JOIN public.{Tenant._meta.db_table} mt ON mt.id = m.tenant_id"
+    else:
+        tenant_id, join_tenant = f"{tenant}.id", ""
     return f"""(SELECT m.role FROM public.{member} m
-                  JOIN public.{user} u ON u.id = m.user_id
-                  JOIN public.{tenant_table} mt ON mt.id = m.tenant_id
-                 WHERE m.user_id = {user_id_column} AND m.tenant_id = %s
-                   AND m.is_active AND u.is_active AND mt.is_active)"""  # noqa: S608 (metadata names)
+                  JOIN public.{user} u ON u.id = m.user_id {join_tenant}
+                 WHERE m.user_id = {user_id_column} AND m.tenant_id = {tenant_id}
+                   AND m.is_active AND u.is_active AND {tenant}.is_active)"""  # noqa: S608 (metadata names)
 
 
 def active_roles(tenant_id: int) -> QuerySet:

@@ -19,6 +19,7 @@ from mcp_tools.dispatch import serve
 from mcp_tools.edge import Edge
 from mcp_tools.protocol import Answered, Incoming, ProtocolError
 from oauth.issuer import mcp_resource
+from tenants.http import peer
 from tenants.routing import confirm_tenant
 
 
@@ -32,7 +33,7 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
             token=bearer_token(request.META.get("HTTP_AUTHORIZATION", "")),  # the one read of the header
             tenant_slug=request.tenant.schema_name,
             resource=mcp_resource(request),
-            peer=(request.META.get("REMOTE_ADDR") or "", request.META.get("HTTP_X_FORWARDED_FOR", "")),
+            peer=peer(request),  # parsed into an address only for an audit row (Edge.source_address)
             request_id=os.urandom(16).hex(),  # 32 hex digits, as uuid4().hex, without building a UUID
         )
         statement = bearer_statement(edge)

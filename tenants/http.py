@@ -26,11 +26,16 @@ def _valid(candidate: str) -> str | None:
 
 def client_address(request: HttpRequest) -> str:
     """The client's IP address as text (``UNKNOWN_ADDRESS`` when the server gives none)."""
-    return address_of(request.META.get("REMOTE_ADDR") or "", request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    return address_of(*peer(request))
+
+
+def peer(request: HttpRequest) -> tuple[str, str]:
+    """What ``client_address`` reads, as sent: the TCP peer and the ``X-Forwarded-For`` header."""
+    return request.META.get("REMOTE_ADDR") or "", request.META.get("HTTP_X_FORWARDED_FOR", "")
 
 
 def address_of(remote_addr: str, forwarded_for: str) -> str:
-    """``client_address`` from the two values it reads (the TCP peer, the ``X-Forwarded-For`` header)."""
+    """``client_address`` from the two values ``peer`` reads."""
     if settings.BEHIND_PROXY:
         hops = [hop for hop in forwarded_for.split(",") if hop.strip()]
         if hops and (forwarded := _valid(hops[-1])):

@@ -3,20 +3,21 @@ gunicorn groups hashed on the tenant (``config/haproxy.py``, as ``make run-affin
 ``scale_*`` tenants ``bench/tenants_scale.py`` made (no provisioning here).
 
     .venv/bin/python -m bench affine-spread [--groups 1 2 4] [--tenants 1000] [--workers 2]
-        [--duration 5] [--rounds 3] [--warm-passes 6]
+        [--duration 5] [--rounds 3] [--warm-passes 6] [--connections 1 4]
 
 For each group count: the groups (gunicorn, ``--workers`` sync workers each, ``CONN_MAX_AGE=600``,
 ``DATABASE_CONNECTION_MAX_SCHEMAS=0`` so only the routing bounds what a connection sees) behind
 HAProxy; ``--warm-passes`` calls to every tenant (a sync worker takes whichever call comes, so with
 two workers a backend has missed a given schema after k passes with probability 2^-k); then
-``--rounds`` rounds of wrk ``-t1 -c1`` (one call at a time, so the rate is the inverse of a call's
-latency through HAProxy), alternating three modes: one tenant (acme); one tenant per group in turn
-(each call hops between groups as the spread calls do, never changing tenant within a group); and
-spread round-robin over every tenant. Each block is also read as the CPU time the groups' gunicorn
-workers and their PostgreSQL backends spent per call (``/proc/<pid>/stat``: on a shared, loaded
-machine the wall time of sequential calls is mostly waiting for a core, the CPU time much less so).
-Then each group's share of the tenants (the ``X-Served-By`` HAProxy adds), the private memory
-(``RssAnon``) of every PostgreSQL backend the groups hold and the RSS of every gunicorn worker.
+``--rounds`` rounds of wrk blocks, for each of ``--connections`` (1: one call at a time, so the rate
+is the inverse of a call's latency through HAProxy; more: concurrent calls, which keep every group's
+processes busy), alternating three modes: one tenant (acme); one tenant per group in turn (each call
+hops between groups as the spread calls do, never changing tenant within a group); and spread
+round-robin over every tenant. Each block is also read as the CPU time the groups' gunicorn workers
+and their PostgreSQL backends spent per call, each part apart (``/proc/<pid>/stat``: on a shared,
+loaded machine the wall time of sequential calls is mostly waiting for a core, the CPU time much
+less so). Then each group's share of the tenants (the ``X-Served-By`` HAProxy adds), the private
+memory (``RssAnon``) of every PostgreSQL backend the groups hold and the RSS of every gunicorn worker.
 
 The tokens are minted here (as the OAuth flow would issue them, for HAProxy's URL) and go to wrk in
 a private temporary file; they are never printed. Run on demand; never part of the tests.
@@ -31,6 +32,7 @@ import time
 import urllib.request
 from collections import Counter
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,6 @@ from bench.common import (
     mcp_call_body,
     mcp_headers,
     mcp_round_robin_script,
-    run_wrk,
     setup_django,
     target,
     tenant_targets,
@@ -111,6 +112,17 @@ def warm_up(targets: list[tuple[str, str, int]], passes: int) -> dict[str, str]:
     return served
 
 
+@dataclass(frozen=True)
+class Sample:
+    """Per call, in ms: wall time (the inverse of the rate), CPU of the groups' workers and their
+    PostgreSQL backends together, and each part."""
+
+    wall: float
+    cpu: float
+    web: float
+    db: float
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of ``pids`` so far (``/proc/<pid>/stat``)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -121,13 +133,16 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def sequential(targets: list[tuple[str, str, int]], duration: int, pids: list[int]) -> tuple[float, float]:
-    """One connection, one call at a time, for ``duration`` s: wall ms per call (the inverse of the
-    rate) and the CPU ms per call the groups' workers and their PostgreSQL backends spent (what the
-    other load on a shared machine changes least)."""
-    cpu = cpu_seconds(pids)
-    rate, calls = wrk(f"http://{HOST}/", mcp_round_robin_script(targets), duration, connections=1, threads=1)
-    return 1000 / rate, (cpu_seconds(pids) - cpu) * 1000 / calls
+def block(targets: list[tuple[str, str, int]], duration: int, pids: dict[str, list[int]], connections: int) -> Sample:
+    """``connections`` connections (one: one call at a time), round-robin over ``targets`` for
+    ``duration`` s: wall ms per call (the inverse of the rate) and the CPU ms per call the groups'
+    workers (``pids["web"]``) and their PostgreSQL backends (``pids["db"]``) spent (what the other load
+    on a shared machine changes least)."""
+    web, db = cpu_seconds(pids["web"]), cpu_seconds(pids["db"])
+    script = mcp_round_robin_script(targets)
+    rate, calls = wrk(f"http://{HOST}/", script, duration, connections=connections, threads=min(connections, 2))
+    web, db = (cpu_seconds(pids["web"]) - web) * 1000 / calls, (cpu_seconds(pids["db"]) - db) * 1000 / calls
+    return Sample(1000 / rate, web + db, web, db)
 
 
 def measure(count: int, args: argparse.Namespace, spread: list, acme: tuple) -> dict[str, Any]:
@@ -149,38 +164,36 @@ def measure(count: int, args: argparse.Namespace, spread: list, acme: tuple) -> 
                 firsts.setdefault(served[entry[0]], entry)
             per_group = list(firsts.values())
             print(f"  {count} group(s): warm-up {time.perf_counter() - started:.0f} s ({load()})", flush=True)
-            pids = [pid for master in groups for pid in worker_pids(master)] + backend_pids()
-            samples: dict[str, list[tuple[float, float]]] = {"one": [], "per group": [], "spread": []}
+            pids = {"web": [pid for master in groups for pid in worker_pids(master)], "db": backend_pids()}
+            modes = {"one": [acme], "per group": per_group, "spread": spread}
+            samples: dict[int, dict[str, list[Sample]]] = {
+                c: {mode: [] for mode in modes} for c in args.connections
+            }
             for _ in range(args.rounds):
-                samples["one"].append(sequential([acme], args.duration, pids))
-                samples["per group"].append(sequential(per_group, args.duration, pids))
-                samples["spread"].append(sequential(spread, args.duration, pids))
-            rates = {}
-            if args.concurrent:
-                for mode, targets in (("one", [acme]), ("spread", spread)):
-                    rates[mode] = run_wrk(f"http://{HOST}/", mcp_round_robin_script(targets), args.duration)
+                for connections in args.connections:
+                    for mode, targets in modes.items():
+                        samples[connections][mode].append(block(targets, args.duration, pids, connections))
             backends = [status_mb(pid, "RssAnon") for pid in backend_pids()]
             workers = [status_mb(pid, "VmRSS") for master in groups for pid in worker_pids(master)]
-    modes = ("one", "per group", "spread")
-    one, per, spr = (statistics.median(wall for wall, _ in samples[m]) for m in modes)
-    cpu_one, cpu_per, cpu_spr = (statistics.median(cpu for _, cpu in samples[m]) for m in modes)
-    print(
-        f"  wall one {one:.2f} ms, spread {spr:.2f} ms ({spr / one:.2f}x); CPU one {cpu_one:.2f} ms, spread"
-        f" {cpu_spr:.2f} ms ({cpu_spr / cpu_one:.2f}x); one tenant per group: wall {per:.2f} ms, CPU"
-        f" {cpu_per:.2f} ms; {dict(shares)} ({load()})",
-        flush=True,
-    )
+    figures = {c: _medians(per_mode) for c, per_mode in samples.items()}
+    for connections, f in figures.items():
+        print(
+            f"  -c{connections}: wall one {f['one'][0]:.2f} ms, spread {f['spread'][0]:.2f} ms "
+            f"({f['spread'][0] / f['one'][0]:.2f}x); CPU one {f['one'][1]:.2f} ms, spread {f['spread'][1]:.2f} ms "
+            f"({f['spread'][1] / f['one'][1]:.2f}x); one tenant per group: wall {f['per group'][0]:.2f} ms, "
+            f"CPU {f['per group'][1]:.2f} ms; CPU web/db one {f['one'][2]:.2f}/{f['one'][3]:.2f}, per group "
+            f"{f['per group'][2]:.2f}/{f['per group'][3]:.2f}, spread {f['spread'][2]:.2f}/{f['spread'][3]:.2f}; "
+            f"{dict(shares)} ({load()})",
+            flush=True,
+        )
+    return {"figures": figures, "shares": shares, "backends": backends, "workers": workers}
+
+
+def _medians(per_mode: dict[str, list[Sample]]) -> dict[str, tuple[float, ...]]:
+    """mode -> the medians over the rounds of each figure of ``Sample`` (wall, CPU, web, db)."""
     return {
-        "one": one,
-        "spread": spr,
-        "cpu_one": cpu_one,
-        "cpu_spread": cpu_spr,
-        "per_group": per,
-        "cpu_per_group": cpu_per,
-        "shares": shares,
-        "backends": backends,
-        "workers": workers,
-        "rates": rates,
+        mode: tuple(statistics.median(getattr(v, name) for v in values) for name in ("wall", "cpu", "web", "db"))
+        for mode, values in per_mode.items()
     }
 
 
@@ -194,7 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     # a sync worker takes whichever call comes: with 2 workers, after k passes a backend has missed a
     # given schema with probability 2^-k, and such a call is a cold one in the measured blocks
     parser.add_argument("--warm-passes", type=int, default=6, help="calls to every tenant before measuring")
-    parser.add_argument("--concurrent", action="store_true", help="also wrk -t2 -c8 req/s per mode")
+    # 1: one call at a time through HAProxy (a call's latency); more: concurrent calls, as many
+    # clients send them, which keep every group's processes busy
+    parser.add_argument("--connections", type=int, nargs="+", default=[1], help="wrk connections, each a block")
     args = parser.parse_args(argv)
     setup_django(migrate=False)
     spread, acme = tenant_targets(args.tenants, host=HOST), target("acme", HOST)
@@ -211,30 +226,30 @@ def main(argv: list[str] | None = None) -> None:
 def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, tenants: int) -> None:
     lines = [
         f"\n## tools/call (crm_get_contact) through HAProxy, {tenants} tenants, gunicorn groups of "
-        f"{args.workers} sync workers, wrk -t1 -c1 -d{args.duration}s x {args.rounds} rounds ({load()})\n",
-        "| groups | one tenant (acme): wall ms per call, CPU ms per call | spread: wall, CPU | spread / one: wall, CPU "
-        "| tenants per group | PostgreSQL backends, RssAnon MB median (max) | gunicorn workers, RSS MB median (max) |",
-        "|---:|---:|---:|---:|---|---:|---:|",
+        f"{args.workers} sync workers, wrk -d{args.duration}s x {args.rounds} rounds ({load()})\n",
+        "| groups | tenants per group | PostgreSQL backends, RssAnon MB median (max) "
+        "| gunicorn workers, RSS MB median (max) |",
+        "|---:|---|---:|---:|",
     ]
     for count, r in results.items():
         shares = " / ".join(str(r["shares"][group_name(i)]) for i in range(count))
         backends = f"{statistics.median(r['backends']):.0f} ({max(r['backends']):.0f})" if r["backends"] else "-"
         workers = f"{statistics.median(r['workers']):.0f} ({max(r['workers']):.0f})" if r["workers"] else "-"
-        lines.append(
-            f"| {count} | {r['one']:.2f}, {r['cpu_one']:.2f} | {r['spread']:.2f}, {r['cpu_spread']:.2f} "
-            f"| {r['spread'] / r['one']:.2f}x, {r['cpu_spread'] / r['cpu_one']:.2f}x | {shares} "
-            f"| {backends} | {workers} |"
-        )
+        lines.append(f"| {count} | {shares} | {backends} | {workers} |")
     lines += [
-        "\n| groups | one tenant per group, in turn: wall, CPU ms | spread / that: wall, CPU |",
-        "|---:|---:|---:|",
+        "\nwall ms per call is the inverse of the rate (with one connection, a call's latency); CPU ms per "
+        "call is the groups' workers and PostgreSQL backends.\n",
+        "| connections | groups | one tenant (acme): wall, CPU ms | one tenant per group, in turn: wall, CPU ms "
+        "| spread: wall, CPU ms | spread / one: wall, CPU (web, db) | spread / one per group: wall, CPU |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [
-        f"| {c} | {r['per_group']:.2f}, {r['cpu_per_group']:.2f} | {r['spread'] / r['per_group']:.2f}x, "
-        f"{r['cpu_spread'] / r['cpu_per_group']:.2f}x |"
-        for c, r in results.items()
-    ]
-    if args.concurrent:
-        lines += ["\nwrk -t2 -c8, req/s:\n", "| groups | one tenant | spread |", "|---:|---:|---:|"]
-        lines += [f"| {c} | {r['rates']['one']:.0f} | {r['rates']['spread']:.0f} |" for c, r in results.items()]
+    for connections in args.connections:
+        for count, r in results.items():
+            one, per, spr = (r["figures"][connections][mode] for mode in ("one", "per group", "spread"))
+            lines.append(
+                f"| {connections} | {count} | {one[0]:.2f}, {one[1]:.2f} | {per[0]:.2f}, {per[1]:.2f} "
+                f"| {spr[0]:.2f}, {spr[1]:.2f} | {spr[0] / one[0]:.2f}x, {spr[1] / one[1]:.2f}x "
+                f"({spr[2] / one[2]:.2f}x, {spr[3] / one[3]:.2f}x) "
+                f"| {spr[0] / per[0]:.2f}x, {spr[1] / per[1]:.2f}x |"
+            )
     print("\n".join(lines))

@@ -4,7 +4,8 @@ The tenant row as it is *now* (routing left the active check to this statement o
 ``tenants.routing.confirm_tenant``), the token row (by SHA-256 checksum: tokens are stored hashed),
 its client and the user's current role in this tenant come back together, with the tenant matrix row
 of the tool being called; expiry and audience are checked in memory. A token minted by another tenant
-does not exist in this schema at all.
+does not exist in this schema at all. The client's challenge channel is read only for a refused
+``tools/call`` (``oauth.selectors.challenge_channel_of``).
 
 ``bearer_statement`` runs the statement; the view hands its tenant row to routing, which refuses a
 deactivated or deleted tenant before any token check; ``admit`` then checks the token. Both read the
@@ -26,7 +27,6 @@ from declarations.scopes import admin_only_scopes, base_scopes
 from mcp_tools.challenges import AuthClass, AuthFailure
 from mcp_tools.edge import Edge
 from mcp_tools.statements import BEARER, TENANT_FIELDS
-from oauth.models import ChallengeChannel
 from pgtenancy.prepared import fetch_prepared
 from tenants.models import Membership, Tenant
 from tenants.selectors import tenant_by_slug
@@ -47,7 +47,7 @@ class Statement:
 @dataclass(frozen=True)
 class Caller:
     principal: Principal
-    channel: str  # a ChallengeChannel value
+    application_id: int | None  # the token's client (None: anonymous), whose channel a refusal reads
     tenant: Tenant  # the tenant row, as the bearer statement read it
     # the tenant's matrix row for the tool being called, read in the same query (None: no row)
     tool_policy: tuple[bool, str, bool] | None = None
@@ -90,11 +90,11 @@ def admit(statement: Statement, edge: Edge) -> Caller:
     if statement.error is not None:
         raise statement.error
     tenant = statement.tenant  # a row: routing refused the tenant otherwise
-    token_id, user_id, scope, expires, resource, client_id, role, channel, enabled, scopes, noauth = statement.row
+    token_id, user_id, scope, expires, resource, client_id, role, application, enabled, scopes, noauth = statement.row
     tool_policy = (enabled, scopes, noauth) if enabled is not None else None
     if edge.token is None:  # the anonymous caller
         principal = Principal(None, tenant.pk, tenant.slug, None, frozenset(), edge.request_id)
-        return Caller(principal, ChallengeChannel.HTTP, tenant, tool_policy)
+        return Caller(principal, None, tenant, tool_policy)
     if token_id is None:
         raise AuthFailure(AuthClass.INVALID_TOKEN, "The access token is invalid or has been revoked", base_scopes())
     subject = (user_id, client_id)  # who a refusal below concerns (mcp_tools.observe)
@@ -123,4 +123,4 @@ def admit(statement: Statement, edge: Edge) -> Caller:
         scopes=granted,
         request_id=edge.request_id,
     )
-    return Caller(principal, channel or ChallengeChannel.HTTP, tenant, tool_policy)
+    return Caller(principal, application, tenant, tool_policy)

@@ -23,6 +23,7 @@ from mcp_tools.protocol import Incoming, ProtocolError
 from mcp_tools.selectors import EffectivePolicy, effective_policies, policy_for
 from mcp_tools.stepup import note_http_challenge
 from oauth.models import ChallengeChannel
+from oauth.selectors import challenge_channel_of
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ def _tools_call(edge: Edge, caller: Caller, params: Any, server_info: dict) -> H
         result = call_tool_once(call)
         observe.tool_called(edge, caller, params.name, result)
     except AuthFailure as failure:
-        channel = "tool_result" if caller.channel == ChallengeChannel.TOOL_RESULT else "http"
+        in_result = challenge_channel_of(caller.application_id) == ChallengeChannel.TOOL_RESULT
+        channel = "tool_result" if in_result else "http"
         observe.challenged(edge, failure, channel, caller, params.name)
         if channel == "http":
             return _challenge_answer(failure, edge)

@@ -17,7 +17,6 @@ from oauth2_provider.models import AccessToken, Application
 
 from accounts.models import User
 from mcp_tools.models import IdempotencyRecord, ToolPolicy
-from oauth.models import ClientProfile
 from pgtenancy.prepared import TenantStatement
 from tenants.models import Membership, Tenant
 
@@ -55,22 +54,22 @@ TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
 def _bearer_statement() -> TenantStatement:
     """One statement: the tenant row (always, when the slug exists: ``LEFT JOIN`` of the token), the
     token, its client, the caller's role in this tenant (NULL if not an active member:
-    ``active_role_sql``), the client's challenge channel and the tool's matrix row. Written as SQL
-    because this runs on every MCP request and the ORM's compilation of the equivalent
-    Exists/Subquery annotations costs more than the query; prepared (``pgtenancy.prepared``) because
-    PostgreSQL's planning of its eight relations costs more than executing it. The tenant's tables are
-    schema-qualified, one statement per schema (``TenantStatement``), so calls that alternate between
-    tenants keep each schema's plan instead of re-planning on every call. Parameters: the token's
+    ``active_role_sql``), its client's id and the tool's matrix row. The client's challenge channel is
+    not read here: only a refused ``tools/call`` needs it (``oauth.selectors.challenge_channel_of``),
+    and its subquery cost 8 µs of every call (docs/benchmarks.md). Written as SQL because this runs on
+    every MCP request and the ORM's compilation of the equivalent Exists/Subquery annotations costs
+    more than the query; prepared (``pgtenancy.prepared``) because PostgreSQL's planning of its
+    relations costs more than executing it. The tenant's tables are schema-qualified, one statement
+    per schema (``TenantStatement``), so calls that alternate between tenants keep each schema's plan
+    instead of re-planning on every call. Parameters: the token's
     SHA-256 checksum (NULL: no token), the tool name ("" for none), the tenant's schema name."""
     token, app = AccessToken._meta.db_table, Application._meta.db_table
-    profile, policy = ClientProfile._meta.db_table, ToolPolicy._meta.db_table
+    policy = ToolPolicy._meta.db_table
     tenant_columns = ", ".join(f"tn.{name}" for name in TENANT_FIELDS)
     return TenantStatement(f"""
         SELECT {tenant_columns},
                t.id, t.user_id, t.scope, t.expires, t.resource, a.client_id,
-               {active_role_sql("t.user_id", tenant="tn")} AS role,
-               (SELECT p.challenge_channel FROM {{tenant}}.{profile} p
-                 WHERE p.application_id = t.application_id) AS channel,
+               {active_role_sql("t.user_id", tenant="tn")} AS role, t.application_id,
                tp.enabled, tp.scopes, tp.noauth
           FROM public.{Tenant._meta.db_table} tn
           LEFT JOIN {{tenant}}.{token} t ON t.token_checksum = %s
@@ -93,13 +92,9 @@ def bearer_row(checksum: str | None, tool_name: str, schema_name: str) -> tuple[
     token: tuple[Any, ...] = (None,) * 8
     if found is not None:
         role = active_roles(tenant_id).filter(user_id=found.user_id).values_list("role", flat=True).first()
-        channel = (
-            ClientProfile.objects.filter(application_id=found.application_id)
-            .values_list("challenge_channel", flat=True)
-            .first()
-        )
         client_id = found.application.client_id if found.application_id else None
-        token = (found.pk, found.user_id, found.scope, found.expires, found.resource, client_id, role, channel)
+        application = found.application_id
+        token = (found.pk, found.user_id, found.scope, found.expires, found.resource, client_id, role, application)
     policy = ToolPolicy.objects.filter(tool_name=tool_name).values_list("enabled", "scopes", "noauth").first()
     return (*tenant, *token, *(policy or (None, None, None)))
 

@@ -28,11 +28,15 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
     """Every answer gets its CORS headers from ``mcp_tools.middleware.McpCorsMiddleware``, routing's
     answers on this path included."""
     try:
+        # DNS-rebinding protection first: the resource is built from the Host, read through get_host,
+        # which checks it against ALLOWED_HOSTS (in development routing checked it already,
+        # tenants.hosts; DisallowedHost is Django's 400); then the Origin, in the transport checks
+        resource = mcp_resource(request)
         edge = Edge(
             incoming=_transport(request),
             token=bearer_token(request.META.get("HTTP_AUTHORIZATION", "")),  # the one read of the header
             tenant_slug=request.tenant.schema_name,
-            resource=mcp_resource(request),
+            resource=resource,
             peer=peer(request),  # parsed into an address only for an audit row (Edge.source_address)
             request_id=os.urandom(16).hex(),  # 32 hex digits, as uuid4().hex, without building a UUID
         )
@@ -50,12 +54,9 @@ def mcp_endpoint(request: HttpRequest) -> HttpResponse:
 
 
 def _transport(request: HttpRequest) -> Incoming:
-    """Host, Origin, CORS preflight, method, size, content type and the JSON-RPC message; every refusal
-    (and a notification's 202) is raised as ``Answered``, a malformed message as ``ProtocolError``."""
-    # DNS-rebinding protection: the Host (against ALLOWED_HOSTS; in development routing checked it
-    # already, tenants.hosts; DisallowedHost is Django's 400), then the Origin, which gets no CORS
-    # headers when refused
-    request.get_host()
+    """Origin, CORS preflight, method, size, content type and the JSON-RPC message, for a request whose
+    Host was checked; every refusal (and a notification's 202) is raised as ``Answered``, a malformed
+    message as ``ProtocolError``."""
     answer = cors.gate(request)  # an Origin not admitted (403, no CORS headers) or a CORS preflight
     if answer is not None:
         raise Answered(answer)

@@ -22,6 +22,15 @@ def is_resource_server(application: Application) -> bool:
     return ClientProfile.objects.filter(application=application, is_resource_server=True).exists()
 
 
+def challenge_channel_of(application_id: int | None) -> str:
+    """The channel a client's refusals are answered in (``ClientProfile.challenge_channel``; HTTP for
+    no client or a client without a profile)."""
+    if application_id is None:
+        return ChallengeChannel.HTTP
+    profile = ClientProfile.objects.filter(application_id=application_id).values_list("challenge_channel", flat=True)
+    return profile.first() or ChallengeChannel.HTTP
+
+
 def choose_challenge_channel(*, facts: ClientFacts, client_id_host: str = "") -> str:
     """The explicit ``mcp_challenge_channel`` wins; then the platform's rule table (CIMD client_id
     host, redirect URI hosts, software_id); otherwise the HTTP channel."""

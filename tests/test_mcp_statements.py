@@ -18,6 +18,7 @@ from accounts.models import User
 from mcp_tools import statements
 from mcp_tools.models import IdempotencyRecord, ToolPolicy
 from oauth.models import ClientProfile
+from oauth.selectors import challenge_channel_of
 from pgtenancy.prepared import fetch_prepared
 from tenants.models import Membership
 from tenants.services import add_user
@@ -79,9 +80,11 @@ def test_the_bearer_statement_reads_what_the_orm_reads(unique):
                 rows[(kind, tool)] = in_orm
         assert fetch_prepared(statements.BEARER, [None, "", f"gone-{unique}"]) == []  # no such tenant
         assert statements.bearer_row(None, "", f"gone-{unique}") is None
+        # the channel is read only for a refusal, by the token's client (application id in the row)
+        assert [challenge_channel_of(pk) for pk in (app.pk, bare.pk, None)] == ["tool_result", "http", "http"]
     at = len(statements.TENANT_FIELDS)
-    assert rows[("member", f"tool-{unique}")][at + 6 :] == ("admin", "tool_result", False, "crm.read crm.write", False)
-    assert rows[("ended member", "")][at + 6 :] == (None, None, None, None, None)
+    assert rows[("member", f"tool-{unique}")][at + 6 :] == ("admin", app.pk, False, "crm.read crm.write", False)
+    assert rows[("ended member", "")][at + 6 :] == (None, bare.pk, None, None, None)
     assert rows[("unknown token", "")][at:] == (None,) * 11
 
 

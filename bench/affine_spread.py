@@ -177,22 +177,21 @@ def measure(count: int, args: argparse.Namespace, spread: list, acme: tuple) -> 
             workers = [status_mb(pid, "VmRSS") for master in groups for pid in worker_pids(master)]
     figures = {c: _medians(per_mode) for c, per_mode in samples.items()}
     for connections, f in figures.items():
+        one, per, spr = f["one"], f["per group"], f["spread"]
         print(
-            f"  -c{connections}: wall one {f['one'][0]:.2f} ms, spread {f['spread'][0]:.2f} ms "
-            f"({f['spread'][0] / f['one'][0]:.2f}x); CPU one {f['one'][1]:.2f} ms, spread {f['spread'][1]:.2f} ms "
-            f"({f['spread'][1] / f['one'][1]:.2f}x); one tenant per group: wall {f['per group'][0]:.2f} ms, "
-            f"CPU {f['per group'][1]:.2f} ms; CPU web/db one {f['one'][2]:.2f}/{f['one'][3]:.2f}, per group "
-            f"{f['per group'][2]:.2f}/{f['per group'][3]:.2f}, spread {f['spread'][2]:.2f}/{f['spread'][3]:.2f}; "
-            f"{dict(shares)} ({load()})",
+            f"  -c{connections}: wall one {one.wall:.2f} ms, spread {spr.wall:.2f} ms ({spr.wall / one.wall:.2f}x); "
+            f"CPU one {one.cpu:.2f} ms, spread {spr.cpu:.2f} ms ({spr.cpu / one.cpu:.2f}x); one tenant per group: "
+            f"wall {per.wall:.2f} ms, CPU {per.cpu:.2f} ms; CPU web/db one {one.web:.2f}/{one.db:.2f}, per group "
+            f"{per.web:.2f}/{per.db:.2f}, spread {spr.web:.2f}/{spr.db:.2f}; {dict(shares)} ({load()})",
             flush=True,
         )
     return {"figures": figures, "shares": shares, "backends": backends, "workers": workers}
 
 
-def _medians(per_mode: dict[str, list[Sample]]) -> dict[str, tuple[float, ...]]:
-    """mode -> the medians over the rounds of each figure of ``Sample`` (wall, CPU, web, db)."""
+def _medians(per_mode: dict[str, list[Sample]]) -> dict[str, Sample]:
+    """mode -> each figure's median over the rounds."""
     return {
-        mode: tuple(statistics.median(getattr(v, name) for v in values) for name in ("wall", "cpu", "web", "db"))
+        mode: Sample(*(statistics.median(getattr(v, name) for v in values) for name in ("wall", "cpu", "web", "db")))
         for mode, values in per_mode.items()
     }
 
@@ -247,9 +246,9 @@ def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, tenants
         for count, r in results.items():
             one, per, spr = (r["figures"][connections][mode] for mode in ("one", "per group", "spread"))
             lines.append(
-                f"| {connections} | {count} | {one[0]:.2f}, {one[1]:.2f} | {per[0]:.2f}, {per[1]:.2f} "
-                f"| {spr[0]:.2f}, {spr[1]:.2f} | {spr[0] / one[0]:.2f}x, {spr[1] / one[1]:.2f}x "
-                f"({spr[2] / one[2]:.2f}x, {spr[3] / one[3]:.2f}x) "
-                f"| {spr[0] / per[0]:.2f}x, {spr[1] / per[1]:.2f}x |"
+                f"| {connections} | {count} | {one.wall:.2f}, {one.cpu:.2f} | {per.wall:.2f}, {per.cpu:.2f} "
+                f"| {spr.wall:.2f}, {spr.cpu:.2f} | {spr.wall / one.wall:.2f}x, {spr.cpu / one.cpu:.2f}x "
+                f"({spr.web / one.web:.2f}x, {spr.db / one.db:.2f}x) "
+                f"| {spr.wall / per.wall:.2f}x, {spr.cpu / per.cpu:.2f}x |"
             )
     print("\n".join(lines))

@@ -1,7 +1,9 @@
 """MCP ``tools/call`` against the DRF + django-oauth-toolkit baseline, from one run: gunicorn (2 workers,
 gthread x 4 like ``make run``) driven by wrk in interleaved rounds (median), then in process the median
 ms per request and the statements per request. ``--before-tree``: another checkout served beside this
-one, its in-process figures from a child importing its code. ``--profile N``: cProfile of N
+one, its in-process figures from a child importing its code; with ``--before-db URL`` that child
+runs on the other tree's own database (one its code migrated, when its models no longer match this
+one's) and the before tree is measured in process only. ``--profile N``: cProfile of N
 in-process requests. ``--pairs N``: only target 1 (authorized tools/call against the DRF view without
 auth), from N back-to-back pairs of 1 s runs. ``--idempotency N``: only the idempotency record's cost
 on a write tools/call."""
@@ -149,6 +151,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--worker-class", choices=("sync", "gthread", "uvicorn"), default="gthread")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker with --worker-class gthread")
     parser.add_argument("--before-tree", type=Path, help="another checkout to measure side by side (before)")
+    parser.add_argument(
+        "--before-db",
+        help="with --before-tree: that tree's own database (migrated by its code), measured in process only",
+    )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N in-process requests")
     parser.add_argument("--in-process-json", action="store_true", help="only this tree in process, as JSON")
     parser.add_argument("--idempotency", type=int, metavar="N", help="only measure the idempotency record (N calls)")
@@ -165,7 +171,10 @@ def main(argv: list[str]) -> None:
             print(json.dumps(measure_here(args.profile)))
         return None
     threads = args.threads if args.worker_class == "gthread" else 1
-    trees = {"before": args.before_tree.resolve()} if args.before_tree else {}
+    if args.before_db and not args.before_tree:
+        parser.error("--before-db needs --before-tree")
+    # a before tree on its own database is measured in process only: its tokens live in that database
+    trees = {"before": args.before_tree.resolve()} if args.before_tree and not args.before_db else {}
     trees["after"] = ROOT
     ports = {"after": PORT, "before": int(os.environ.get("BENCH_BEFORE_PORT", PORT + 2))}
     with policy, ExitStack() as stack:
@@ -186,15 +195,17 @@ def main(argv: list[str]) -> None:
         samples = interleaved(runs, args.rounds)
         measured = {"after": measure_here(args.profile)}
         if args.before_tree:
+            env = {"DATABASE_URL": args.before_db} if args.before_db else None
             measured["before"] = child(
-                "mcp-throughput", "--in-process-json", "--profile", str(args.profile), code=args.before_tree
+                "mcp-throughput", "--in-process-json", "--profile", str(args.profile), code=args.before_tree, env=env
             )
-    report(args, list(trees), samples, measured, threads)
+    report(args, list(measured), samples, measured, threads)
     return None
 
 
 def report(args, trees: list[str], samples: dict, measured: dict, threads: int) -> None:
     rates = {key: statistics.median(values) for key, values in samples.items()}
+    nan = float("nan")  # no wrk figures for a tree measured in process only (--before-db)
     workers = f"{args.workers} {args.worker_class} workers" + (f" x {threads} threads" if threads > 1 else "")
     print(
         f"\nwrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds (median), "
@@ -203,12 +214,12 @@ def report(args, trees: list[str], samples: dict, measured: dict, threads: int) 
     print(f"{'tree':7} {'endpoint':16} {'req/s':>8} {'ms/req in-process':>18} {'queries/req':>12}   rounds")
     for tree in trees:
         for name in ENDPOINTS:
-            spread = ", ".join(f"{v:.0f}" for v in samples[(tree, name)])
+            spread = ", ".join(f"{v:.0f}" for v in samples.get((tree, name), []))
             ms, queries = measured[tree]["ms"][name], measured[tree]["queries"][name]
-            print(f"{tree:7} {name:16} {rates[(tree, name)]:8.1f} {ms:18.2f} {queries:12d}   ({spread})")
+            print(f"{tree:7} {name:16} {rates.get((tree, name), nan):8.1f} {ms:18.2f} {queries:12d}   ({spread})")
     print("\n" + "\n".join(f"  {name:16} {label}" for name, label in ENDPOINTS.items()))
     for tree in trees:
-        r, ms, q = (lambda n, t=tree: rates[(t, n)]), measured[tree]["ms"], measured[tree]["queries"]
+        r, ms, q = (lambda n, t=tree: rates.get((t, n), nan)), measured[tree]["ms"], measured[tree]["queries"]
         print(f"\n[{tree}]")
         for other, target in (("drf_dot", "2.0"), ("drf_noauth", "1.0")):
             print(
@@ -221,7 +232,7 @@ def report(args, trees: list[str], samples: dict, measured: dict, threads: int) 
             f"tools/call {q['mcp_tools_call'] - q['drf_noauth']} (target <= 2; "
             f"{q['mcp_tools_call']} statements vs {q['drf_noauth']}), DRF+DOT {q['drf_dot'] - q['drf_noauth']}"
         )
-    if "before" in trees:
+    if ("before", "mcp_tools_call") in rates:
         print("\nafter vs before (req/s):")
         for name in ENDPOINTS:
             print(f"  {name:16} {rates[('after', name)] / rates[('before', name)]:.2f}x")

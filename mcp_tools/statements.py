@@ -53,16 +53,17 @@ TENANT_FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
 
 def _bearer_statement() -> TenantStatement:
     """One statement: the tenant row (always, when the slug exists: ``LEFT JOIN`` of the token), the
-    token, its client, the caller's role in this tenant (NULL if not an active member:
-    ``active_role_sql``), its client's id and the tool's matrix row. The client's challenge channel is
-    not read here: only a refused ``tools/call`` needs it (``oauth.selectors.challenge_channel_of``),
-    and its subquery cost 8 µs of every call (docs/benchmarks.md). Written as SQL because this runs on
-    every MCP request and the ORM's compilation of the equivalent Exists/Subquery annotations costs
-    more than the query; prepared (``pgtenancy.prepared``) because PostgreSQL's planning of its
-    relations costs more than executing it. The tenant's tables are schema-qualified, one statement
-    per schema (``TenantStatement``), so calls that alternate between tenants keep each schema's plan
-    instead of re-planning on every call. Parameters: the token's
-    SHA-256 checksum (NULL: no token), the tool name ("" for none), the tenant's schema name."""
+    token, its client (``client_id`` and the application's id), the caller's role in this tenant
+    (NULL if not an active member: ``active_role_sql``) and the tool's matrix row. The client's
+    challenge channel is not read here: only a refused ``tools/call`` needs it
+    (``oauth.selectors.challenge_channel_of``), and its subquery cost 8 µs of every call
+    (docs/benchmarks.md). Written as SQL because this runs on every MCP request and the ORM's
+    compilation of the equivalent Exists/Subquery annotations costs more than the query; prepared
+    (``pgtenancy.prepared``) because PostgreSQL's planning of its relations costs more than executing
+    it. The tenant's tables are schema-qualified, one statement per schema (``TenantStatement``), so
+    calls that alternate between tenants keep each schema's plan instead of re-planning on every call.
+    Parameters: the token's SHA-256 checksum (NULL: no token), the tool name ("" for none), the
+    tenant's schema name."""
     token, app = AccessToken._meta.db_table, Application._meta.db_table
     policy = ToolPolicy._meta.db_table
     tenant_columns = ", ".join(f"tn.{name}" for name in TENANT_FIELDS)

@@ -5,7 +5,8 @@ gunicorn groups hashed on the tenant (``config/haproxy.py``, as ``make run-affin
     .venv/bin/python -m bench affine-spread [--groups 1 2 4] [--tenants 1000] [--workers 2]
         [--duration 5] [--rounds 3] [--warm-passes 6] [--connections 1 4]
 
-For each group count: the groups (gunicorn, ``--workers`` sync workers each, ``CONN_MAX_AGE=600``,
+For each group count: the groups (gunicorn, ``--workers`` workers each, gthread as ``make run-affine``
+runs them, or ``--worker-class sync``, ``CONN_MAX_AGE=600``,
 ``DATABASE_CONNECTION_MAX_SCHEMAS=0`` so only the routing bounds what a connection sees) behind
 HAProxy; ``--warm-passes`` calls to every tenant (a sync worker takes whichever call comes, so with
 two workers a backend has missed a given schema after k passes with probability 2^-k); then
@@ -56,7 +57,7 @@ STATS = f"127.0.0.1:{PORT + 100}"
 
 
 # --- processes -------------------------------------------------------------------------------------
-def start_groups(stack: ExitStack, count: int, workers: int) -> list[int]:
+def start_groups(stack: ExitStack, count: int, args: argparse.Namespace) -> list[int]:
     """``count`` gunicorn groups behind HAProxy's address: their masters' pids."""
     database = os.environ["DATABASE_URL"]
     masters = []
@@ -67,7 +68,10 @@ def start_groups(stack: ExitStack, count: int, workers: int) -> list[int]:
             # each group's connections named, so the memory read below is of the groups' backends only
             "DATABASE_URL": f"{database}{'&' if '?' in database else '?'}application_name={group_name(index)}",
         }
-        masters.append(stack.enter_context(gunicorn_process(PORT + 1 + index, workers, env=env)).pid)
+        server = gunicorn_process(
+            PORT + 1 + index, args.workers, worker_class=args.worker_class, threads=args.threads, env=env
+        )
+        masters.append(stack.enter_context(server).pid)
     return masters
 
 
@@ -147,7 +151,7 @@ def block(targets: list[tuple[str, str, int]], duration: int, pids: dict[str, li
 
 def measure(count: int, args: argparse.Namespace, spread: list, acme: tuple) -> dict[str, Any]:
     with ExitStack() as stack:
-        groups = start_groups(stack, count, args.workers)
+        groups = start_groups(stack, count, args)
         ports = [PORT + 1 + i for i in range(count)]
         with haproxy(render(HOST, ports, stats_bind=STATS), wait_for=f"http://{STATS}/"):
             states = wait_for_states(f"http://{STATS}", {group_name(i): "UP" for i in range(count)})
@@ -200,7 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__name__, __doc__)
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--tenants", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per group")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per group")
+    # sync: one call per worker, the connection closed after it; gthread is what `make run-affine`
+    # runs (config/gunicorn.py): threads, each with its own database connection, and kept-alive
+    # connections from HAProxy
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker with --worker-class gthread")
     parser.add_argument("--duration", type=int, default=5, help="wrk seconds per block")
     parser.add_argument("--rounds", type=int, default=3)
     # a sync worker takes whichever call comes: with 2 workers, after k passes a backend has missed a
@@ -225,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
 def report(results: dict[int, dict[str, Any]], args: argparse.Namespace, tenants: int) -> None:
     lines = [
         f"\n## tools/call (crm_get_contact) through HAProxy, {tenants} tenants, gunicorn groups of "
-        f"{args.workers} sync workers, wrk -d{args.duration}s x {args.rounds} rounds ({load()})\n",
+        f"{args.workers} {args.worker_class} workers"
+        + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
+        + f", wrk -d{args.duration}s x {args.rounds} rounds ({load()})\n",
         "| groups | tenants per group | PostgreSQL backends, RssAnon MB median (max) "
         "| gunicorn workers, RSS MB median (max) |",
         "|---:|---|---:|---:|",
